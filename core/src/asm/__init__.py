@@ -1,0 +1,81 @@
+"""asm: the Agent Session Manager.
+
+Sessions and runs with enforced state machines, one normalized event stream
+whatever the provider, durable event history, and every capability a plugin.
+
+>>> import asm, trio
+>>> async def main():
+...     async with asm.open_runtime(provider="echo") as rt:
+...         run = await rt.run_once("hello")
+...     return run.output
+>>> trio.run(main)
+'hello'
+"""
+
+from asm.config import AsmConfig as AsmConfig
+from asm.config import load_config as load_config
+from asm.errors import AsmError as AsmError
+from asm.events import Event as Event
+from asm.events import EventData as EventData
+from asm.events import EventType as EventType
+from asm.hookspecs import hookimpl as hookimpl
+from asm.manager import SessionManager as SessionManager
+from asm.model import Artifact as Artifact
+from asm.model import Capabilities as Capabilities
+from asm.model import Cost as Cost
+from asm.model import ErrorInfo as ErrorInfo
+from asm.model import Message as Message
+from asm.model import Page as Page
+from asm.model import ProviderError as ProviderError
+from asm.model import Run as Run
+from asm.model import RunInput as RunInput
+from asm.model import RunResult as RunResult
+from asm.model import Session as Session
+from asm.model import TokenUsage as TokenUsage
+from asm.plugins import load_plugins as load_plugins
+from asm.plugins import parse_options as parse_options
+from asm.providers.scripted import EchoProvider as EchoProvider
+from asm.providers.scripted import ScriptedProvider as ScriptedProvider
+from asm.runtime import Runtime as Runtime
+from asm.runtime import assemble as assemble
+from asm.runtime import open_runtime as open_runtime
+from asm.states import RunStatus as RunStatus
+from asm.states import SessionStatus as SessionStatus
+from asm.stores.memory import InMemoryArtifactStore as InMemoryArtifactStore
+from asm.stores.memory import InMemorySessionStore as InMemorySessionStore
+from asm.stream import stream_session as stream_session
+
+__all__ = [
+    "Artifact",
+    "AsmConfig",
+    "AsmError",
+    "Capabilities",
+    "Cost",
+    "EchoProvider",
+    "ErrorInfo",
+    "Event",
+    "EventData",
+    "EventType",
+    "InMemoryArtifactStore",
+    "InMemorySessionStore",
+    "Message",
+    "Page",
+    "ProviderError",
+    "Run",
+    "RunInput",
+    "RunResult",
+    "RunStatus",
+    "Runtime",
+    "ScriptedProvider",
+    "Session",
+    "SessionManager",
+    "SessionStatus",
+    "TokenUsage",
+    "assemble",
+    "hookimpl",
+    "load_config",
+    "load_plugins",
+    "open_runtime",
+    "parse_options",
+    "stream_session",
+]

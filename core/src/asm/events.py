@@ -1,0 +1,520 @@
+"""The normalized event catalog: one :class:`EventType` per moment, each with a
+typed, frozen payload, wrapped in the :class:`Event` envelope.
+
+Providers emit payloads; the manager wraps them into events, the store assigns
+``seq``, and only then do callbacks, sinks and subscribers see them::
+
+    await emit(MessageStreamed(delta="Hel"))
+    await emit(ToolCallStarted(tool_call_id="t1", tool_name="read", tool_input={"path": "a.py"}))
+
+``PAYLOADS[EventType.MESSAGE_STREAMED] is MessageStreamed``; ``payload.type``
+gives the type of a payload.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Final
+
+import attrs
+
+from asm.model import Cost, ProviderError, TokenUsage, new_id, utcnow
+
+__all__ = [
+    "LIFECYCLE_TYPES",
+    "PAYLOADS",
+    "SCHEMA_VERSION",
+    "ApprovalDenied",
+    "ApprovalGranted",
+    "ApprovalRequested",
+    "ArtifactStored",
+    "CostUpdated",
+    "ErrorOccurred",
+    "ErrorRecovered",
+    "Event",
+    "EventData",
+    "EventType",
+    "MessageReceived",
+    "MessageSent",
+    "MessageStreamed",
+    "PolicyViolation",
+    "ProviderError",
+    "RunCancelled",
+    "RunCompleted",
+    "RunFailed",
+    "RunQueued",
+    "RunStarted",
+    "RunTimeout",
+    "SessionCancelled",
+    "SessionCompleted",
+    "SessionCreated",
+    "SessionFailed",
+    "SessionPaused",
+    "SessionResumed",
+    "SessionStarted",
+    "ThinkingStreamed",
+    "TokenUsageUpdated",
+    "ToolCallCompleted",
+    "ToolCallFailed",
+    "ToolCallStarted",
+    "TurnCompleted",
+    "WorkspaceDiffComputed",
+    "WorkspaceSnapshotTaken",
+]
+
+#: Version of the event JSON layout; stored with every event.
+SCHEMA_VERSION: Final = 1
+
+
+class EventType(StrEnum):
+    """Every kind of event asm emits."""
+
+    SESSION_CREATED = "session_created"
+    SESSION_STARTED = "session_started"
+    SESSION_PAUSED = "session_paused"
+    SESSION_RESUMED = "session_resumed"
+    SESSION_COMPLETED = "session_completed"
+    SESSION_FAILED = "session_failed"
+    SESSION_CANCELLED = "session_cancelled"
+    RUN_QUEUED = "run_queued"
+    RUN_STARTED = "run_started"
+    MESSAGE_SENT = "message_sent"
+    MESSAGE_STREAMED = "message_streamed"
+    MESSAGE_RECEIVED = "message_received"
+    THINKING_STREAMED = "thinking_streamed"
+    TOOL_CALL_STARTED = "tool_call_started"
+    TOOL_CALL_COMPLETED = "tool_call_completed"
+    TOOL_CALL_FAILED = "tool_call_failed"
+    TOKEN_USAGE_UPDATED = "token_usage_updated"
+    TURN_COMPLETED = "turn_completed"
+    COST_UPDATED = "cost_updated"
+    RUN_COMPLETED = "run_completed"
+    RUN_FAILED = "run_failed"
+    RUN_CANCELLED = "run_cancelled"
+    RUN_TIMEOUT = "run_timeout"
+    POLICY_VIOLATION = "policy_violation"
+    APPROVAL_REQUESTED = "approval_requested"
+    APPROVAL_GRANTED = "approval_granted"
+    APPROVAL_DENIED = "approval_denied"
+    WORKSPACE_SNAPSHOT_TAKEN = "workspace_snapshot_taken"
+    WORKSPACE_DIFF_COMPUTED = "workspace_diff_computed"
+    ARTIFACT_STORED = "artifact_stored"
+    ERROR_OCCURRED = "error_occurred"
+    ERROR_RECOVERED = "error_recovered"
+
+
+_T = EventType
+
+
+class EventData:
+    """Base of every payload; ``type`` names the event the payload belongs to."""
+
+    __slots__ = ()
+    type: ClassVar[EventType]
+
+
+# -- session -----------------------------------------------------------------
+
+
+@attrs.frozen
+class SessionCreated(EventData):
+    """A session was created (status pending)."""
+
+    type: ClassVar[EventType] = _T.SESSION_CREATED
+    agent_id: str
+    provider: str | None = None
+
+
+@attrs.frozen
+class SessionStarted(EventData):
+    """A session became active."""
+
+    type: ClassVar[EventType] = _T.SESSION_STARTED
+
+
+@attrs.frozen
+class SessionPaused(EventData):
+    """A session was paused."""
+
+    type: ClassVar[EventType] = _T.SESSION_PAUSED
+    reason: str | None = None
+
+
+@attrs.frozen
+class SessionResumed(EventData):
+    """A paused session became active again."""
+
+    type: ClassVar[EventType] = _T.SESSION_RESUMED
+
+
+@attrs.frozen
+class SessionCompleted(EventData):
+    """A session ended successfully."""
+
+    type: ClassVar[EventType] = _T.SESSION_COMPLETED
+
+
+@attrs.frozen
+class SessionFailed(EventData):
+    """A session ended in failure."""
+
+    type: ClassVar[EventType] = _T.SESSION_FAILED
+    error_code: str
+    error_message: str
+    provider_error: ProviderError | None = None
+
+
+@attrs.frozen
+class SessionCancelled(EventData):
+    """A session was cancelled."""
+
+    type: ClassVar[EventType] = _T.SESSION_CANCELLED
+    reason: str | None = None
+
+
+# -- run ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class RunQueued(EventData):
+    """A run was queued by a SessionServer; ``position`` counts from 1."""
+
+    type: ClassVar[EventType] = _T.RUN_QUEUED
+    position: int = 0
+
+
+@attrs.frozen
+class RunStarted(EventData):
+    """A run started executing on ``provider``."""
+
+    type: ClassVar[EventType] = _T.RUN_STARTED
+    provider: str
+    model: str | None = None
+
+
+@attrs.frozen
+class RunCompleted(EventData):
+    """A run finished; ``usage`` is the whole run's."""
+
+    type: ClassVar[EventType] = _T.RUN_COMPLETED
+    stop_reason: str | None = None
+    usage: TokenUsage = TokenUsage()
+    model: str | None = None
+
+
+@attrs.frozen
+class RunFailed(EventData):
+    """A run failed; ``provider_error`` says how, when a provider failed."""
+
+    type: ClassVar[EventType] = _T.RUN_FAILED
+    error_code: str
+    error_message: str
+    retryable: bool = False
+    provider_error: ProviderError | None = None
+
+
+@attrs.frozen
+class RunCancelled(EventData):
+    """A run was cancelled before it finished."""
+
+    type: ClassVar[EventType] = _T.RUN_CANCELLED
+    reason: str | None = None
+
+
+@attrs.frozen
+class RunTimeout(EventData):
+    """A run exceeded its time limit of ``timeout_s`` seconds."""
+
+    type: ClassVar[EventType] = _T.RUN_TIMEOUT
+    timeout_s: float
+
+
+# -- messages ----------------------------------------------------------------
+
+
+@attrs.frozen
+class MessageSent(EventData):
+    """An input message was sent to the provider."""
+
+    type: ClassVar[EventType] = _T.MESSAGE_SENT
+    content: str
+    role: str = "user"
+
+
+@attrs.frozen
+class MessageStreamed(EventData):
+    """A chunk of output text; ``stream`` tags its origin (``stdout``/``stderr`` for shell)."""
+
+    type: ClassVar[EventType] = _T.MESSAGE_STREAMED
+    delta: str
+    stream: str | None = None
+
+
+@attrs.frozen
+class MessageReceived(EventData):
+    """A complete message from the provider."""
+
+    type: ClassVar[EventType] = _T.MESSAGE_RECEIVED
+    content: str
+    role: str = "assistant"
+
+
+@attrs.frozen
+class ThinkingStreamed(EventData):
+    """A chunk of the model's reasoning."""
+
+    type: ClassVar[EventType] = _T.THINKING_STREAMED
+    delta: str
+
+
+# -- tools -------------------------------------------------------------------
+
+
+@attrs.frozen
+class ToolCallStarted(EventData):
+    """The model called a tool (command executions and file edits are tools too)."""
+
+    type: ClassVar[EventType] = _T.TOOL_CALL_STARTED
+    tool_call_id: str
+    tool_name: str
+    tool_input: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ToolCallCompleted(EventData):
+    """A tool call returned ``tool_output`` (any JSON value)."""
+
+    type: ClassVar[EventType] = _T.TOOL_CALL_COMPLETED
+    tool_call_id: str
+    tool_name: str
+    tool_output: Any = None
+
+
+@attrs.frozen
+class ToolCallFailed(EventData):
+    """A tool call failed; the error goes back to the model."""
+
+    type: ClassVar[EventType] = _T.TOOL_CALL_FAILED
+    tool_call_id: str
+    tool_name: str
+    error_message: str
+
+
+# -- usage and cost ----------------------------------------------------------
+
+
+@attrs.frozen
+class TokenUsageUpdated(EventData):
+    """Tokens used since the previous update of this run (they add up to the run's usage)."""
+
+    type: ClassVar[EventType] = _T.TOKEN_USAGE_UPDATED
+    usage: TokenUsage
+
+
+@attrs.frozen
+class TurnCompleted(EventData):
+    """A model turn (one request/response round) ended; ``turn`` counts from 1."""
+
+    type: ClassVar[EventType] = _T.TURN_COMPLETED
+    turn: int
+
+
+@attrs.frozen
+class CostUpdated(EventData):
+    """The run's cost so far."""
+
+    type: ClassVar[EventType] = _T.COST_UPDATED
+    cost: Cost
+    model: str | None = None
+
+
+# -- policy and approval -----------------------------------------------------
+
+
+@attrs.frozen
+class PolicyViolation(EventData):
+    """A policy was violated; ``action`` is what asm did about it."""
+
+    type: ClassVar[EventType] = _T.POLICY_VIOLATION
+    policy: str
+    kind: str
+    action: str
+    details: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ApprovalRequested(EventData):
+    """A tool call waits for approval."""
+
+    type: ClassVar[EventType] = _T.APPROVAL_REQUESTED
+    tool_call_id: str
+    tool_name: str
+    tool_input: dict[str, Any] = attrs.field(factory=dict)
+    policy: str | None = None
+
+
+@attrs.frozen
+class ApprovalGranted(EventData):
+    """A tool call was approved."""
+
+    type: ClassVar[EventType] = _T.APPROVAL_GRANTED
+    tool_call_id: str
+    tool_name: str
+
+
+@attrs.frozen
+class ApprovalDenied(EventData):
+    """A tool call was denied."""
+
+    type: ClassVar[EventType] = _T.APPROVAL_DENIED
+    tool_call_id: str
+    tool_name: str
+    reason: str | None = None
+
+
+# -- workspace and artifacts -------------------------------------------------
+
+
+@attrs.frozen
+class WorkspaceSnapshotTaken(EventData):
+    """A snapshot of the working directory was taken."""
+
+    type: ClassVar[EventType] = _T.WORKSPACE_SNAPSHOT_TAKEN
+    label: str
+    backend: str
+    ref: str
+
+
+@attrs.frozen
+class WorkspaceDiffComputed(EventData):
+    """The working directory changed by this much during the run."""
+
+    type: ClassVar[EventType] = _T.WORKSPACE_DIFF_COMPUTED
+    files_changed: int
+    insertions: int = 0
+    deletions: int = 0
+    patch_ref: str | None = None
+
+
+@attrs.frozen
+class ArtifactStored(EventData):
+    """A blob was stored in the artifact store under ``key``."""
+
+    type: ClassVar[EventType] = _T.ARTIFACT_STORED
+    key: str
+    size: int
+    content_type: str | None = None
+
+
+# -- errors ------------------------------------------------------------------
+
+
+@attrs.frozen
+class ErrorOccurred(EventData):
+    """An error that did not (yet) end the run."""
+
+    type: ClassVar[EventType] = _T.ERROR_OCCURRED
+    error_code: str
+    error_message: str
+    provider_error: ProviderError | None = None
+
+
+@attrs.frozen
+class ErrorRecovered(EventData):
+    """A previous error was recovered from (e.g. by a retry or failover)."""
+
+    type: ClassVar[EventType] = _T.ERROR_RECOVERED
+    error_code: str
+    message: str | None = None
+
+
+PAYLOADS: Final[dict[EventType, type[EventData]]] = {
+    cls.type: cls
+    for cls in (
+        SessionCreated,
+        SessionStarted,
+        SessionPaused,
+        SessionResumed,
+        SessionCompleted,
+        SessionFailed,
+        SessionCancelled,
+        RunQueued,
+        RunStarted,
+        MessageSent,
+        MessageStreamed,
+        MessageReceived,
+        ThinkingStreamed,
+        ToolCallStarted,
+        ToolCallCompleted,
+        ToolCallFailed,
+        TokenUsageUpdated,
+        TurnCompleted,
+        CostUpdated,
+        RunCompleted,
+        RunFailed,
+        RunCancelled,
+        RunTimeout,
+        PolicyViolation,
+        ApprovalRequested,
+        ApprovalGranted,
+        ApprovalDenied,
+        WorkspaceSnapshotTaken,
+        WorkspaceDiffComputed,
+        ArtifactStored,
+        ErrorOccurred,
+        ErrorRecovered,
+    )
+}
+
+#: Types only the manager emits: a provider that emits one is failed.
+LIFECYCLE_TYPES: Final = frozenset(
+    {t for t in EventType if t.value.startswith("session_")}
+    | {_T.RUN_QUEUED, _T.RUN_STARTED, _T.RUN_COMPLETED, _T.RUN_FAILED, _T.RUN_CANCELLED, _T.RUN_TIMEOUT}
+)
+
+
+@attrs.frozen
+class Event:
+    """One durable, ordered fact about a session.
+
+    ``seq`` is ``None`` until a store assigns it (1, 2, 3, ... per session);
+    ``at`` is when it happened; ``data`` is the typed payload, and ``type``
+    comes from it.
+    """
+
+    id: str
+    session_id: str
+    run_id: str | None
+    data: EventData
+    at: datetime
+    seq: int | None = None
+    provider: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def type(self) -> EventType:
+        """The event's type, from its payload."""
+        return self.data.type
+
+    @classmethod
+    def new(
+        cls,
+        data: EventData,
+        *,
+        session_id: str,
+        run_id: str | None = None,
+        provider: str | None = None,
+    ) -> Event:
+        """A fresh, unsequenced event with a new id and the current time.
+
+        >>> Event.new(MessageStreamed(delta="hi"), session_id="ses_1").type
+        <EventType.MESSAGE_STREAMED: 'message_streamed'>
+        """
+        return cls(new_id("evt"), session_id, run_id, data, utcnow(), None, provider)
+
+    def with_seq(self, seq: int) -> Event:
+        """This event as stored at ``seq`` (stores call this)."""
+        return Event(
+            self.id, self.session_id, self.run_id, self.data, self.at, seq, self.provider, self.schema_version
+        )

@@ -1,0 +1,138 @@
+"""The plugin contract: every hook a plugin may implement.
+
+A plugin is a module (or object) with functions decorated ``@asm.hookimpl``
+whose names match the specs below; a distribution makes it discoverable with
+an entry point in the group ``asm``::
+
+    [project.entry-points.asm]
+    myplugin = "asm_myplugin"
+
+**Registration hooks** run once, when the registry loads. Each receives a
+``register(name, factory)`` callable; ``factory(config)`` gets the plugin's
+config table (a dict, ``{}`` when there is none, e.g. ``[providers.myname]``
+in ``asm.toml``) and returns the object. A name registered twice (by two
+plugins) is an error naming both.
+
+**Runtime hooks** observe or shape the flow of a run. They are plain
+functions; those that may need to wait may return an awaitable, which asm
+awaits. A runtime hook that raises fails the run it belongs to, never the
+process. See docs/writing-plugins.md for a runnable example of each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pluggy
+
+from asm.events import ApprovalRequested, Event
+from asm.model import Run, Session
+
+__all__ = ["hookimpl", "hookspec"]
+
+hookspec = pluggy.HookspecMarker("asm")
+hookimpl = pluggy.HookimplMarker("asm")
+
+Register = Callable[[str, Callable[[dict[str, Any]], Any]], None]
+
+
+# -- registration ------------------------------------------------------------
+
+
+@hookspec
+def asm_register_providers(register: Register) -> None:
+    """Register providers: ``register("name", factory)``, where
+    ``factory(config) -> Provider`` (see :class:`asm.ports.Provider`).
+
+    The name is what users write in ``--provider`` and ``provider = "..."``.
+    """
+
+
+@hookspec
+def asm_register_stores(register: Register) -> None:
+    """Register session stores: ``factory(config) -> SessionStore``.
+
+    If the store needs opening (a connection pool), return an object that is
+    also an async context manager; the runtime enters and exits it.
+    """
+
+
+@hookspec
+def asm_register_artifact_stores(register: Register) -> None:
+    """Register artifact stores: ``factory(config) -> ArtifactStore``."""
+
+
+@hookspec
+def asm_register_renderers(register: Register) -> None:
+    """Register renderers: ``factory(config) -> Renderer``."""
+
+
+@hookspec
+def asm_register_sinks(register: Register) -> None:
+    """Register sinks: ``factory(config) -> Sink``."""
+
+
+@hookspec
+def asm_register_policies(register: Register) -> None:
+    """Register named policies: ``factory(config) -> policy object``."""
+
+
+@hookspec
+def asm_register_pricing(register: Register) -> None:
+    """Register pricing tables: ``factory(config) -> pricing table``."""
+
+
+@hookspec
+def asm_register_tools(register: Register) -> None:
+    """Register tools providers may offer the model: ``factory(config) -> tool``."""
+
+
+@hookspec
+def asm_register_commands(register: Register) -> None:
+    """Register ``asm`` subcommands: ``factory(subparsers) -> None`` adds an
+    argparse sub-parser whose ``handler`` default is ``handler(args) -> int``."""
+
+
+# -- runtime -----------------------------------------------------------------
+
+
+@hookspec
+def asm_transform_event(event: Event) -> Event | None:
+    """Called for every event before it is stored, in plugin order; return a
+    replacement (e.g. with secrets redacted) or ``None`` to keep it as is.
+    Each implementation sees the previous one's result."""
+
+
+@hookspec
+def asm_event(event: Event) -> Awaitable[None] | None:
+    """Called for every event after the store acknowledged it (telemetry,
+    pub/sub, audit). What this hook has seen survives a crash. Keep it
+    fast: a slow hook slows the run that produced the event."""
+
+
+@hookspec
+def asm_session_started(session: Session) -> Awaitable[None] | None:
+    """A session became active."""
+
+
+@hookspec
+def asm_session_ended(session: Session) -> Awaitable[None] | None:
+    """A session reached a terminal status (completed, failed, cancelled)."""
+
+
+@hookspec
+def asm_run_starting(session: Session, run: Run) -> Awaitable[None] | None:
+    """A run is about to execute (its status is already ``running``)."""
+
+
+@hookspec
+def asm_run_finished(session: Session, run: Run) -> Awaitable[None] | None:
+    """A run ended; ``run.status`` is terminal and all its events are stored."""
+
+
+@hookspec(firstresult=True)
+def asm_approve_tool(request: ApprovalRequested, run: Run) -> bool | Awaitable[bool] | None:
+    """Answer a tool call that needs approval: ``True`` to allow, ``False`` to
+    deny, ``None`` to leave it to the next plugin. The first non-``None``
+    answer wins; with no answer, the call is denied."""

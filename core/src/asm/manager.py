@@ -1,0 +1,647 @@
+"""SessionManager: sessions and runs through their state machines, one event stream.
+
+>>> async def main():
+...     manager = SessionManager(InMemorySessionStore(), provider=EchoProvider())
+...     run = await manager.run_once("hello")
+...     print(run.status, run.output)
+
+Events reach ``on_event`` callbacks (sync or async), sinks and the
+``asm_event`` hook only after the store acknowledged them, in seq order. A
+provider's ``emit`` returns as soon as the event is in the run's bounded write
+queue; a writer task commits what has queued in batches (group commit) and
+hands the stored events on. A run ends only after all its events are stored.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from asm.errors import AsmError
+from asm.events import (
+    LIFECYCLE_TYPES,
+    ApprovalDenied,
+    ApprovalGranted,
+    ApprovalRequested,
+    Event,
+    EventData,
+    MessageSent,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunStarted,
+    RunTimeout,
+    SessionCancelled,
+    SessionCompleted,
+    SessionCreated,
+    SessionFailed,
+    SessionPaused,
+    SessionResumed,
+    SessionStarted,
+    TokenUsageUpdated,
+)
+from asm.model import ErrorInfo, ProviderError, Run, RunInput, RunResult, Session, TokenUsage, new_id, utcnow
+from asm.plugins import PluginRegistry
+from asm.ports import EventCallback, Provider, SessionStore
+from asm.states import RunStatus, SessionStatus, check_run_transition, check_session_transition
+
+__all__ = ["SessionManager"]
+
+# The run whose task (or writer) is running now: cancel_run from inside a run
+# (e.g. an on_event callback) must not wait for that run to end.
+_current_run: contextvars.ContextVar[str | None] = contextvars.ContextVar("asm_current_run", default=None)
+
+ProviderLike = Provider | str | None
+
+
+@attrs.define
+class _ActiveRun:
+    scope: trio.CancelScope
+    done: trio.Event = attrs.field(factory=trio.Event)
+    reason: str | None = None
+
+
+class SessionManager:
+    """Runs sessions and runs against a store and providers.
+
+    ``provider`` is the default provider; ``providers`` resolves provider names
+    (a mapping or a ``name -> Provider`` callable, e.g. a runtime's). With
+    ``plugins``, the runtime hooks (``asm_event``, ``asm_transform_event``,
+    lifecycle and approval hooks) are called.
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        *,
+        provider: Provider | None = None,
+        providers: Mapping[str, Provider] | Callable[[str], Provider] | None = None,
+        plugins: PluginRegistry | None = None,
+        on_event: EventCallback | None = None,
+        run_timeout: float | None = None,
+        event_buffer_size: int = 1000,
+        error_text_max_bytes: int = 16_384,
+        error_text_max_lines: int = 200,
+    ) -> None:
+        if event_buffer_size < 1:
+            raise AsmError("validation_error", f"event_buffer_size must be >= 1, not {event_buffer_size}")
+        self.store = store
+        self.provider = provider
+        self._providers = providers
+        self.plugins = plugins
+        self._on_event = on_event
+        self.run_timeout = run_timeout
+        self.event_buffer_size = event_buffer_size
+        self.error_text_max_bytes = error_text_max_bytes
+        self.error_text_max_lines = error_text_max_lines
+        self._active: dict[str, _ActiveRun] = {}
+        self._transforms: list[Callable[..., Event | None]] = []
+        self._event_hook: Callable[..., list[Any]] | None = None
+        if plugins is not None:
+            self._transforms = [impl.function for impl in reversed(plugins.hook.asm_transform_event.get_hookimpls())]
+            if plugins.hook.asm_event.get_hookimpls():
+                self._event_hook = plugins.hook.asm_event
+
+    # -- sessions ------------------------------------------------------------
+
+    async def start_session(
+        self,
+        *,
+        agent_id: str | None = None,
+        provider: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Iterable[str] = (),
+        parent_session_id: str | None = None,
+        on_event: EventCallback | None = None,
+    ) -> Session:
+        """Create a session (status ``pending``) and emit ``session_created``."""
+        provider_name = provider or (self.provider.name if self.provider is not None else None)
+        session = Session(
+            id=new_id("ses"),
+            agent_id=agent_id or provider_name or "agent",
+            provider=provider_name,
+            parent_session_id=parent_session_id,
+            metadata=dict(metadata or {}),
+            tags=tuple(tags),
+        )
+        await self.store.save_session(session)
+        await self._publish(session.id, None, [SessionCreated(session.agent_id, provider_name)], on_event)
+        return session
+
+    async def get_session(self, session_id: str) -> Session:
+        """The stored session, or ``session_not_found``."""
+        return await self.store.get_session(session_id)
+
+    async def activate_session(self, session_id: str, *, on_event: EventCallback | None = None) -> Session:
+        """``pending -> active`` (``session_started``) or ``paused -> active`` (``session_resumed``)."""
+        session = await self.store.get_session(session_id)
+        data: EventData = SessionResumed() if session.status is SessionStatus.PAUSED else SessionStarted()
+        session = await self._move_session(session, SessionStatus.ACTIVE, data, on_event)
+        await self._call_hook("asm_session_started", session=session)
+        return session
+
+    async def pause_session(
+        self, session_id: str, *, reason: str | None = None, on_event: EventCallback | None = None
+    ) -> Session:
+        """``active -> paused``; runs already executing go on, new runs wait for resume."""
+        session = await self.store.get_session(session_id)
+        return await self._move_session(session, SessionStatus.PAUSED, SessionPaused(reason), on_event)
+
+    async def resume_session(self, session_id: str, *, on_event: EventCallback | None = None) -> Session:
+        """``paused -> active`` (emits ``session_resumed``)."""
+        session = await self.store.get_session(session_id)
+        check_session_transition(session.status, SessionStatus.ACTIVE)
+        return await self.activate_session(session_id, on_event=on_event)
+
+    async def complete_session(self, session_id: str, *, on_event: EventCallback | None = None) -> Session:
+        """End a session successfully (``session_completed``)."""
+        session = await self.store.get_session(session_id)
+        session = await self._move_session(session, SessionStatus.COMPLETED, SessionCompleted(), on_event)
+        await self._call_hook("asm_session_ended", session=session)
+        return session
+
+    async def fail_session(
+        self,
+        session_id: str,
+        error: AsmError | ErrorInfo | str,
+        *,
+        on_event: EventCallback | None = None,
+    ) -> Session:
+        """End a session in failure (``session_failed``), recording why."""
+        info = _error_info(error)
+        session = await self.store.get_session(session_id)
+        data = SessionFailed(info.code, info.message, info.provider_error)
+        session = await self._move_session(session, SessionStatus.FAILED, data, on_event, error=info)
+        await self._call_hook("asm_session_ended", session=session)
+        return session
+
+    async def cancel_session(
+        self, session_id: str, *, reason: str | None = None, on_event: EventCallback | None = None
+    ) -> Session:
+        """Cancel a session: its pending and executing runs are cancelled first."""
+        session = await self.store.get_session(session_id)
+        check_session_transition(session.status, SessionStatus.CANCELLED)
+        for run in await self.store.list_runs(session_id):
+            if not run.status.is_terminal:
+                await self.cancel_run(run.id, reason=reason or "session cancelled")
+        session = await self.store.get_session(session_id)
+        session = await self._move_session(session, SessionStatus.CANCELLED, SessionCancelled(reason), on_event)
+        await self._call_hook("asm_session_ended", session=session)
+        return session
+
+    async def _move_session(
+        self,
+        session: Session,
+        target: SessionStatus,
+        data: EventData,
+        on_event: EventCallback | None,
+        *,
+        error: ErrorInfo | None = None,
+    ) -> Session:
+        check_session_transition(session.status, target)
+        session = attrs.evolve(session, status=target, updated_at=utcnow(), error=error or session.error)
+        await self.store.save_session(session)
+        await self._publish(session.id, None, [data], on_event)
+        return session
+
+    # -- runs ----------------------------------------------------------------
+
+    async def start_run(
+        self,
+        session_id: str,
+        input: object,
+        *,
+        provider: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """Create a ``pending`` run in an active session (no event yet).
+
+        ``input`` is a prompt string, a list of messages or a ``RunInput``;
+        empty or malformed input is a ``validation_error``.
+        """
+        run_input = RunInput.coerce(input, options=options)
+        session = await self.store.get_session(session_id)
+        if session.status is not SessionStatus.ACTIVE:
+            raise AsmError(
+                "session_not_active",
+                f"session {session_id} is {session.status.value}; runs start only in an active session "
+                "(call activate_session first)",
+                details={"session_id": session_id, "status": session.status.value},
+            )
+        run_id = new_id("run")
+        run = Run(
+            id=run_id,
+            session_id=session_id,
+            input=attrs.evolve(run_input, session_id=session_id, run_id=run_id),
+            provider=provider or session.provider,
+            metadata=dict(metadata or {}),
+        )
+        await self.store.save_run(run)
+        return run
+
+    async def get_run(self, run_id: str) -> Run:
+        """The stored run, or ``run_not_found``."""
+        return await self.store.get_run(run_id)
+
+    async def execute_run(
+        self,
+        run_id: str,
+        *,
+        provider: ProviderLike = None,
+        on_event: EventCallback | None = None,
+        timeout: float | None = None,
+    ) -> Run:
+        """Execute a pending run to its end and return the final ``Run``.
+
+        The returned run's status is ``completed``, ``failed``, ``cancelled``
+        (``cancel_run``) or ``timeout`` (``timeout`` seconds, default the
+        manager's ``run_timeout``); ``run.raise_for_status()`` raises on
+        anything but completed. If the calling task is cancelled, the run is
+        recorded as cancelled and the cancellation propagates.
+        """
+        run = await self.store.get_run(run_id)
+        session = await self.store.get_session(run.session_id)
+        if session.status is not SessionStatus.ACTIVE:
+            raise AsmError(
+                "session_not_active",
+                f"session {session.id} is {session.status.value}; activate it before executing runs",
+                details={"session_id": session.id},
+            )
+        chosen = self._resolve_provider(provider if provider is not None else run.provider)
+        check_run_transition(run.status, RunStatus.RUNNING)
+        run = attrs.evolve(run, status=RunStatus.RUNNING, started_at=utcnow(), provider=chosen.name)
+        await self.store.save_run(run)
+        active = self._active[run.id] = _ActiveRun(trio.CancelScope())
+        token = _current_run.set(run.id)
+        try:
+            await self._call_hook("asm_run_starting", session=session, run=run)
+            limit = self.run_timeout if timeout is None else timeout
+            async with trio.open_nursery() as nursery:
+                writer = _RunWriter(self, run, chosen.name, on_event, active.scope)
+                nursery.start_soon(writer.run)
+                return await self._drive(session, run, chosen, writer, active, limit)
+        finally:
+            _current_run.reset(token)
+            del self._active[run.id]
+            active.done.set()
+
+    async def _drive(
+        self,
+        session: Session,
+        run: Run,
+        provider: Provider,
+        writer: _RunWriter,
+        active: _ActiveRun,
+        limit: float | None,
+    ) -> Run:
+        result: RunResult | None = None
+        error: AsmError | None = None
+        with active.scope:
+            with trio.move_on_after(float("inf") if limit is None else limit) as deadline:
+                try:
+                    await writer.publish(RunStarted(provider.name, run.input.options.get("model")))
+                    for message in run.input.messages:
+                        await writer.publish(MessageSent(message.content, message.role))
+                    result = await provider.execute(run.input, writer)
+                except AsmError as exc:
+                    error = exc
+                except trio.Cancelled:
+                    if not (active.scope.cancel_called or deadline.cancel_called):
+                        # Cancelled from outside (the caller's scope): record, then propagate.
+                        with trio.CancelScope(shield=True):
+                            await self._finish(session, run, writer, RunStatus.CANCELLED, RunCancelled("caller cancelled"))
+                    raise
+                except Exception as exc:
+                    error = AsmError(
+                        "provider_error",
+                        f"provider {provider.name!r} crashed: {exc!r}",
+                        details={"provider_error": ProviderError(provider.name, "crash", repr(exc))},
+                    )
+        if writer.error is not None:
+            error = writer.error
+        if error is not None:
+            info = _error_info(error, self)
+            data: EventData = RunFailed(info.code, info.message, info.retryable, info.provider_error)
+            return await self._finish(session, run, writer, RunStatus.FAILED, data, error=info)
+        if deadline.cancelled_caught:
+            timeout_s = float(limit or 0.0)
+            info = ErrorInfo("timeout", f"run exceeded its timeout of {timeout_s:g}s; raise the timeout", True)
+            return await self._finish(session, run, writer, RunStatus.TIMEOUT, RunTimeout(timeout_s), error=info)
+        if result is None:
+            reason = active.reason or "cancelled"
+            info = ErrorInfo("cancelled", f"run was cancelled ({reason})")
+            return await self._finish(session, run, writer, RunStatus.CANCELLED, RunCancelled(reason), error=info)
+        usage = result.usage if result.usage != TokenUsage() else writer.usage
+        data = RunCompleted(result.stop_reason, usage, result.model)
+        return await self._finish(session, run, writer, RunStatus.COMPLETED, data, result=result, usage=usage)
+
+    async def _finish(
+        self,
+        session: Session,
+        run: Run,
+        writer: _RunWriter,
+        status: RunStatus,
+        data: EventData,
+        *,
+        result: RunResult | None = None,
+        error: ErrorInfo | None = None,
+        usage: TokenUsage | None = None,
+    ) -> Run:
+        # Everything the provider emitted is stored before the run is final;
+        # the terminal event comes after the final state, so whoever sees it
+        # can read the finished run.
+        await writer.close()
+        check_run_transition(run.status, status)
+        run = attrs.evolve(
+            run,
+            status=status,
+            ended_at=utcnow(),
+            result=result,
+            error=error,
+            usage=usage if usage is not None else writer.usage,
+        )
+        await self.store.save_run(run)
+        if writer.error is None:
+            await self._publish(run.session_id, run.id, [data], writer.on_event, provider=run.provider)
+        await self._call_hook("asm_run_finished", session=session, run=run)
+        return run
+
+    async def cancel_run(self, run_id: str, *, reason: str | None = None) -> Run:
+        """Cancel a run and return it.
+
+        A pending run becomes ``cancelled`` at once. A run executing in this
+        manager is cancelled through its cancel scope; the call waits until it
+        has ended (unless made from inside that run, e.g. from its
+        ``on_event`` callback). A run that has already ended is returned as
+        is. A run executing in another process cannot be cancelled from here.
+        """
+        active = self._active.get(run_id)
+        if active is not None:
+            active.reason = active.reason or reason or "cancel_run"
+            active.scope.cancel()
+            if _current_run.get() != run_id:
+                await active.done.wait()
+            return await self.store.get_run(run_id)
+        run = await self.store.get_run(run_id)
+        if run.status.is_terminal:
+            return run
+        if run.status is RunStatus.RUNNING:
+            raise AsmError(
+                "invalid_operation",
+                f"run {run_id} is executing in another process (or one that died); cancel it there, "
+                "or recover runs of dead processes with the store's maintenance",
+                details={"run_id": run_id},
+            )
+        reason = reason or "cancel_run"
+        run = attrs.evolve(
+            run,
+            status=check_run_transition(run.status, RunStatus.CANCELLED),
+            ended_at=utcnow(),
+            error=ErrorInfo("cancelled", f"run was cancelled ({reason})"),
+        )
+        await self.store.save_run(run)
+        await self._publish(run.session_id, run.id, [RunCancelled(reason)], None, provider=run.provider)
+        return run
+
+    async def run_once(
+        self,
+        input: object,
+        *,
+        provider: ProviderLike = None,
+        agent_id: str | None = None,
+        on_event: EventCallback | None = None,
+        timeout: float | None = None,
+        options: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """One run in a new session: create, activate, execute, then complete
+        the session (or fail / cancel it as the run ended). Returns the run.
+
+        >>> run = await manager.run_once("What is 2 + 2?")  # doctest: +SKIP
+        >>> run.raise_for_status().output  # doctest: +SKIP
+        """
+        run_input = RunInput.coerce(input, options=options)
+        chosen = self._resolve_provider(provider)
+        session = await self.start_session(
+            agent_id=agent_id, provider=chosen.name, metadata=metadata, on_event=on_event
+        )
+        await self.activate_session(session.id, on_event=on_event)
+        run = await self.start_run(session.id, run_input, provider=chosen.name)
+        try:
+            run = await self.execute_run(run.id, provider=chosen, on_event=on_event, timeout=timeout)
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True):
+                await self.cancel_session(session.id, reason="caller cancelled", on_event=on_event)
+            raise
+        if run.status is RunStatus.COMPLETED:
+            await self.complete_session(session.id, on_event=on_event)
+        elif run.status is RunStatus.CANCELLED:
+            await self.cancel_session(session.id, reason=run.error.message if run.error else None, on_event=on_event)
+        else:
+            assert run.error is not None
+            await self.fail_session(session.id, run.error, on_event=on_event)
+        return run
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _resolve_provider(self, provider: ProviderLike) -> Provider:
+        if provider is None:
+            if self.provider is None:
+                raise AsmError(
+                    "validation_error",
+                    "no provider given and the manager has no default; pass provider=... "
+                    "or create SessionManager(store, provider=...)",
+                )
+            return self.provider
+        if not isinstance(provider, str):
+            return provider
+        if self.provider is not None and self.provider.name == provider:
+            return self.provider
+        if self._providers is None:
+            raise AsmError(
+                "provider_not_found",
+                f"no provider named {provider!r}: this manager resolves no names; pass the provider object",
+            )
+        if callable(self._providers):
+            return self._providers(provider)
+        try:
+            return self._providers[provider]
+        except KeyError:
+            known = ", ".join(sorted(self._providers)) or "none"
+            raise AsmError("provider_not_found", f"no provider named {provider!r}; known: {known}") from None
+
+    def _make_event(self, session_id: str, run_id: str | None, data: EventData, provider: str | None) -> Event:
+        event = Event.new(data, session_id=session_id, run_id=run_id, provider=provider)
+        for transform in self._transforms:
+            replaced = transform(event=event)
+            if replaced is not None:
+                event = replaced
+        return event
+
+    async def _publish(
+        self,
+        session_id: str,
+        run_id: str | None,
+        datas: Sequence[EventData],
+        on_event: EventCallback | None,
+        *,
+        provider: str | None = None,
+    ) -> list[Event]:
+        events = [self._make_event(session_id, run_id, d, provider) for d in datas]
+        stored = await self.store.append_events(events)
+        await self._deliver(stored, on_event)
+        return stored
+
+    async def _deliver(self, events: Sequence[Event], on_event: EventCallback | None) -> None:
+        callbacks = [c for c in (self._on_event, on_event) if c is not None]
+        hook = self._event_hook
+        for event in events:
+            for callback in callbacks:
+                outcome = callback(event)
+                if outcome is not None:
+                    await outcome
+            if hook is not None:
+                for outcome in hook(event=event):
+                    if inspect.isawaitable(outcome):
+                        await outcome
+
+    async def _call_hook(self, name: str, **kwargs: Any) -> None:
+        if self.plugins is None:
+            return
+        for outcome in getattr(self.plugins.hook, name)(**kwargs):
+            if inspect.isawaitable(outcome):
+                await outcome
+
+
+def _error_info(error: AsmError | ErrorInfo | str, manager: SessionManager | None = None) -> ErrorInfo:
+    if isinstance(error, str):
+        info = ErrorInfo("internal_error", error)
+    elif isinstance(error, AsmError):
+        info = ErrorInfo.from_error(error)
+    else:
+        info = error
+    if manager is not None and info.provider_error is not None:
+        cut = info.provider_error.truncated_to(
+            max_bytes=manager.error_text_max_bytes, max_lines=manager.error_text_max_lines
+        )
+        info = attrs.evolve(info, provider_error=cut)
+    return info
+
+
+class _RunWriter:
+    """Per-run bounded write queue and the task that commits it in batches.
+
+    It is the ``emit`` (:class:`asm.ports.Emit`) the provider gets."""
+
+    def __init__(
+        self,
+        manager: SessionManager,
+        run: Run,
+        provider: str,
+        on_event: EventCallback | None,
+        run_scope: trio.CancelScope,
+    ) -> None:
+        self._manager = manager
+        self._run = run
+        self._session_id = run.session_id
+        self._run_id = run.id
+        self._provider = provider
+        self.on_event = on_event
+        self._run_scope = run_scope
+        self._capacity = manager.event_buffer_size
+        self._buffer: list[Event] = []
+        self._has_work = trio.Event()
+        self._has_space = trio.Event()
+        self._done = trio.Event()
+        self._closed = False
+        self.usage = TokenUsage()
+        self.error: AsmError | None = None
+
+    async def __call__(self, data: EventData, /) -> None:
+        """Queue one payload from the provider (waits only while the queue is full)."""
+        if not isinstance(data, EventData) or data.type in LIFECYCLE_TYPES:
+            raise AsmError(
+                "validation_error",
+                f"provider {self._provider!r} emitted {data!r}; providers emit content payloads from asm.events, "
+                "and the manager emits the lifecycle ones",
+            )
+        if isinstance(data, TokenUsageUpdated):
+            self.usage = self.usage + data.usage
+        await self.publish(data)
+
+    async def publish(self, data: EventData) -> None:
+        if self._closed:
+            raise AsmError("invalid_operation", f"run {self._run_id} has ended; its emit can no longer be used")
+        if self.error is not None:
+            raise self.error
+        self._buffer.append(self._manager._make_event(self._session_id, self._run_id, data, self._provider))
+        self._has_work.set()
+        while len(self._buffer) >= self._capacity and self.error is None and not self._done.is_set():
+            self._has_space = trio.Event()
+            await self._has_space.wait()
+
+    async def request_approval(self, tool_call_id: str, tool_name: str, tool_input: dict[str, Any]) -> bool:
+        """Emit ``approval_requested``, ask the ``asm_approve_tool`` hook, emit
+        the answer (``approval_granted`` / ``approval_denied``) and return it.
+        With no hook answering, the call is denied."""
+        request = ApprovalRequested(tool_call_id, tool_name, dict(tool_input))
+        await self.publish(request)
+        answer: object = None
+        plugins = self._manager.plugins
+        if plugins is not None:
+            answer = plugins.hook.asm_approve_tool(request=request, run=self._run)
+            if inspect.isawaitable(answer):
+                answer = await answer
+        if answer is True:
+            await self.publish(ApprovalGranted(tool_call_id, tool_name))
+            return True
+        reason = "denied by the approval hook" if answer is False else "no approval hook answered"
+        await self.publish(ApprovalDenied(tool_call_id, tool_name, reason))
+        return False
+
+    async def run(self) -> None:
+        try:
+            while True:
+                if not self._buffer:
+                    if self._closed:
+                        return
+                    self._has_work = trio.Event()
+                    await self._has_work.wait()
+                    continue
+                await self._flush()
+        except AsmError as exc:
+            self.error = exc
+            self._run_scope.cancel()
+        except Exception as exc:
+            self.error = AsmError("internal_error", f"an event consumer of run {self._run_id} raised {exc!r}")
+            self._run_scope.cancel()
+        finally:
+            if self._buffer and self.error is None:
+                # Cancelled from outside: what was accepted is still stored.
+                with trio.CancelScope(shield=True):
+                    try:
+                        await self._flush(deliver=False)
+                    except AsmError as exc:
+                        self.error = exc
+            self._has_space.set()
+            self._done.set()
+
+    async def _flush(self, *, deliver: bool = True) -> None:
+        batch, self._buffer = self._buffer, []
+        self._has_space.set()
+        with trio.CancelScope(shield=True):
+            stored = await self._manager.store.append_events(batch)
+        if deliver:
+            await self._manager._deliver(stored, self.on_event)
+
+    async def close(self) -> None:
+        """Stop accepting events and wait until everything queued is stored and delivered."""
+        self._closed = True
+        self._has_work.set()
+        await self._done.wait()

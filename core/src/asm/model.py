@@ -1,0 +1,344 @@
+"""Value types: sessions, runs, inputs, results, usage, cost, artifacts, pages.
+
+Every value is a frozen attrs class; change one with ``attrs.evolve``. The
+:class:`~asm.events.Event` envelope and its payloads live in :mod:`asm.events`.
+
+>>> RunInput.coerce("hello").messages
+(Message(role='user', content='hello'),)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from asm.errors import AsmError
+from asm.states import RunStatus, SessionStatus
+
+if TYPE_CHECKING:
+    from asm.events import Event
+
+__all__ = [
+    "Artifact",
+    "Capabilities",
+    "Cost",
+    "ErrorInfo",
+    "Message",
+    "Page",
+    "ProviderError",
+    "Run",
+    "RunInput",
+    "RunResult",
+    "Session",
+    "TokenUsage",
+    "new_id",
+    "truncate_text",
+    "utcnow",
+]
+
+
+def new_id(prefix: str) -> str:
+    """A new random id: ``prefix`` + ``_`` + 32 hex digits (128 random bits).
+
+    >>> new_id("ses").startswith("ses_")
+    True
+    """
+    return f"{prefix}_{os.urandom(16).hex()}"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+@attrs.frozen
+class TokenUsage:
+    """Tokens used; ``+`` adds two usages field by field.
+
+    >>> (TokenUsage(input_tokens=3) + TokenUsage(output_tokens=4)).total_tokens
+    7
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens (cache tokens are part of the input)."""
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+        )
+
+
+@attrs.frozen
+class Cost:
+    """A cost in US dollars, with its breakdown where known."""
+
+    total_usd: float = 0.0
+    input_usd: float = 0.0
+    output_usd: float = 0.0
+    cache_read_usd: float = 0.0
+    cache_write_usd: float = 0.0
+
+
+@attrs.frozen
+class Capabilities:
+    """What a provider can do; the router matches runs on these flags."""
+
+    streaming: bool = True
+    tools: bool = False
+    thinking: bool = False
+    native_resume: bool = False
+    code_execution: bool = False
+    file_access: bool = False
+
+
+@attrs.frozen
+class ProviderError:
+    """What a provider reported when it failed; ``stderr`` is already cut to the
+    ``error_text_max_bytes`` / ``error_text_max_lines`` limits (``truncated`` says so)."""
+
+    provider: str
+    kind: str
+    message: str
+    exit_code: int | None = None
+    stderr: str | None = None
+    truncated: bool = False
+
+    def truncated_to(self, *, max_bytes: int, max_lines: int) -> ProviderError:
+        """This error with ``stderr`` cut to the limits (``truncated`` set if cut)."""
+        if self.stderr is None:
+            return self
+        stderr, cut = truncate_text(self.stderr, max_bytes=max_bytes, max_lines=max_lines)
+        if not cut:
+            return self
+        return attrs.evolve(self, stderr=stderr, truncated=True)
+
+
+def truncate_text(text: str, *, max_bytes: int, max_lines: int) -> tuple[str, bool]:
+    """Cut ``text`` to its first ``max_lines`` lines, then to ``max_bytes``
+    UTF-8 bytes (never splitting a character); say whether anything was cut.
+
+    >>> truncate_text("a\\nb\\nc", max_bytes=100, max_lines=2)
+    ('a\\nb', True)
+    """
+    cut = False
+    lines = text.split("\n")
+    if len(lines) > max_lines:
+        text, cut = "\n".join(lines[:max_lines]), True
+    encoded = text.encode("utf-8")
+    if len(encoded) > max_bytes:
+        text, cut = encoded[:max_bytes].decode("utf-8", errors="ignore"), True
+    return text, cut
+
+
+@attrs.frozen
+class ErrorInfo:
+    """Why a run or session failed: the :class:`~asm.errors.AsmError` as a value."""
+
+    code: str
+    message: str
+    retryable: bool = False
+    provider_error: ProviderError | None = None
+    details: dict[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_error(cls, error: AsmError) -> ErrorInfo:
+        """The value form of ``error`` (a ``provider_error`` in its details is lifted out)."""
+        details = dict(error.details)
+        provider_error = details.pop("provider_error", None)
+        return cls(
+            code=error.code,
+            message=error.message,
+            retryable=error.retryable,
+            provider_error=provider_error if isinstance(provider_error, ProviderError) else None,
+            details=details,
+        )
+
+    def to_error(self) -> AsmError:
+        """The exception form, e.g. to raise from :meth:`Run.raise_for_status`."""
+        details = dict(self.details)
+        if self.provider_error is not None:
+            details["provider_error"] = self.provider_error
+        return AsmError(self.code, self.message, retryable=self.retryable, details=details)
+
+
+_ROLES = frozenset({"user", "assistant", "system", "tool"})
+
+
+def _check_role(_: object, __: attrs.Attribute[str], value: str) -> None:
+    if value not in _ROLES:
+        raise AsmError(
+            "validation_error",
+            f"message role {value!r} is not one of {sorted(_ROLES)}; use 'user' for input",
+        )
+
+
+@attrs.frozen
+class Message:
+    """One message of a conversation."""
+
+    role: str = attrs.field(validator=_check_role)
+    content: str
+
+
+@attrs.frozen
+class RunInput:
+    """What a run is asked to do: the messages, and per-run provider options
+    (``model``, ``system_prompt``, ``max_turns``, ...). ``session_id`` and
+    ``run_id`` are filled in by the manager before the provider sees it."""
+
+    messages: tuple[Message, ...]
+    options: dict[str, Any] = attrs.field(factory=dict)
+    session_id: str = ""
+    run_id: str = ""
+
+    @property
+    def prompt(self) -> str:
+        """The content of the last user message ('' if there is none)."""
+        for message in reversed(self.messages):
+            if message.role == "user":
+                return message.content
+        return ""
+
+    @classmethod
+    def coerce(cls, value: object, *, options: Mapping[str, Any] | None = None) -> RunInput:
+        """Accept a prompt string, a list of messages (``Message`` or
+        ``{"role", "content"}`` dicts) or a ``RunInput``; reject anything empty.
+
+        >>> RunInput.coerce([{"role": "user", "content": "hi"}]).prompt
+        'hi'
+        """
+        extra = dict(options or {})
+        if isinstance(value, RunInput):
+            run_input = attrs.evolve(value, options={**value.options, **extra}) if extra else value
+        elif isinstance(value, str):
+            run_input = cls(messages=(Message("user", value),), options=extra)
+        elif isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+            run_input = cls(messages=tuple(_coerce_message(m) for m in value), options=extra)
+        else:
+            raise AsmError(
+                "validation_error",
+                f"run input must be a prompt string or a list of messages, not {type(value).__name__}",
+            )
+        if not any(m.content.strip() for m in run_input.messages):
+            raise AsmError("validation_error", "run input is empty; pass a non-empty prompt or message")
+        return run_input
+
+
+def _coerce_message(value: object) -> Message:
+    if isinstance(value, Message):
+        return value
+    if isinstance(value, Mapping):
+        role, content = value.get("role", "user"), value.get("content")
+        if isinstance(role, str) and isinstance(content, str):
+            return Message(role, content)
+    raise AsmError(
+        "validation_error",
+        f"malformed message {value!r}; each message needs a string 'role' and 'content'",
+    )
+
+
+@attrs.frozen
+class RunResult:
+    """What a provider returns when it finishes a run."""
+
+    output: str = ""
+    stop_reason: str | None = None
+    usage: TokenUsage = TokenUsage()
+    model: str | None = None
+    cost: Cost | None = None
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Session:
+    """A conversation with one agent: a sequence of runs and their events."""
+
+    id: str
+    agent_id: str
+    status: SessionStatus = SessionStatus.PENDING
+    provider: str | None = None
+    created_at: datetime = attrs.field(factory=utcnow)
+    updated_at: datetime = attrs.field(factory=utcnow)
+    parent_session_id: str | None = None
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+    tags: tuple[str, ...] = ()
+    error: ErrorInfo | None = None
+
+
+@attrs.frozen
+class Run:
+    """One request to a provider inside a session, and how it ended.
+
+    ``execute_run`` and ``run_once`` return the final ``Run`` whatever its
+    status; :meth:`raise_for_status` turns a failure into its ``AsmError``.
+    """
+
+    id: str
+    session_id: str
+    input: RunInput
+    status: RunStatus = RunStatus.PENDING
+    provider: str | None = None
+    created_at: datetime = attrs.field(factory=utcnow)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    result: RunResult | None = None
+    error: ErrorInfo | None = None
+    usage: TokenUsage = TokenUsage()
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def output(self) -> str:
+        """The provider's final output text ('' unless the run completed)."""
+        return self.result.output if self.result is not None else ""
+
+    def raise_for_status(self) -> Run:
+        """Return ``self`` if the run completed, else raise why it did not.
+
+        >>> run.raise_for_status().output  # doctest: +SKIP
+        'Hello!'
+        """
+        if self.status is RunStatus.COMPLETED:
+            return self
+        if self.error is not None:
+            raise self.error.to_error()
+        raise AsmError("invalid_operation", f"run {self.id} is {self.status.value}, not completed")
+
+
+@attrs.frozen
+class Artifact:
+    """A stored blob's description (the bytes stay in the ArtifactStore)."""
+
+    key: str
+    size: int
+    content_type: str | None = None
+    sha256: str | None = None
+    created_at: datetime = attrs.field(factory=utcnow)
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Page:
+    """A page of events read from a store.
+
+    ``cursor`` is the seq to pass as ``after=`` to read the next page (the last
+    event's seq, or the ``after`` you passed when the page is empty);
+    ``has_more`` says whether events past the page matched when it was read.
+    """
+
+    events: tuple[Event, ...]
+    cursor: int
+    has_more: bool = False

@@ -1,0 +1,326 @@
+"""Plugin discovery and the registries built from it.
+
+Plugins are entry points in the group ``asm`` (each a module with
+``@asm.hookimpl`` functions); asm-core's own built-ins register through the
+same hooks. ``ASM_LOAD_PLUGINS=a,b`` loads only the named entry points (or
+distributions; empty loads none but the built-ins); ``ASM_TRACE_PLUGINS=1``
+traces every hook call to stderr.
+
+>>> registry = load_plugins()
+>>> "echo" in registry.names("providers")
+True
+>>> provider = registry.create("providers", "echo", {})
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from importlib import metadata
+from types import ModuleType
+from typing import Any, Final, TypeVar
+
+import attrs
+import pluggy
+
+from asm import hookspecs
+from asm.errors import AsmError
+
+__all__ = [
+    "KINDS",
+    "parse_options",
+    "BrokenPlugin",
+    "PluginInfo",
+    "PluginRegistry",
+    "Registration",
+    "load_plugins",
+]
+
+ENTRY_POINT_GROUP: Final = "asm"
+
+T = TypeVar("T")
+
+#: kind -> the registration hook that fills it
+KINDS: Final[dict[str, str]] = {
+    "providers": "asm_register_providers",
+    "stores": "asm_register_stores",
+    "artifact_stores": "asm_register_artifact_stores",
+    "renderers": "asm_register_renderers",
+    "sinks": "asm_register_sinks",
+    "policies": "asm_register_policies",
+    "pricing": "asm_register_pricing",
+    "tools": "asm_register_tools",
+    "commands": "asm_register_commands",
+}
+
+_SINGULAR: Final = {
+    "providers": "provider",
+    "stores": "store",
+    "artifact_stores": "artifact store",
+    "renderers": "renderer",
+    "sinks": "sink",
+    "policies": "policy",
+    "pricing": "pricing table",
+    "tools": "tool",
+    "commands": "command",
+}
+
+_NOT_FOUND_CODE: Final = {"providers": "provider_not_found"}
+
+
+@attrs.frozen
+class Registration:
+    """One name a plugin registered, and who registered it."""
+
+    kind: str
+    name: str
+    factory: Callable[[dict[str, Any]], Any]
+    plugin: str
+    distribution: str | None
+    version: str | None
+
+
+@attrs.frozen
+class BrokenPlugin:
+    """An entry point that failed to load; the other plugins still work."""
+
+    entry_point: str
+    distribution: str | None
+    error: str
+
+
+@attrs.frozen
+class PluginInfo:
+    """A loaded plugin: its distribution, version and what it registered."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    registers: dict[str, tuple[str, ...]]
+
+
+class PluginRegistry:
+    """The loaded plugins and, per kind, the factories they registered by name."""
+
+    def __init__(
+        self,
+        manager: pluggy.PluginManager,
+        *,
+        broken: Iterable[BrokenPlugin] = (),
+        distributions: Mapping[str, tuple[str | None, str | None]] | None = None,
+    ) -> None:
+        self.manager = manager
+        self.hook = manager.hook
+        self.broken: list[BrokenPlugin] = list(broken)
+        self._distributions = {"asm-core": ("asm-core", _version("asm-core")), **(distributions or {})}
+        self._registrations: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
+        self._collect()
+
+    def _collect(self) -> None:
+        for kind, hook_name in KINDS.items():
+            caller = getattr(self.hook, hook_name)
+            # Call each implementation alone so every name is attributed to
+            # its plugin (for duplicate errors and ``asm plugins``).
+            for impl in reversed(caller.get_hookimpls()):
+                dist, version = self._distribution_of(impl.plugin_name)
+
+                def register(
+                    name: str,
+                    factory: Callable[[dict[str, Any]], Any],
+                    *,
+                    _kind: str = kind,
+                    _plugin: str = impl.plugin_name,
+                    _dist: str | None = dist,
+                    _version: str | None = version,
+                ) -> None:
+                    self._add(Registration(_kind, name, factory, _plugin, _dist, _version))
+
+                try:
+                    impl.function(register=register)
+                except AsmError:
+                    raise
+                except Exception as exc:  # a plugin's bug must not take the others down
+                    self.broken.append(BrokenPlugin(impl.plugin_name, dist, f"{hook_name} raised {exc!r}"))
+
+    def _add(self, registration: Registration) -> None:
+        table = self._registrations[registration.kind]
+        existing = table.get(registration.name)
+        if existing is not None:
+            what = _SINGULAR[registration.kind]
+            raise AsmError(
+                "duplicate_plugin",
+                f"{what} {registration.name!r} is registered by both {_owner(existing)} and "
+                f"{_owner(registration)}; uninstall one or limit plugins with ASM_LOAD_PLUGINS",
+                details={"kind": registration.kind, "name": registration.name},
+            )
+        table[registration.name] = registration
+
+    def names(self, kind: str) -> list[str]:
+        """The registered names of ``kind`` (``"providers"``, ``"stores"``, ...), sorted."""
+        return sorted(self._table(kind))
+
+    def get(self, kind: str, name: str) -> Registration:
+        """The registration of ``name``, or an error listing what is installed."""
+        table = self._table(kind)
+        try:
+            return table[name]
+        except KeyError:
+            pass
+        what = _SINGULAR[kind]
+        installed = ", ".join(sorted(table)) or "none"
+        hint = ""
+        if self.broken:
+            hint = "; these plugins failed to load: " + ", ".join(
+                f"{b.entry_point} ({b.distribution or 'unknown distribution'}: {b.error})" for b in self.broken
+            )
+        raise AsmError(
+            _NOT_FOUND_CODE.get(kind, "plugin_not_found"),
+            f"no {what} named {name!r}; installed: {installed}. Install the plugin that provides it{hint}",
+            details={"kind": kind, "name": name, "installed": sorted(table)},
+        )
+
+    def create(self, kind: str, name: str, config: Mapping[str, Any] | None = None) -> Any:
+        """Build the object ``name`` of ``kind`` from its config table."""
+        registration = self.get(kind, name)
+        try:
+            return registration.factory(dict(config or {}))
+        except AsmError:
+            raise
+        except Exception as exc:
+            raise AsmError(
+                "invalid_config",
+                f"{_SINGULAR[kind]} {name!r} could not be created from its config: {exc}",
+                details={"kind": kind, "name": name},
+            ) from exc
+
+    def registrations(self, kind: str) -> list[Registration]:
+        """Every registration of ``kind``, sorted by name."""
+        return [self._table(kind)[n] for n in self.names(kind)]
+
+    def plugins(self) -> list[PluginInfo]:
+        """Each loaded plugin with its distribution, version and registrations."""
+        infos: dict[str, dict[str, list[str]]] = {}
+        owners: dict[str, tuple[str | None, str | None]] = {}
+        for name, plugin in self.manager.list_name_plugin():
+            if plugin is None:
+                continue
+            infos.setdefault(name, {})
+            owners[name] = self._distribution_of(name)
+        for kind in KINDS:
+            for registration in self._registrations[kind].values():
+                infos.setdefault(registration.plugin, {}).setdefault(kind, []).append(registration.name)
+        return [
+            PluginInfo(
+                name=name,
+                distribution=owners.get(name, (None, None))[0],
+                version=owners.get(name, (None, None))[1],
+                registers={kind: tuple(sorted(names)) for kind, names in kinds.items()},
+            )
+            for name, kinds in sorted(infos.items())
+        ]
+
+    def _distribution_of(self, plugin_name: str) -> tuple[str | None, str | None]:
+        return self._distributions.get(plugin_name, (None, None))
+
+    def _table(self, kind: str) -> dict[str, Registration]:
+        try:
+            return self._registrations[kind]
+        except KeyError:
+            raise AsmError(
+                "validation_error", f"unknown plugin kind {kind!r}; kinds are {', '.join(KINDS)}"
+            ) from None
+
+
+def _owner(registration: Registration) -> str:
+    if registration.distribution:
+        return f"plugin {registration.plugin!r} (distribution {registration.distribution})"
+    return f"plugin {registration.plugin!r}"
+
+
+def parse_options(cls: type[T], config: Mapping[str, Any], what: str) -> T:
+    """Build a plugin's options class (frozen attrs) from its config table;
+    an unknown key or a wrong type is an ``invalid_config`` error naming it.
+
+    >>> @attrs.frozen
+    ... class EchoOptions:
+    ...     prefix: str = ""
+    >>> parse_options(EchoOptions, {"prefix": "> "}, "echo provider")
+    EchoOptions(prefix='> ')
+    """
+    from asm.serde import structure
+
+    try:
+        return structure(dict(config), cls, what=f"{what} config")
+    except AsmError as exc:
+        raise AsmError("invalid_config", exc.message, details=exc.details) from None
+
+
+def _builtin_module() -> ModuleType:
+    from asm import _builtins
+
+    return _builtins
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _wanted(env: Mapping[str, str]) -> set[str] | None:
+    raw = env.get("ASM_LOAD_PLUGINS")
+    if raw is None:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def load_plugins(
+    *,
+    entry_points: bool = True,
+    extra: Iterable[object] = (),
+    env: Mapping[str, str] | None = None,
+) -> PluginRegistry:
+    """Load the built-ins, the ``asm`` entry points and ``extra`` plugin objects.
+
+    A plugin that fails to import is recorded in ``registry.broken`` (with its
+    distribution) and the rest load. ``extra`` registers plugin objects or
+    modules directly, e.g. in tests or applications that do not package them.
+    """
+    env = os.environ if env is None else env
+    manager = pluggy.PluginManager("asm")
+    manager.add_hookspecs(hookspecs)
+    manager.register(_builtin_module(), name="asm-core")
+    broken: list[BrokenPlugin] = []
+    distributions: dict[str, tuple[str | None, str | None]] = {}
+    if entry_points:
+        broken = _load_entry_points(manager, _wanted(env), distributions)
+    for plugin in extra:
+        manager.register(plugin)
+    if env.get("ASM_TRACE_PLUGINS", "") not in ("", "0", "false"):
+        manager.trace.root.setwriter(sys.stderr.write)
+        manager.enable_tracing()
+    return PluginRegistry(manager, broken=broken, distributions=distributions)
+
+
+def _load_entry_points(
+    manager: pluggy.PluginManager,
+    wanted: set[str] | None,
+    distributions: dict[str, tuple[str | None, str | None]],
+) -> list[BrokenPlugin]:
+    broken = []
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else None
+        if wanted is not None and ep.name not in wanted and dist not in wanted:
+            continue
+        if manager.get_plugin(ep.name) is not None or manager.is_blocked(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            broken.append(BrokenPlugin(ep.name, dist, f"import failed: {exc!r}"))
+            continue
+        manager.register(plugin, name=ep.name)
+        distributions[ep.name] = (dist, ep.dist.version if ep.dist is not None else None)
+    return broken

@@ -1,0 +1,274 @@
+"""The port protocols every plugin implements.
+
+A plugin's object only has to have the right methods (``typing.Protocol``);
+it never subclasses anything from asm. The contract suites in
+:mod:`asm.testing` check behaviour, not just shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from asm.events import Event, EventData, EventType
+from asm.model import Artifact, Capabilities, Page, Run, RunInput, RunResult, Session
+from asm.states import RunStatus, SessionStatus
+
+__all__ = [
+    "ArtifactStore",
+    "Emit",
+    "EventCallback",
+    "Maintenance",
+    "Provider",
+    "PubSub",
+    "QueryAPI",
+    "Renderer",
+    "SessionStore",
+    "Sink",
+]
+
+
+class Emit(Protocol):
+    """What a provider calls for each normalized event payload.
+
+    It returns once the event is accepted into the bounded write queue (it
+    waits only when that queue is full: that is the backpressure).
+    """
+
+    async def __call__(self, data: EventData, /) -> None: ...
+
+    async def request_approval(self, tool_call_id: str, tool_name: str, tool_input: dict[str, Any]) -> bool:
+        """Ask whether a tool call may run: emits ``approval_requested``, asks the
+        ``asm_approve_tool`` hook, emits ``approval_granted`` or ``approval_denied``
+        and returns the answer (denied when no hook answers)."""
+        ...
+
+
+#: An ``on_event`` callback: sync or async, called after the store acknowledged the event.
+EventCallback = Callable[[Event], Awaitable[None] | None]
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """An AI provider (API, CLI, anything) that executes runs.
+
+    ``execute`` calls ``await emit(payload)`` for every normalized event and
+    returns the final :class:`~asm.model.RunResult`. It raises
+    :class:`~asm.errors.AsmError` to fail the run (``provider_*`` codes, with
+    ``details["provider_error"]`` a :class:`~asm.model.ProviderError`). The
+    manager emits the run lifecycle events (``run_started``, ``run_completed``,
+    ...) itself; a provider emits content only. Cancellation is trio
+    cancellation: when the run's cancel scope is cancelled, ``execute`` must stop
+    promptly and leave no process, socket or task behind.
+    """
+
+    name: str
+
+    def capabilities(self) -> Capabilities:
+        """What this provider supports."""
+        ...
+
+    async def execute(self, run: RunInput, emit: Emit) -> RunResult:
+        """Run ``run`` to completion, emitting events as they happen."""
+        ...
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """Durable sessions, runs and the per-session event log.
+
+    ``append_events`` assigns ``seq`` atomically (1, 2, 3, ... per session,
+    gap-free, even with several writer processes) and returns the events as
+    stored; an event whose id is already stored is returned as first stored,
+    not appended twice.
+    """
+
+    async def save_session(self, session: Session) -> None:
+        """Insert or replace a session."""
+        ...
+
+    async def get_session(self, session_id: str) -> Session:
+        """The session, or ``AsmError(code="session_not_found")``."""
+        ...
+
+    async def list_sessions(
+        self,
+        *,
+        status: SessionStatus | None = None,
+        agent_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Session]:
+        """Sessions, newest first, filtered by status and agent."""
+        ...
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete a session with its runs and events (no error if missing)."""
+        ...
+
+    async def save_run(self, run: Run) -> None:
+        """Insert or replace a run."""
+        ...
+
+    async def get_run(self, run_id: str) -> Run:
+        """The run, or ``AsmError(code="run_not_found")``."""
+        ...
+
+    async def list_runs(self, session_id: str, *, status: RunStatus | None = None) -> list[Run]:
+        """A session's runs, oldest first."""
+        ...
+
+    async def append_events(self, events: Sequence[Event]) -> list[Event]:
+        """Store events (in order), assigning each its session's next seq."""
+        ...
+
+    async def read_events(
+        self,
+        session_id: str,
+        *,
+        after: int = 0,
+        before: int | None = None,
+        limit: int | None = None,
+        types: Iterable[EventType | str] | None = None,
+        run_id: str | None = None,
+    ) -> Page:
+        """A page of events with ``after < seq < before``, oldest first."""
+        ...
+
+    async def wait_for_events(
+        self,
+        session_id: str,
+        *,
+        after: int,
+        timeout: float | None = None,
+        limit: int | None = None,
+    ) -> Page:
+        """Long-poll: the events after ``after`` as soon as there are any, or
+        an empty page when ``timeout`` seconds pass first."""
+        ...
+
+    async def latest_seq(self, session_id: str) -> int:
+        """The highest seq stored for the session (0 if none)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+        ...
+
+
+@runtime_checkable
+class ArtifactStore(Protocol):
+    """Blobs by key (workspace patches, large tool outputs, files).
+
+    Keys are ``/``-separated relative paths; ``..``, absolute paths,
+    backslashes and control characters are refused with ``validation_error``
+    (see :func:`asm.stores.validate_artifact_key`).
+    """
+
+    async def put(
+        self,
+        key: str,
+        data: bytes | AsyncIterator[bytes],
+        *,
+        content_type: str | None = None,
+    ) -> Artifact:
+        """Store ``data`` (bytes, or an async iterator of chunks for large blobs)."""
+        ...
+
+    async def get(self, key: str) -> bytes:
+        """The whole blob, or ``AsmError(code="artifact_not_found")``."""
+        ...
+
+    def open_read(self, key: str, *, chunk_size: int = 65536) -> AsyncIterator[bytes]:
+        """The blob as chunks, for blobs too large to hold at once."""
+        ...
+
+    async def stat(self, key: str) -> Artifact:
+        """The blob's description without its bytes."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Delete a blob (no error if missing)."""
+        ...
+
+    async def list(self, prefix: str = "") -> list[Artifact]:
+        """Blobs whose key starts with ``prefix``, sorted by key."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+@runtime_checkable
+class QueryAPI(Protocol):
+    """Cross-session search and aggregates (stores that can, implement it)."""
+
+    async def search_sessions(self, **filters: Any) -> list[Session]:
+        """Sessions matching ``agent_id``, ``status``, ``provider``, time window."""
+        ...
+
+    async def usage_summary(self, **filters: Any) -> dict[str, Any]:
+        """Token and cost totals grouped as asked."""
+        ...
+
+    async def search_events(self, **filters: Any) -> list[Event]:
+        """Events across sessions by type and text."""
+        ...
+
+
+@runtime_checkable
+class Maintenance(Protocol):
+    """Housekeeping for durable stores."""
+
+    async def apply_retention(self, *, max_age_days: float) -> dict[str, int]:
+        """Delete what is older than ``max_age_days``; counts of what went."""
+        ...
+
+    async def health_check(self) -> list[str]:
+        """Problems found (empty when healthy)."""
+        ...
+
+    async def recover_interrupted_runs(self) -> list[str]:
+        """Mark runs left ``running`` by a dead process as failed; their ids."""
+        ...
+
+
+@runtime_checkable
+class Renderer(Protocol):
+    """Turns events into text for people (``compact``, ``verbose``, ...)."""
+
+    def render(self, event: Event) -> str:
+        """Text for one event ('' for none)."""
+        ...
+
+    def finish(self) -> str:
+        """Text to write when the stream ends."""
+        ...
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Where rendered text and events go (a file, JSONL, a callback, pub/sub)."""
+
+    async def write(self, text: str, event: Event | None) -> None:
+        """Write one event and its rendered text; ``event`` is ``None`` for the
+        renderer's closing text at the end of the stream."""
+        ...
+
+    async def aclose(self) -> None:
+        """Flush and close."""
+        ...
+
+
+@runtime_checkable
+class PubSub(Protocol):
+    """Fan events out to other processes."""
+
+    async def publish(self, topic: str, event: Event) -> None:
+        """Publish ``event`` on ``topic``."""
+        ...
+
+    def subscribe(self, topic: str) -> AsyncIterator[Event]:
+        """Events published on ``topic`` from now on."""
+        ...

@@ -1,0 +1,1 @@
+"""Providers shipped with asm-core (offline, for tests, examples and the default job)."""

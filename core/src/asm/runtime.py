@@ -1,0 +1,179 @@
+"""Assembling a runtime from config: store, providers, renderer and sinks by plugin name.
+
+>>> async def main():
+...     async with open_runtime(provider="echo") as rt:
+...         run = await rt.run_once("hello")
+...         print(run.output)
+
+``assemble(config)`` builds the objects; ``open_runtime`` also opens the ones
+that need it (anything that is an async context manager) and closes them all
+when the block ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from asm.config import AsmConfig, LoadedConfig, load_config
+from asm.errors import AsmError
+from asm.manager import SessionManager
+from asm.model import Run
+from asm.plugins import PluginRegistry, load_plugins
+from asm.ports import ArtifactStore, EventCallback, Provider, Renderer, SessionStore, Sink
+from asm.rendering import RenderingPipeline
+
+__all__ = ["Runtime", "assemble", "open_runtime"]
+
+
+@attrs.define
+class Runtime:
+    """Everything a configured application needs, built from plugins."""
+
+    config: AsmConfig
+    registry: PluginRegistry
+    store: SessionStore
+    artifact_store: ArtifactStore
+    renderer: Renderer
+    sinks: list[Sink]
+    manager: SessionManager
+    rendering: RenderingPipeline | None = None
+    sources: LoadedConfig | None = None
+    _providers: dict[str, Provider] = attrs.field(factory=dict)
+
+    def provider(self, name: str | None = None) -> Provider:
+        """The provider ``name`` (default: the configured one), built once from its config table."""
+        name = name or self.config.provider
+        if name not in self._providers:
+            self._providers[name] = _create(self, "providers", name)
+        return self._providers[name]
+
+    async def run_once(
+        self,
+        input: object,
+        *,
+        provider: str | Provider | None = None,
+        on_event: EventCallback | None = None,
+        **kwargs: Any,
+    ) -> Run:
+        """:meth:`SessionManager.run_once` on this runtime's store and provider."""
+        chosen = provider if provider is not None and not isinstance(provider, str) else self.provider(provider)
+        return await self.manager.run_once(input, provider=chosen, on_event=on_event, **kwargs)
+
+    async def aclose_providers(self) -> None:
+        """Close the providers built so far that hold resources (``aclose``)."""
+        for provider in self._providers.values():
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                await close()
+
+
+def _create(runtime_or_config: Runtime | tuple[AsmConfig, PluginRegistry, LoadedConfig | None], kind: str, name: str) -> Any:
+    if isinstance(runtime_or_config, Runtime):
+        config, registry, loaded = runtime_or_config.config, runtime_or_config.registry, runtime_or_config.sources
+    else:
+        config, registry, loaded = runtime_or_config
+    table = config.plugin_config(kind, name)
+    try:
+        return registry.create(kind, name, table)
+    except AsmError as exc:
+        if exc.code != "invalid_config":
+            raise
+        where = loaded.source_of(f"{kind}.{name}") if loaded is not None else "config"
+        raise AsmError(
+            "invalid_config",
+            f"[{kind}.{name}] (from {where}): {exc.message}",
+            details={**exc.details, "origin": where},
+        ) from None
+
+
+def assemble(
+    config: AsmConfig | LoadedConfig | None = None,
+    *,
+    registry: PluginRegistry | None = None,
+    on_event: EventCallback | None = None,
+) -> Runtime:
+    """Build a :class:`Runtime` (not yet opened) from ``config`` and the plugin registry.
+
+    Unknown plugin names are ``plugin_not_found`` / ``provider_not_found``
+    errors listing what is installed.
+    """
+    loaded = config if isinstance(config, LoadedConfig) else None
+    cfg = loaded.config if loaded is not None else (config if isinstance(config, AsmConfig) else AsmConfig())
+    registry = registry or load_plugins()
+    context = (cfg, registry, loaded)
+    store = _create(context, "stores", cfg.store)
+    artifact_store = _create(context, "artifact_stores", cfg.artifact_store)
+    renderer = _create(context, "renderers", cfg.renderer)
+    sinks = [_create(context, "sinks", name) for name in cfg.sinks]
+    pipeline = RenderingPipeline(renderer, sinks) if sinks else None
+    callback = _chain(pipeline, on_event)
+    runtime = Runtime(
+        config=cfg,
+        registry=registry,
+        store=store,
+        artifact_store=artifact_store,
+        renderer=renderer,
+        sinks=sinks,
+        rendering=pipeline,
+        manager=SessionManager(
+            store,
+            providers=lambda name: runtime.provider(name),
+            plugins=registry,
+            on_event=callback,
+            run_timeout=cfg.run_timeout,
+            event_buffer_size=cfg.event_buffer_size,
+            error_text_max_bytes=cfg.error_text_max_bytes,
+            error_text_max_lines=cfg.error_text_max_lines,
+        ),
+        sources=loaded,
+    )
+    return runtime
+
+
+def _chain(*callbacks: EventCallback | None) -> EventCallback | None:
+    present = [c for c in callbacks if c is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
+
+    async def both(event: Any) -> None:
+        for callback in present:
+            outcome = callback(event)
+            if outcome is not None:
+                await outcome
+
+    return both
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    config: AsmConfig | LoadedConfig | None = None,
+    *,
+    config_file: str | Path | None = None,
+    registry: PluginRegistry | None = None,
+    on_event: EventCallback | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Runtime]:
+    """Load config (unless given), assemble, open stores and sinks; close them on exit.
+
+    Keyword ``overrides`` are the highest config layer: ``open_runtime(provider="echo")``.
+    """
+    if config is None:
+        config = load_config(overrides, config_file=config_file)
+    elif overrides or config_file is not None:
+        raise AsmError("validation_error", "pass either a config or overrides/config_file to open_runtime, not both")
+    runtime = assemble(config, registry=registry, on_event=on_event)
+    async with contextlib.AsyncExitStack() as stack:
+        for resource in (runtime.store, runtime.artifact_store):
+            if hasattr(resource, "__aenter__"):
+                await stack.enter_async_context(resource)  # type: ignore[arg-type]
+            else:
+                stack.push_async_callback(resource.aclose)
+        if runtime.rendering is not None:
+            stack.push_async_callback(runtime.rendering.aclose)
+        stack.push_async_callback(runtime.aclose_providers)
+        yield runtime
