@@ -19,11 +19,18 @@ needs. The file looks like::
 
 Environment variables: ``ASM_PROVIDER=claude``, ``ASM_RUN_TIMEOUT=30``, nested
 keys with ``__``: ``ASM_PROVIDERS__ECHO__PREFIX=">> "``. Values are read as
-TOML values when they parse as one (numbers, booleans, arrays), else as strings.
+TOML values when they parse as one (numbers, booleans, arrays), else as strings;
+a string setting (``ASM_PROVIDER``, ``ASM_STORE``, ...) is always read as text.
+``ASM_CONFIG``, ``ASM_LOAD_PLUGINS`` and ``ASM_TRACE_PLUGINS`` are not settings.
+
+``LoadedConfig.source_of(key)`` names the layer a value came from: ``default``,
+``user config <path>``, ``project config <path>``, ``environment variable
+ASM_<NAME>`` or ``argument``.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -111,11 +118,14 @@ def load_config(
     ``overrides`` are the explicit arguments (dotted keys allowed:
     ``{"providers.echo.prefix": "> "}``). ``config_file`` replaces the project
     file; a missing ``config_file`` is an error, a missing ``./asm.toml`` is not.
+    ``cwd`` (default: the current directory) is where ``./asm.toml`` is looked
+    for and what a relative ``config_file`` / ``ASM_CONFIG`` is relative to.
 
     >>> load_config({"provider": "echo"}, env={}, user_file="/nonexistent").config.provider
     'echo'
     """
     env = os.environ if env is None else env
+    base = Path.cwd() if cwd is None else Path(cwd)
     layers: list[tuple[str, dict[str, Any]]] = []
     files: list[Path] = []
     user = Path(user_file) if user_file is not None else user_config_path()
@@ -124,22 +134,27 @@ def load_config(
         files.append(user)
     explicit = config_file if config_file is not None else env.get("ASM_CONFIG")
     if explicit:
-        project = Path(explicit)
+        project = base / Path(explicit)
         if not project.is_file():
-            raise AsmError("invalid_config", f"config file {project} does not exist; check the path given to --config / ASM_CONFIG")
+            given = "--config / config_file" if config_file is not None else "ASM_CONFIG"
+            raise AsmError(
+                "invalid_config",
+                f"config file {project} does not exist; check the path given to {given}",
+                details={"path": str(project)},
+            )
     else:
-        project = Path(cwd or Path.cwd()) / "asm.toml"
+        project = base / "asm.toml"
     if project.is_file():
         layers.append((f"project config {project}", _read_toml(project)))
         files.append(project)
-    layers.append(("environment", _from_env(env)))
+    layers.extend(_from_env(env))
     if overrides:
         layers.append(("argument", _from_dotted(dict(overrides))))
 
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for origin, layer in layers:
-        _check_layer(layer, origin, env_origin=origin == "environment")
+        _check_layer(layer, origin)
         _merge(merged, layer, sources, origin, prefix="")
     config = converter.structure(merged, AsmConfig)
     return LoadedConfig(config, sources, tuple(files))
@@ -150,26 +165,43 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
-        raise AsmError("invalid_config", f"{path} is not valid TOML: {exc}; fix the syntax") from None
+        raise AsmError(
+            "invalid_config", f"{path} is not valid TOML: {exc}; fix the syntax", details={"path": str(path)}
+        ) from None
+    except UnicodeDecodeError:
+        raise AsmError(
+            "invalid_config", f"{path} is not valid TOML: it is not UTF-8 text", details={"path": str(path)}
+        ) from None
     except OSError as exc:
-        raise AsmError("invalid_config", f"cannot read {path}: {exc.strerror}") from None
+        raise AsmError("invalid_config", f"cannot read {path}: {exc.strerror}", details={"path": str(path)}) from None
 
 
-def _env_value(raw: str) -> Any:
+def _env_value(raw: str, path: list[str]) -> Any:
+    field = _FIELDS.get(path[0]) if len(path) == 1 else None
     try:
-        return tomllib.loads(f"v = {raw}")["v"]
+        document = tomllib.loads(f"v = {raw}")
     except tomllib.TOMLDecodeError:
         return raw
+    if set(document) != {"v"}:
+        return raw  # "1\nother = 2" is text, not a way to set other keys
+    value = document["v"]
+    if field is not None and field.type is str and not isinstance(value, str):
+        return raw  # ASM_PROVIDER=1 names a provider "1"
+    return value
 
 
-def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    layer: dict[str, Any] = {}
-    for name, raw in env.items():
+def _from_env(env: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    """One layer per ``ASM_*`` variable, so an error and ``source_of`` name the variable."""
+    layers = []
+    for name in sorted(env):
         if not name.startswith("ASM_") or name in RESERVED_ENV:
             continue
         path = [part.lower() for part in name[4:].split("__")]
-        _set_path(layer, path, _env_value(raw), origin=f"environment variable {name}")
-    return layer
+        origin = f"environment variable {name}"
+        layer: dict[str, Any] = {}
+        _set_path(layer, path, _env_value(env[name], path), origin=origin)
+        layers.append((origin, layer))
+    return layers
 
 
 def _from_dotted(values: dict[str, Any]) -> dict[str, Any]:
@@ -190,37 +222,61 @@ def _set_path(layer: dict[str, Any], path: list[str], value: Any, *, origin: str
     node[path[-1]] = value
 
 
-def _check_layer(layer: dict[str, Any], origin: str, *, env_origin: bool) -> None:
+def _check_layer(layer: dict[str, Any], origin: str) -> None:
     for key, value in layer.items():
-        where = f"ASM_{key.upper()}" if env_origin else key
         field = _FIELDS.get(key)
         if field is None:
             valid = ", ".join(sorted(_FIELDS))
+            close = difflib.get_close_matches(key, list(_FIELDS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise AsmError(
                 "invalid_config",
-                f"{origin}: unknown config key {where!r}; valid keys are {valid}",
+                f"{origin}: unknown config key {key!r}{hint} (valid keys: {valid})",
                 details={"origin": origin, "key": key},
             )
         if key in PLUGIN_TABLES:
             _check_plugin_tables(key, value, origin)
             continue
         try:
-            converter.structure(value, field.type)  # type: ignore[arg-type]
+            checked = converter.structure(value, field.type)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - any structuring failure is a type error here
             raise AsmError(
                 "invalid_config",
-                f"{origin}: {where} must be {_type_name(field.type)}, not {value!r} ({describe_structure_error(exc)})",
+                f"{origin}: {key} must be {_type_name(field.type)}, not {value!r} ({describe_structure_error(exc)})",
                 details={"origin": origin, "key": key},
             ) from None
+        problem = _range_problem(key, checked)
+        if problem:
+            raise AsmError(
+                "invalid_config", f"{origin}: {key} {problem}, not {value!r}", details={"origin": origin, "key": key}
+            )
+
+
+def _range_problem(key: str, value: Any) -> str | None:
+    if key == "run_timeout" and value is not None and not value > 0:  # also catches nan
+        return "must be a positive number of seconds (leave it unset for no limit)"
+    if key == "event_buffer_size" and value < 1:
+        return "must be at least 1"
+    if key in ("error_text_max_bytes", "error_text_max_lines") and value < 0:
+        return "must be 0 or more"
+    return None
 
 
 def _check_plugin_tables(kind: str, value: Any, origin: str) -> None:
-    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+    example = f"e.g. [{kind}.<name>] in asm.toml"
+    if not isinstance(value, dict):
         raise AsmError(
             "invalid_config",
-            f"{origin}: {kind} must be a table of tables, one per plugin, e.g. [{kind}.<name>]",
+            f"{origin}: {kind} must be a table of tables, one per plugin ({example}), not {value!r}",
             details={"origin": origin, "key": kind},
         )
+    for name, table in value.items():
+        if not isinstance(table, dict):
+            raise AsmError(
+                "invalid_config",
+                f"{origin}: {kind}.{name} must be a table of that plugin's options ({example}), not {table!r}",
+                details={"origin": origin, "key": f"{kind}.{name}"},
+            )
 
 
 def _type_name(annotation: Any) -> str:
@@ -234,7 +290,9 @@ def _type_name(annotation: Any) -> str:
     }.get(text, text)
 
 
-def _merge(into: dict[str, Any], layer: Mapping[str, Any], sources: dict[str, str], origin: str, *, prefix: str) -> None:
+def _merge(
+    into: dict[str, Any], layer: Mapping[str, Any], sources: dict[str, str], origin: str, *, prefix: str
+) -> None:
     for key, value in layer.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, dict) and isinstance(into.get(key), dict):
@@ -258,4 +316,6 @@ def _record_nested(value: Mapping[str, Any], sources: dict[str, str], origin: st
 def _copy(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
     return value

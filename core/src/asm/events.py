@@ -515,6 +515,4 @@ class Event:
 
     def with_seq(self, seq: int) -> Event:
         """This event as stored at ``seq`` (stores call this)."""
-        return Event(
-            self.id, self.session_id, self.run_id, self.data, self.at, seq, self.provider, self.schema_version
-        )
+        return Event(self.id, self.session_id, self.run_id, self.data, self.at, seq, self.provider, self.schema_version)

@@ -14,14 +14,16 @@ hands the stored events on. A run ends only after all its events are stored.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 import trio
 
+from asm._trio import single_errors
 from asm.errors import AsmError
 from asm.events import (
     LIFECYCLE_TYPES,
@@ -100,7 +102,7 @@ class SessionManager:
         self.error_text_max_bytes = error_text_max_bytes
         self.error_text_max_lines = error_text_max_lines
         self._active: dict[str, _ActiveRun] = {}
-        self._transforms: list[Callable[..., Event | None]] = []
+        self._transforms: list[Callable[..., Any]] = []
         self._event_hook: Callable[..., list[Any]] | None = None
         if plugins is not None:
             self._transforms = [impl.function for impl in reversed(plugins.hook.asm_transform_event.get_hookimpls())]
@@ -155,7 +157,12 @@ class SessionManager:
     async def resume_session(self, session_id: str, *, on_event: EventCallback | None = None) -> Session:
         """``paused -> active`` (emits ``session_resumed``)."""
         session = await self.store.get_session(session_id)
-        check_session_transition(session.status, SessionStatus.ACTIVE)
+        if session.status is not SessionStatus.PAUSED:
+            raise AsmError(
+                "invalid_transition",
+                f"session {session_id} is {session.status.value}; only a paused session can resume",
+                details={"kind": "session", "from": session.status.value, "to": "active"},
+            )
         return await self.activate_session(session_id, on_event=on_event)
 
     async def complete_session(self, session_id: str, *, on_event: EventCallback | None = None) -> Session:
@@ -282,10 +289,11 @@ class SessionManager:
         try:
             await self._call_hook("asm_run_starting", session=session, run=run)
             limit = self.run_timeout if timeout is None else timeout
-            async with trio.open_nursery() as nursery:
-                writer = _RunWriter(self, run, chosen.name, on_event, active.scope)
-                nursery.start_soon(writer.run)
-                return await self._drive(session, run, chosen, writer, active, limit)
+            with single_errors():
+                async with trio.open_nursery() as nursery:
+                    writer = _RunWriter(self, run, chosen.name, on_event, active.scope)
+                    nursery.start_soon(writer.run)
+                    return await self._drive(session, run, chosen, writer, active, limit)
         finally:
             _current_run.reset(token)
             del self._active[run.id]
@@ -311,23 +319,27 @@ class SessionManager:
                     result = await provider.execute(run.input, writer)
                 except AsmError as exc:
                     error = exc
-                except trio.Cancelled:
-                    if not (active.scope.cancel_called or deadline.cancel_called):
-                        # Cancelled from outside (the caller's scope): record, then propagate.
-                        with trio.CancelScope(shield=True):
-                            await self._finish(session, run, writer, RunStatus.CANCELLED, RunCancelled("caller cancelled"))
-                    raise
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - a provider's bug fails its run, not the caller
                     error = AsmError(
                         "provider_error",
                         f"provider {provider.name!r} crashed: {exc!r}",
                         details={"provider_error": ProviderError(provider.name, "crash", repr(exc))},
                     )
+                except BaseException:
+                    # Cancellation (perhaps inside an exception group) or an interrupt.
+                    if not (active.scope.cancel_called or deadline.cancel_called):
+                        # Cancelled from outside (the caller's scope): record, then propagate.
+                        with trio.CancelScope(shield=True):
+                            info = ErrorInfo("cancelled", "run was cancelled (caller cancelled)")
+                            cancelled = RunCancelled("caller cancelled")
+                            await self._finish(session, run, writer, RunStatus.CANCELLED, cancelled, error=info)
+                    raise
         if writer.error is not None:
             error = writer.error
+        data: EventData
         if error is not None:
             info = _error_info(error, self)
-            data: EventData = RunFailed(info.code, info.message, info.retryable, info.provider_error)
+            data = RunFailed(info.code, info.message, info.retryable, info.provider_error)
             return await self._finish(session, run, writer, RunStatus.FAILED, data, error=info)
         if deadline.cancelled_caught:
             timeout_s = float(limit or 0.0)
@@ -433,12 +445,15 @@ class SessionManager:
         )
         await self.activate_session(session.id, on_event=on_event)
         run = await self.start_run(session.id, run_input, provider=chosen.name)
+        ended = False
         try:
             run = await self.execute_run(run.id, provider=chosen, on_event=on_event, timeout=timeout)
-        except trio.Cancelled:
-            with trio.CancelScope(shield=True):
-                await self.cancel_session(session.id, reason="caller cancelled", on_event=on_event)
-            raise
+            ended = True
+        finally:
+            if not ended:
+                # The caller was cancelled (or the store broke): do not leave the session active.
+                with trio.CancelScope(shield=True), contextlib.suppress(AsmError):
+                    await self.cancel_session(session.id, reason="caller cancelled", on_event=on_event)
         if run.status is RunStatus.COMPLETED:
             await self.complete_session(session.id, on_event=on_event)
         elif run.status is RunStatus.CANCELLED:
@@ -618,7 +633,7 @@ class _RunWriter:
         except AsmError as exc:
             self.error = exc
             self._run_scope.cancel()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a consumer's bug fails the run it watches
             self.error = AsmError("internal_error", f"an event consumer of run {self._run_id} raised {exc!r}")
             self._run_scope.cancel()
         finally:

@@ -15,6 +15,7 @@ True
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
@@ -115,45 +116,47 @@ class PluginRegistry:
         self.broken: list[BrokenPlugin] = list(broken)
         self._distributions = {"asm-core": ("asm-core", _version("asm-core")), **(distributions or {})}
         self._registrations: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
+        self._duplicate: AsmError | None = None
         self._collect()
 
     def _collect(self) -> None:
+        plugins = self.manager.get_plugins()
         for kind, hook_name in KINDS.items():
-            caller = getattr(self.hook, hook_name)
-            # Call each implementation alone so every name is attributed to
-            # its plugin (for duplicate errors and ``asm plugins``).
-            for impl in reversed(caller.get_hookimpls()):
-                dist, version = self._distribution_of(impl.plugin_name)
-
-                def register(
-                    name: str,
-                    factory: Callable[[dict[str, Any]], Any],
-                    *,
-                    _kind: str = kind,
-                    _plugin: str = impl.plugin_name,
-                    _dist: str | None = dist,
-                    _version: str | None = version,
-                ) -> None:
-                    self._add(Registration(_kind, name, factory, _plugin, _dist, _version))
-
+            caller: pluggy.HookCaller = getattr(self.hook, hook_name)
+            # Call each plugin's implementation alone (through pluggy, so
+            # ASM_TRACE_PLUGINS traces it) to attribute every name to its
+            # plugin, for duplicate errors and ``asm plugins``.
+            order = list(dict.fromkeys(impl.plugin for impl in reversed(caller.get_hookimpls())))
+            for plugin in order:
+                plugin_name = self.manager.get_name(plugin) or repr(plugin)
+                dist, version = self._distribution_of(plugin_name)
+                register = _Register(self, kind, plugin_name, dist, version)
+                alone = self.manager.subset_hook_caller(hook_name, remove_plugins=plugins - {plugin})
                 try:
-                    impl.function(register=register)
-                except AsmError:
-                    raise
-                except Exception as exc:  # a plugin's bug must not take the others down
-                    self.broken.append(BrokenPlugin(impl.plugin_name, dist, f"{hook_name} raised {exc!r}"))
+                    alone(register=register)
+                except Exception as exc:  # noqa: BLE001 - a plugin's bug must not take the others down
+                    if self._duplicate is not None:
+                        raise self._duplicate from None
+                    self.broken.append(BrokenPlugin(plugin_name, dist, f"{hook_name} raised {exc!r}"))
+                if self._duplicate is not None:  # raised even if the plugin swallowed it
+                    raise self._duplicate
 
     def _add(self, registration: Registration) -> None:
         table = self._registrations[registration.kind]
         existing = table.get(registration.name)
         if existing is not None:
             what = _SINGULAR[registration.kind]
-            raise AsmError(
+            self._duplicate = AsmError(
                 "duplicate_plugin",
                 f"{what} {registration.name!r} is registered by both {_owner(existing)} and "
                 f"{_owner(registration)}; uninstall one or limit plugins with ASM_LOAD_PLUGINS",
-                details={"kind": registration.kind, "name": registration.name},
+                details={
+                    "kind": registration.kind,
+                    "name": registration.name,
+                    "plugins": [existing.plugin, registration.plugin],
+                },
             )
+            raise self._duplicate
         table[registration.name] = registration
 
     def names(self, kind: str) -> list[str]:
@@ -227,9 +230,31 @@ class PluginRegistry:
         try:
             return self._registrations[kind]
         except KeyError:
-            raise AsmError(
-                "validation_error", f"unknown plugin kind {kind!r}; kinds are {', '.join(KINDS)}"
-            ) from None
+            raise AsmError("validation_error", f"unknown plugin kind {kind!r}; kinds are {', '.join(KINDS)}") from None
+
+
+class _Register:
+    """The ``register`` callable a registration hook receives (its repr shows in traces)."""
+
+    def __init__(
+        self, registry: PluginRegistry, kind: str, plugin: str, distribution: str | None, version: str | None
+    ) -> None:
+        self._registry = registry
+        self._kind = kind
+        self._plugin = plugin
+        self._distribution = distribution
+        self._version = version
+
+    def __call__(self, name: str, factory: Callable[[dict[str, Any]], Any]) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"register() needs a non-empty name string, not {name!r}")
+        if not callable(factory):
+            raise TypeError(f"register({name!r}, ...) needs a factory callable, not {factory!r}")
+        registration = Registration(self._kind, name, factory, self._plugin, self._distribution, self._version)
+        self._registry._add(registration)
+
+    def __repr__(self) -> str:
+        return f"<register {self._kind} for plugin {self._plugin!r}>"
 
 
 def _owner(registration: Registration) -> str:
@@ -269,11 +294,20 @@ def _version(distribution: str) -> str | None:
         return None
 
 
+def _normalize(name: str) -> str:
+    """A distribution name in its canonical form (PEP 503): ``ASM_Foo.bar`` -> ``asm-foo-bar``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _wanted(env: Mapping[str, str]) -> set[str] | None:
     raw = env.get("ASM_LOAD_PLUGINS")
     if raw is None:
         return None
     return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def _tracing(env: Mapping[str, str]) -> bool:
+    return env.get("ASM_TRACE_PLUGINS", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def load_plugins(
@@ -284,24 +318,45 @@ def load_plugins(
 ) -> PluginRegistry:
     """Load the built-ins, the ``asm`` entry points and ``extra`` plugin objects.
 
-    A plugin that fails to import is recorded in ``registry.broken`` (with its
-    distribution) and the rest load. ``extra`` registers plugin objects or
+    A plugin that fails to import (or whose hooks do not match the specs, or
+    whose registration hook raises) is recorded in ``registry.broken`` with its
+    distribution, and the rest load. ``extra`` registers plugin objects or
     modules directly, e.g. in tests or applications that do not package them.
+    ``env`` (default ``os.environ``) is where ``ASM_LOAD_PLUGINS`` and
+    ``ASM_TRACE_PLUGINS`` are read.
     """
     env = os.environ if env is None else env
     manager = pluggy.PluginManager("asm")
     manager.add_hookspecs(hookspecs)
+    if _tracing(env):
+        manager.trace.root.setwriter(lambda text: sys.stderr.write(text))
+        manager.enable_tracing()
     manager.register(_builtin_module(), name="asm-core")
     broken: list[BrokenPlugin] = []
     distributions: dict[str, tuple[str | None, str | None]] = {}
     if entry_points:
         broken = _load_entry_points(manager, _wanted(env), distributions)
     for plugin in extra:
-        manager.register(plugin)
-    if env.get("ASM_TRACE_PLUGINS", "") not in ("", "0", "false"):
-        manager.trace.root.setwriter(sys.stderr.write)
-        manager.enable_tracing()
+        name = _extra_name(manager, plugin)
+        try:
+            manager.register(plugin, name=name)
+        except Exception as exc:  # noqa: BLE001 - pluggy's validation errors, as an AsmError
+            raise AsmError(
+                "plugin_load_failed", f"extra plugin {name!r} cannot be registered: {exc}", details={"plugin": name}
+            ) from None
     return PluginRegistry(manager, broken=broken, distributions=distributions)
+
+
+def _extra_name(manager: pluggy.PluginManager, plugin: object) -> str:
+    """A readable, unique name for an extra plugin (pluggy's default is ``id(plugin)``)."""
+    base = getattr(plugin, "__name__", None)
+    if not isinstance(base, str):
+        base = f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+    name, count = base, 1
+    while manager.has_plugin(name):
+        count += 1
+        name = f"{base}#{count}"
+    return name
 
 
 def _load_entry_points(
@@ -310,17 +365,30 @@ def _load_entry_points(
     distributions: dict[str, tuple[str | None, str | None]],
 ) -> list[BrokenPlugin]:
     broken = []
+    # Entry-point names and distribution names, both compared in canonical form.
+    wanted_dists = {_normalize(name) for name in wanted} if wanted is not None else None
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else None
-        if wanted is not None and ep.name not in wanted and dist not in wanted:
+        version = ep.dist.version if ep.dist is not None else None
+        if wanted_dists is not None and ep.name not in wanted_dists and _normalize(dist or "") not in wanted_dists:
             continue
-        if manager.get_plugin(ep.name) is not None or manager.is_blocked(ep.name):
+        if manager.is_blocked(ep.name):
             continue
+        if manager.has_plugin(ep.name):
+            owner = distributions.get(ep.name, (ep.name if ep.name == "asm-core" else None, None))[0]
+            if owner != dist:
+                problem = f"entry point name {ep.name!r} is already taken by {owner or 'another plugin'}"
+                broken.append(BrokenPlugin(ep.name, dist, problem))
+            continue  # else: the same distribution found twice on sys.path
         try:
             plugin = ep.load()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a plugin that fails to import is reported, not fatal
             broken.append(BrokenPlugin(ep.name, dist, f"import failed: {exc!r}"))
             continue
-        manager.register(plugin, name=ep.name)
-        distributions[ep.name] = (dist, ep.dist.version if ep.dist is not None else None)
+        try:
+            manager.register(plugin, name=ep.name)
+        except Exception as exc:  # noqa: BLE001 - e.g. a hook implementation whose arguments do not match its spec
+            broken.append(BrokenPlugin(ep.name, dist, f"cannot be registered: {exc}"))
+            continue
+        distributions[ep.name] = (dist, version)
     return broken

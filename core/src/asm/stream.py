@@ -21,6 +21,7 @@ from typing import Any
 
 import trio
 
+from asm._trio import single_errors
 from asm.events import Event
 from asm.manager import SessionManager
 from asm.model import Run, RunInput
@@ -72,10 +73,9 @@ async def stream_session(
     stream = EventStream(receive)
 
     async def forward(event: Event) -> None:
-        try:
+        # If the consumer left, the events are stored all the same.
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await send.send(event)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the consumer left; the events are stored all the same
 
     async def produce() -> None:
         async with send:
@@ -83,8 +83,8 @@ async def stream_session(
                 run_input, provider=provider, agent_id=agent_id, on_event=forward, timeout=timeout
             )
 
-    try:
-        async with trio.open_nursery() as nursery, receive:
+    with single_errors():
+        async with trio.open_nursery() as nursery:
             nursery.start_soon(produce)
             try:
                 yield stream
@@ -92,8 +92,3 @@ async def stream_session(
                 # Left early (or finished): stop the run; run_once records it as cancelled.
                 receive.close()
                 nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        # One failure (the caller's own, or the store's) is raised as itself, not as a group.
-        if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], trio.Cancelled):
-            raise group.exceptions[0] from None
-        raise

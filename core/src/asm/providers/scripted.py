@@ -73,7 +73,9 @@ class ScriptedProvider:
     ) -> None:
         for step in script:
             if not isinstance(step, str | EventData | Delay | Stall | Fail | Crash):
-                raise AsmError("validation_error", f"script step {step!r} is not a str, payload, Delay, Stall, Fail or Crash")
+                raise AsmError(
+                    "validation_error", f"script step {step!r} is not a str, payload, Delay, Stall, Fail or Crash"
+                )
         # Strings become payloads once, here, so playing the script is cheap.
         self._steps = [MessageStreamed(step) if isinstance(step, str) else step for step in script]
         self.name = name

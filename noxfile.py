@@ -1,0 +1,92 @@
+"""Development sessions: ``uv run --frozen nox -s lint typecheck tests integration examples``.
+
+Every session installs from ``uv.lock`` (``uv sync --frozen``) into its own
+virtualenv. ``tests`` runs each distribution's tests in an environment holding
+only that distribution, asm-core and the test dependencies: that is what
+proves a plugin installs and works alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.error_on_external_run = True
+nox.options.sessions = ["lint", "typecheck", "tests", "integration", "examples"]
+
+ROOT = Path(__file__).parent
+DISTRIBUTIONS = {"asm-core": "core"} | {
+    path.name: f"plugins/{path.name}" for path in sorted((ROOT / "plugins").glob("asm-*")) if path.is_dir()
+}
+#: Throwaway plugin distributions the core tests install, to discover them through real entry points.
+TEST_PLUGINS = sorted(str(p) for p in (ROOT / "tests" / "asm-core" / "plugins").glob("asm-*") if p.is_dir())
+
+
+def sync(session: nox.Session, *args: str) -> None:
+    """Install the locked dependencies into this session's virtualenv."""
+    session.run_install(
+        "uv",
+        "sync",
+        "--frozen",
+        "--exact",
+        *args,
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+        external=True,
+    )
+
+
+def uv_pip_install(session: nox.Session, *args: str) -> None:
+    """Install local, unpublished distributions (test plugins, examples) without touching the rest."""
+    session.run_install(
+        "uv", "pip", "install", "--no-deps", "--python", session.virtualenv.location, *args, external=True
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    sync(session, "--only-dev")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on every distribution's sources."""
+    sync(session, "--all-packages")
+    session.run("mypy", *(f"{path}/src" for path in DISTRIBUTIONS.values()))
+
+
+@nox.session
+@nox.parametrize("distribution", list(DISTRIBUTIONS))
+def tests(session: nox.Session, distribution: str) -> None:
+    """One distribution's tests, in an environment with only it, asm-core and test deps."""
+    sync(session, "--package", distribution, "--group", "test", "--no-default-groups")
+    if distribution == "asm-core":
+        uv_pip_install(session, *TEST_PLUGINS)
+    session.run("pytest", f"tests/{distribution}", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Cross-distribution and end-to-end tests, with every distribution installed."""
+    sync(session, "--all-packages")
+    session.run("pytest", "tests/integration", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Every script in examples/, offline."""
+    sync(session, "--all-packages")
+    uv_pip_install(session, "examples/custom_provider_plugin")
+    session.run("bash", "examples/run_all.sh", external=True)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks; each writes its figures into docs/performance.md."""
+    sync(session, "--all-packages")
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        session.run("python", str(script.relative_to(ROOT)), *session.posargs)

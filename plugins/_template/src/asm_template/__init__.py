@@ -1,0 +1,85 @@
+"""asm-template: the skeleton of an asm provider plugin.
+
+Replace this docstring with what the plugin provides and how to configure it.
+The parts every provider plugin has are all here:
+
+- a provider object with ``name``, ``capabilities()`` and
+  ``async execute(run, emit) -> RunResult`` (see :class:`asm.ports.Provider`);
+- an options class, built from the plugin's config table (``[providers.template]``
+  in ``asm.toml``) by :func:`asm.parse_options`, so an unknown key or a wrong
+  type is a clear ``invalid_config`` error;
+- one ``@hookimpl`` that registers a factory under the name users type.
+
+Plugins import ``hookimpl`` from ``asm``, never pluggy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import trio
+
+from asm import AsmError, Capabilities, RunInput, RunResult, TokenUsage, hookimpl, parse_options
+from asm.events import MessageReceived, MessageStreamed, TokenUsageUpdated
+from asm.hookspecs import Register
+from asm.ports import Emit
+
+__all__ = ["TemplateOptions", "TemplateProvider", "create_provider"]
+
+
+@attrs.frozen
+class TemplateOptions:
+    """The ``[providers.template]`` config table; every key needs a default
+    (the factory gets ``{}`` when the table is absent)."""
+
+    greeting: str = "Hello"
+
+
+class TemplateProvider:
+    """Answers ``"<greeting>, <prompt>"``, streamed word by word.
+
+    A real provider maps its API's or CLI's wire format to the payloads of
+    :mod:`asm.events` here, raises :class:`asm.AsmError` with a ``provider_*``
+    code when it fails, and stops promptly when cancelled (trio cancellation).
+    """
+
+    name = "template"
+
+    def __init__(self, *, greeting: str = "Hello") -> None:
+        self.greeting = greeting
+
+    def capabilities(self) -> Capabilities:
+        """What the router may match runs on."""
+        return Capabilities(streaming=True)
+
+    async def execute(self, run: RunInput, emit: Emit) -> RunResult:
+        """Emit content events and return the result.
+
+        The manager emits the lifecycle events (``run_started``,
+        ``run_completed``, ``run_failed``, ...) around this call; emitting one
+        here is an error.
+        """
+        if not run.prompt:
+            raise AsmError("invalid_input", "the template provider needs a user message")
+        text = f"{self.greeting}, {run.prompt}"
+        words = text.split(" ")
+        for index, word in enumerate(words):
+            await trio.lowlevel.checkpoint()  # a real provider awaits its I/O here
+            await emit(MessageStreamed(word if index == len(words) - 1 else word + " "))
+        usage = TokenUsage(input_tokens=len(run.prompt.split()), output_tokens=len(words))
+        await emit(MessageReceived(text))
+        await emit(TokenUsageUpdated(usage))
+        return RunResult(output=text, stop_reason="end_turn", usage=usage)
+
+
+def create_provider(config: dict[str, Any]) -> TemplateProvider:
+    """The factory: asm calls it with the ``[providers.template]`` table ({} if absent)."""
+    options = parse_options(TemplateOptions, config, "template provider")
+    return TemplateProvider(greeting=options.greeting)
+
+
+@hookimpl
+def asm_register_providers(register: Register) -> None:
+    """Register the provider as ``template`` (what users pass to ``--provider``)."""
+    register("template", create_provider)

@@ -1,0 +1,424 @@
+"""SessionManager: lifecycles, the event pipeline, failures, cancellation, timeouts, hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+import trio
+
+import asm
+from asm import AsmError, Event, EventType, RunStatus, SessionManager, SessionStatus
+from asm.events import (
+    ApprovalRequested,
+    MessageReceived,
+    MessageStreamed,
+    RunCompleted,
+    TokenUsageUpdated,
+    ToolCallStarted,
+)
+from asm.model import ProviderError, RunInput, RunResult, TokenUsage
+from asm.ports import Emit
+from asm.providers.scripted import Crash, Delay, EchoProvider, Fail, ScriptedProvider, Stall
+from asm.stores.memory import InMemorySessionStore
+
+T = EventType
+
+
+async def all_events(store: InMemorySessionStore, session_id: str) -> list[Event]:
+    return list((await store.read_events(session_id)).events)
+
+
+def types(events: Sequence[Event]) -> list[EventType]:
+    return [e.type for e in events]
+
+
+@pytest.fixture
+def store() -> InMemorySessionStore:
+    return InMemorySessionStore()
+
+
+async def test_run_once_records_the_whole_lifecycle_in_order(store: InMemorySessionStore) -> None:
+    manager = SessionManager(store, provider=EchoProvider())
+    seen: list[Event] = []
+    run = await manager.run_once("hello world", on_event=seen.append)
+
+    assert run.status is RunStatus.COMPLETED and run.output == "hello world"
+    assert run.usage.output_tokens > 0 and run.ended_at is not None and run.provider == "echo"
+    stored = await all_events(store, run.session_id)
+    assert seen == stored
+    assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
+    assert types(stored) == [
+        T.SESSION_CREATED, T.SESSION_STARTED, T.RUN_STARTED, T.MESSAGE_SENT, T.MESSAGE_STREAMED,
+        T.MESSAGE_STREAMED, T.MESSAGE_RECEIVED, T.TOKEN_USAGE_UPDATED, T.RUN_COMPLETED, T.SESSION_COMPLETED,
+    ]  # fmt: skip
+    assert all(e.run_id == run.id for e in stored if e.type.value.startswith(("run_", "message_", "token")))
+    assert (await store.get_session(run.session_id)).status is SessionStatus.COMPLETED
+    assert await store.get_run(run.id) == run
+
+
+async def test_callbacks_see_an_event_only_after_the_store_has_it(store: InMemorySessionStore) -> None:
+    manager = SessionManager(store, provider=ScriptedProvider.from_text("x" * 200, chunk_size=3))
+    checked = 0
+
+    async def check(event: Event) -> None:
+        nonlocal checked
+        page = await store.read_events(event.session_id, after=event.seq - 1, limit=1)  # type: ignore[operator]
+        assert page.events == (event,)
+        checked += 1
+
+    run = await manager.run_once("go", on_event=check)
+    assert run.status is RunStatus.COMPLETED
+    assert checked == await store.latest_seq(run.session_id)
+
+
+async def test_a_slow_consumer_holds_the_provider_back_and_loses_nothing(store: InMemorySessionStore) -> None:
+    chunks = [f"c{i} " for i in range(300)]
+    manager = SessionManager(store, provider=ScriptedProvider(chunks), event_buffer_size=4)
+    received: list[str] = []
+
+    async def slow(event: Event) -> None:
+        if isinstance(event.data, MessageStreamed):
+            received.append(event.data.delta)
+        await trio.sleep(0)
+
+    run = await manager.run_once("go", on_event=slow)
+    assert received == chunks and run.output == "".join(chunks)
+
+
+async def test_usage_is_summed_from_usage_events_when_the_result_has_none(store: InMemorySessionStore) -> None:
+    script = ["a", TokenUsageUpdated(TokenUsage(10, 2)), "b", TokenUsageUpdated(TokenUsage(5, 3, cache_read_tokens=4))]
+    run = await SessionManager(store, provider=ScriptedProvider(script)).run_once("go")
+    assert run.usage == TokenUsage(15, 5, cache_read_tokens=4)
+    completed = (await store.read_events(run.session_id, types=["run_completed"])).events[0]
+    assert isinstance(completed.data, RunCompleted) and completed.data.usage == run.usage
+
+
+async def test_provider_error_fails_the_run_and_the_session_with_its_code(store: InMemorySessionStore) -> None:
+    error = AsmError(
+        "provider_rate_limited",
+        "rate limited; retry after 3s",
+        details={"provider_error": ProviderError("fake", "http_429", "too many", stderr="x\n" * 500)},
+    )
+    manager = SessionManager(
+        store, provider=ScriptedProvider(["partial", Fail(error)]), error_text_max_lines=10, error_text_max_bytes=12
+    )
+    run = await manager.run_once("go")
+
+    assert run.status is RunStatus.FAILED and run.error is not None
+    assert run.error.code == "provider_rate_limited" and run.error.retryable
+    assert run.error.provider_error is not None and run.error.provider_error.truncated
+    assert run.error.provider_error.stderr == "x\nx\nx\nx\nx\nx\n"
+    events = await all_events(store, run.session_id)
+    assert types(events)[-3:] == [T.MESSAGE_STREAMED, T.RUN_FAILED, T.SESSION_FAILED]
+    failed = events[-2].data
+    assert failed == asm.events.RunFailed(
+        "provider_rate_limited", "rate limited; retry after 3s", True, run.error.provider_error
+    )
+    session = await store.get_session(run.session_id)
+    assert session.status is SessionStatus.FAILED and session.error is not None
+    with pytest.raises(AsmError) as caught:
+        run.raise_for_status()
+    assert caught.value.code == "provider_rate_limited" and caught.value.retryable
+
+
+async def test_a_crashing_provider_fails_its_run_not_the_caller(store: InMemorySessionStore) -> None:
+    run = await SessionManager(store, provider=ScriptedProvider(["a", Crash(KeyError("boom"))])).run_once("go")
+    assert run.status is RunStatus.FAILED and run.error is not None
+    assert run.error.code == "provider_error" and "KeyError" in run.error.message
+    assert run.error.provider_error is not None and run.error.provider_error.kind == "crash"
+
+
+async def test_a_provider_may_not_emit_lifecycle_events(store: InMemorySessionStore) -> None:
+    run = await SessionManager(store, provider=ScriptedProvider([RunCompleted("end_turn")])).run_once("go")
+    assert run.status is RunStatus.FAILED and run.error is not None
+    assert run.error.code == "validation_error" and "lifecycle" in run.error.message
+
+
+async def test_timeout_gives_status_timeout(store: InMemorySessionStore) -> None:
+    manager = SessionManager(store, provider=ScriptedProvider(["a", Stall()]))
+    run = await manager.run_once("go", timeout=0.05)
+    assert run.status is RunStatus.TIMEOUT and run.error is not None and run.error.code == "timeout"
+    assert run.error.retryable
+    events = await all_events(store, run.session_id)
+    assert types(events)[-2:] == [T.RUN_TIMEOUT, T.SESSION_FAILED]
+    assert events[-2].data == asm.events.RunTimeout(0.05)
+
+
+async def test_manager_default_run_timeout_applies(store: InMemorySessionStore) -> None:
+    run = await SessionManager(store, provider=ScriptedProvider([Stall()]), run_timeout=0.01).run_once("go")
+    assert run.status is RunStatus.TIMEOUT
+
+
+async def test_cancel_run_stops_an_executing_run(store: InMemorySessionStore) -> None:
+    manager = SessionManager(store, provider=ScriptedProvider(["before", Stall()]))
+    session = await manager.start_session()
+    await manager.activate_session(session.id)
+    run = await manager.start_run(session.id, "go")
+    streamed = trio.Event()
+
+    def on_event(event: Event) -> None:
+        if event.type is T.MESSAGE_STREAMED:
+            streamed.set()
+
+    results: list[asm.Run] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: _collect(results, manager.execute_run(run.id, on_event=on_event)))
+        await streamed.wait()
+        cancelled = await manager.cancel_run(run.id, reason="user pressed stop")
+    assert cancelled.status is RunStatus.CANCELLED
+    assert results[0] == cancelled and cancelled.error is not None
+    events = await all_events(store, session.id)
+    assert events[-1].type is T.RUN_CANCELLED and events[-1].data == asm.events.RunCancelled("user pressed stop")
+    assert (await store.get_session(session.id)).status is SessionStatus.ACTIVE
+
+
+async def _collect(results: list[Any], awaitable: Any) -> None:
+    results.append(await awaitable)
+
+
+async def test_cancel_run_from_inside_the_run_does_not_deadlock(store: InMemorySessionStore) -> None:
+    manager = SessionManager(store, provider=ScriptedProvider(["a", Delay(0.01), "b", Stall()]))
+
+    async def stop_at_first_chunk(event: Event) -> None:
+        if event.type is T.MESSAGE_STREAMED:
+            await manager.cancel_run(event.run_id or "")
+
+    run = await manager.run_once("go", on_event=stop_at_first_chunk)
+    assert run.status is RunStatus.CANCELLED
+    assert (await store.get_session(run.session_id)).status is SessionStatus.CANCELLED
+
+
+async def test_cancel_run_of_a_pending_run_and_of_a_finished_run(store: InMemorySessionStore) -> None:
+    manager = SessionManager(store, provider=EchoProvider())
+    session = await manager.start_session()
+    await manager.activate_session(session.id)
+    pending = await manager.start_run(session.id, "go")
+    cancelled = await manager.cancel_run(pending.id)
+    assert cancelled.status is RunStatus.CANCELLED
+    assert (await all_events(store, session.id))[-1].type is T.RUN_CANCELLED
+    with pytest.raises(AsmError) as caught:
+        await manager.execute_run(pending.id)
+    assert caught.value.code == "invalid_transition"
+
+    finished = await manager.execute_run((await manager.start_run(session.id, "again")).id)
+    assert await manager.cancel_run(finished.id) == finished
+
+
+async def test_cancelling_the_caller_records_the_run_cancelled_and_keeps_accepted_events(
+    store: InMemorySessionStore,
+) -> None:
+    manager = SessionManager(store, provider=ScriptedProvider(["one", "two", Stall()]))
+    seen: list[Event] = []
+
+    def on_event(event: Event) -> None:
+        seen.append(event)
+
+    with trio.move_on_after(0.05):
+        await manager.run_once("go", on_event=on_event)
+    session_id = seen[0].session_id
+    events = await all_events(store, session_id)
+    assert [e.data for e in events if e.type is T.MESSAGE_STREAMED] == [MessageStreamed("one"), MessageStreamed("two")]
+    assert types(events)[-2:] == [T.RUN_CANCELLED, T.SESSION_CANCELLED]
+    (run,) = await store.list_runs(session_id)
+    assert run.status is RunStatus.CANCELLED
+
+
+async def test_a_consumer_that_raises_fails_the_run(store: InMemorySessionStore) -> None:
+    def broken(event: Event) -> None:
+        if event.type is T.MESSAGE_STREAMED:
+            raise ValueError("bug in my callback")
+
+    run = await SessionManager(store, provider=ScriptedProvider(["a", "b", Stall()])).run_once("go", on_event=broken)
+    assert run.status is RunStatus.FAILED and run.error is not None
+    assert run.error.code == "internal_error" and "bug in my callback" in run.error.message
+
+
+class FlakyStore(InMemorySessionStore):
+    """Accepts ``budget`` events, then fails every append as a broken disk would."""
+
+    def __init__(self, budget: int) -> None:
+        super().__init__()
+        self.budget = budget
+
+    async def append_events(self, events: Sequence[Event]) -> list[Event]:
+        if self.budget < len(events):
+            raise AsmError("storage_write_failed", "disk full; free space and retry")
+        self.budget -= len(events)
+        return await super().append_events(events)
+
+
+async def test_a_store_failure_fails_the_run_and_keeps_what_was_stored() -> None:
+    store = FlakyStore(budget=6)
+    manager = SessionManager(store, provider=ScriptedProvider(["a", Delay(0.01), "b", Delay(0.01), "c", Stall()]))
+    delivered: list[Event] = []
+    session = await manager.start_session()
+    await manager.activate_session(session.id)
+    run = await manager.start_run(session.id, "go")
+    done = await manager.execute_run(run.id, on_event=delivered.append)
+    assert done.status is RunStatus.FAILED and done.error is not None
+    assert done.error.code == "storage_write_failed"
+    assert await store.get_run(run.id) == done
+    assert delivered == (await all_events(store, session.id))[2:]
+
+
+async def test_bad_input_is_refused_before_anything_is_stored(store: InMemorySessionStore) -> None:
+    manager = SessionManager(store, provider=EchoProvider())
+    for bad in ["", "   ", [], [{"role": "user", "content": ""}], [{"role": "wizard", "content": "x"}], 42, [{"x": 1}]]:
+        with pytest.raises(AsmError) as caught:
+            await manager.run_once(bad)
+        assert caught.value.code == "validation_error", bad
+    assert await store.list_sessions() == []
+
+
+async def test_runs_need_an_active_session(store: InMemorySessionStore) -> None:
+    manager = SessionManager(store, provider=EchoProvider())
+    session = await manager.start_session(agent_id="agent-1")
+    with pytest.raises(AsmError) as caught:
+        await manager.start_run(session.id, "go")
+    assert caught.value.code == "session_not_active" and "activate_session" in caught.value.message
+    await manager.activate_session(session.id)
+    run = await manager.start_run(session.id, [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}])
+    await manager.pause_session(session.id)
+    with pytest.raises(AsmError) as caught:
+        await manager.execute_run(run.id)
+    assert caught.value.code == "session_not_active"
+    await manager.resume_session(session.id)
+    done = await manager.execute_run(run.id)
+    assert done.output == "hi"
+    sent = (await store.read_events(session.id, types=[T.MESSAGE_SENT])).events
+    assert [(e.data.role, e.data.content) for e in sent] == [("system", "be brief"), ("user", "hi")]  # type: ignore[attr-defined]
+    await manager.complete_session(session.id)
+    with pytest.raises(AsmError) as caught:
+        await manager.complete_session(session.id)
+    assert caught.value.code == "invalid_transition"
+
+
+async def test_unknown_ids_and_providers_are_resource_errors(store: InMemorySessionStore) -> None:
+    manager = SessionManager(store, provider=EchoProvider(), providers={"echo": EchoProvider()})
+    with pytest.raises(AsmError) as caught:
+        await manager.execute_run("run_missing")
+    assert caught.value.code == "run_not_found"
+    with pytest.raises(AsmError) as caught:
+        await manager.activate_session("ses_missing")
+    assert caught.value.code == "session_not_found"
+    with pytest.raises(AsmError) as caught:
+        await manager.run_once("hi", provider="nope")
+    assert caught.value.code == "provider_not_found" and "echo" in caught.value.message
+    with pytest.raises(AsmError) as caught:
+        await SessionManager(store).run_once("hi")
+    assert caught.value.code == "validation_error"
+
+
+async def test_cancel_session_cancels_its_runs(store: InMemorySessionStore) -> None:
+    manager = SessionManager(store, provider=ScriptedProvider([Stall()]))
+    session = await manager.start_session()
+    await manager.activate_session(session.id)
+    running = await manager.start_run(session.id, "one")
+    queued = await manager.start_run(session.id, "two")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(manager.execute_run, running.id)
+        await trio.testing.wait_all_tasks_blocked()
+        await manager.cancel_session(session.id, reason="shutting down")
+    assert {r.status for r in await store.list_runs(session.id)} == {RunStatus.CANCELLED}
+    assert (await store.get_run(queued.id)).status is RunStatus.CANCELLED
+    assert (await store.get_session(session.id)).status is SessionStatus.CANCELLED
+
+
+class RedactPlugin:
+    def __init__(self) -> None:
+        self.durable: list[Event] = []
+        self.lifecycle: list[str] = []
+
+    @asm.hookimpl
+    def asm_transform_event(self, event: Event) -> Event | None:
+        if isinstance(event.data, MessageStreamed) and "sk-secret" in event.data.delta:
+            return Event(event.id, event.session_id, event.run_id, MessageStreamed("[REDACTED]"), event.at)
+        return None
+
+    @asm.hookimpl
+    async def asm_event(self, event: Event) -> None:
+        await trio.sleep(0)
+        self.durable.append(event)
+
+    @asm.hookimpl
+    def asm_run_starting(self, session: asm.Session, run: asm.Run) -> None:
+        self.lifecycle.append(f"starting {run.status.value}")
+
+    @asm.hookimpl
+    def asm_run_finished(self, session: asm.Session, run: asm.Run) -> None:
+        self.lifecycle.append(f"finished {run.status.value}")
+
+    @asm.hookimpl
+    def asm_session_started(self, session: asm.Session) -> None:
+        self.lifecycle.append("session started")
+
+    @asm.hookimpl
+    def asm_session_ended(self, session: asm.Session) -> None:
+        self.lifecycle.append(f"session {session.status.value}")
+
+
+async def test_runtime_hooks_transform_before_storing_and_observe_after(store: InMemorySessionStore) -> None:
+    plugin = RedactPlugin()
+    registry = asm.load_plugins(entry_points=False, extra=[plugin])
+    manager = SessionManager(store, provider=ScriptedProvider(["key=sk-secret"]), plugins=registry)
+    run = await manager.run_once("go")
+    stored = await all_events(store, run.session_id)
+    assert MessageStreamed("[REDACTED]") in [e.data for e in stored]
+    assert plugin.durable == stored
+    assert plugin.lifecycle == ["session started", "starting running", "finished completed", "session completed"]
+
+
+class ToolProvider:
+    """Asks for approval before 'running' a tool, as API providers do."""
+
+    name = "tools"
+
+    def capabilities(self) -> asm.Capabilities:
+        return asm.Capabilities(tools=True)
+
+    async def execute(self, run: RunInput, emit: Emit) -> RunResult:
+        await emit(ToolCallStarted("t1", "delete_files", {"path": "/tmp/x"}))
+        allowed = await emit.request_approval("t1", "delete_files", {"path": "/tmp/x"})
+        return RunResult(output="deleted" if allowed else "refused")
+
+
+class Approver:
+    def __init__(self, answer: bool | None) -> None:
+        self.answer = answer
+        self.asked: list[ApprovalRequested] = []
+
+    @asm.hookimpl
+    async def asm_approve_tool(self, request: ApprovalRequested, run: asm.Run) -> bool | None:
+        self.asked.append(request)
+        return self.answer
+
+
+@pytest.mark.parametrize(("answer", "output", "event"), [(True, "deleted", T.APPROVAL_GRANTED), (False, "refused", T.APPROVAL_DENIED), (None, "refused", T.APPROVAL_DENIED)])
+async def test_approval_hook_answers_tool_calls(
+    store: InMemorySessionStore, answer: bool | None, output: str, event: EventType
+) -> None:
+    approver = Approver(answer)
+    registry = asm.load_plugins(entry_points=False, extra=[approver])
+    run = await SessionManager(store, provider=ToolProvider(), plugins=registry).run_once("clean up")
+    assert run.output == output
+    assert approver.asked == [ApprovalRequested("t1", "delete_files", {"path": "/tmp/x"})]
+    kinds = types(await all_events(store, run.session_id))
+    assert kinds[kinds.index(T.APPROVAL_REQUESTED) + 1] is event
+
+
+async def test_concurrent_runs_in_one_session_share_one_gap_free_sequence(store: InMemorySessionStore) -> None:
+    manager = SessionManager(store, provider=ScriptedProvider([f"{i}" for i in range(50)]), event_buffer_size=7)
+    session = await manager.start_session()
+    await manager.activate_session(session.id)
+    runs = [await manager.start_run(session.id, f"run {i}") for i in range(8)]
+    async with trio.open_nursery() as nursery:
+        for run in runs:
+            nursery.start_soon(manager.execute_run, run.id)
+    events = await all_events(store, session.id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    for run in runs:
+        mine = [e.data.delta for e in events if e.run_id == run.id and isinstance(e.data, MessageStreamed)]
+        assert mine == [f"{i}" for i in range(50)]
+    assert all(isinstance(e.data, MessageReceived) is False for e in events)
