@@ -51,14 +51,10 @@ def write_section(name: str, body: str) -> None:
     """Replace (or append) the section ``name`` of docs/performance.md with ``body``."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
     section = (
-        f"<!-- {name}:start -->\n## {name}\n\n"
-        f"Measured {stamp} on {machine()}.\n\n{body.strip()}\n<!-- {name}:end -->"
+        f"<!-- {name}:start -->\n## {name}\n\nMeasured {stamp} on {machine()}.\n\n{body.strip()}\n<!-- {name}:end -->"
     )
     text = PERFORMANCE_MD.read_text() if PERFORMANCE_MD.exists() else HEADER
     pattern = re.compile(rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
     PERFORMANCE_MD.parent.mkdir(parents=True, exist_ok=True)
     PERFORMANCE_MD.write_text(text)

@@ -18,11 +18,11 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _report import best_and_median, stopwatch, write_section  # noqa: E402
+from _report import best_and_median, stopwatch, write_section
 
-from asm import InMemorySessionStore, SessionManager  # noqa: E402
-from asm.events import MessageStreamed  # noqa: E402
-from asm.providers.scripted import ScriptedProvider  # noqa: E402
+from asm import InMemorySessionStore, SessionManager
+from asm.events import MessageStreamed
+from asm.providers.scripted import ScriptedProvider
 
 TARGET_EVENTS_PER_S = 150_000
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.lowlevel
 
 import asm
 from asm import AsmError, Event, EventType, RunStatus, SessionManager, SessionStatus
@@ -81,7 +82,7 @@ async def test_a_slow_consumer_holds_the_provider_back_and_loses_nothing(store: 
     async def slow(event: Event) -> None:
         if isinstance(event.data, MessageStreamed):
             received.append(event.data.delta)
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
 
     run = await manager.run_once("go", on_event=slow)
     assert received == chunks and run.output == "".join(chunks)
@@ -279,7 +280,9 @@ async def test_runs_need_an_active_session(store: InMemorySessionStore) -> None:
         await manager.start_run(session.id, "go")
     assert caught.value.code == "session_not_active" and "activate_session" in caught.value.message
     await manager.activate_session(session.id)
-    run = await manager.start_run(session.id, [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}])
+    run = await manager.start_run(
+        session.id, [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    )
     await manager.pause_session(session.id)
     with pytest.raises(AsmError) as caught:
         await manager.execute_run(run.id)
@@ -339,7 +342,7 @@ class RedactPlugin:
 
     @asm.hookimpl
     async def asm_event(self, event: Event) -> None:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         self.durable.append(event)
 
     @asm.hookimpl
@@ -395,7 +398,14 @@ class Approver:
         return self.answer
 
 
-@pytest.mark.parametrize(("answer", "output", "event"), [(True, "deleted", T.APPROVAL_GRANTED), (False, "refused", T.APPROVAL_DENIED), (None, "refused", T.APPROVAL_DENIED)])
+@pytest.mark.parametrize(
+    ("answer", "output", "event"),
+    [
+        (True, "deleted", T.APPROVAL_GRANTED),
+        (False, "refused", T.APPROVAL_DENIED),
+        (None, "refused", T.APPROVAL_DENIED),
+    ],
+)
 async def test_approval_hook_answers_tool_calls(
     store: InMemorySessionStore, answer: bool | None, output: str, event: EventType
 ) -> None:
@@ -422,3 +432,55 @@ async def test_concurrent_runs_in_one_session_share_one_gap_free_sequence(store:
         mine = [e.data.delta for e in events if e.run_id == run.id and isinstance(e.data, MessageStreamed)]
         assert mine == [f"{i}" for i in range(50)]
     assert all(isinstance(e.data, MessageReceived) is False for e in events)
+
+
+class FanOutProvider:
+    """Emits from several tasks at once, as a provider running tools in parallel does."""
+
+    name = "fan-out"
+
+    def capabilities(self) -> asm.Capabilities:
+        return asm.Capabilities()
+
+    async def execute(self, run: RunInput, emit: Emit) -> RunResult:
+        async def worker(n: int) -> None:
+            for i in range(40):
+                await emit(MessageStreamed(f"{n}.{i}"))
+
+        async with trio.open_nursery() as nursery:
+            for n in range(6):
+                nursery.start_soon(worker, n)
+        return RunResult(output="done")
+
+
+async def test_concurrent_emitters_share_the_bounded_queue_without_losing_events(store: InMemorySessionStore) -> None:
+    manager = SessionManager(store, provider=FanOutProvider(), event_buffer_size=3)
+    run = await manager.run_once("go", on_event=lambda event: None)
+    assert run.status is RunStatus.COMPLETED
+    deltas = [e.data.delta for e in await all_events(store, run.session_id) if isinstance(e.data, MessageStreamed)]
+    assert sorted(deltas) == sorted(f"{n}.{i}" for n in range(6) for i in range(40))
+    for n in range(6):
+        assert [d for d in deltas if d.startswith(f"{n}.")] == [f"{n}.{i}" for i in range(40)]
+
+
+class SlowStore(InMemorySessionStore):
+    """A store whose commits take a while, like a remote database."""
+
+    async def append_events(self, events: Sequence[Event]) -> list[Event]:
+        await trio.sleep(0.02)
+        return await super().append_events(events)
+
+
+@pytest.mark.parametrize("cancel_after", [0.01, 0.03, 0.05, 0.07, 0.09])
+async def test_a_caller_cancelled_while_the_run_is_being_recorded_still_gets_a_final_run(cancel_after: float) -> None:
+    store = SlowStore()
+    manager = SessionManager(store, provider=ScriptedProvider(["a", "b"]))
+    session = await manager.start_session()
+    await manager.activate_session(session.id)
+    run = await manager.start_run(session.id, "go")
+    with trio.move_on_after(cancel_after):
+        await manager.execute_run(run.id)
+    final = await store.get_run(run.id)
+    assert final.status.is_terminal
+    last = (await all_events(store, session.id))[-1]
+    assert last.type is {RunStatus.COMPLETED: T.RUN_COMPLETED, RunStatus.CANCELLED: T.RUN_CANCELLED}[final.status]

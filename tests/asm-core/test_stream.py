@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 import asm
@@ -74,7 +75,7 @@ async def test_a_slow_consumer_gets_every_event() -> None:
         async for event in events:
             if isinstance(event.data, MessageStreamed):
                 got.append(event.data.delta)
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
     assert got == chunks
 
 

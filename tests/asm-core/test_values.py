@@ -36,7 +36,12 @@ def test_an_error_is_an_instance_of_its_category_class() -> None:
 
 def test_retryable_follows_the_code_and_can_be_overridden() -> None:
     retryable = {code for code in CODES if is_retryable(code)}
-    assert {"provider_timeout", "provider_rate_limited", "provider_unavailable", "storage_connection_failed"} <= retryable
+    assert {
+        "provider_timeout",
+        "provider_rate_limited",
+        "provider_unavailable",
+        "storage_connection_failed",
+    } <= retryable
     assert "timeout" in retryable and "validation_error" not in retryable
     assert AsmError("provider_error", "x", retryable=True).retryable
 
@@ -122,4 +127,4 @@ def test_every_public_name_has_a_docstring_and_values_are_frozen() -> None:
         assert inspect.getdoc(obj), f"asm.{name} has no docstring"
         if attrs.has(obj) and name not in {"Runtime"}:
             assert obj.__attrs_attrs__ is not None
-            assert getattr(obj, "__setattr__") is not object.__setattr__, f"asm.{name} is not frozen"
+            assert obj.__setattr__ is not object.__setattr__, f"asm.{name} is not frozen"

@@ -329,10 +329,9 @@ class SessionManager:
                     # Cancellation (perhaps inside an exception group) or an interrupt.
                     if not (active.scope.cancel_called or deadline.cancel_called):
                         # Cancelled from outside (the caller's scope): record, then propagate.
-                        with trio.CancelScope(shield=True):
-                            info = ErrorInfo("cancelled", "run was cancelled (caller cancelled)")
-                            cancelled = RunCancelled("caller cancelled")
-                            await self._finish(session, run, writer, RunStatus.CANCELLED, cancelled, error=info)
+                        info = ErrorInfo("cancelled", "run was cancelled (caller cancelled)")
+                        cancelled = RunCancelled("caller cancelled")
+                        await self._finish(session, run, writer, RunStatus.CANCELLED, cancelled, error=info)
                     raise
         if writer.error is not None:
             error = writer.error
@@ -367,21 +366,23 @@ class SessionManager:
     ) -> Run:
         # Everything the provider emitted is stored before the run is final;
         # the terminal event comes after the final state, so whoever sees it
-        # can read the finished run.
-        await writer.close()
-        check_run_transition(run.status, status)
-        run = attrs.evolve(
-            run,
-            status=status,
-            ended_at=utcnow(),
-            result=result,
-            error=error,
-            usage=usage if usage is not None else writer.usage,
-        )
-        await self.store.save_run(run)
-        if writer.error is None:
-            await self._publish(run.session_id, run.id, [data], writer.on_event, provider=run.provider)
-        await self._call_hook("asm_run_finished", session=session, run=run)
+        # can read the finished run. The outcome is decided by now: it is
+        # recorded even if the caller is cancelled meanwhile (shielded).
+        with trio.CancelScope(shield=True):
+            await writer.close()
+            check_run_transition(run.status, status)
+            run = attrs.evolve(
+                run,
+                status=status,
+                ended_at=utcnow(),
+                result=result,
+                error=error,
+                usage=usage if usage is not None else writer.usage,
+            )
+            await self.store.save_run(run)
+            if writer.error is None:
+                await self._publish(run.session_id, run.id, [data], writer.on_event, provider=run.provider)
+            await self._call_hook("asm_run_finished", session=session, run=run)
         return run
 
     async def cancel_run(self, run_id: str, *, reason: str | None = None) -> Run:
@@ -598,7 +599,8 @@ class _RunWriter:
         self._buffer.append(self._manager._make_event(self._session_id, self._run_id, data, self._provider))
         self._has_work.set()
         while len(self._buffer) >= self._capacity and self.error is None and not self._done.is_set():
-            self._has_space = trio.Event()
+            if self._has_space.is_set():
+                self._has_space = trio.Event()  # shared by every task waiting for room
             await self._has_space.wait()
 
     async def request_approval(self, tool_call_id: str, tool_name: str, tool_input: dict[str, Any]) -> bool:

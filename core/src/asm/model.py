@@ -334,9 +334,11 @@ class Artifact:
 class Page:
     """A page of events read from a store.
 
-    ``cursor`` is the seq to pass as ``after=`` to read the next page (the last
-    event's seq, or the ``after`` you passed when the page is empty);
-    ``has_more`` says whether events past the page matched when it was read.
+    ``cursor`` is the seq to pass as ``after=`` to read the next page: the last
+    returned event's seq when the page was cut by ``limit``, else the last seq
+    the read examined (so a filtered read skips past events that did not
+    match, and an empty page never moves the cursor backwards).
+    ``has_more`` says whether more matching events existed when it was read.
     """
 
     events: tuple[Event, ...]

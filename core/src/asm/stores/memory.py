@@ -102,9 +102,7 @@ class InMemorySessionStore:
 
     async def list_runs(self, session_id: str, *, status: RunStatus | None = None) -> list[Run]:
         """A session's runs, oldest first."""
-        runs = [
-            r for r in self._runs.values() if r.session_id == session_id and (status is None or r.status == status)
-        ]
+        runs = [r for r in self._runs.values() if r.session_id == session_id and (status is None or r.status == status)]
         runs.sort(key=lambda r: r.created_at)
         return runs
 
@@ -191,7 +189,9 @@ class InMemorySessionStore:
 
 
 def _not_found(kind: str, ident: str) -> AsmError:
-    return AsmError(f"{kind}_not_found", f"{kind} {ident!r} does not exist; check the id", details={f"{kind}_id": ident})
+    return AsmError(
+        f"{kind}_not_found", f"{kind} {ident!r} does not exist; check the id", details={f"{kind}_id": ident}
+    )
 
 
 class InMemoryArtifactStore:
@@ -223,7 +223,10 @@ class InMemoryArtifactStore:
         elif hasattr(data, "__aiter__"):
             blob = b"".join([bytes(chunk) async for chunk in data])
         else:
-            raise AsmError("validation_error", f"artifact data must be bytes or an async iterator of bytes, not {type(data).__name__}")
+            raise AsmError(
+                "validation_error",
+                f"artifact data must be bytes or an async iterator of bytes, not {type(data).__name__}",
+            )
         artifact = Artifact(
             key=key,
             size=len(blob),

@@ -11,7 +11,7 @@ import trio
 
 from asm.errors import AsmError
 
-__all__ = ["background_tasks", "expect_asm_error", "unique"]
+__all__ = ["background_tasks", "expect_asm_error", "guard", "unique"]
 
 
 def unique(prefix: str) -> str:
@@ -35,6 +35,19 @@ def expect_asm_error(code: str, doing: str) -> Iterator[None]:
     except Exception as exc:  # noqa: BLE001 - reported as a contract failure, with the cause chained
         pytest.fail(f"{doing} raised {exc!r}; the contract requires AsmError(code={code!r})")
     pytest.fail(f"{doing} did not raise; the contract requires AsmError(code={code!r})")
+
+
+@contextmanager
+def guard(seconds: float, what: str) -> Iterator[None]:
+    """Cancel the block and fail the test if it takes more than ``seconds``.
+
+    A guard against a broken plugin hanging the test run, never a
+    performance bound: ``seconds`` is generous (the suites' ``wait_limit``).
+    """
+    with trio.move_on_after(seconds) as scope:
+        yield
+    if scope.cancelled_caught:
+        pytest.fail(f"{what} did not finish within {seconds:g}s (the suite's wait_limit); it hangs")
 
 
 def background_tasks() -> set[trio.lowlevel.Task]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 import pytest
 import trio
 import trio.testing
 
-from asm.errors import AsmError
 from asm.events import (
     PAYLOADS,
     ApprovalDenied,
@@ -64,7 +63,7 @@ from asm.model import (
 )
 from asm.ports import SessionStore
 from asm.states import RunStatus, SessionStatus
-from asm.testing._common import expect_asm_error, unique
+from asm.testing._common import expect_asm_error, guard, unique
 
 __all__ = ["SessionStoreContract", "sample_payloads"]
 
@@ -156,13 +155,13 @@ class SessionStoreContract:
 
     # -- helpers -------------------------------------------------------------
 
-    async def _new_session(self, store: SessionStore, **changes: object) -> Session:
+    async def _new_session(self, store: SessionStore, **changes: Any) -> Session:
         session = Session(id=unique("ses"), agent_id=unique("agent"), provider="contract")
         session = attrs.evolve(session, **changes)
         await store.save_session(session)
         return session
 
-    async def _new_run(self, store: SessionStore, session_id: str, **changes: object) -> Run:
+    async def _new_run(self, store: SessionStore, session_id: str, **changes: Any) -> Run:
         run_id = unique("run")
         run_input = RunInput((Message("user", "hello"),), session_id=session_id, run_id=run_id)
         run = attrs.evolve(Run(id=run_id, session_id=session_id, input=run_input, provider="contract"), **changes)
@@ -231,7 +230,12 @@ class SessionStoreContract:
             id=run_id,
             session_id=session.id,
             input=RunInput(
-                (Message("system", "be brief"), Message("user", "héllo"), Message("assistant", "hi"), Message("user", "?")),
+                (
+                    Message("system", "be brief"),
+                    Message("user", "héllo"),
+                    Message("assistant", "hi"),
+                    Message("user", "?"),
+                ),
                 options={"model": "m-1", "max_turns": 3, "temperature": 0.5, "stop": ["\n\n"], "extra": None},
                 session_id=session.id,
                 run_id=run_id,
@@ -403,12 +407,13 @@ class SessionStoreContract:
         sessions = [await self._new_session(store), await self._new_session(store)]
         lock = trio.Lock()
         sizes = (1, 2, 3, 5, 8, 13, 4)
-        appended: dict[int, list[Event]] = {}
+        given: dict[int, list[Event]] = {}
+        returned: dict[int, list[Event]] = {}
 
         async def writer(index: int) -> None:
-            session_id = sessions[index % 2].id
-            events = self._events(session_id, 25, start=index * 100)
+            events = given[index] = self._events(sessions[index % 2].id, 25, start=index * 100)
             stored: list[Event] = []
+            returned[index] = stored
             position, turn = 0, index
             while position < len(events):
                 batch = events[position : position + sizes[turn % len(sizes)]]
@@ -418,24 +423,24 @@ class SessionStoreContract:
                 else:
                     async with lock:
                         stored += await store.append_events(batch)
-            assert [e.id for e in stored] == [e.id for e in events], "append must return the events given, in order"
-            appended[index] = stored
 
-        with trio.fail_after(self.wait_limit):
+        with guard(self.wait_limit, "20 tasks appending concurrently"):
             async with trio.open_nursery() as nursery:
                 for index in range(20):
                     nursery.start_soon(writer, index)
 
+        for index in range(20):
+            assert [e.id for e in returned[index]] == [e.id for e in given[index]], "append must return its events"
+            seqs = [e.seq or 0 for e in returned[index]]
+            assert seqs == sorted(seqs), "one task's successive appends must get increasing seqs"
         for parity, session in enumerate(sessions):
-            mine = [appended[i] for i in range(parity, 20, 2)]
-            returned = sorted(e.seq or 0 for events in mine for e in events)
-            assert returned == list(range(1, 251)), f"session {parity}: returned seqs are not exactly 1..250"
-            for events in mine:
-                seqs = _seqs(events)
-                assert seqs == sorted(seqs), "one task's events must get increasing seqs"  # type: ignore[type-var]
+            mine = [e for index in range(parity, 20, 2) for e in returned[index]]
+            assert sorted(e.seq or 0 for e in mine) == list(range(1, 251)), (
+                f"session {parity}: the seqs append_events returned are not exactly 1..250"
+            )
             log = await self._read_all(store, session.id)
-            assert _seqs(log) == list(range(1, 251)), f"session {parity}: stored log is not exactly 1..250"
-            assert {e.id for e in log} == {e.id for events in mine for e in events}
+            assert _seqs(log) == list(range(1, 251)), f"session {parity}: the stored log is not exactly 1..250"
+            assert {e.id for e in log} == {e.id for e in mine}
             assert await store.latest_seq(session.id) == 250
 
     async def test_append_is_idempotent_by_event_id(self, store: SessionStore) -> None:
@@ -530,11 +535,13 @@ class SessionStoreContract:
         assert (page.events, page.cursor, page.has_more) == ((), 0, False), "an unknown session reads as empty"
 
     async def test_read_events_filters_types_and_run(self, store: SessionStore) -> None:
-        """``types=`` (EventType or str values) and ``run_id=`` filter the page;
-        an unknown type name is ``validation_error``.
+        """``types=`` (EventType or str values) and ``run_id=`` filter the page
+        (``types=[]`` matches nothing); an unknown type name is
+        ``validation_error``.
 
         Failing means filters are ignored, strings and enum members are not
-        both accepted, or a typo in a type silently matches nothing.
+        both accepted, an empty list is taken for "no filter", or a typo in a
+        type silently matches nothing.
         """
         session = await self._new_session(store)
         run_a = await self._new_run(store, session.id)
@@ -641,7 +648,7 @@ class SessionStoreContract:
         """
         session = await self._new_session(store)
         stored = await store.append_events(self._events(session.id, 5))
-        with trio.fail_after(self.wait_limit):
+        with guard(self.wait_limit, "wait_for_events with events already stored"):
             page = await store.wait_for_events(session.id, after=1, timeout=None)
             limited = await store.wait_for_events(session.id, after=0, timeout=None, limit=2)
         assert list(page.events) == stored[1:]
@@ -665,7 +672,7 @@ class SessionStoreContract:
             page = await store.wait_for_events(session.id, after=2, timeout=None)
             results.extend(page.events)
 
-        with trio.fail_after(self.wait_limit):
+        with guard(self.wait_limit, "wait_for_events woken by an append"):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(waiter)
                 await trio.testing.wait_all_tasks_blocked()
@@ -684,7 +691,7 @@ class SessionStoreContract:
         """
         session = await self._new_session(store)
         await store.append_events(self._events(session.id, 3))
-        with trio.fail_after(self.wait_limit):
+        with guard(self.wait_limit, f"wait_for_events(timeout={self.short_timeout})"):
             page = await store.wait_for_events(session.id, after=3, timeout=self.short_timeout)
             unknown = await store.wait_for_events(unique("ses"), after=0, timeout=self.short_timeout)
         assert (page.events, page.cursor) == ((), 3)
