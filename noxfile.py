@@ -66,14 +66,14 @@ def tests(session: nox.Session, distribution: str) -> None:
     sync(session, "--package", distribution, "--group", "test", "--no-default-groups")
     if distribution == "asm-core":
         uv_pip_install(session, *TEST_PLUGINS)
-    session.run("pytest", f"tests/{distribution}", "-p", "no:cacheprovider", *session.posargs)
+    session.run("pytest", "-p", "no:cacheprovider", *(session.posargs or [f"tests/{distribution}"]))
 
 
 @nox.session
 def integration(session: nox.Session) -> None:
     """Cross-distribution and end-to-end tests, with every distribution installed."""
     sync(session, "--all-packages")
-    session.run("pytest", "tests/integration", "-p", "no:cacheprovider", *session.posargs)
+    session.run("pytest", "-p", "no:cacheprovider", *(session.posargs or ["tests/integration"]))
 
 
 @nox.session

@@ -110,7 +110,8 @@ async def main() -> None:
     # -- reading the event log back, a page at a time ------------------------
     # seq is 1, 2, 3, ... per session; a page's cursor is what to pass as
     # after= for the next page, so a reader can stop and resume anywhere.
-    cursor, pages, seen = 0, 0, []
+    cursor, pages = 0, 0
+    seen: list[asm.Event] = []
     while True:
         page = await store.read_events(session.id, after=cursor, limit=10)
         seen.extend(page.events)

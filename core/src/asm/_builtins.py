@@ -13,6 +13,7 @@ from asm.providers.scripted import EchoProvider, ScriptedProvider
 from asm.rendering import CallbackSink, CompactRenderer, FileSink, JsonlSink
 from asm.stores.memory import InMemoryArtifactStore, InMemorySessionStore
 
+
 @attrs.frozen
 class _EchoOptions:
     prefix: str = ""

@@ -14,17 +14,20 @@ traceback; the exit status is 2 for bad input and 1 for any other failure.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from datetime import date, datetime, time
+from typing import Any, NoReturn, TextIO
 
 import trio
 
 from asm.config import LoadedConfig, load_config
 from asm.errors import AsmError, ValidationError
 from asm.events import Event, MessageStreamed
-from asm.plugins import PluginRegistry, load_plugins
+from asm.plugins import BrokenPlugin, PluginRegistry, load_plugins
 from asm.runtime import open_runtime
 from asm.serde import event_to_json
 
@@ -39,6 +42,11 @@ def main() -> None:
 def run_cli(argv: Sequence[str], *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """Run the command line ``argv``; return the exit status.
 
+    Output goes to ``stdout`` / ``stderr`` (default: the process's). It never
+    raises for a bad command line or an ``AsmError``: it prints one line,
+    ``asm: error [code]: message``, and returns 2 for bad input (validation
+    errors, usage errors), 1 for any other failure.
+
     >>> run_cli(["run", "--provider", "echo", "hello"])  # doctest: +SKIP
     hello
     0
@@ -47,23 +55,77 @@ def run_cli(argv: Sequence[str], *, stdout: TextIO | None = None, stderr: TextIO
     err = stderr or sys.stderr
     try:
         registry = load_plugins()
-        parser = _parser(registry)
+        parser = _parser(registry, out, err)
         args = parser.parse_args(list(argv))
-        if not hasattr(args, "handler"):
-            parser.print_help(out)
-            return 2
-        return int(args.handler(args, registry, out))
-    except AsmError as exc:
-        err.write(f"asm: error [{exc.code}]: {exc.message}\n")
-        return 2 if isinstance(exc, ValidationError) else 1
+        status = args.handler(args)
+        return 0 if status is None else int(status)
+    except _Exit as exit_:
+        return exit_.status
     except KeyboardInterrupt:
         err.write("asm: interrupted\n")
         return 130
+    except BaseExceptionGroup as group:
+        matched, rest = group.split(AsmError)
+        if matched is None or rest is not None:
+            raise
+        return _report(_first(matched), err)
+    except AsmError as exc:
+        return _report(exc, err)
 
 
-def _parser(registry: PluginRegistry) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asm", description="Agent Session Manager")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+def _report(exc: AsmError, err: TextIO) -> int:
+    message = " ".join(exc.message.split("\n"))
+    err.write(f"asm: error [{exc.code}]: {message}\n")
+    return 2 if isinstance(exc, ValidationError) else 1
+
+
+def _first(group: BaseExceptionGroup[AsmError]) -> AsmError:
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+class _Exit(Exception):
+    """argparse asked to exit (after ``--help``): not an error."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that writes to ``_out`` / ``_err`` and raises instead of exiting."""
+
+    _out: TextIO = sys.stdout
+    _err: TextIO = sys.stderr
+
+    def print_help(self, file: Any = None) -> None:
+        super().print_help(file or self._out)
+
+    def print_usage(self, file: Any = None) -> None:
+        super().print_usage(file or self._out)
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            self._err.write(message)
+        raise _Exit(status)
+
+    def error(self, message: str) -> NoReturn:
+        raise AsmError("validation_error", f"{message} (see '{self.prog} --help')")
+
+
+def _parser_class(out: TextIO, err: TextIO) -> type[_Parser]:
+    class Parser(_Parser):
+        _out = out
+        _err = err
+
+    return Parser
+
+
+def _parser(registry: PluginRegistry, out: TextIO, err: TextIO) -> argparse.ArgumentParser:
+    parser_class = _parser_class(out, err)
+    parser = parser_class(prog="asm", description="Agent Session Manager")
+    parser.set_defaults(handler=functools.partial(_cmd_help, parser))
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=parser_class)
 
     run = commands.add_parser("run", help="run a prompt on a provider and stream the answer")
     run.add_argument("prompt", nargs="+", help="the prompt (words are joined with spaces)")
@@ -71,24 +133,38 @@ def _parser(registry: PluginRegistry) -> argparse.ArgumentParser:
     run.add_argument("--config", "-c", help="config file (default: ./asm.toml)")
     run.add_argument("--json", action="store_true", help="print every event as a JSON line")
     run.add_argument("--timeout", type=float, help="run timeout in seconds")
-    run.set_defaults(handler=_cmd_run)
+    run.set_defaults(handler=functools.partial(_cmd_run, registry=registry, out=out))
 
     plugins = commands.add_parser("plugins", help="list installed plugins and what they register")
     plugins.add_argument("--json", action="store_true", help="print as JSON")
-    plugins.set_defaults(handler=_cmd_plugins)
+    plugins.set_defaults(handler=functools.partial(_cmd_plugins, registry=registry, out=out))
 
     config = commands.add_parser("config", help="inspect the configuration")
-    config_commands = config.add_subparsers(title="config commands", metavar="COMMAND")
+    config.set_defaults(handler=functools.partial(_cmd_help, config))
+    config_commands = config.add_subparsers(title="config commands", metavar="COMMAND", parser_class=parser_class)
     show = config_commands.add_parser("show", help="the merged config and where each value came from")
     show.add_argument("--config", "-c", help="config file (default: ./asm.toml)")
-    show.set_defaults(handler=_cmd_config_show)
+    show.set_defaults(handler=functools.partial(_cmd_config_show, out=out))
 
+    # Plugin commands: factory(subparsers) adds a sub-parser whose ``handler``
+    # default is handler(args) -> int. A broken one does not break the others.
     for registration in registry.registrations("commands"):
-        registration.factory(commands)  # type: ignore[arg-type]
+        try:
+            registration.factory(commands)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - reported by `asm plugins`, the rest of asm works
+            problem = f"command {registration.name!r} could not be added: {exc!r}"
+            registry.broken.append(BrokenPlugin(registration.plugin, registration.distribution, problem))
     return parser
 
 
-def _cmd_run(args: argparse.Namespace, registry: PluginRegistry, out: TextIO) -> int:
+def _cmd_help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """No command given: the help of the command line so far, and status 2."""
+    del args
+    parser.print_help()
+    return 2
+
+
+def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO) -> int:
     loaded = load_config(
         {"provider": args.provider, "run_timeout": args.timeout},
         config_file=args.config,
@@ -115,7 +191,7 @@ def _cmd_run(args: argparse.Namespace, registry: PluginRegistry, out: TextIO) ->
     return trio.run(go)
 
 
-def _cmd_plugins(args: argparse.Namespace, registry: PluginRegistry, out: TextIO) -> int:
+def _cmd_plugins(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO) -> int:
     infos = registry.plugins()
     if args.json:
         payload: dict[str, Any] = {
@@ -124,7 +200,8 @@ def _cmd_plugins(args: argparse.Namespace, registry: PluginRegistry, out: TextIO
                 for i in infos
             ],
             "broken": [
-                {"entry_point": b.entry_point, "distribution": b.distribution, "error": b.error} for b in registry.broken
+                {"entry_point": b.entry_point, "distribution": b.distribution, "error": b.error}
+                for b in registry.broken
             ],
         }
         out.write(json.dumps(payload, indent=2) + "\n")
@@ -138,14 +215,18 @@ def _cmd_plugins(args: argparse.Namespace, registry: PluginRegistry, out: TextIO
     return 0
 
 
-def _cmd_config_show(args: argparse.Namespace, registry: PluginRegistry, out: TextIO) -> int:
+def _cmd_config_show(args: argparse.Namespace, *, out: TextIO) -> int:
     loaded = load_config(config_file=args.config)
     out.write(render_config(loaded))
     return 0
 
 
 def render_config(loaded: LoadedConfig) -> str:
-    """The merged config as TOML, each value commented with where it came from."""
+    """The merged config as TOML, each value commented with where it came from.
+
+    The output parses back (``tomllib.loads``) to the merged config, less the
+    settings that are unset.
+    """
     from asm.serde import unstructure
 
     data = unstructure(loaded.config)
@@ -157,14 +238,48 @@ def render_config(loaded: LoadedConfig) -> str:
         elif value is None:
             lines.append(f"# {key} is unset  # {loaded.source_of(key)}")
         else:
-            lines.append(f"{key} = {json.dumps(value)}  # {loaded.source_of(key)}")
+            lines.append(f"{key} = {_toml_value(value)}  # {loaded.source_of(key)}")
     for kind, plugins in tables:
         for name, table in plugins.items():
             lines.append("")
-            lines.append(f"[{kind}.{name}]  # {loaded.source_of(f'{kind}.{name}')}")
+            lines.append(f"[{kind}.{_toml_key(name)}]  # {loaded.source_of(f'{kind}.{name}')}")
             for key, value in table.items():
-                lines.append(f"{key} = {json.dumps(value)}  # {loaded.source_of(f'{kind}.{name}.{key}')}")
+                where = loaded.source_of(f"{kind}.{name}.{key}")
+                if value is None:
+                    lines.append(f"# {_toml_key(key)} is unset  # {where}")
+                else:
+                    lines.append(f"{_toml_key(key)} = {_toml_value(value)}  # {where}")
     return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    return key if key and all(c.isascii() and (c.isalnum() or c in "-_") for c in key) else _toml_string(key)
+
+
+def _toml_string(text: str) -> str:
+    # JSON's escapes are TOML's, but TOML refuses \\u surrogate pairs and a raw DEL.
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dict):
+        items = ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items() if v is not None)
+        return "{" + (f" {items} " if items else "") + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value if v is not None) + "]"
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return _toml_string(str(value))
 
 
 if __name__ == "__main__":  # pragma: no cover

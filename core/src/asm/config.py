@@ -8,7 +8,7 @@ its own, so an error names the file (or variable), the key and the type it
 needs. The file looks like::
 
     provider = "echo"          # the default provider
-    store = "memory"           # the session store plugin
+    store = "sqlite"           # the session store plugin (default: sqlite if installed, else memory)
     run_timeout = 120          # seconds; unset means no limit
 
     [providers.echo]           # each plugin's own table, handed to its factory
@@ -57,7 +57,8 @@ class AsmConfig:
     """The merged configuration a runtime is assembled from."""
 
     provider: str = "echo"
-    store: str = "memory"
+    #: unset: the embedded default, ``sqlite`` when a plugin provides it (asm-sqlalchemy), else ``memory``
+    store: str | None = None
     artifact_store: str = "memory"
     renderer: str = "compact"
     run_timeout: float | None = None
@@ -185,7 +186,7 @@ def _env_value(raw: str, path: list[str]) -> Any:
     if set(document) != {"v"}:
         return raw  # "1\nother = 2" is text, not a way to set other keys
     value = document["v"]
-    if field is not None and field.type is str and not isinstance(value, str):
+    if field is not None and field.type in (str, str | None) and not isinstance(value, str):
         return raw  # ASM_PROVIDER=1 names a provider "1"
     return value
 
@@ -283,6 +284,7 @@ def _type_name(annotation: Any) -> str:
     text = annotation.__name__ if isinstance(annotation, type) else repr(annotation)
     return {
         "str": "a string",
+        "str | None": "a string (or unset)",
         "int": "an integer",
         "float | None": "a number of seconds (or unset)",
         "float": "a number",

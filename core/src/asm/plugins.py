@@ -275,6 +275,17 @@ def parse_options(cls: type[T], config: Mapping[str, Any], what: str) -> T:
     """
     from asm.serde import structure
 
+    if attrs.has(cls):
+        known = sorted(field.name for field in attrs.fields(cls))
+        unknown = sorted(set(config) - set(known))
+        if unknown:
+            valid = f"valid options: {', '.join(known)}" if known else f"the {what} takes no options"
+            raise AsmError(
+                "invalid_config",
+                f"invalid {what} config: unknown option{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))}; {valid}",
+                details={"unknown": unknown, "valid": known},
+            )
     try:
         return structure(dict(config), cls, what=f"{what} config")
     except AsmError as exc:
@@ -370,7 +381,7 @@ def _load_entry_points(
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else None
         version = ep.dist.version if ep.dist is not None else None
-        if wanted_dists is not None and ep.name not in wanted_dists and _normalize(dist or "") not in wanted_dists:
+        if wanted_dists is not None and not {_normalize(ep.name), _normalize(dist or "")} & wanted_dists:
             continue
         if manager.is_blocked(ep.name):
             continue

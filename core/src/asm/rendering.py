@@ -20,9 +20,9 @@ import trio
 
 from asm.errors import AsmError
 from asm.events import (
+    ErrorOccurred,
     Event,
     EventType,
-    MessageReceived,
     MessageStreamed,
     RunCompleted,
     RunFailed,
@@ -43,12 +43,20 @@ __all__ = [
     "RenderingPipeline",
 ]
 
+#: Events the compact renderer leaves out: lifecycle noise, the input, the
+#: whole message (already streamed), reasoning, and the session's end (the
+#: run's own token already said how it ended).
 _QUIET = frozenset(
     {
         EventType.SESSION_CREATED,
         EventType.SESSION_STARTED,
         EventType.SESSION_COMPLETED,
+        EventType.SESSION_FAILED,
+        EventType.SESSION_CANCELLED,
+        EventType.RUN_QUEUED,
         EventType.MESSAGE_SENT,
+        EventType.MESSAGE_RECEIVED,
+        EventType.THINKING_STREAMED,
         EventType.TURN_COMPLETED,
     }
 )
@@ -56,6 +64,10 @@ _QUIET = frozenset(
 
 class CompactRenderer:
     """One token per event on one line: ``r+model >> text t+tool t-tool tk:in/out r-:end_turn``.
+
+    Failures are ``t!tool`` (a tool call), ``! message`` (``run_failed``,
+    ``error_occurred``), ``! cancelled`` and ``! timeout``; an event type it
+    has no token for is ``?type``.
 
     >>> from asm.events import Event, MessageStreamed
     >>> CompactRenderer().render(Event.new(MessageStreamed("hi"), session_id="s"))
@@ -100,13 +112,13 @@ class CompactRenderer:
             return self._paint(f"t!{data.tool_name}", "31")
         if isinstance(data, TokenUsageUpdated):
             return f"tk:{data.usage.input_tokens}/{data.usage.output_tokens}"
-        if isinstance(data, RunFailed):
+        if isinstance(data, RunFailed | ErrorOccurred):
             return self._paint(f"! {data.error_message}", "31")
         if event.type is EventType.RUN_CANCELLED:
             return self._paint("! cancelled", "31")
         if event.type is EventType.RUN_TIMEOUT:
             return self._paint("! timeout", "31")
-        if isinstance(data, MessageReceived) or event.type in _QUIET:
+        if event.type in _QUIET:
             return ""
         return f"?{event.type.value}"
 
@@ -119,32 +131,49 @@ class CompactRenderer:
 
 
 class FileSink:
-    """Writes rendered text to a path (appending) or an open text stream (``stdout``)."""
+    """Writes rendered text to a path (appending) or an open text stream (``stdout``).
+
+    A path is checked (and created, with its directory) when the sink is built,
+    so a bad path is a config error, but it is held open only from the first
+    write until ``aclose``. A stream given to the sink is flushed, never closed.
+    """
 
     def __init__(self, target: str | Path | IO[str] = "-", *, flush: bool = True) -> None:
-        self._owned = False
+        self._path: Path | None = None
+        self._stream: IO[str] | None = None
         if isinstance(target, str | Path):
             if str(target) == "-":
-                self._stream: IO[str] = sys.stdout
+                self._stream = sys.stdout
             else:
-                self._stream = _open_for_append(Path(target))
-                self._owned = True
+                self._path = Path(target)
+                _open_for_append(self._path).close()
         else:
             self._stream = target
         self._flush = flush
+        self._closed = False
 
     async def write(self, text: str, event: Event | None) -> None:
         """Write ``text`` (ignores empty text)."""
-        if text:
-            self._stream.write(text)
-            if self._flush:
-                self._stream.flush()
+        if not text:
+            return
+        if self._closed:
+            raise AsmError("invalid_operation", "this sink is closed; it can no longer be written to")
+        if self._stream is None:
+            assert self._path is not None
+            self._stream = _open_for_append(self._path)
+        self._stream.write(text)
+        if self._flush:
+            self._stream.flush()
 
     async def aclose(self) -> None:
-        """Flush, and close the file if this sink opened it."""
-        self._stream.flush()
-        if self._owned:
-            self._stream.close()
+        """Flush, and close the file if this sink opened it (closing twice is harmless)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._stream is not None:
+            self._stream.flush()
+            if self._path is not None:
+                self._stream.close()
 
 
 class JsonlSink:
@@ -191,6 +220,7 @@ class RenderingPipeline:
     def __init__(self, renderer: Renderer, sinks: Sequence[Sink]) -> None:
         self.renderer = renderer
         self.sinks = list(sinks)
+        self._closed = False
 
     async def __aenter__(self) -> RenderingPipeline:
         return self
@@ -204,16 +234,31 @@ class RenderingPipeline:
             await sink.write(text, event)
 
     async def aclose(self) -> None:
-        """Write the final text and close the sinks."""
-        try:
-            text = self.renderer.finish()
+        """Write the final text to every sink and close them all, even if one
+        fails; then raise the first failure. Closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        errors: list[Exception] = []
+        with trio.CancelScope(shield=True):
+            try:
+                text = self.renderer.finish()
+            except Exception as exc:  # noqa: BLE001 - raised below, after every sink is closed
+                errors.append(exc)
+                text = ""
             if text:
                 for sink in self.sinks:
-                    await sink.write(text, None)
-        finally:
-            with trio.CancelScope(shield=True):
-                for sink in self.sinks:
+                    try:
+                        await sink.write(text, None)
+                    except Exception as exc:  # noqa: BLE001 - raised below, after every sink is closed
+                        errors.append(exc)
+            for sink in self.sinks:
+                try:
                     await sink.aclose()
+                except Exception as exc:  # noqa: BLE001 - raised below, after every sink is closed
+                    errors.append(exc)
+        if errors:
+            raise errors[0]
 
 
 def _open_for_append(path: Path) -> IO[str]:
@@ -221,15 +266,18 @@ def _open_for_append(path: Path) -> IO[str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path.open("a", encoding="utf-8")
     except OSError as exc:
-        raise AsmError("invalid_config", f"cannot open {path} for writing: {exc.strerror}; choose a writable path") from None
+        raise AsmError(
+            "invalid_config", f"cannot open {path} for writing: {exc.strerror}; choose a writable path"
+        ) from None
 
 
 def sink_options(config: dict[str, Any], *, required: str) -> Any:
     """The one required option of a sink's config table, with a clear error."""
     unknown = set(config) - {required}
     if unknown:
-        raise AsmError("invalid_config", f"unknown sink option(s) {', '.join(sorted(unknown))}; the only option is {required!r}")
+        raise AsmError(
+            "invalid_config", f"unknown sink option(s) {', '.join(sorted(unknown))}; the only option is {required!r}"
+        )
     if required not in config:
         raise AsmError("invalid_config", f"this sink needs {required!r} in its config table")
     return config[required]
-

@@ -13,7 +13,7 @@ when the block ends.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,9 @@ import attrs
 from asm.config import AsmConfig, LoadedConfig, load_config
 from asm.errors import AsmError
 from asm.manager import SessionManager
-from asm.model import Run
+from asm.model import Capabilities, Run, RunInput, RunResult
 from asm.plugins import PluginRegistry, load_plugins
-from asm.ports import ArtifactStore, EventCallback, Provider, Renderer, SessionStore, Sink
+from asm.ports import ArtifactStore, Emit, EventCallback, Provider, Renderer, SessionStore, Sink
 from asm.rendering import RenderingPipeline
 
 __all__ = ["Runtime", "assemble", "open_runtime"]
@@ -65,14 +65,23 @@ class Runtime:
         return await self.manager.run_once(input, provider=chosen, on_event=on_event, **kwargs)
 
     async def aclose_providers(self) -> None:
-        """Close the providers built so far that hold resources (``aclose``)."""
+        """Close the providers built so far that hold resources (``aclose``): all
+        of them, even if one fails; then raise the first failure."""
+        errors: list[Exception] = []
         for provider in self._providers.values():
             close = getattr(provider, "aclose", None)
             if close is not None:
-                await close()
+                try:
+                    await close()
+                except Exception as exc:  # noqa: BLE001 - raised below, after every provider is closed
+                    errors.append(exc)
+        if errors:
+            raise errors[0]
 
 
-def _create(runtime_or_config: Runtime | tuple[AsmConfig, PluginRegistry, LoadedConfig | None], kind: str, name: str) -> Any:
+def _create(
+    runtime_or_config: Runtime | tuple[AsmConfig, PluginRegistry, LoadedConfig | None], kind: str, name: str
+) -> Any:
     if isinstance(runtime_or_config, Runtime):
         config, registry, loaded = runtime_or_config.config, runtime_or_config.registry, runtime_or_config.sources
     else:
@@ -83,12 +92,30 @@ def _create(runtime_or_config: Runtime | tuple[AsmConfig, PluginRegistry, Loaded
     except AsmError as exc:
         if exc.code != "invalid_config":
             raise
-        where = loaded.source_of(f"{kind}.{name}") if loaded is not None else "config"
+        where = _origins(loaded, kind, name, table)
         raise AsmError(
             "invalid_config",
             f"[{kind}.{name}] (from {where}): {exc.message}",
             details={**exc.details, "origin": where},
         ) from None
+
+
+def _origins(loaded: LoadedConfig | None, kind: str, name: str, table: dict[str, Any]) -> str:
+    """Where a plugin table's keys were set: ``project config /x/asm.toml``, or several layers."""
+    if loaded is None:
+        return "config"
+    origins = [loaded.source_of(f"{kind}.{name}.{key}") for key in table] or [loaded.source_of(f"{kind}.{name}")]
+    return " and ".join(dict.fromkeys(origins))
+
+
+#: The embedded default store, in order of preference, when the config names none.
+DEFAULT_STORES = ("sqlite", "memory")
+
+
+def default_store(registry: PluginRegistry) -> str:
+    """The store used when the config names none: ``sqlite`` when installed, else ``memory``."""
+    installed = registry.names("stores")
+    return next((name for name in DEFAULT_STORES if name in installed), "memory")
 
 
 def assemble(
@@ -106,7 +133,7 @@ def assemble(
     cfg = loaded.config if loaded is not None else (config if isinstance(config, AsmConfig) else AsmConfig())
     registry = registry or load_plugins()
     context = (cfg, registry, loaded)
-    store = _create(context, "stores", cfg.store)
+    store = _create(context, "stores", cfg.store or default_store(registry))
     artifact_store = _create(context, "artifact_stores", cfg.artifact_store)
     renderer = _create(context, "renderers", cfg.renderer)
     sinks = [_create(context, "sinks", name) for name in cfg.sinks]
@@ -122,6 +149,7 @@ def assemble(
         rendering=pipeline,
         manager=SessionManager(
             store,
+            provider=_ConfiguredProvider(cfg.provider, lambda: runtime),
             providers=lambda name: runtime.provider(name),
             plugins=registry,
             on_event=callback,
@@ -133,6 +161,21 @@ def assemble(
         sources=loaded,
     )
     return runtime
+
+
+class _ConfiguredProvider:
+    """The configured provider as the runtime's manager's default: built from its plugin
+    on first use, so assembling a runtime builds no provider it does not run."""
+
+    def __init__(self, name: str, runtime: Callable[[], Runtime]) -> None:
+        self.name = name
+        self._runtime = runtime
+
+    def capabilities(self) -> Capabilities:
+        return self._runtime().provider(self.name).capabilities()
+
+    async def execute(self, run: RunInput, emit: Emit) -> RunResult:
+        return await self._runtime().provider(self.name).execute(run, emit)
 
 
 def _chain(*callbacks: EventCallback | None) -> EventCallback | None:
@@ -168,12 +211,13 @@ async def open_runtime(
         raise AsmError("validation_error", "pass either a config or overrides/config_file to open_runtime, not both")
     runtime = assemble(config, registry=registry, on_event=on_event)
     async with contextlib.AsyncExitStack() as stack:
+        if runtime.rendering is not None:
+            # First in, last out: the sinks are closed even if opening a store fails.
+            stack.push_async_callback(runtime.rendering.aclose)
         for resource in (runtime.store, runtime.artifact_store):
             if hasattr(resource, "__aenter__"):
                 await stack.enter_async_context(resource)  # type: ignore[arg-type]
             else:
                 stack.push_async_callback(resource.aclose)
-        if runtime.rendering is not None:
-            stack.push_async_callback(runtime.rendering.aclose)
         stack.push_async_callback(runtime.aclose_providers)
         yield runtime

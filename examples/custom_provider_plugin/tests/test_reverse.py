@@ -16,6 +16,11 @@ class TestReverse(ProviderContract):
     def provider(self) -> ReverseProvider:
         return ReverseProvider()
 
+    @pytest.fixture
+    def slow_provider(self) -> ReverseProvider:
+        # The cancellation and timeout tests need a run that lasts until it is cancelled.
+        return ReverseProvider(delay=60)
+
 
 async def test_streams_the_prompt_reversed() -> None:
     manager = asm.SessionManager(asm.InMemorySessionStore(), provider=ReverseProvider(chunk_size=2))

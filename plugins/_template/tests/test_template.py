@@ -16,6 +16,12 @@ class TestTemplateProvider(ProviderContract):
     def provider(self) -> TemplateProvider:
         return TemplateProvider()
 
+    @pytest.fixture
+    def slow_provider(self) -> TemplateProvider:
+        # A run that lasts until cancelled, for the cancellation and timeout tests.
+        # A real provider points this at a fake server that stalls mid-stream.
+        return TemplateProvider(delay=60)
+
 
 async def test_greets() -> None:
     manager = asm.SessionManager(asm.InMemorySessionStore(), provider=TemplateProvider(greeting="Hi"))

@@ -34,10 +34,12 @@ class TemplateOptions:
     (the factory gets ``{}`` when the table is absent)."""
 
     greeting: str = "Hello"
+    delay: float = 0.0
 
 
 class TemplateProvider:
-    """Answers ``"<greeting>, <prompt>"``, streamed word by word.
+    """Answers ``"<greeting>, <prompt>"``, streamed word by word, waiting
+    ``delay`` seconds before each word (as a slow model would).
 
     A real provider maps its API's or CLI's wire format to the payloads of
     :mod:`asm.events` here, raises :class:`asm.AsmError` with a ``provider_*``
@@ -46,8 +48,9 @@ class TemplateProvider:
 
     name = "template"
 
-    def __init__(self, *, greeting: str = "Hello") -> None:
+    def __init__(self, *, greeting: str = "Hello", delay: float = 0.0) -> None:
         self.greeting = greeting
+        self.delay = delay
 
     def capabilities(self) -> Capabilities:
         """What the router may match runs on."""
@@ -65,7 +68,12 @@ class TemplateProvider:
         text = f"{self.greeting}, {run.prompt}"
         words = text.split(" ")
         for index, word in enumerate(words):
-            await trio.lowlevel.checkpoint()  # a real provider awaits its I/O here
+            # A real provider awaits its API or subprocess here. Awaiting is what lets
+            # cancel_run and timeouts stop the run promptly (trio cancellation).
+            if self.delay:
+                await trio.sleep(self.delay)
+            else:
+                await trio.lowlevel.checkpoint()
             await emit(MessageStreamed(word if index == len(words) - 1 else word + " "))
         usage = TokenUsage(input_tokens=len(run.prompt.split()), output_tokens=len(words))
         await emit(MessageReceived(text))
@@ -76,7 +84,7 @@ class TemplateProvider:
 def create_provider(config: dict[str, Any]) -> TemplateProvider:
     """The factory: asm calls it with the ``[providers.template]`` table ({} if absent)."""
     options = parse_options(TemplateOptions, config, "template provider")
-    return TemplateProvider(greeting=options.greeting)
+    return TemplateProvider(greeting=options.greeting, delay=options.delay)
 
 
 @hookimpl
