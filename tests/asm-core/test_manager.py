@@ -484,3 +484,94 @@ async def test_a_caller_cancelled_while_the_run_is_being_recorded_still_gets_a_f
     assert final.status.is_terminal
     last = (await all_events(store, session.id))[-1]
     assert last.type is {RunStatus.COMPLETED: T.RUN_COMPLETED, RunStatus.CANCELLED: T.RUN_CANCELLED}[final.status]
+
+
+class BrokenHooks:
+    def __init__(self, which: str) -> None:
+        self.which = which
+
+    @asm.hookimpl
+    def asm_run_starting(self, run: asm.Run) -> None:
+        if self.which == "starting":
+            raise RuntimeError("starting hook bug")
+
+    @asm.hookimpl
+    def asm_transform_event(self, event: Event) -> object:
+        if self.which == "transform-raises" and event.type is T.MESSAGE_STREAMED:
+            raise RuntimeError("transform bug")
+        if self.which == "transform-returns-junk" and event.type is T.MESSAGE_STREAMED:
+            return {"not": "an event"}
+        return None
+
+
+@pytest.mark.parametrize(
+    ("which", "fragment"),
+    [
+        ("starting", "asm_run_starting hook raised"),
+        ("transform-raises", "asm_transform_event raised"),
+        ("transform-returns-junk", "must return None or an Event"),
+    ],
+)
+async def test_a_broken_plugin_hook_fails_the_run_naming_the_hook(
+    store: InMemorySessionStore, which: str, fragment: str
+) -> None:
+    registry = asm.load_plugins(entry_points=False, extra=[BrokenHooks(which)])
+    run = await SessionManager(store, provider=ScriptedProvider(["x"]), plugins=registry).run_once("go")
+    assert run.status is RunStatus.FAILED and run.error is not None
+    assert run.error.code == "internal_error" and fragment in run.error.message
+    assert (await all_events(store, run.session_id))[-2].type is T.RUN_FAILED
+    assert (await store.get_session(run.session_id)).status is SessionStatus.FAILED
+
+
+async def test_a_failed_consumer_still_gets_the_run_recorded_as_ended(store: InMemorySessionStore) -> None:
+    def broken(event: Event) -> None:
+        if event.type is T.MESSAGE_STREAMED:
+            raise ValueError("consumer bug")
+
+    manager = SessionManager(store, provider=ScriptedProvider(["a"]))
+    session = await manager.start_session()
+    await manager.activate_session(session.id)
+    run = await manager.execute_run((await manager.start_run(session.id, "go")).id, on_event=broken)
+    assert run.status is RunStatus.FAILED and run.error is not None and "consumer bug" in run.error.message
+    assert (await all_events(store, session.id))[-1].type is T.RUN_FAILED
+
+
+async def test_a_consumer_failing_outside_a_run_raises_an_asm_error(store: InMemorySessionStore) -> None:
+    def broken(event: Event) -> None:
+        raise ValueError("consumer bug")
+
+    with pytest.raises(AsmError) as caught:
+        await SessionManager(store, on_event=broken).start_session()
+    assert caught.value.code == "internal_error" and "session_created" in caught.value.message
+
+
+async def test_provider_errors_a_provider_emits_itself_are_truncated(store: InMemorySessionStore) -> None:
+    noisy = asm.events.ErrorOccurred(
+        "provider_error", "retrying", ProviderError("cli", "process_error", "x", stderr="line\n" * 1000)
+    )
+    manager = SessionManager(store, provider=ScriptedProvider([noisy, "ok"]), error_text_max_lines=5)
+    run = await manager.run_once("go")
+    (stored,) = (await store.read_events(run.session_id, types=["error_occurred"])).events
+    assert isinstance(stored.data, asm.events.ErrorOccurred) and stored.data.provider_error is not None
+    assert stored.data.provider_error.truncated and stored.data.provider_error.stderr == "line\n" * 4 + "line"
+
+    session = await manager.start_session()
+    failed = await manager.fail_session(
+        session.id, AsmError("provider_error", "x", details={"provider_error": noisy.provider_error})
+    )
+    assert failed.error is not None and failed.error.provider_error is not None
+    assert failed.error.provider_error.truncated
+
+
+class AsyncAbstainer:
+    @asm.hookimpl
+    async def asm_approve_tool(self, request: ApprovalRequested) -> bool | None:
+        await trio.lowlevel.checkpoint()
+        return None
+
+
+async def test_an_async_approval_hook_that_abstains_passes_the_question_on(store: InMemorySessionStore) -> None:
+    approver = Approver(True)
+    registry = asm.load_plugins(entry_points=False, extra=[approver, AsyncAbstainer()])
+    run = await SessionManager(store, provider=ToolProvider(), plugins=registry).run_once("clean up")
+    assert run.output == "deleted" and len(approver.asked) == 1

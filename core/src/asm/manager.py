@@ -30,6 +30,7 @@ from asm.events import (
     ApprovalDenied,
     ApprovalGranted,
     ApprovalRequested,
+    ErrorOccurred,
     Event,
     EventData,
     MessageSent,
@@ -102,10 +103,13 @@ class SessionManager:
         self.error_text_max_bytes = error_text_max_bytes
         self.error_text_max_lines = error_text_max_lines
         self._active: dict[str, _ActiveRun] = {}
-        self._transforms: list[Callable[..., Any]] = []
+        self._listeners: list[Callable[[Event], None]] = []
+        self._transforms: list[tuple[str, Callable[..., Any]]] = []
         self._event_hook: Callable[..., list[Any]] | None = None
         if plugins is not None:
-            self._transforms = [impl.function for impl in reversed(plugins.hook.asm_transform_event.get_hookimpls())]
+            self._transforms = [
+                (impl.plugin_name, impl.function) for impl in reversed(plugins.hook.asm_transform_event.get_hookimpls())
+            ]
             if plugins.hook.asm_event.get_hookimpls():
                 self._event_hook = plugins.hook.asm_event
 
@@ -180,7 +184,7 @@ class SessionManager:
         on_event: EventCallback | None = None,
     ) -> Session:
         """End a session in failure (``session_failed``), recording why."""
-        info = _error_info(error)
+        info = _error_info(error, self)
         session = await self.store.get_session(session_id)
         data = SessionFailed(info.code, info.message, info.provider_error)
         session = await self._move_session(session, SessionStatus.FAILED, data, on_event, error=info)
@@ -287,7 +291,6 @@ class SessionManager:
         active = self._active[run.id] = _ActiveRun(trio.CancelScope())
         token = _current_run.set(run.id)
         try:
-            await self._call_hook("asm_run_starting", session=session, run=run)
             limit = self.run_timeout if timeout is None else timeout
             with single_errors():
                 async with trio.open_nursery() as nursery:
@@ -313,6 +316,7 @@ class SessionManager:
         with active.scope:
             with trio.move_on_after(float("inf") if limit is None else limit) as deadline:
                 try:
+                    await self._call_hook("asm_run_starting", session=session, run=run)
                     await writer.publish(RunStarted(provider.name, run.input.options.get("model")))
                     for message in run.input.messages:
                         await writer.publish(MessageSent(message.content, message.role))
@@ -333,6 +337,8 @@ class SessionManager:
                         cancelled = RunCancelled("caller cancelled")
                         await self._finish(session, run, writer, RunStatus.CANCELLED, cancelled, error=info)
                     raise
+        with trio.CancelScope(shield=True):
+            await writer.close()  # the outcome depends on whether everything emitted was stored and delivered
         if writer.error is not None:
             error = writer.error
         data: EventData
@@ -380,8 +386,10 @@ class SessionManager:
                 usage=usage if usage is not None else writer.usage,
             )
             await self.store.save_run(run)
-            if writer.error is None:
-                await self._publish(run.session_id, run.id, [data], writer.on_event, provider=run.provider)
+            if not writer.store_failed:
+                # After a consumer failed, the run's end is still recorded, just not re-delivered to it.
+                quiet = writer.error is not None
+                await self._publish(run.session_id, run.id, [data], writer.on_event, provider=run.provider, quiet=quiet)
             await self._call_hook("asm_run_finished", session=session, run=run)
         return run
 
@@ -464,6 +472,38 @@ class SessionManager:
             await self.fail_session(session.id, run.error, on_event=on_event)
         return run
 
+    # -- observers and extra events ------------------------------------------
+
+    def add_event_listener(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener(event)`` for every event this manager stores, after
+        the store acknowledged it and in the order it is handed on (what the
+        in-process broker and durable subscriptions feed on).
+
+        The listener is synchronous and must not block: it runs inside the
+        pipeline of the run that produced the event.
+        """
+        self._listeners.append(listener)
+
+    def remove_event_listener(self, listener: Callable[[Event], None]) -> None:
+        """Stop calling ``listener`` (no error if it was not added)."""
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    async def record_event(
+        self,
+        session_id: str,
+        data: EventData,
+        *,
+        run_id: str | None = None,
+        provider: str | None = None,
+        on_event: EventCallback | None = None,
+    ) -> Event:
+        """Store one event outside a run's provider stream (e.g. ``run_queued``
+        from a SessionServer) through the same pipeline: transforms, store,
+        then callbacks, listeners and the ``asm_event`` hook. Returns it as stored."""
+        stored = await self._publish(session_id, run_id, [data], on_event, provider=provider)
+        return stored[0]
+
     # -- plumbing ------------------------------------------------------------
 
     def _resolve_provider(self, provider: ProviderLike) -> Provider:
@@ -494,10 +534,29 @@ class SessionManager:
 
     def _make_event(self, session_id: str, run_id: str | None, data: EventData, provider: str | None) -> Event:
         event = Event.new(data, session_id=session_id, run_id=run_id, provider=provider)
-        for transform in self._transforms:
-            replaced = transform(event=event)
-            if replaced is not None:
-                event = replaced
+        for plugin_name, transform in self._transforms:
+            try:
+                replaced = transform(event=event)
+            except Exception as exc:
+                raise AsmError(
+                    "internal_error",
+                    f"plugin {plugin_name!r}: asm_transform_event raised {exc!r}; fix or uninstall the plugin",
+                    details={"plugin": plugin_name},
+                ) from exc
+            if replaced is None:
+                continue
+            if not isinstance(replaced, Event) or (replaced.id, replaced.session_id, replaced.run_id) != (
+                event.id,
+                event.session_id,
+                event.run_id,
+            ):
+                raise AsmError(
+                    "internal_error",
+                    f"plugin {plugin_name!r}: asm_transform_event must return None or an Event with the same "
+                    f"id, session_id and run_id (use attrs.evolve), not {type(replaced).__name__}",
+                    details={"plugin": plugin_name},
+                )
+            event = replaced
         return event
 
     async def _publish(
@@ -508,31 +567,60 @@ class SessionManager:
         on_event: EventCallback | None,
         *,
         provider: str | None = None,
+        quiet: bool = False,
     ) -> list[Event]:
         events = [self._make_event(session_id, run_id, d, provider) for d in datas]
         stored = await self.store.append_events(events)
-        await self._deliver(stored, on_event)
+        await self._deliver(stored, on_event, quiet=quiet)
         return stored
 
-    async def _deliver(self, events: Sequence[Event], on_event: EventCallback | None) -> None:
+    async def _deliver(self, events: Sequence[Event], on_event: EventCallback | None, *, quiet: bool = False) -> None:
+        """Hand stored events to listeners, callbacks and the ``asm_event`` hook, in order.
+
+        A consumer that raises becomes ``AsmError("internal_error")`` naming it
+        (it fails the run it watches); with ``quiet``, consumers' errors are
+        dropped (used for a failed run's final event).
+        """
         callbacks = [c for c in (self._on_event, on_event) if c is not None]
         hook = self._event_hook
+        listeners = self._listeners
         for event in events:
-            for callback in callbacks:
-                outcome = callback(event)
-                if outcome is not None:
-                    await outcome
-            if hook is not None:
-                for outcome in hook(event=event):
-                    if inspect.isawaitable(outcome):
+            try:
+                for listener in listeners:
+                    listener(event)
+                for callback in callbacks:
+                    outcome = callback(event)
+                    if outcome is not None:
                         await outcome
+                if hook is not None:
+                    for outcome in hook(event=event):
+                        if inspect.isawaitable(outcome):
+                            await outcome
+            except AsmError:
+                if not quiet:
+                    raise
+            except Exception as exc:
+                if not quiet:
+                    raise AsmError(
+                        "internal_error",
+                        f"an event consumer raised {exc!r} on {event.type.value} (seq {event.seq}); "
+                        "fix the on_event callback, sink or asm_event hook",
+                        details={"event_id": event.id},
+                    ) from exc
 
     async def _call_hook(self, name: str, **kwargs: Any) -> None:
         if self.plugins is None:
             return
-        for outcome in getattr(self.plugins.hook, name)(**kwargs):
-            if inspect.isawaitable(outcome):
-                await outcome
+        try:
+            for outcome in getattr(self.plugins.hook, name)(**kwargs):
+                if inspect.isawaitable(outcome):
+                    await outcome
+        except AsmError:
+            raise
+        except Exception as exc:
+            raise AsmError(
+                "internal_error", f"a plugin's {name} hook raised {exc!r}; fix or uninstall the plugin"
+            ) from exc
 
 
 def _error_info(error: AsmError | ErrorInfo | str, manager: SessionManager | None = None) -> ErrorInfo:
@@ -578,6 +666,7 @@ class _RunWriter:
         self._closed = False
         self.usage = TokenUsage()
         self.error: AsmError | None = None
+        self.store_failed = False
 
     async def __call__(self, data: EventData, /) -> None:
         """Queue one payload from the provider (waits only while the queue is full)."""
@@ -589,6 +678,12 @@ class _RunWriter:
             )
         if isinstance(data, TokenUsageUpdated):
             self.usage = self.usage + data.usage
+        elif type(data) is ErrorOccurred and data.provider_error is not None:
+            limits = self._manager
+            cut = data.provider_error.truncated_to(
+                max_bytes=limits.error_text_max_bytes, max_lines=limits.error_text_max_lines
+            )
+            data = attrs.evolve(data, provider_error=cut)
         await self.publish(data)
 
     async def publish(self, data: EventData) -> None:
@@ -612,9 +707,14 @@ class _RunWriter:
         answer: object = None
         plugins = self._manager.plugins
         if plugins is not None:
-            answer = plugins.hook.asm_approve_tool(request=request, run=self._run)
-            if inspect.isawaitable(answer):
-                answer = await answer
+            # firstresult by hand: an async implementation's None must pass the question on.
+            for impl in reversed(plugins.hook.asm_approve_tool.get_hookimpls()):
+                offered = {"request": request, "run": self._run}
+                answer = impl.function(*(offered[name] for name in impl.argnames))
+                if inspect.isawaitable(answer):
+                    answer = await answer
+                if answer is not None:
+                    break
         if answer is True:
             await self.publish(ApprovalGranted(tool_call_id, tool_name))
             return True
@@ -653,7 +753,14 @@ class _RunWriter:
         batch, self._buffer = self._buffer, []
         self._has_space.set()
         with trio.CancelScope(shield=True):
-            stored = await self._manager.store.append_events(batch)
+            try:
+                stored = await self._manager.store.append_events(batch)
+            except AsmError:
+                self.store_failed = True
+                raise
+            except Exception as exc:
+                self.store_failed = True
+                raise AsmError("storage_write_failed", f"the store failed to append events: {exc!r}") from exc
         if deliver:
             await self._manager._deliver(stored, self.on_event)
 
