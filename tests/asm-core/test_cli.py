@@ -445,3 +445,18 @@ def test_a_command_plugin_that_fails_is_listed_and_the_rest_works(install_plugin
         plugins.stdout.splitlines()
     )
     assert (run.returncode, run.stdout) == (0, "still works\n")
+
+
+def test_a_reader_that_leaves_early_ends_the_run_quietly() -> None:
+    """`asm run --json ... | head -1`: no BrokenPipeError traceback, exit 0."""
+    prompt = "word " * 20_000
+    with subprocess.Popen(
+        [str(ASM), "run", "--json", prompt], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy()
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()
+        stderr = process.stderr.read().decode()
+        status = process.wait(timeout=60)
+    assert json.loads(first)["type"] == "session_created"
+    assert stderr == "" and status == 0

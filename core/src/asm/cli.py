@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import math
 import sys
 from collections.abc import Sequence
@@ -36,7 +37,13 @@ __all__ = ["main", "run_cli"]
 
 def main() -> None:
     """Console-script entry point."""
-    sys.exit(run_cli(sys.argv[1:]))
+    status = run_cli(sys.argv[1:])
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader closed the pipe; keep Python's exit-time flush from printing a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(status)
 
 
 def run_cli(argv: Sequence[str], *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
@@ -171,19 +178,28 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO)
     )
     prompt = " ".join(args.prompt)
 
+    reader_gone = False
+
     def show(event: Event) -> None:
-        if args.json:
-            out.write(event_to_json(event) + "\n")
-        elif isinstance(event.data, MessageStreamed):
-            out.write(event.data.delta)
-        else:
+        nonlocal reader_gone
+        if reader_gone:
             return
-        out.flush()
+        try:
+            if args.json:
+                out.write(event_to_json(event) + "\n")
+            elif isinstance(event.data, MessageStreamed):
+                out.write(event.data.delta)
+            else:
+                return
+            out.flush()
+        except BrokenPipeError:
+            # `asm run ... | head -1`: the reader left; the run still ends (and is recorded) normally.
+            reader_gone = True
 
     async def go() -> int:
         async with open_runtime(loaded, registry=registry) as runtime:
             run = await runtime.run_once(prompt, on_event=show)
-        if not args.json:
+        if not args.json and not reader_gone:
             out.write("\n")
         run.raise_for_status()
         return 0

@@ -269,7 +269,7 @@ class Session:
 
     id: str
     agent_id: str
-    status: SessionStatus = SessionStatus.PENDING
+    status: SessionStatus = attrs.field(default=SessionStatus.PENDING, converter=SessionStatus)
     provider: str | None = None
     created_at: datetime = attrs.field(factory=utcnow)
     updated_at: datetime = attrs.field(factory=utcnow)
@@ -290,7 +290,7 @@ class Run:
     id: str
     session_id: str
     input: RunInput
-    status: RunStatus = RunStatus.PENDING
+    status: RunStatus = attrs.field(default=RunStatus.PENDING, converter=RunStatus)
     provider: str | None = None
     created_at: datetime = attrs.field(factory=utcnow)
     started_at: datetime | None = None
