@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import math
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime, time
