@@ -65,6 +65,10 @@ class AsmConfig:
     event_buffer_size: int = 1000
     error_text_max_bytes: int = 16_384
     error_text_max_lines: int = 200
+    #: scrub secrets from every event before it is stored or shown (see asm.redaction)
+    redact: bool = True
+    #: extra secret patterns, kind -> regular expression
+    redact_patterns: dict[str, str] = attrs.field(factory=dict)
     providers: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     stores: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     artifact_stores: dict[str, dict[str, Any]] = attrs.field(factory=dict)

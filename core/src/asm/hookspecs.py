@@ -105,6 +105,14 @@ def asm_transform_event(event: Event) -> Event | None:
 
 
 @hookspec
+def asm_transform_record(record: Session | Run) -> Session | Run | None:
+    """Called for every session and run before it is saved, in plugin order;
+    return a replacement with the same id (e.g. with secrets redacted from the
+    run's input or error) or ``None`` to keep it. The caller's own objects are
+    not changed: only what is stored."""
+
+
+@hookspec
 def asm_event(event: Event) -> Awaitable[None] | None:
     """Called for every event after the store acknowledged it (telemetry,
     pub/sub, audit). What this hook has seen survives a crash. Keep it

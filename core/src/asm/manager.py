@@ -105,10 +105,15 @@ class SessionManager:
         self._active: dict[str, _ActiveRun] = {}
         self._listeners: list[Callable[[Event], None]] = []
         self._transforms: list[tuple[str, Callable[..., Any]]] = []
+        self._record_transforms: list[tuple[str, Callable[..., Any]]] = []
         self._event_hook: Callable[..., list[Any]] | None = None
         if plugins is not None:
             self._transforms = [
                 (impl.plugin_name, impl.function) for impl in reversed(plugins.hook.asm_transform_event.get_hookimpls())
+            ]
+            self._record_transforms = [
+                (impl.plugin_name, impl.function)
+                for impl in reversed(plugins.hook.asm_transform_record.get_hookimpls())
             ]
             if plugins.hook.asm_event.get_hookimpls():
                 self._event_hook = plugins.hook.asm_event
@@ -135,7 +140,7 @@ class SessionManager:
             metadata=dict(metadata or {}),
             tags=tuple(tags),
         )
-        await self.store.save_session(session)
+        await self._save(session)
         await self._publish(session.id, None, [SessionCreated(session.agent_id, provider_name)], on_event)
         return session
 
@@ -216,7 +221,7 @@ class SessionManager:
     ) -> Session:
         check_session_transition(session.status, target)
         session = attrs.evolve(session, status=target, updated_at=utcnow(), error=error or session.error)
-        await self.store.save_session(session)
+        await self._save(session)
         await self._publish(session.id, None, [data], on_event)
         return session
 
@@ -253,7 +258,7 @@ class SessionManager:
             provider=provider or session.provider,
             metadata=dict(metadata or {}),
         )
-        await self.store.save_run(run)
+        await self._save(run)
         return run
 
     async def get_run(self, run_id: str) -> Run:
@@ -287,7 +292,7 @@ class SessionManager:
         chosen = self._resolve_provider(provider if provider is not None else run.provider)
         check_run_transition(run.status, RunStatus.RUNNING)
         run = attrs.evolve(run, status=RunStatus.RUNNING, started_at=utcnow(), provider=chosen.name)
-        await self.store.save_run(run)
+        await self._save(run)
         active = self._active[run.id] = _ActiveRun(trio.CancelScope())
         token = _current_run.set(run.id)
         try:
@@ -385,7 +390,7 @@ class SessionManager:
                 error=error,
                 usage=usage if usage is not None else writer.usage,
             )
-            await self.store.save_run(run)
+            await self._save(run)
             if not writer.store_failed:
                 # After a consumer failed, the run's end is still recorded, just not re-delivered to it.
                 quiet = writer.error is not None
@@ -426,7 +431,7 @@ class SessionManager:
             ended_at=utcnow(),
             error=ErrorInfo("cancelled", f"run was cancelled ({reason})"),
         )
-        await self.store.save_run(run)
+        await self._save(run)
         await self._publish(run.session_id, run.id, [RunCancelled(reason)], None, provider=run.provider)
         return run
 
@@ -531,6 +536,31 @@ class SessionManager:
         except KeyError:
             known = ", ".join(sorted(self._providers)) or "none"
             raise AsmError("provider_not_found", f"no provider named {provider!r}; known: {known}") from None
+
+    async def _save(self, record: Session | Run) -> None:
+        """Save a session or run, through the ``asm_transform_record`` hooks (redaction)."""
+        for plugin_name, transform in self._record_transforms:
+            try:
+                replaced = transform(record=record)
+            except Exception as exc:  # noqa: BLE001 - named, so the user knows which plugin to fix
+                raise AsmError(
+                    "internal_error",
+                    f"plugin {plugin_name!r}: asm_transform_record raised {exc!r}; fix or uninstall the plugin",
+                    details={"plugin": plugin_name},
+                ) from exc
+            if replaced is not None:
+                if type(replaced) is not type(record) or replaced.id != record.id:
+                    raise AsmError(
+                        "internal_error",
+                        f"plugin {plugin_name!r}: asm_transform_record must return None or a "
+                        f"{type(record).__name__} with the same id",
+                        details={"plugin": plugin_name},
+                    )
+                record = replaced
+        if isinstance(record, Session):
+            await self.store.save_session(record)
+        else:
+            await self.store.save_run(record)
 
     def _make_event(self, session_id: str, run_id: str | None, data: EventData, provider: str | None) -> Event:
         event = Event.new(data, session_id=session_id, run_id=run_id, provider=provider)

@@ -25,6 +25,7 @@ from asm.manager import SessionManager
 from asm.model import Capabilities, Run, RunInput, RunResult
 from asm.plugins import PluginRegistry, load_plugins
 from asm.ports import ArtifactStore, Emit, EventCallback, Provider, Renderer, SessionStore, Sink
+from asm.redaction import EventRedactor
 from asm.rendering import RenderingPipeline
 
 __all__ = ["Runtime", "assemble", "open_runtime"]
@@ -137,6 +138,7 @@ def assemble(
     artifact_store = _create(context, "artifact_stores", cfg.artifact_store)
     renderer = _create(context, "renderers", cfg.renderer)
     sinks = [_create(context, "sinks", name) for name in cfg.sinks]
+    _install_redactor(registry, cfg)
     pipeline = RenderingPipeline(renderer, sinks) if sinks else None
     callback = _chain(pipeline, on_event)
     runtime = Runtime(
@@ -161,6 +163,18 @@ def assemble(
         sources=loaded,
     )
     return runtime
+
+
+REDACTOR_PLUGIN = "asm.redaction"
+
+
+def _install_redactor(registry: PluginRegistry, cfg: AsmConfig) -> None:
+    """Register (or replace, or remove) the secrets redactor the config asks for."""
+    previous = registry.manager.get_plugin(REDACTOR_PLUGIN)
+    if previous is not None:
+        registry.manager.unregister(previous, name=REDACTOR_PLUGIN)
+    if cfg.redact:
+        registry.manager.register(EventRedactor(cfg.redact_patterns), name=REDACTOR_PLUGIN)
 
 
 class _ConfiguredProvider:

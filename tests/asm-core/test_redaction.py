@@ -1,0 +1,133 @@
+"""Secrets never reach the store, the sinks or the callbacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import asm
+from asm import AsmError, Event
+from asm.events import (
+    ErrorOccurred,
+    MessageReceived,
+    MessageStreamed,
+    ToolCallCompleted,
+    ToolCallStarted,
+)
+from asm.model import ProviderError
+from asm.redaction import DEFAULT_PATTERNS, EventRedactor
+from asm.serde import event_to_json
+
+# One planted secret per kind the redactor knows (all fake).
+SECRETS = {
+    "anthropic_key": "sk-ant-api03-Zx9fakefakefakefakefakefakefake01",
+    "openai_key": "sk-proj-Qw8fakefakefakefakefakefakefake02",
+    "aws_access_key": "AKIAIOSFODNN7FAKEKEY",
+    "aws_secret_key": "wJalrXUtnFEMIxK7MDENGxbPxRfiCYFAKEKEY1234",
+    "github_token": "ghp_" + "F" * 36,
+    "slack_token": "xoxb-123456789012-fakefakefake",
+    "google_api_key": "AIza" + "S" * 35,
+    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJmYWtlLXVzZXIifQ.c2lnbmF0dXJlZmFrZWZha2U",
+    "bearer_token": "fakebearertoken0123456789abcdef",
+    "url_password": "hunter2-fake-password",
+    "pem_private_key": "MIIEfakePRIVATEkeyBODYline",
+}
+
+PHRASES = [
+    f"anthropic {SECRETS['anthropic_key']} ",
+    f"openai {SECRETS['openai_key']} ",
+    f"aws {SECRETS['aws_access_key']} ",
+    f"aws_secret_access_key={SECRETS['aws_secret_key']} ",
+    f"gh {SECRETS['github_token']} ",
+    f"slack {SECRETS['slack_token']} ",
+    f"google {SECRETS['google_api_key']} ",
+    f"jwt {SECRETS['jwt']} ",
+    f"Authorization: Bearer {SECRETS['bearer_token']} ",
+    f"db postgres://app:{SECRETS['url_password']}@db:5432/x ",
+    f"-----BEGIN RSA PRIVATE KEY-----\n{SECRETS['pem_private_key']}\n-----END RSA PRIVATE KEY-----",
+]
+TEXT = "".join(PHRASES)
+
+
+def leaky_provider() -> asm.ScriptedProvider:
+    """Secrets in streamed text, the full message, tool input and output, and stderr."""
+    from asm.providers.scripted import Fail
+
+    stderr = "Traceback...\n" + TEXT
+    return asm.ScriptedProvider(
+        [
+            # Each secret whole inside one delta: deltas are scrubbed one by one (see asm.redaction).
+            *[MessageStreamed(phrase) for phrase in PHRASES],
+            MessageReceived(TEXT),
+            ToolCallStarted("t1", "http", {"headers": {"auth": TEXT}, "args": [TEXT]}),
+            ToolCallCompleted("t1", "http", {"body": TEXT}),
+            ErrorOccurred("provider_error", TEXT, ProviderError("fake", "process_error", TEXT, stderr=stderr)),
+            Fail(
+                AsmError(
+                    "provider_error",
+                    TEXT,
+                    details={"provider_error": ProviderError("fake", "process_error", TEXT, 1, stderr)},
+                )
+            ),
+        ],
+        name="leaky",
+    )
+
+
+def hits(text: str) -> list[str]:
+    return [kind for kind, secret in SECRETS.items() if secret in text]
+
+
+def test_the_default_patterns_cover_every_planted_kind() -> None:
+    assert set(SECRETS) == set(DEFAULT_PATTERNS)
+    cleaned = EventRedactor().redact_text(TEXT)
+    assert hits(cleaned) == []
+    for kind in SECRETS:
+        assert f"[REDACTED:{kind}]" in cleaned, kind
+    assert "postgres://app:[REDACTED:url_password]@db:5432/x" in cleaned
+
+
+async def test_no_secret_reaches_the_store_the_jsonl_sink_or_callbacks(isolated: object, tmp_path: Path) -> None:
+    jsonl = tmp_path / "events.jsonl"
+    delivered: list[Event] = []
+    config = asm.load_config({"sinks.jsonl.path": str(jsonl)})
+    async with asm.open_runtime(config, on_event=delivered.append) as runtime:
+        run = await runtime.run_once(f"my key is {SECRETS['anthropic_key']}", provider=leaky_provider())
+        stored = (await runtime.store.read_events(run.session_id)).events
+        saved_run = await runtime.store.get_run(run.id)
+
+    assert run.status is asm.RunStatus.FAILED
+    assert hits(jsonl.read_text()) == []
+    assert hits("\n".join(event_to_json(e) for e in stored)) == []
+    assert hits("\n".join(event_to_json(e) for e in delivered)) == []
+    assert "[REDACTED:anthropic_key]" in jsonl.read_text()
+    # What asm stores about the run itself (its input and error) is scrubbed as well.
+    assert saved_run.error is not None and hits(repr(saved_run)) == []
+    assert saved_run.input.prompt == "my key is [REDACTED:anthropic_key]"
+
+
+async def test_turning_redaction_off_keeps_the_text_as_sent(isolated: object) -> None:
+    async with asm.open_runtime(redact=False) as runtime:
+        run = await runtime.run_once(TEXT, provider=asm.EchoProvider())
+        stored = (await runtime.store.read_events(run.session_id)).events
+    assert set(hits("\n".join(event_to_json(e) for e in stored))) == set(SECRETS)
+
+
+async def test_patterns_from_config_are_added(isolated: object) -> None:
+    async with asm.open_runtime(redact_patterns={"ticket": r"TICKET-[0-9]{6}"}) as runtime:
+        run = await runtime.run_once("see TICKET-123456 and sk-ant-api03-fakefakefakefakefakefake")
+    assert run.output == "see [REDACTED:ticket] and [REDACTED:anthropic_key]"
+
+
+def test_an_invalid_pattern_names_its_key(isolated: object) -> None:
+    with pytest.raises(AsmError) as caught:
+        asm.assemble(asm.load_config({"redact_patterns.ticket": "TICKET-[0-9"}))
+    assert caught.value.code == "invalid_config"
+    assert "redact_patterns.ticket" in caught.value.message
+
+
+def test_events_without_secrets_pass_untouched() -> None:
+    redactor = EventRedactor()
+    for data in (MessageStreamed("plain words"), ToolCallStarted("t", "read", {"path": "a.py", "n": [1, 2]})):
+        assert redactor.asm_transform_event(Event.new(data, session_id="s")) is None
