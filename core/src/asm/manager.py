@@ -542,7 +542,7 @@ class SessionManager:
         for plugin_name, transform in self._record_transforms:
             try:
                 replaced = transform(record=record)
-            except Exception as exc:  # noqa: BLE001 - named, so the user knows which plugin to fix
+            except Exception as exc:
                 raise AsmError(
                     "internal_error",
                     f"plugin {plugin_name!r}: asm_transform_record raised {exc!r}; fix or uninstall the plugin",
