@@ -310,6 +310,8 @@ class TokenUsageUpdated(EventData):
 
     type: ClassVar[EventType] = _T.TOKEN_USAGE_UPDATED
     usage: TokenUsage
+    #: the model these tokens were spent on, when the provider knows it (used for cost)
+    model: str | None = None
 
 
 @attrs.frozen

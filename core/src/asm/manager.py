@@ -24,12 +24,14 @@ import attrs
 import trio
 
 from asm._trio import single_errors
+from asm.cost import Pricing
 from asm.errors import AsmError
 from asm.events import (
     LIFECYCLE_TYPES,
     ApprovalDenied,
     ApprovalGranted,
     ApprovalRequested,
+    CostUpdated,
     ErrorOccurred,
     Event,
     EventData,
@@ -48,7 +50,7 @@ from asm.events import (
     SessionStarted,
     TokenUsageUpdated,
 )
-from asm.model import ErrorInfo, ProviderError, Run, RunInput, RunResult, Session, TokenUsage, new_id, utcnow
+from asm.model import Cost, ErrorInfo, ProviderError, Run, RunInput, RunResult, Session, TokenUsage, new_id, utcnow
 from asm.plugins import PluginRegistry
 from asm.ports import EventCallback, Provider, SessionStore
 from asm.states import RunStatus, SessionStatus, check_run_transition, check_session_transition
@@ -90,6 +92,7 @@ class SessionManager:
         event_buffer_size: int = 1000,
         error_text_max_bytes: int = 16_384,
         error_text_max_lines: int = 200,
+        pricing: Pricing | None = None,
     ) -> None:
         if event_buffer_size < 1:
             raise AsmError("validation_error", f"event_buffer_size must be >= 1, not {event_buffer_size}")
@@ -102,6 +105,7 @@ class SessionManager:
         self.event_buffer_size = event_buffer_size
         self.error_text_max_bytes = error_text_max_bytes
         self.error_text_max_lines = error_text_max_lines
+        self.pricing = pricing
         self._active: dict[str, _ActiveRun] = {}
         self._listeners: list[Callable[[Event], None]] = []
         self._transforms: list[tuple[str, Callable[..., Any]]] = []
@@ -389,6 +393,7 @@ class SessionManager:
                 result=result,
                 error=error,
                 usage=usage if usage is not None else writer.usage,
+                cost=result.cost if result is not None and result.cost is not None else writer.cost,
             )
             await self._save(run)
             if not writer.store_failed:
@@ -697,6 +702,16 @@ class _RunWriter:
         self.usage = TokenUsage()
         self.error: AsmError | None = None
         self.store_failed = False
+        self._model: str | None = run.input.options.get("model")
+        self._computed_cost: Cost | None = Cost() if manager.pricing is not None else None
+        self._reported_cost: Cost | None = None
+        self._unpriced: set[str | None] = set()
+
+    @property
+    def cost(self) -> Cost | None:
+        """The run's cost so far: the provider's own figure if it reports one, else
+        computed from its tokens; ``None`` while any tokens were spent on an unpriced model."""
+        return self._reported_cost if self._reported_cost is not None else self._computed_cost
 
     async def __call__(self, data: EventData, /) -> None:
         """Queue one payload from the provider (waits only while the queue is full)."""
@@ -708,6 +723,11 @@ class _RunWriter:
             )
         if isinstance(data, TokenUsageUpdated):
             self.usage = self.usage + data.usage
+            await self.publish(data)
+            await self._price(data)
+            return
+        if isinstance(data, CostUpdated):
+            self._reported_cost = data.cost
         elif type(data) is ErrorOccurred and data.provider_error is not None:
             limits = self._manager
             cut = data.provider_error.truncated_to(
@@ -715,6 +735,29 @@ class _RunWriter:
             )
             data = attrs.evolve(data, provider_error=cut)
         await self.publish(data)
+
+    async def _price(self, update: TokenUsageUpdated) -> None:
+        pricing = self._manager.pricing
+        if pricing is None or self._reported_cost is not None:
+            return
+        model = update.model or self._model
+        self._model = model
+        increment = pricing.cost(model, update.usage)
+        if increment is None:
+            self._computed_cost = None
+            if model not in self._unpriced:
+                self._unpriced.add(model)
+                await self.publish(
+                    ErrorOccurred(
+                        "cost_unknown",
+                        f"no price for model {model!r}; the run's cost is unknown. "
+                        "Add the model under [pricing.<table>.models] in asm.toml",
+                    )
+                )
+            return
+        if self._computed_cost is not None:
+            self._computed_cost = self._computed_cost + increment
+            await self.publish(CostUpdated(self._computed_cost, model))
 
     async def publish(self, data: EventData) -> None:
         if self._closed:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -36,6 +37,7 @@ __all__ = [
     "Session",
     "TokenUsage",
     "new_id",
+    "to_decimal",
     "truncate_text",
     "utcnow",
 ]
@@ -82,15 +84,47 @@ class TokenUsage:
         )
 
 
+def to_decimal(value: Decimal | float | int | str) -> Decimal:
+    """An exact ``Decimal`` from a number or numeric string (a float by its shortest repr).
+
+    >>> to_decimal(0.1) + to_decimal("0.2")
+    Decimal('0.3')
+    """
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise AsmError("validation_error", f"{value!r} is not a number")
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        raise AsmError("validation_error", f"{value!r} is not a number") from None
+    if not result.is_finite():
+        raise AsmError("validation_error", f"{value!r} is not a finite number")
+    return result
+
+
 @attrs.frozen
 class Cost:
-    """A cost in US dollars, with its breakdown where known."""
+    """A cost in US dollars (exact decimals), with its breakdown where known.
 
-    total_usd: float = 0.0
-    input_usd: float = 0.0
-    output_usd: float = 0.0
-    cache_read_usd: float = 0.0
-    cache_write_usd: float = 0.0
+    >>> Cost(total_usd=0.25).total_usd
+    Decimal('0.25')
+    """
+
+    total_usd: Decimal = attrs.field(default=Decimal(0), converter=to_decimal)
+    input_usd: Decimal = attrs.field(default=Decimal(0), converter=to_decimal)
+    output_usd: Decimal = attrs.field(default=Decimal(0), converter=to_decimal)
+    cache_read_usd: Decimal = attrs.field(default=Decimal(0), converter=to_decimal)
+    cache_write_usd: Decimal = attrs.field(default=Decimal(0), converter=to_decimal)
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(
+            self.total_usd + other.total_usd,
+            self.input_usd + other.input_usd,
+            self.output_usd + other.output_usd,
+            self.cache_read_usd + other.cache_read_usd,
+            self.cache_write_usd + other.cache_write_usd,
+        )
 
 
 @attrs.frozen
@@ -298,6 +332,9 @@ class Run:
     result: RunResult | None = None
     error: ErrorInfo | None = None
     usage: TokenUsage = TokenUsage()
+    #: what the run cost: reported by the provider, else computed from its usage and the pricing
+    #: tables; ``None`` when unknown (never a made-up 0)
+    cost: Cost | None = None
     metadata: dict[str, Any] = attrs.field(factory=dict)
 
     @property

@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from asm.config import AsmConfig, LoadedConfig, load_config
+from asm.cost import Pricing, pricing_table_from_config
 from asm.errors import AsmError
 from asm.manager import SessionManager
 from asm.model import Capabilities, Run, RunInput, RunResult
@@ -139,6 +140,7 @@ def assemble(
     renderer = _create(context, "renderers", cfg.renderer)
     sinks = [_create(context, "sinks", name) for name in cfg.sinks]
     _install_redactor(registry, cfg)
+    pricing = _pricing(context)
     pipeline = RenderingPipeline(renderer, sinks) if sinks else None
     callback = _chain(pipeline, on_event)
     runtime = Runtime(
@@ -159,10 +161,26 @@ def assemble(
             event_buffer_size=cfg.event_buffer_size,
             error_text_max_bytes=cfg.error_text_max_bytes,
             error_text_max_lines=cfg.error_text_max_lines,
+            pricing=pricing,
         ),
         sources=loaded,
     )
     return runtime
+
+
+def _pricing(context: tuple[AsmConfig, PluginRegistry, LoadedConfig | None]) -> Pricing:
+    """Every registered pricing table (each given its ``[pricing.<name>]`` table),
+    after the tables defined only in config, which win."""
+    cfg, registry, loaded = context
+    registered = registry.names("pricing")
+    own = [
+        pricing_table_from_config(
+            name, table, where=f"pricing.{name} (from {loaded.source_of(f'pricing.{name}') if loaded else 'config'})"
+        )
+        for name, table in cfg.pricing.items()
+        if name not in registered
+    ]
+    return Pricing([*own, *(_create(context, "pricing", name) for name in registered)])
 
 
 REDACTOR_PLUGIN = "asm.redaction"

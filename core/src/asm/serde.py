@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from cattrs.errors import ClassValidationError, IterableValidationError
 
 from asm.errors import AsmError
 from asm.events import PAYLOADS, Event, EventType
+from asm.model import to_decimal
 
 __all__ = [
     "converter",
@@ -69,6 +71,9 @@ def _structure_datetime(value: Any, _: Any) -> datetime:
 converter.register_unstructure_hook(datetime, lambda value: value.isoformat())
 converter.register_structure_hook(datetime, _structure_datetime)
 converter.register_unstructure_hook(Enum, lambda value: value.value)
+# Money is exact: a Decimal is written as a JSON string and read back from a string or number.
+converter.register_unstructure_hook(Decimal, str)
+converter.register_structure_hook(Decimal, lambda value, _: to_decimal(value))
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

@@ -1,0 +1,40 @@
+"""asm-pricing: Anthropic and OpenAI list prices as asm pricing tables.
+
+Each table's factory takes its ``[pricing.<name>]`` config table, whose
+``models`` override or add prices (see the README).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asm import hookimpl
+from asm.cost import PricingTable, pricing_table_from_config
+from asm.hookspecs import Register
+from asm_pricing._tables import ANTHROPIC, ANTHROPIC_AS_OF, OPENAI, OPENAI_AS_OF
+
+__all__ = ["anthropic_table", "openai_table"]
+
+
+def _table(name: str, as_of: str, models: dict[str, dict[str, Any]], config: dict[str, Any]) -> PricingTable:
+    shipped = pricing_table_from_config(name, {"as_of": as_of, "models": models}, where=f"asm-pricing {name}")
+    if not config:
+        return shipped
+    return shipped.with_overrides(pricing_table_from_config(name, config))
+
+
+def anthropic_table(config: dict[str, Any]) -> PricingTable:
+    """Claude model prices, with ``config``'s overrides."""
+    return _table("anthropic", ANTHROPIC_AS_OF, ANTHROPIC, config)
+
+
+def openai_table(config: dict[str, Any]) -> PricingTable:
+    """OpenAI model prices, with ``config``'s overrides."""
+    return _table("openai", OPENAI_AS_OF, OPENAI, config)
+
+
+@hookimpl
+def asm_register_pricing(register: Register) -> None:
+    """Register the ``anthropic`` and ``openai`` tables."""
+    register("anthropic", anthropic_table)
+    register("openai", openai_table)
