@@ -52,7 +52,8 @@ async def test_run_once_records_the_whole_lifecycle_in_order(store: InMemorySess
     assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
     assert types(stored) == [
         T.SESSION_CREATED, T.SESSION_STARTED, T.RUN_STARTED, T.MESSAGE_SENT, T.MESSAGE_STREAMED,
-        T.MESSAGE_STREAMED, T.MESSAGE_RECEIVED, T.TOKEN_USAGE_UPDATED, T.RUN_COMPLETED, T.SESSION_COMPLETED,
+        T.MESSAGE_STREAMED, T.MESSAGE_RECEIVED, T.TOKEN_USAGE_UPDATED, T.COST_UPDATED, T.RUN_COMPLETED,
+        T.SESSION_COMPLETED,
     ]  # fmt: skip
     assert all(e.run_id == run.id for e in stored if e.type.value.startswith(("run_", "message_", "token")))
     assert (await store.get_session(run.session_id)).status is SessionStatus.COMPLETED

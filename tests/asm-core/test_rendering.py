@@ -290,7 +290,7 @@ async def test_the_pipeline_renders_a_real_run_to_every_sink() -> None:
     async with RenderingPipeline(CompactRenderer(), [FileSink(stream), recorder]) as pipeline:
         run = await manager.run_once("hello world", on_event=pipeline)
 
-    assert stream.getvalue() == "r+echo >> hello world tk:3/3 r-:end_turn\n"
+    assert stream.getvalue() == "r+echo >> hello world tk:3/3 $0 r-:end_turn\n"
     stored = (await manager.store.read_events(run.session_id)).events
     assert [event for _, event in recorder.writes] == [*stored, None]
     assert recorder.writes[-1] == ("\n", None)

@@ -259,7 +259,7 @@ async def test_the_file_sink_gets_the_compact_rendering(isolated: Any) -> None:
     async with open_runtime() as runtime:
         await runtime.run_once("hi")
 
-    assert (isolated.project / "out.txt").read_text(encoding="utf-8") == "r+echo >> hi tk:1/1 r-:end_turn\n"
+    assert (isolated.project / "out.txt").read_text(encoding="utf-8") == "r+echo >> hi tk:1/1 $0 r-:end_turn\n"
 
 
 async def test_on_event_and_the_sinks_both_see_every_event(isolated: Any) -> None:

@@ -747,13 +747,12 @@ class _RunWriter:
             self._computed_cost = None
             if model not in self._unpriced:
                 self._unpriced.add(model)
-                await self.publish(
-                    ErrorOccurred(
-                        "cost_unknown",
-                        f"no price for model {model!r}; the run's cost is unknown. "
-                        "Add the model under [pricing.<table>.models] in asm.toml",
-                    )
+                why = (
+                    f"no price for model {model!r}; add it under [pricing.<table>.models] in asm.toml"
+                    if model
+                    else "the provider reported tokens without naming the model; pass options={'model': ...}"
                 )
+                await self.publish(ErrorOccurred("cost_unknown", f"the run's cost is unknown: {why}"))
             return
         if self._computed_cost is not None:
             self._computed_cost = self._computed_cost + increment

@@ -20,6 +20,7 @@ import trio
 
 from asm.errors import AsmError
 from asm.events import (
+    CostUpdated,
     ErrorOccurred,
     Event,
     EventType,
@@ -112,6 +113,8 @@ class CompactRenderer:
             return self._paint(f"t!{data.tool_name}", "31")
         if isinstance(data, TokenUsageUpdated):
             return f"tk:{data.usage.input_tokens}/{data.usage.output_tokens}"
+        if isinstance(data, CostUpdated):
+            return f"${data.cost.total_usd}"
         if isinstance(data, RunFailed | ErrorOccurred):
             return self._paint(f"! {data.error_message}", "31")
         if event.type is EventType.RUN_CANCELLED:

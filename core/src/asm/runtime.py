@@ -140,7 +140,7 @@ def assemble(
     renderer = _create(context, "renderers", cfg.renderer)
     sinks = [_create(context, "sinks", name) for name in cfg.sinks]
     _install_redactor(registry, cfg)
-    pricing = _pricing(context)
+    pricing = _pricing_or_none(context)
     pipeline = RenderingPipeline(renderer, sinks) if sinks else None
     callback = _chain(pipeline, on_event)
     runtime = Runtime(
@@ -181,6 +181,12 @@ def _pricing(context: tuple[AsmConfig, PluginRegistry, LoadedConfig | None]) -> 
         if name not in registered
     ]
     return Pricing([*own, *(_create(context, "pricing", name) for name in registered)])
+
+
+def _pricing_or_none(context: tuple[AsmConfig, PluginRegistry, LoadedConfig | None]) -> Pricing | None:
+    """No tables at all means cost tracking is off (no "unknown cost" warnings on every run)."""
+    pricing = _pricing(context)
+    return pricing if pricing.tables else None
 
 
 REDACTOR_PLUGIN = "asm.redaction"

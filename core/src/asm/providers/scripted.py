@@ -18,8 +18,8 @@ import attrs
 import trio
 
 from asm.errors import AsmError
-from asm.events import EventData, MessageReceived, MessageStreamed, TokenUsageUpdated
-from asm.model import Capabilities, RunInput, RunResult, TokenUsage
+from asm.events import CostUpdated, EventData, MessageReceived, MessageStreamed, TokenUsageUpdated
+from asm.model import Capabilities, Cost, RunInput, RunResult, TokenUsage
 from asm.ports import Emit
 
 __all__ = ["Crash", "Delay", "EchoProvider", "Fail", "ScriptedProvider", "Stall", "Step"]
@@ -154,5 +154,6 @@ class EchoProvider:
             output_tokens=max(1, math.ceil(len(text) / 4)),
         )
         await emit(MessageReceived(text))
-        await emit(TokenUsageUpdated(usage))
-        return RunResult(output=text, stop_reason="end_turn", usage=usage, model="echo")
+        await emit(TokenUsageUpdated(usage, model="echo"))
+        await emit(CostUpdated(Cost(), "echo"))  # echoing is free: a reported cost, not a guess
+        return RunResult(output=text, stop_reason="end_turn", usage=usage, model="echo", cost=Cost())
