@@ -83,8 +83,8 @@ async def test_config_overrides_and_adds_models(isolated_config: None) -> None:
 @pytest.mark.parametrize(
     ("overrides", "fragment"),
     [
-        ({"pricing.mine.models.m.input": 1}, "pricing.mine (from argument"),
-        ({"pricing.mine.models.m.input": 1}, "models.m.output is missing"),
+        ({"pricing.mine.models.m.input": 1}, "pricing.mine.models.m.output (from argument"),
+        ({"pricing.mine.models.m.input": 1}, "is missing"),
         ({"pricing.anthropic.models.m.input": -1, "pricing.anthropic.models.m.output": 1}, "negative"),
         ({"pricing.openai.models.m.input": "cheap", "pricing.openai.models.m.output": 1}, "not a number"),
         ({"pricing.openai.models.m.input": 1, "pricing.openai.models.m.outptu": 1}, "outptu"),

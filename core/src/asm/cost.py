@@ -110,30 +110,34 @@ class Pricing:
         return price.cost(usage) if price is not None else None
 
 
-def pricing_table_from_config(name: str, config: Mapping[str, Any], *, where: str | None = None) -> PricingTable:
+def pricing_table_from_config(name: str, config: Mapping[str, Any], *, origin: str | None = None) -> PricingTable:
     """A table from a ``[pricing.<name>]`` config table: ``as_of`` and
     ``models.<id>.{input, output, cache_write, cache_read, aliases}``; a missing
-    or bad price is ``invalid_config`` naming the key and where it came from."""
-    where = where or f"pricing.{name}"
+    or bad price is ``invalid_config`` naming the key and where (``origin``) it came from."""
+    where = f"pricing.{name}"
+    suffix = f" (from {origin})" if origin else ""
     unknown = set(config) - {"as_of", "models"}
     if unknown:
-        raise AsmError("invalid_config", f"{where}: unknown key(s) {', '.join(sorted(unknown))}; use as_of and models")
+        raise AsmError(
+            "invalid_config", f"{where}{suffix}: unknown key(s) {', '.join(sorted(unknown))}; use as_of and models"
+        )
     models_raw = config.get("models", {})
     if not isinstance(models_raw, Mapping):
-        raise AsmError("invalid_config", f"{where}.models must be a table of models")
+        raise AsmError("invalid_config", f"{where}.models{suffix} must be a table of models")
     models = {}
     for model_id, entry in models_raw.items():
         key = f"{where}.models.{model_id}"
+        shown = key + suffix
         if not isinstance(entry, Mapping):
-            raise AsmError("invalid_config", f"{key} must be a table with input and output prices")
+            raise AsmError("invalid_config", f"{shown} must be a table with input and output prices")
         extra = set(entry) - {"input", "output", "cache_write", "cache_read", "aliases"}
         if extra:
-            raise AsmError("invalid_config", f"{key}: unknown key(s) {', '.join(sorted(extra))}")
+            raise AsmError("invalid_config", f"{shown}: unknown key(s) {', '.join(sorted(extra))}")
         for required in ("input", "output"):
             if required not in entry:
                 raise AsmError(
                     "invalid_config",
-                    f"{key}.{required} is missing; give the USD price per million tokens",
+                    f"{key}.{required}{suffix} is missing; give the USD price per million tokens",
                     details={"key": f"{key}.{required}"},
                 )
         try:
@@ -146,6 +150,6 @@ def pricing_table_from_config(name: str, config: Mapping[str, Any], *, where: st
             )
         except AsmError as exc:
             raise AsmError(
-                "invalid_config", f"{key}: {exc.message}; prices are non-negative numbers", details={"key": key}
+                "invalid_config", f"{shown}: {exc.message}; prices are non-negative numbers", details={"key": key}
             ) from None
     return PricingTable(name, str(config.get("as_of", "")), models)

@@ -36,6 +36,7 @@ from asm.events import (
     Event,
     EventData,
     MessageSent,
+    PolicyViolation,
     RunCancelled,
     RunCompleted,
     RunFailed,
@@ -49,9 +50,11 @@ from asm.events import (
     SessionResumed,
     SessionStarted,
     TokenUsageUpdated,
+    ToolCallStarted,
 )
 from asm.model import Cost, ErrorInfo, ProviderError, Run, RunInput, RunResult, Session, TokenUsage, new_id, utcnow
 from asm.plugins import PluginRegistry
+from asm.policy import Policy, PolicyGuard, ToolAction, Violation, merge_policies
 from asm.ports import EventCallback, Provider, SessionStore
 from asm.states import RunStatus, SessionStatus, check_run_transition, check_session_transition
 
@@ -93,6 +96,8 @@ class SessionManager:
         error_text_max_bytes: int = 16_384,
         error_text_max_lines: int = 200,
         pricing: Pricing | None = None,
+        policies: Iterable[Policy] = (),
+        approval_timeout: float | None = 300.0,
     ) -> None:
         if event_buffer_size < 1:
             raise AsmError("validation_error", f"event_buffer_size must be >= 1, not {event_buffer_size}")
@@ -106,6 +111,9 @@ class SessionManager:
         self.error_text_max_bytes = error_text_max_bytes
         self.error_text_max_lines = error_text_max_lines
         self.pricing = pricing
+        self.policies = list(policies)
+        self.approval_timeout = approval_timeout
+        self._session_policies: dict[str, list[Policy]] = {}
         self._active: dict[str, _ActiveRun] = {}
         self._listeners: list[Callable[[Event], None]] = []
         self._transforms: list[tuple[str, Callable[..., Any]]] = []
@@ -133,8 +141,12 @@ class SessionManager:
         tags: Iterable[str] = (),
         parent_session_id: str | None = None,
         on_event: EventCallback | None = None,
+        policies: Iterable[Policy] = (),
     ) -> Session:
-        """Create a session (status ``pending``) and emit ``session_created``."""
+        """Create a session (status ``pending``) and emit ``session_created``.
+
+        ``policies`` apply to every run of the session executed by this manager,
+        stacked on the manager's own and each run's."""
         provider_name = provider or (self.provider.name if self.provider is not None else None)
         session = Session(
             id=new_id("ses"),
@@ -145,6 +157,8 @@ class SessionManager:
             tags=tuple(tags),
         )
         await self._save(session)
+        if policies:
+            self._session_policies[session.id] = list(policies)
         await self._publish(session.id, None, [SessionCreated(session.agent_id, provider_name)], on_event)
         return session
 
@@ -276,6 +290,7 @@ class SessionManager:
         provider: ProviderLike = None,
         on_event: EventCallback | None = None,
         timeout: float | None = None,
+        policies: Iterable[Policy] = (),
     ) -> Run:
         """Execute a pending run to its end and return the final ``Run``.
 
@@ -283,7 +298,10 @@ class SessionManager:
         (``cancel_run``) or ``timeout`` (``timeout`` seconds, default the
         manager's ``run_timeout``); ``run.raise_for_status()`` raises on
         anything but completed. If the calling task is cancelled, the run is
-        recorded as cancelled and the cancellation propagates.
+        recorded as cancelled and the cancellation propagates. ``policies``
+        stack on the manager's and the session's (see :mod:`asm.policy`); a
+        violation emits ``policy_violation`` and cancels the run (reason: the
+        policy's name) or only warns.
         """
         run = await self.store.get_run(run_id)
         session = await self.store.get_session(run.session_id)
@@ -297,15 +315,23 @@ class SessionManager:
         check_run_transition(run.status, RunStatus.RUNNING)
         run = attrs.evolve(run, status=RunStatus.RUNNING, started_at=utcnow(), provider=chosen.name)
         await self._save(run)
+        policy = merge_policies([*self.policies, *self._session_policies.get(session.id, ()), *policies])
         active = self._active[run.id] = _ActiveRun(trio.CancelScope())
         token = _current_run.set(run.id)
         try:
             limit = self.run_timeout if timeout is None else timeout
             with single_errors():
                 async with trio.open_nursery() as nursery:
-                    writer = _RunWriter(self, run, chosen.name, on_event, active.scope)
+                    guard = PolicyGuard(policy) if policy is not None else None
+                    writer = _RunWriter(self, run, chosen.name, on_event, active, guard)
                     nursery.start_soon(writer.run)
-                    return await self._drive(session, run, chosen, writer, active, limit)
+                    watchdog = trio.CancelScope()
+                    if guard is not None and guard.policy.limits.max_duration_s is not None:
+                        nursery.start_soon(writer.watch_duration, watchdog, guard.policy.limits.max_duration_s)
+                    try:
+                        return await self._drive(session, run, chosen, writer, active, limit)
+                    finally:
+                        watchdog.cancel()
         finally:
             _current_run.reset(token)
             del self._active[run.id]
@@ -450,6 +476,7 @@ class SessionManager:
         timeout: float | None = None,
         options: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        policies: Iterable[Policy] = (),
     ) -> Run:
         """One run in a new session: create, activate, execute, then complete
         the session (or fail / cancel it as the run ended). Returns the run.
@@ -466,7 +493,7 @@ class SessionManager:
         run = await self.start_run(session.id, run_input, provider=chosen.name)
         ended = False
         try:
-            run = await self.execute_run(run.id, provider=chosen, on_event=on_event, timeout=timeout)
+            run = await self.execute_run(run.id, provider=chosen, on_event=on_event, timeout=timeout, policies=policies)
             ended = True
         finally:
             if not ended:
@@ -684,15 +711,19 @@ class _RunWriter:
         run: Run,
         provider: str,
         on_event: EventCallback | None,
-        run_scope: trio.CancelScope,
+        active: _ActiveRun,
+        guard: PolicyGuard | None = None,
     ) -> None:
         self._manager = manager
+        self._active = active
+        self._guard = guard
+        self._authorized: set[str] = set()
         self._run = run
         self._session_id = run.session_id
         self._run_id = run.id
         self._provider = provider
         self.on_event = on_event
-        self._run_scope = run_scope
+        self._run_scope = active.scope
         self._capacity = manager.event_buffer_size
         self._buffer: list[Event] = []
         self._has_work = trio.Event()
@@ -715,20 +746,35 @@ class _RunWriter:
 
     async def __call__(self, data: EventData, /) -> None:
         """Queue one payload from the provider (waits only while the queue is full)."""
+        if self._run_scope.cancel_called:
+            await trio.lowlevel.checkpoint()  # a cancelled run takes no more events: raise Cancelled now
         if not isinstance(data, EventData) or data.type in LIFECYCLE_TYPES:
             raise AsmError(
                 "validation_error",
                 f"provider {self._provider!r} emitted {data!r}; providers emit content payloads from asm.events, "
                 "and the manager emits the lifecycle ones",
             )
+        guard = self._guard
         if isinstance(data, TokenUsageUpdated):
             self.usage = self.usage + data.usage
             await self.publish(data)
+            if guard is not None:
+                await self._enforce(guard.on_usage(data.usage.input_tokens, data.usage.output_tokens))
             await self._price(data)
             return
         if isinstance(data, CostUpdated):
             self._reported_cost = data.cost
-        elif type(data) is ErrorOccurred and data.provider_error is not None:
+            await self.publish(data)
+            if guard is not None:
+                await self._enforce(guard.on_cost(data.cost.total_usd))
+            return
+        if isinstance(data, ToolCallStarted) and guard is not None:
+            await self.publish(data)
+            await self._enforce(guard.on_tool_call())
+            if data.tool_call_id not in self._authorized:
+                await self._judge_tool_call(guard, data)
+            return
+        if type(data) is ErrorOccurred and data.provider_error is not None:
             limits = self._manager
             cut = data.provider_error.truncated_to(
                 max_bytes=limits.error_text_max_bytes, max_lines=limits.error_text_max_lines
@@ -757,6 +803,65 @@ class _RunWriter:
         if self._computed_cost is not None:
             self._computed_cost = self._computed_cost + increment
             await self.publish(CostUpdated(self._computed_cost, model))
+            if self._guard is not None:
+                await self._enforce(self._guard.on_cost(self._computed_cost.total_usd))
+
+    async def _enforce(self, violations: list[Violation]) -> None:
+        """Record each violation; cancel the run if one says so (reason: its policy)."""
+        if self._closed:
+            return
+        for violation in violations:
+            await self.publish(PolicyViolation(violation.policy, violation.kind, violation.action, violation.details))
+            if violation.action == "cancel" and not self._run_scope.cancel_called:
+                self._active.reason = violation.policy
+                self._run_scope.cancel()
+
+    async def _judge_tool_call(self, guard: PolicyGuard, call: ToolCallStarted) -> None:
+        # A tool the provider ran without asking (a CLI's own loop): judged as it starts.
+        action = guard.policy.tool_action(call.tool_name)
+        if action is ToolAction.DENY:
+            kind = "tool_denied"
+        elif action is ToolAction.ASK and not await self.request_approval(
+            call.tool_call_id, call.tool_name, call.tool_input
+        ):
+            kind = "tool_not_approved"
+        else:
+            return
+        owner = guard.tool_owner(call.tool_name, action)
+        details = {"tool_name": call.tool_name, "tool_call_id": call.tool_call_id}
+        await self._enforce([Violation(owner, kind, guard.policy.on_violation, details)])
+
+    async def watch_duration(self, scope: trio.CancelScope, seconds: float) -> None:
+        """Enforce ``max_duration_s``: after ``seconds``, the run is over its time budget."""
+        with scope:
+            await trio.sleep(seconds)
+            if self._guard is not None:
+                await self._enforce(self._guard.on_duration(seconds))
+
+    async def authorize_tool(
+        self, tool_call_id: str, tool_name: str, tool_input: dict[str, Any], *, default: str = "allow"
+    ) -> bool:
+        """May the provider run this tool call? Providers that run tools themselves
+        call this before ``tool_call_started``. The policies decide (``deny`` →
+        refused with a ``policy_violation``, ``ask`` → the approval hook); where
+        they say nothing, ``default`` does (from the provider's permission mode:
+        ``allow``, ``ask`` or ``deny``). ``default="deny"`` refuses everything."""
+        self._authorized.add(tool_call_id)
+        guard = self._guard
+        action = guard.policy.tool_action(tool_name) if guard is not None else None
+        if default == "deny":
+            await self.publish(
+                ApprovalDenied(tool_call_id, tool_name, "the provider's permission mode denies all tools")
+            )
+            return False
+        if action is ToolAction.DENY and guard is not None:
+            owner = guard.tool_owner(tool_name, action)
+            details = {"tool_name": tool_name, "tool_call_id": tool_call_id}
+            await self.publish(PolicyViolation(owner, "tool_denied", "denied", details))
+            return False
+        if action is ToolAction.ASK or (action is None and default == "ask"):
+            return await self.request_approval(tool_call_id, tool_name, tool_input)
+        return True
 
     async def publish(self, data: EventData) -> None:
         if self._closed:
@@ -778,9 +883,11 @@ class _RunWriter:
         await self.publish(request)
         answer: object = None
         plugins = self._manager.plugins
-        if plugins is not None:
+        timeout = self._manager.approval_timeout
+        deadline = trio.move_on_after(float("inf") if timeout is None else timeout)
+        with deadline:
             # firstresult by hand: an async implementation's None must pass the question on.
-            for impl in reversed(plugins.hook.asm_approve_tool.get_hookimpls()):
+            for impl in reversed(plugins.hook.asm_approve_tool.get_hookimpls()) if plugins is not None else ():
                 offered = {"request": request, "run": self._run}
                 answer = impl.function(*(offered[name] for name in impl.argnames))
                 if inspect.isawaitable(answer):
@@ -790,7 +897,12 @@ class _RunWriter:
         if answer is True:
             await self.publish(ApprovalGranted(tool_call_id, tool_name))
             return True
-        reason = "denied by the approval hook" if answer is False else "no approval hook answered"
+        if deadline.cancelled_caught:
+            reason = f"no answer within {timeout:g}s"
+        elif answer is False:
+            reason = "denied by the approval hook"
+        else:
+            reason = "no approval hook answered"
         await self.publish(ApprovalDenied(tool_call_id, tool_name, reason))
         return False
 

@@ -8,6 +8,7 @@ it never subclasses anything from asm. The contract suites in
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, runtime_checkable
 
 from asm.events import Event, EventData, EventType
@@ -41,6 +42,15 @@ class Emit(Protocol):
         """Ask whether a tool call may run: emits ``approval_requested``, asks the
         ``asm_approve_tool`` hook, emits ``approval_granted`` or ``approval_denied``
         and returns the answer (denied when no hook answers)."""
+        ...
+
+    async def authorize_tool(
+        self, tool_call_id: str, tool_name: str, tool_input: dict[str, Any], *, default: str = "allow"
+    ) -> bool:
+        """May this tool call run? A provider that runs tools itself calls this
+        before emitting ``tool_call_started``: the run's policies decide (deny →
+        refused, ask → :meth:`request_approval`), and where they say nothing,
+        ``default`` (the provider's permission mode: ``allow``, ``ask``, ``deny``)."""
         ...
 
 
@@ -263,12 +273,20 @@ class Sink(Protocol):
 
 @runtime_checkable
 class PubSub(Protocol):
-    """Fan events out to other processes."""
+    """Fan events out to subscribers, in this process or others.
+
+    asm publishes each session's events on ``asm.session.<session_id>``
+    (:func:`asm.session_topic`), only after the store acknowledged them.
+    Delivery is live only: a subscriber sees what is published while it is
+    subscribed; for history with no gap, use a durable subscription
+    (:func:`asm.open_subscription`), which reads the store.
+    """
 
     async def publish(self, topic: str, event: Event) -> None:
-        """Publish ``event`` on ``topic``."""
+        """Publish ``event`` on ``topic``; never waits for a slow subscriber."""
         ...
 
-    def subscribe(self, topic: str) -> AsyncIterator[Event]:
-        """Events published on ``topic`` from now on."""
+    def subscribe(self, topic: str) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
+        """``async with pubsub.subscribe(topic) as events``: the events
+        published on ``topic`` from when the block is entered until it ends."""
         ...

@@ -21,6 +21,7 @@ import attrs
 
 from asm.config import AsmConfig, LoadedConfig, load_config
 from asm.cost import Pricing, pricing_table_from_config
+from asm.policy import Policy
 from asm.errors import AsmError
 from asm.manager import SessionManager
 from asm.model import Capabilities, Run, RunInput, RunResult
@@ -141,6 +142,7 @@ def assemble(
     sinks = [_create(context, "sinks", name) for name in cfg.sinks]
     _install_redactor(registry, cfg)
     pricing = _pricing_or_none(context)
+    policies = _policies(context)
     pipeline = RenderingPipeline(renderer, sinks) if sinks else None
     callback = _chain(pipeline, on_event)
     runtime = Runtime(
@@ -162,6 +164,8 @@ def assemble(
             error_text_max_bytes=cfg.error_text_max_bytes,
             error_text_max_lines=cfg.error_text_max_lines,
             pricing=pricing,
+            policies=policies,
+            approval_timeout=cfg.approval_timeout,
         ),
         sources=loaded,
     )
@@ -174,9 +178,7 @@ def _pricing(context: tuple[AsmConfig, PluginRegistry, LoadedConfig | None]) -> 
     cfg, registry, loaded = context
     registered = registry.names("pricing")
     own = [
-        pricing_table_from_config(
-            name, table, where=f"pricing.{name} (from {loaded.source_of(f'pricing.{name}') if loaded else 'config'})"
-        )
+        pricing_table_from_config(name, table, origin=loaded.source_of(f"pricing.{name}") if loaded else None)
         for name, table in cfg.pricing.items()
         if name not in registered
     ]
@@ -187,6 +189,26 @@ def _pricing_or_none(context: tuple[AsmConfig, PluginRegistry, LoadedConfig | No
     """No tables at all means cost tracking is off (no "unknown cost" warnings on every run)."""
     pricing = _pricing(context)
     return pricing if pricing.tables else None
+
+
+def _policies(context: tuple[AsmConfig, PluginRegistry, LoadedConfig | None]) -> list[Policy]:
+    """Every ``[policies.<name>]`` table: a policy a plugin registered under that
+    name (given the table), else one built from the table itself."""
+    cfg, registry, loaded = context
+    registered = registry.names("policies")
+    policies = []
+    for name, table in cfg.policies.items():
+        if name in registered:
+            policy = _create(context, "policies", name)
+            if not isinstance(policy, Policy):
+                raise AsmError(
+                    "invalid_config", f"policy plugin {name!r} returned {type(policy).__name__}, not a Policy"
+                )
+        else:
+            origin = loaded.source_of(f"policies.{name}") if loaded else None
+            policy = Policy.from_config(name, table, origin=origin)
+        policies.append(policy)
+    return policies
 
 
 REDACTOR_PLUGIN = "asm.redaction"

@@ -17,7 +17,7 @@ __all__ = ["anthropic_table", "openai_table"]
 
 
 def _table(name: str, as_of: str, models: dict[str, dict[str, Any]], config: dict[str, Any]) -> PricingTable:
-    shipped = pricing_table_from_config(name, {"as_of": as_of, "models": models}, where=f"asm-pricing {name}")
+    shipped = pricing_table_from_config(name, {"as_of": as_of, "models": models}, origin="asm-pricing")
     if not config:
         return shipped
     return shipped.with_overrides(pricing_table_from_config(name, config))
