@@ -21,11 +21,11 @@ import attrs
 
 from asm.config import AsmConfig, LoadedConfig, load_config
 from asm.cost import Pricing, pricing_table_from_config
-from asm.policy import Policy
 from asm.errors import AsmError
 from asm.manager import SessionManager
 from asm.model import Capabilities, Run, RunInput, RunResult
 from asm.plugins import PluginRegistry, load_plugins
+from asm.policy import Policy
 from asm.ports import ArtifactStore, Emit, EventCallback, Provider, Renderer, SessionStore, Sink
 from asm.redaction import EventRedactor
 from asm.rendering import RenderingPipeline
