@@ -115,9 +115,13 @@ async def test_turning_redaction_off_keeps_the_text_as_sent(isolated: object) ->
 
 
 async def test_patterns_from_config_are_added(isolated: object) -> None:
+    prompt = "see TICKET-123456 and sk-ant-api03-fakefakefakefakefakefake"
     async with asm.open_runtime(redact_patterns={"ticket": r"TICKET-[0-9]{6}"}) as runtime:
-        run = await runtime.run_once("see TICKET-123456 and sk-ant-api03-fakefakefakefakefakefake")
-    assert run.output == "see [REDACTED:ticket] and [REDACTED:anthropic_key]"
+        run = await runtime.run_once(prompt)
+        (received,) = (await runtime.store.read_events(run.session_id, types=["message_received"])).events
+    assert received.data == MessageReceived("see [REDACTED:ticket] and [REDACTED:anthropic_key]")
+    # The provider itself got what the user wrote; only what is stored and shown is scrubbed.
+    assert run.output == prompt
 
 
 def test_an_invalid_pattern_names_its_key(isolated: object) -> None:

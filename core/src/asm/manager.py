@@ -114,6 +114,9 @@ class SessionManager:
         self.policies = list(policies)
         self.approval_timeout = approval_timeout
         self._session_policies: dict[str, list[Policy]] = {}
+        # Inputs as given, for runs started here: the stored copy may be redacted,
+        # but the provider must get what the user wrote.
+        self._inputs: dict[str, RunInput] = {}
         self._active: dict[str, _ActiveRun] = {}
         self._listeners: list[Callable[[Event], None]] = []
         self._transforms: list[tuple[str, Callable[..., Any]]] = []
@@ -277,6 +280,7 @@ class SessionManager:
             metadata=dict(metadata or {}),
         )
         await self._save(run)
+        self._inputs[run.id] = run.input
         return run
 
     async def get_run(self, run_id: str) -> Run:
@@ -304,6 +308,9 @@ class SessionManager:
         policy's name) or only warns.
         """
         run = await self.store.get_run(run_id)
+        original = self._inputs.pop(run_id, None)
+        if original is not None:
+            run = attrs.evolve(run, input=original)
         session = await self.store.get_session(run.session_id)
         if session.status is not SessionStatus.ACTIVE:
             raise AsmError(
@@ -822,7 +829,7 @@ class _RunWriter:
         if action is ToolAction.DENY:
             kind = "tool_denied"
         elif action is ToolAction.ASK and not await self.request_approval(
-            call.tool_call_id, call.tool_name, call.tool_input
+            call.tool_call_id, call.tool_name, call.tool_input, policy=guard.tool_owner(call.tool_name, action)
         ):
             kind = "tool_not_approved"
         else:
@@ -860,7 +867,8 @@ class _RunWriter:
             await self.publish(PolicyViolation(owner, "tool_denied", "denied", details))
             return False
         if action is ToolAction.ASK or (action is None and default == "ask"):
-            return await self.request_approval(tool_call_id, tool_name, tool_input)
+            asker = guard.tool_owner(tool_name, action) if guard is not None and action is not None else None
+            return await self.request_approval(tool_call_id, tool_name, tool_input, policy=asker)
         return True
 
     async def publish(self, data: EventData) -> None:
@@ -875,11 +883,13 @@ class _RunWriter:
                 self._has_space = trio.Event()  # shared by every task waiting for room
             await self._has_space.wait()
 
-    async def request_approval(self, tool_call_id: str, tool_name: str, tool_input: dict[str, Any]) -> bool:
+    async def request_approval(
+        self, tool_call_id: str, tool_name: str, tool_input: dict[str, Any], *, policy: str | None = None
+    ) -> bool:
         """Emit ``approval_requested``, ask the ``asm_approve_tool`` hook, emit
         the answer (``approval_granted`` / ``approval_denied``) and return it.
-        With no hook answering, the call is denied."""
-        request = ApprovalRequested(tool_call_id, tool_name, dict(tool_input))
+        With no hook answering, or none within ``approval_timeout``, the call is denied."""
+        request = ApprovalRequested(tool_call_id, tool_name, dict(tool_input), policy)
         await self.publish(request)
         answer: object = None
         plugins = self._manager.plugins
