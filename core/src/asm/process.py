@@ -1,0 +1,965 @@
+"""One robust subprocess runner for the providers that drive a CLI (codex, amp,
+claude-code, shell).
+
+::
+
+    env = build_env(extra_allow=("OPENAI_API_KEY",), set={"CODEX_HOME": home})
+    exe = find_executable("codex", provider="codex", install_hint="npm install -g @openai/codex")
+    async with open_cli_process([exe, "exec", "--json", prompt], provider="codex", env=env) as proc:
+        while lines := await proc.receive_lines():
+            for line in lines:
+                event = parse_json_line(line)
+                ...
+        exit_code = await proc.wait()
+        if exit_code != 0:
+            raise proc.error("exit", f"codex exited with status {exit_code}")
+
+What it guarantees:
+
+- the child runs in its own process group (its stdin is ``/dev/null`` unless
+  ``stdin=`` gives bytes), with an environment built from an allow-list plus
+  explicit additions (:func:`build_env`), in ``cwd`` (checked first);
+- stdout is framed into lines with a maximum length (a longer line is a
+  ``provider_error`` of kind ``line_too_long``, never unbounded memory); the
+  lines that arrived in one read come as one batch, so a provider can coalesce
+  a burst of text deltas;
+- stderr is drained all along into a bounded buffer (the child never blocks on
+  a full pipe) and reported cut to ``error_text_max_bytes`` /
+  ``error_text_max_lines`` (:func:`asm.model.truncate_text`);
+- leaving the ``async with`` early - an error, cancellation, ``timeout`` -
+  sends SIGTERM to the whole group, then SIGKILL after ``terminate_grace``
+  seconds, and reaps the child; after a normal exit, group members the CLI
+  left behind get the same treatment. No child, grandchild or zombie survives
+  (a process that moves itself to another process group or session escapes
+  any process-group based runner; use a container for hostile code).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import attrs
+import trio
+
+from asm._trio import single_errors
+from asm.errors import AsmError
+from asm.events import (
+    CostUpdated,
+    ErrorOccurred,
+    EventData,
+    MessageReceived,
+    MessageStreamed,
+    ThinkingStreamed,
+    TokenUsageUpdated,
+    ToolCallCompleted,
+    ToolCallFailed,
+    ToolCallStarted,
+    TurnCompleted,
+)
+from asm.model import Cost, ProviderError, RunInput, TokenUsage, truncate_text
+
+if TYPE_CHECKING:
+    from asm.ports import Emit
+
+T = TypeVar("T")
+
+__all__ = [
+    "DEFAULT_ENV_ALLOWLIST",
+    "DEFAULT_MAX_LINE_BYTES",
+    "DEFAULT_TERMINATE_GRACE",
+    "CLIOptions",
+    "CLIProcess",
+    "IncrementalText",
+    "JsonLineReader",
+    "StreamJsonTranslator",
+    "build_env",
+    "check_cwd",
+    "classify_failure",
+    "find_executable",
+    "open_cli_process",
+    "parse_json_line",
+    "run_options",
+]
+
+#: Variables a CLI child inherits from asm's environment by default: what
+#: programs need to find things, speak the locale and reach the network.
+#: Credentials are not here; each provider names the few it needs.
+DEFAULT_ENV_ALLOWLIST: Final = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TERM",
+    "TMPDIR",
+    "TZ",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_DATA_HOME",
+    "XDG_STATE_HOME",
+    "XDG_RUNTIME_DIR",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+)
+
+#: Default maximum length of one stdout line (8 MiB): big tool outputs fit,
+#: a runaway stream does not take the process's memory.
+DEFAULT_MAX_LINE_BYTES: Final = 8 * 1024 * 1024
+
+#: Seconds between SIGTERM and SIGKILL.
+DEFAULT_TERMINATE_GRACE: Final = 5.0
+
+_READ_SIZE: Final = 65536
+_STDERR_KEEP_FACTOR: Final = 4  # keep a little more than reported, for the line cut
+
+
+def build_env(
+    *,
+    allow: Iterable[str] = DEFAULT_ENV_ALLOWLIST,
+    extra_allow: Iterable[str] = (),
+    set: Mapping[str, str] | None = None,
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of a child: the ``allow``-listed (plus ``extra_allow``)
+    variables of ``base`` (default ``os.environ``) that are set, then ``set``
+    added on top.
+
+    >>> build_env(allow=("HOME",), set={"X": "1"}, base={"HOME": "/h", "SECRET": "s"})
+    {'HOME': '/h', 'X': '1'}
+    """
+    source = os.environ if base is None else base
+    env = {name: source[name] for name in (*allow, *extra_allow) if name in source}
+    for name, value in (set or {}).items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise AsmError(
+                "invalid_config",
+                f"environment variable {name!r} must be set to a string, not {value!r}",
+                details={"name": str(name)},
+            )
+        env[name] = value
+    return env
+
+
+def find_executable(
+    program: str,
+    *,
+    provider: str,
+    install_hint: str,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """The absolute path of ``program`` (a name looked up on ``PATH`` - the
+    child's, from ``env`` - or a path), or ``AsmError("provider_not_found")``
+    saying which executable is missing, how to install it and that ``path``
+    can point at it.
+
+    >>> find_executable("sh", provider="shell", install_hint="-")  # doctest: +SKIP
+    '/usr/bin/sh'
+    """
+    search = (env if env is not None else os.environ).get("PATH", os.defpath)
+    if os.sep in program:
+        candidate = Path(program).expanduser()
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate.absolute())
+        problem = "does not exist" if not candidate.exists() else "is not an executable file"
+        message = (
+            f"the {provider} executable {program} {problem}; fix 'path' in [providers.{provider}] "
+            f"or install it ({install_hint})"
+        )
+    else:
+        found = shutil.which(program, path=search)
+        if found is not None:
+            return found
+        message = (
+            f"the {provider} executable {program!r} was not found on PATH; install it ({install_hint}) "
+            f"or set 'path' in [providers.{provider}] to where it is"
+        )
+    raise AsmError(
+        "provider_not_found",
+        message,
+        details={
+            "executable": program,
+            "provider_error": ProviderError(provider, "executable_not_found", message),
+        },
+    )
+
+
+def check_cwd(cwd: str | os.PathLike[str] | None, *, provider: str, code: str = "invalid_config") -> str | None:
+    """``cwd`` as a string if it is an existing directory (``None`` stays
+    ``None``: the child inherits asm's), else ``AsmError(code)`` naming it."""
+    if cwd is None:
+        return None
+    path = Path(cwd).expanduser()
+    if not path.is_dir():
+        problem = "does not exist" if not path.exists() else "is not a directory"
+        raise AsmError(
+            code,
+            f"the {provider} working directory {str(path)!r} {problem}; create it or fix 'cwd'",
+            details={"cwd": str(path)},
+        )
+    return str(path)
+
+
+def parse_json_line(line: bytes) -> Any:
+    """The JSON value of one stdout line, or ``None`` if it is not JSON
+    (garbage, binary noise, a CLI's stray progress message)."""
+    try:
+        return json.loads(line)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        return None
+
+
+class IncrementalText:
+    """Decode a byte stream to text chunk by chunk (UTF-8, invalid bytes
+    replaced), never splitting a character across chunks."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, data: bytes) -> str:
+        """The text completed by ``data``."""
+        return self._decoder.decode(data)
+
+    def flush(self) -> str:
+        """Whatever is left at the end of the stream."""
+        return self._decoder.decode(b"", final=True)
+
+
+class _StderrBuffer:
+    """The head of a stream, up to ``limit`` bytes; counts what it drops."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.dropped = 0
+
+    def add(self, chunk: bytes) -> None:
+        room = self.limit - len(self.data)
+        if room > 0:
+            self.data += chunk[:room]
+        self.dropped += max(0, len(chunk) - max(room, 0))
+
+
+class CLIProcess:
+    """A running CLI child, as :func:`open_cli_process` yields it."""
+
+    def __init__(
+        self,
+        process: trio.Process,
+        *,
+        provider: str,
+        argv: Sequence[str],
+        max_line_bytes: int,
+        error_text_max_bytes: int,
+        error_text_max_lines: int,
+        output_send: trio.MemorySendChannel[tuple[str, bytes]] | None = None,
+        output_chunks: trio.MemoryReceiveChannel[tuple[str, bytes]] | None = None,
+        terminate_grace: float = DEFAULT_TERMINATE_GRACE,
+    ) -> None:
+        self.process = process
+        self.provider = provider
+        self.argv = tuple(argv)
+        self.pid = process.pid
+        self.max_line_bytes = max_line_bytes
+        self.error_text_max_bytes = error_text_max_bytes
+        self.error_text_max_lines = error_text_max_lines
+        self._stderr = _StderrBuffer(error_text_max_bytes * _STDERR_KEEP_FACTOR)
+        self._output_send = output_send
+        #: ``("stdout" | "stderr", chunk)`` pairs as they arrive, until both
+        #: streams end (``merge_output=True`` only)
+        self.output_chunks = output_chunks
+        self._stderr_done = trio.Event()
+        self._grace = terminate_grace
+        self.stdout_bytes = 0
+        self._pending = b""
+        self._eof = False
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the child has been reaped (negative: killed by that signal)."""
+        return self.process.returncode
+
+    async def receive_chunk(self) -> bytes:
+        """The next raw chunk of stdout as it arrives; ``b""`` at EOF."""
+        stdout = self.process.stdout
+        assert stdout is not None
+        if self._eof:
+            return b""
+        chunk = bytes(await stdout.receive_some(_READ_SIZE))
+        if not chunk:
+            self._eof = True
+        self.stdout_bytes += len(chunk)
+        return chunk
+
+    async def receive_lines(self) -> list[bytes]:
+        """The next lines of stdout (without the newline; blank lines and a
+        trailing ``\\r`` dropped): all the complete lines that arrived together,
+        at least one; ``[]`` at EOF. A line longer than ``max_line_bytes``
+        raises ``provider_error`` (kind ``line_too_long``) as soon as it is
+        that long, never buffering more.
+
+        ::
+
+            while lines := await proc.receive_lines():
+                for line in lines: ...
+        """
+        limit = self.max_line_bytes
+        while True:
+            chunk = await self.receive_chunk()
+            if not chunk:
+                rest, self._pending = self._pending, b""
+                return [rest.rstrip(b"\r")] if rest.strip() else []
+            data = self._pending + chunk if self._pending else chunk
+            lines = data.split(b"\n")
+            self._pending = lines.pop()
+            if len(self._pending) > limit or (lines and max(map(len, lines)) > limit):
+                raise self.error(
+                    "line_too_long",
+                    f"{self.provider} printed a line longer than {limit:,} bytes on stdout; "
+                    "raise 'max_line_bytes' if its output is that large",
+                )
+            if b"\r" in data or b"\n\n" in data or data.startswith(b"\n") or b" \n" in data:
+                batch = [line.rstrip(b"\r") for line in lines if line.strip()]
+            else:
+                batch = lines  # the common case: nothing to strip, no blank line
+            if batch:
+                return batch
+
+    async def wait(self) -> int:
+        """Wait for the child to exit and its stderr to be drained; its exit
+        status (negative: killed by that signal). Processes the child left
+        behind in its group are stopped first, so they cannot hold stderr open."""
+        code = await self.process.wait()
+        if _group_alive(self.pid):
+            await _stop(self.process, self._grace)
+        with trio.move_on_after(self._grace):
+            await self._stderr_done.wait()
+        return code
+
+    def stderr_text(self) -> tuple[str, bool]:
+        """stderr so far, cut to ``error_text_max_bytes`` / ``error_text_max_lines``,
+        and whether anything was cut."""
+        text = bytes(self._stderr.data).decode("utf-8", errors="replace")
+        cut_text, cut = truncate_text(text, max_bytes=self.error_text_max_bytes, max_lines=self.error_text_max_lines)
+        return cut_text, cut or self._stderr.dropped > 0
+
+    def provider_error(self, kind: str, message: str) -> ProviderError:
+        """A :class:`~asm.model.ProviderError` with the exit code and cut stderr."""
+        stderr, truncated = self.stderr_text()
+        return ProviderError(self.provider, kind, message, self.returncode, stderr or None, truncated)
+
+    def error(
+        self, kind: str, message: str, *, code: str = "provider_error", retryable: bool | None = None
+    ) -> AsmError:
+        """An ``AsmError`` (``code``, default ``provider_error``) whose details
+        carry :meth:`provider_error` - what a provider raises to fail the run."""
+        return AsmError(
+            code,
+            message,
+            retryable=retryable,
+            details={"provider_error": self.provider_error(kind, message)},
+        )
+
+    async def _pump_stdout(self, send: trio.MemorySendChannel[tuple[str, bytes]]) -> None:
+        async with send:
+            while chunk := await self.receive_chunk():
+                await send.send(("stdout", chunk))
+
+    async def _drain_stderr(self) -> None:
+        stderr = self.process.stderr
+        assert stderr is not None
+        try:
+            while True:
+                chunk = bytes(await stderr.receive_some(_READ_SIZE))
+                if not chunk:
+                    return
+                self._stderr.add(chunk)
+                if self._output_send is not None:
+                    await self._output_send.send(("stderr", chunk))
+        finally:
+            self._stderr_done.set()
+            if self._output_send is not None:
+                self._output_send.close()
+
+
+@asynccontextmanager
+async def open_cli_process(
+    argv: Sequence[str],
+    *,
+    provider: str,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
+    timeout: float | None = None,
+    terminate_grace: float = DEFAULT_TERMINATE_GRACE,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    error_text_max_bytes: int = 16_384,
+    error_text_max_lines: int = 200,
+    merge_output: bool = False,
+) -> AsyncIterator[CLIProcess]:
+    """Start ``argv`` in its own process group and yield it as a :class:`CLIProcess`.
+
+    ``env`` is the child's whole environment (build it with :func:`build_env`;
+    ``None`` means :func:`build_env` defaults). ``stdin`` bytes are written
+    to the child, else its stdin is ``/dev/null``. With ``merge_output``,
+    stdout and stderr arrive together on ``proc.output_chunks`` (a receive
+    channel of ``(stream, chunk)``; stderr is still kept for the error report)
+    instead of through :meth:`CLIProcess.receive_chunk`. ``timeout`` seconds (``None``: no
+    limit) ends the block with ``AsmError("provider_timeout")``.
+
+    Leaving the block stops the child as the module docstring says, even when
+    the block is cancelled; the stop is shielded but bounded by
+    ``terminate_grace``.
+    """
+    if not argv:
+        raise AsmError("invalid_input", f"no command to run for {provider}")
+    env = build_env() if env is None else dict(env)
+    try:
+        process = await trio.lowlevel.open_process(
+            list(argv),
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            process_group=0,
+        )
+    except FileNotFoundError as exc:
+        missing = cwd if cwd is not None and not os.path.isdir(cwd) else argv[0]  # noqa: PTH112, ASYNC240
+        what = "working directory" if missing == cwd else "executable"
+        message = f"cannot start {provider}: the {what} {missing} does not exist"
+        raise AsmError(
+            "invalid_config" if what == "working directory" else "provider_not_found",
+            message,
+            details={"provider_error": ProviderError(provider, f"{what.replace(' ', '_')}_not_found", message)},
+        ) from exc
+    except PermissionError as exc:
+        message = f"cannot start {provider}: permission denied running {argv[0]} ({exc.strerror})"
+        raise AsmError(
+            "provider_not_found",
+            message,
+            details={"provider_error": ProviderError(provider, "not_executable", message)},
+        ) from exc
+    send: trio.MemorySendChannel[tuple[str, bytes]] | None = None
+    receive: trio.MemoryReceiveChannel[tuple[str, bytes]] | None = None
+    if merge_output:
+        send, receive = trio.open_memory_channel[tuple[str, bytes]](16)
+    proc = CLIProcess(
+        process,
+        provider=provider,
+        argv=argv,
+        max_line_bytes=max_line_bytes,
+        error_text_max_bytes=error_text_max_bytes,
+        error_text_max_lines=error_text_max_lines,
+        output_send=send.clone() if send is not None else None,
+        output_chunks=receive,
+        terminate_grace=terminate_grace,
+    )
+    timed_out = False
+    try:
+        with single_errors():
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(proc._drain_stderr, name=f"{provider} stderr")
+                nursery.start_soon(_stop_leftovers, process, terminate_grace, name=f"{provider} leftovers")
+                if send is not None:
+                    nursery.start_soon(proc._pump_stdout, send, name=f"{provider} stdout")
+                if stdin is not None:
+                    nursery.start_soon(_feed_stdin, process, stdin, name=f"{provider} stdin")
+                with trio.move_on_after(float("inf") if timeout is None else timeout) as deadline:
+                    yield proc
+                timed_out = deadline.cancelled_caught
+                # The block is done: stop draining (what matters has been read).
+                nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await _stop(process, terminate_grace)
+            for stream in (process.stdin, process.stdout, process.stderr):
+                if stream is not None:
+                    await stream.aclose()
+        if receive is not None:
+            receive.close()
+    if timed_out:
+        raise proc.error(
+            "timeout",
+            f"{provider} did not finish within its timeout of {timeout:g}s; raise 'timeout' for longer tasks",
+            code="provider_timeout",
+        )
+
+
+async def _stop_leftovers(process: trio.Process, grace: float) -> None:
+    """Once the CLI exits, stop what it left in its group: a background child
+    holding stdout open would otherwise keep the reader waiting for EOF."""
+    await process.wait()
+    if _group_alive(process.pid):
+        await _stop(process, grace)
+
+
+async def _feed_stdin(process: trio.Process, data: bytes) -> None:
+    stdin = process.stdin
+    assert stdin is not None
+    try:
+        async with stdin:
+            await stdin.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass  # the child exited (or closed stdin) without reading everything
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Send ``sig`` to the group; False if no process of the group exists."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - the pgid was reused by someone else's process
+        return False
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group is still running (zombies waiting for
+    another parent to reap them do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    proc = Path("/proc")
+    if not proc.is_dir():  # pragma: no cover - not Linux: trust the signal check
+        return True
+    with os.scandir(proc) as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                    stat = handle.read()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(b")") + 2 :].split()
+            if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+                return True
+    return False
+
+
+async def _wait_group(pgid: int, until: float) -> bool:
+    """Poll until the group is gone or the trio clock reaches ``until``; whether it is gone."""
+    delay = 0.005
+    while _group_alive(pgid):
+        if trio.current_time() >= until:
+            return False
+        await trio.sleep(min(delay, max(0.0, until - trio.current_time())))
+        delay = min(delay * 2, 0.1)
+    return True
+
+
+async def _stop(process: trio.Process, grace: float) -> None:
+    """Stop the child's whole process group: SIGTERM, SIGKILL after ``grace``;
+    reap the child. Called shielded (or when the child has exited)."""
+    pgid = process.pid  # the child leads its own group (process_group=0)
+    deadline = trio.current_time() + grace
+    if process.returncode is None and process.poll() is None:
+        _signal_group(pgid, signal.SIGTERM)
+        with trio.move_on_at(deadline):
+            await process.wait()
+        if process.returncode is None:
+            _signal_group(pgid, signal.SIGKILL)
+            await process.wait()
+    elif _group_alive(pgid):
+        # The CLI exited but left processes of its group behind.
+        _signal_group(pgid, signal.SIGTERM)
+    if not await _wait_group(pgid, deadline):
+        _signal_group(pgid, signal.SIGKILL)
+        await _wait_group(pgid, trio.current_time() + grace)
+
+
+# -- helpers shared by the CLI agent providers -------------------------------
+
+
+@attrs.frozen
+class CLIOptions:
+    """The options every CLI agent provider takes (its config table; a provider
+    subclasses this with its own). Each provider's section of docs/providers.md
+    says which CLI flag each one becomes."""
+
+    #: The executable: a name looked up on PATH, or a path.
+    path: str | None = None
+    model: str | None = None
+    #: The CLI's own permission / sandbox mode (values differ per CLI).
+    permission_mode: str | None = None
+    max_turns: int | None = None
+    system_prompt: str | None = None
+    #: Working directory of the CLI (default: asm's).
+    cwd: str | None = None
+    #: Escape hatch: ``{"args": [extra CLI flags], "env": {VAR: value}}``.
+    sdk_opts: dict[str, Any] = attrs.field(factory=dict)
+    #: Variables set for the CLI, on top of the inherited allow-list.
+    env: dict[str, str] = attrs.field(factory=dict)
+    #: More variable names the CLI inherits from asm's environment.
+    inherit_env: list[str] = attrs.field(factory=list)
+    #: Seconds before the CLI is stopped and the run fails (``provider_timeout``).
+    timeout: float | None = None
+    terminate_grace: float = DEFAULT_TERMINATE_GRACE
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+
+    def sdk_args(self, provider: str) -> tuple[list[str], dict[str, str]]:
+        """``sdk_opts`` checked: (extra args, extra env)."""
+        unknown = sorted(set(self.sdk_opts) - {"args", "env"})
+        if unknown:
+            raise AsmError(
+                "invalid_config",
+                f"invalid {provider} provider config: unknown sdk_opts key{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))}; sdk_opts takes 'args' (a list of CLI flags) and 'env' (a table)",
+                details={"unknown": unknown},
+            )
+        args = self.sdk_opts.get("args", [])
+        env = self.sdk_opts.get("env", {})
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise AsmError(
+                "invalid_config", f"invalid {provider} provider config: sdk_opts.args must be a list of strings"
+            )
+        if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+            raise AsmError("invalid_config", f"invalid {provider} provider config: sdk_opts.env must be a string table")
+        return list(args), dict(env)
+
+
+def run_options(run: RunInput, options: T, provider: str, *, extra: Iterable[str] = ()) -> tuple[T, dict[str, Any]]:
+    """Apply a run's options (``run_once(..., options={...})``) over the
+    provider's config: those naming a field of ``options`` (an attrs instance)
+    replace it; those in ``extra`` (e.g. ``resume``) come back in the dict;
+    any other is ``invalid_input`` naming it."""
+    fields = {field.name for field in attrs.fields(type(options))}  # type: ignore[arg-type]
+    allowed = fields | set(extra)
+    unknown = sorted(set(run.options) - allowed)
+    if unknown:
+        raise AsmError(
+            "invalid_input",
+            f"the {provider} provider does not understand run option{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}; it takes {', '.join(sorted(allowed))}",
+            details={"unknown": unknown},
+        )
+    overrides = {k: v for k, v in run.options.items() if k in fields}
+    rest = {k: v for k, v in run.options.items() if k not in fields}
+    if not overrides:
+        return options, rest
+    from asm.serde import converter, structure
+
+    merged = {**converter.unstructure(options), **overrides}
+    try:
+        return structure(merged, type(options), what=f"{provider} run options"), rest
+    except AsmError as exc:
+        raise AsmError("invalid_input", exc.message) from None
+
+
+_STATUS: Final = re.compile(r"\b(4\d\d|5\d\d)\b")
+
+
+def classify_failure(message: str, status: int | None = None) -> str:
+    """The ``provider_*`` code for a CLI's failure message (and HTTP status, if
+    it reports one): 429 -> ``provider_rate_limited``, 401/403 ->
+    ``provider_authentication_failed``, 5xx / overloaded ->
+    ``provider_unavailable`` (both retryable), else ``provider_error``.
+
+    >>> classify_failure("unexpected status 529: Overloaded")
+    'provider_unavailable'
+    """
+    if status is None:
+        found = _STATUS.search(message)
+        status = int(found.group(1)) if found else None
+    lowered = message.lower()
+    if status == 429 or "rate limit" in lowered or "rate_limit" in lowered:
+        return "provider_rate_limited"
+    if status in (401, 403) or "authentication" in lowered or "unauthorized" in lowered or "api key" in lowered:
+        return "provider_authentication_failed"
+    if "credit" in lowered or "quota" in lowered or "billing" in lowered:
+        return "provider_quota_exceeded"
+    if (status is not None and status >= 500) or "overloaded" in lowered:
+        return "provider_unavailable"
+    return "provider_error"
+
+
+class JsonLineReader:
+    """JSON objects from a CLI's stdout, batch by batch. A line that is not a
+    JSON object (garbage, binary noise, a stray progress message) is skipped
+    and reported as ``error_occurred`` (code ``provider_output``), at most
+    ``max_reports`` times per run."""
+
+    def __init__(self, proc: CLIProcess, emit: Emit, *, max_reports: int = 5) -> None:
+        self.proc = proc
+        self.emit = emit
+        self.max_reports = max_reports
+        self.bad_lines = 0
+
+    async def receive(self) -> list[dict[str, Any]]:
+        """The next batch of objects; ``[]`` at EOF."""
+        loads = json.loads
+        while lines := await self.proc.receive_lines():
+            # One decode per batch (invalid UTF-8 replaced), then str lines: cheaper than bytes lines.
+            texts = b"\n".join(lines).decode("utf-8", errors="replace").split("\n")
+            batch = []
+            bad = []
+            for text in texts:
+                try:
+                    value = loads(text)
+                except ValueError:
+                    value = None
+                if type(value) is dict:
+                    batch.append(value)
+                else:
+                    bad.append(text)
+            for text in bad:
+                await self._report(text)
+            if batch:
+                return batch
+        return []
+
+    async def _report(self, line: str) -> None:
+        self.bad_lines += 1
+        if self.bad_lines > self.max_reports:
+            return
+        shown = line[:200]
+        more = " (further ones are not reported)" if self.bad_lines == self.max_reports else ""
+        await self.emit(
+            ErrorOccurred(
+                "provider_output",
+                f"{self.proc.provider} printed a line that is not a JSON object; skipped it{more}: {shown!r}",
+            )
+        )
+
+
+# -- the stream-json format of `claude -p` and `amp -x` ----------------------
+
+
+class StreamJsonTranslator:
+    """One run's translation of the ``stream-json`` JSONL that Claude Code
+    (``claude -p --output-format stream-json --verbose``) and Amp (``amp -x
+    --stream-json``, "Claude Code compatible") print, into asm payloads.
+
+    Lines: ``system`` (``init`` carries the CLI's session id), ``stream_event``
+    (raw Anthropic stream events, with ``--include-partial-messages``),
+    ``assistant`` (one message - or, for Claude Code, one content block of it -
+    per line), ``user`` (tool results) and the final ``result``. Text and
+    thinking deltas that arrive in one batch are coalesced into one event.
+    Input tokens include cache reads and writes (reported apart by the CLI).
+    """
+
+    def __init__(self, provider: str, *, max_turns: int | None = None) -> None:
+        self.provider = provider
+        self.max_turns = max_turns
+        self.session_id: str | None = None
+        self.model: str | None = None
+        self.output = ""
+        self.stop_reason: str | None = None
+        self.usage = TokenUsage()
+        self.cost: Cost | None = None
+        self.turns = 0
+        self.num_turns: int | None = None
+        #: set when the ``result`` line reported an error: (message, HTTP status, subtype)
+        self.failure: tuple[str, int | None, str] | None = None
+        self.finished = False
+        self._message_id: str | None = None
+        self._partial: set[str] = set()
+        self._tools: dict[str, str] = {}
+        self._message_usage: dict[str, dict[str, Any]] = {}
+        self._text: list[str] = []
+        self._thinking: list[str] = []
+        self._out: list[EventData] = []
+
+    @property
+    def over_turns(self) -> bool:
+        """Whether the CLI started more model turns than ``max_turns``."""
+        return self.max_turns is not None and self.turns > self.max_turns
+
+    def translate(self, lines: Iterable[dict[str, Any]]) -> list[EventData]:
+        """The payloads for a batch of lines, in order."""
+        out = self._out = []
+        text = self._text
+        for line in lines:
+            kind = line.get("type")
+            if kind == "stream_event":
+                event = line.get("event")
+                # the hot path: a token of text
+                if type(event) is dict and event.get("type") == "content_block_delta" and not self._thinking:
+                    delta = event.get("delta")
+                    if type(delta) is dict and delta.get("type") == "text_delta":
+                        piece = delta.get("text")
+                        if type(piece) is str:
+                            text.append(piece)
+                        continue
+                self._stream_event(event)
+                text = self._text
+                continue
+            self._flush()
+            if kind == "assistant":
+                self._assistant(line)
+            elif kind == "user":
+                self._user(line)
+            elif kind == "result":
+                self._result(line)
+            elif kind == "system" and line.get("subtype") == "init":
+                self.session_id = _s(line.get("session_id")) or self.session_id
+                self.model = _s(line.get("model")) or self.model
+        self._flush()
+        return out
+
+    def _flush(self) -> None:
+        if self._thinking:
+            self._out.append(ThinkingStreamed("".join(self._thinking)))
+            self._thinking = []
+        if self._text:
+            self._out.append(MessageStreamed("".join(self._text)))
+            self._text.clear()
+
+    def _stream_event(self, event: object) -> None:
+        if not isinstance(event, dict):
+            return
+        kind = event.get("type")
+        if kind == "content_block_delta":
+            delta = event.get("delta")
+            if not isinstance(delta, dict):
+                return
+            if delta.get("type") == "text_delta":
+                if self._thinking:
+                    self._flush()
+                self._text.append(_s(delta.get("text")))
+            elif delta.get("type") == "thinking_delta":
+                if self._text:
+                    self._flush()
+                self._thinking.append(_s(delta.get("thinking")))
+        elif kind == "message_start":
+            message = event.get("message")
+            if isinstance(message, dict):
+                self._flush()
+                self._partial.add(_s(message.get("id")))
+                self._begin(_s(message.get("id")))
+
+    def _begin(self, message_id: str) -> None:
+        """A model turn starts with each new message; the previous one is complete."""
+        if message_id != self._message_id:
+            if self._message_id is not None:
+                self._out.append(TurnCompleted(self.turns))
+            self._message_id = message_id
+            self.turns += 1
+
+    def _assistant(self, line: dict[str, Any]) -> None:
+        message = line.get("message")
+        if not isinstance(message, dict):
+            return
+        message_id = _s(message.get("id"))
+        self._begin(message_id)
+        self.model = _s(message.get("model")) or self.model
+        if isinstance(message.get("usage"), dict):
+            self._message_usage[message_id] = message["usage"]
+        if message.get("stop_reason"):
+            self.stop_reason = _s(message.get("stop_reason"))
+        partial = message_id in self._partial
+        for block in message.get("content") or ():
+            if not isinstance(block, dict):
+                continue
+            kind = block.get("type")
+            if kind == "text":
+                text = _s(block.get("text"))
+                if text and not partial:
+                    self._out.append(MessageStreamed(text))
+                if text:
+                    self._out.append(MessageReceived(text))
+            elif kind == "thinking":
+                thinking = _s(block.get("thinking"))
+                if thinking and not partial:
+                    self._out.append(ThinkingStreamed(thinking))
+            elif kind == "tool_use":
+                tool_id, name = _s(block.get("id")), _s(block.get("name"))
+                self._tools[tool_id] = name
+                tool_input = block.get("input")
+                self._out.append(ToolCallStarted(tool_id, name, tool_input if isinstance(tool_input, dict) else {}))
+
+    def _user(self, line: dict[str, Any]) -> None:
+        message = line.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            return
+        for block in content:
+            if not isinstance(block, dict) or block.get("type") != "tool_result":
+                continue
+            tool_id = _s(block.get("tool_use_id"))
+            if tool_id not in self._tools:
+                continue  # a result for a call this run never announced (e.g. a sub-agent's)
+            name = self._tools.pop(tool_id)
+            result = _tool_text(block.get("content"))
+            if block.get("is_error"):
+                self._out.append(ToolCallFailed(tool_id, name, result or "the tool failed"))
+            else:
+                self._out.append(ToolCallCompleted(tool_id, name, result))
+
+    def _result(self, line: dict[str, Any]) -> None:
+        self.finished = True
+        self.session_id = _s(line.get("session_id")) or self.session_id
+        if self._message_id is not None:
+            self._out.append(TurnCompleted(self.turns))
+            self._message_id = None
+        if isinstance(line.get("num_turns"), int):
+            self.num_turns = line["num_turns"]
+        self.stop_reason = _s(line.get("stop_reason")) or self.stop_reason
+        self.usage = self._final_usage(line.get("usage"))
+        if self.usage != TokenUsage():
+            self._out.append(TokenUsageUpdated(self.usage))
+        cost = line.get("total_cost_usd")
+        if isinstance(cost, int | float) and not isinstance(cost, bool):
+            self.cost = Cost(total_usd=float(cost))
+            self._out.append(CostUpdated(self.cost, self.model))
+        if line.get("is_error") or _s(line.get("subtype")).startswith("error"):
+            message = _s(line.get("error")) or _s(line.get("result")) or f"{self.provider} reported an error"
+            status = line.get("api_error_status")
+            self.failure = (message, status if isinstance(status, int) else None, _s(line.get("subtype")))
+        else:
+            self.output = _s(line.get("result"))
+
+    def _final_usage(self, reported: object) -> TokenUsage:
+        totals = {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+        for usage in self._message_usage.values():
+            for key in totals:
+                totals[key] += _n(usage.get(key))
+        if isinstance(reported, dict):
+            for key in totals:
+                if key in reported:
+                    totals[key] = _n(reported.get(key))
+        read, write = totals["cache_read_input_tokens"], totals["cache_creation_input_tokens"]
+        return TokenUsage(totals["input_tokens"] + read + write, totals["output_tokens"], read, write)
+
+
+def _s(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _n(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _tool_text(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(_s(b.get("text")) for b in content if isinstance(b, dict) and b.get("type") == "text")
+    return ""

@@ -1,0 +1,320 @@
+"""The codex provider against fake ``codex`` executables replaying real ``codex exec --json`` streams."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from asm_codex import CodexOptions, CodexProvider, create_provider
+
+import asm
+from asm import AsmError, InMemorySessionStore, RunStatus, SessionManager, TokenUsage
+from asm.events import (
+    ErrorOccurred,
+    EventType,
+    MessageReceived,
+    ToolCallCompleted,
+    ToolCallFailed,
+    ToolCallStarted,
+)
+from asm.ports import Provider
+from asm.testing import ProviderContract
+
+Install = Callable[..., Path]
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie (one waiting for init to reap it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat.rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+
+
+class TestCodexContract(ProviderContract):
+    prompt = "run echo hi"
+
+    @pytest.fixture
+    def provider(self, install_fake: Install) -> Provider:
+        install_fake("codex", stream="codex_exec.jsonl")
+        return CodexProvider()
+
+    @pytest.fixture
+    def slow_provider(self, install_fake: Install, tmp_path: Path) -> Provider:
+        exe = install_fake("codex-stalls", stream="codex_exec.jsonl", mode="stall")
+        return CodexProvider(CodexOptions(path=str(exe), terminate_grace=1.0))
+
+
+async def run(
+    provider: CodexProvider, prompt: str = "run echo hi", **options: object
+) -> tuple[asm.Run, list[asm.Event]]:
+    manager = SessionManager(InMemorySessionStore(), provider=provider)
+    done = await manager.run_once(prompt, options=options)
+    events = (await manager.store.read_events(done.session_id, run_id=done.id)).events
+    return done, list(events)
+
+
+async def test_recorded_stream_is_normalized(install_fake: Install) -> None:
+    install_fake("codex", stream="codex_exec.jsonl")
+    done, events = await run(CodexProvider())
+    assert done.status is RunStatus.COMPLETED
+    assert done.output == "Hello from the fake server."
+    assert done.usage == TokenUsage(input_tokens=200, output_tokens=14, cache_read_tokens=40)
+    assert done.result is not None
+    assert done.result.metadata["thread_id"] == "01a213c6-1374-73b2-b3b2-0f078e1671ae"
+    payloads = [e.data for e in events]
+    started = [p for p in payloads if isinstance(p, ToolCallStarted)]
+    assert started == [
+        ToolCallStarted("item_1", "command_execution", {"command": "/bin/bash -lc 'echo hi from shell'"})
+    ]
+    completed = [p for p in payloads if isinstance(p, ToolCallCompleted)]
+    assert completed == [
+        ToolCallCompleted("item_1", "command_execution", {"exit_code": 0, "output": "hi from shell\n"})
+    ]
+    assert MessageReceived("Hello from the fake server.") in payloads
+    warnings = [p for p in payloads if isinstance(p, ErrorOccurred)]
+    assert len(warnings) == 1 and "Model metadata" in warnings[0].error_message
+    types = [e.type for e in events]
+    assert types.index(EventType.TOOL_CALL_STARTED) < types.index(EventType.TOOL_CALL_COMPLETED)
+    assert EventType.TURN_COMPLETED in types
+
+
+async def test_flags_prompt_and_environment(
+    install_fake: Install, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = tmp_path / "record.json"
+    install_fake("codex", stream="codex_exec.jsonl", record=record)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("UNRELATED_SECRET", "nope")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    provider = create_provider(
+        {
+            "model": "gpt-test",
+            "permission_mode": "workspace-write",
+            "system_prompt": "Be brief.",
+            "cwd": str(workdir),
+            "skip_git_repo_check": True,
+            "config": {"model_reasoning_effort": "low"},
+            "sdk_opts": {"args": ["--color", "never"], "env": {"CODEX_EXTRA": "1"}},
+            "env": {"CODEX_HOME": str(tmp_path)},
+        }
+    )
+    done, _ = await run(provider, "do the thing", resume="thread-123")
+    assert done.status is RunStatus.COMPLETED, done.error
+    seen = json.loads(record.read_text())
+    assert seen["argv"][1:] == [
+        "exec",
+        "--json",
+        "--skip-git-repo-check",
+        "--model",
+        "gpt-test",
+        "--sandbox",
+        "workspace-write",
+        "-c",
+        'model_reasoning_effort="low"',
+        "--color",
+        "never",
+        "resume",
+        "thread-123",
+        "-",
+    ]
+    assert seen["stdin"] == "Be brief.\n\ndo the thing"
+    assert seen["cwd"] == str(workdir)
+    assert seen["env"]["OPENAI_API_KEY"] == "sk-test"
+    assert seen["env"]["CODEX_EXTRA"] == "1"
+    assert seen["env"]["CODEX_HOME"] == str(tmp_path)
+    assert "UNRELATED_SECRET" not in seen["env"]
+
+
+async def test_error_stream_fails_the_run_retryably(install_fake: Install) -> None:
+    install_fake("codex", stream="codex_exec_error.jsonl", mode="exit=1")
+    done, events = await run(CodexProvider())
+    assert done.status is RunStatus.FAILED
+    assert done.error is not None
+    assert done.error.code == "provider_unavailable" and done.error.retryable
+    error = done.error.provider_error
+    assert error is not None
+    assert (error.provider, error.kind, error.exit_code) == ("codex", "turn_failed", 1)
+    assert "529" in error.message
+    assert events[-1].type is EventType.RUN_FAILED
+
+
+async def test_failed_command_is_a_failed_tool_call(install_fake: Install, tmp_path: Path) -> None:
+    stream = tmp_path / "failed.jsonl"
+    lines = [
+        {"type": "thread.started", "thread_id": "t"},
+        {
+            "type": "item.started",
+            "item": {"id": "i1", "type": "command_execution", "command": "false", "status": "in_progress"},
+        },
+        {
+            "type": "item.completed",
+            "item": {
+                "id": "i1",
+                "type": "command_execution",
+                "command": "false",
+                "aggregated_output": "",
+                "exit_code": 1,
+                "status": "failed",
+            },
+        },
+        {
+            "type": "item.completed",
+            "item": {
+                "id": "i2",
+                "type": "file_change",
+                "changes": [{"path": "a.py", "kind": "update"}],
+                "status": "completed",
+            },
+        },
+        {"type": "item.completed", "item": {"id": "i3", "type": "reasoning", "text": "thinking..."}},
+        {"type": "item.completed", "item": {"id": "i4", "type": "agent_message", "text": "done"}},
+        {"type": "turn.completed", "usage": {"input_tokens": 1, "output_tokens": 2}},
+    ]
+    stream.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    install_fake("codex", stream=stream)
+    done, events = await run(CodexProvider())
+    payloads = [e.data for e in events]
+    assert ToolCallFailed("i1", "command_execution", "command exit code 1") in payloads
+    assert ToolCallStarted("i2", "file_change", {"changes": [{"path": "a.py", "kind": "update"}]}) in payloads
+    assert ToolCallCompleted("i2", "file_change", {"changes": [{"path": "a.py", "kind": "update"}]}) in payloads
+    assert EventType.THINKING_STREAMED in [e.type for e in events]
+    assert done.output == "done"
+
+
+async def test_stall_ends_with_the_run_timeout(install_fake: Install) -> None:
+    install_fake("codex", stream="codex_exec.jsonl", mode="stall")
+    manager = SessionManager(InMemorySessionStore(), provider=CodexProvider(CodexOptions(terminate_grace=1.0)))
+    done = await manager.run_once("hi", timeout=0.5)
+    assert done.status is RunStatus.TIMEOUT
+
+
+async def test_stall_with_a_provider_timeout_fails_retryably(install_fake: Install) -> None:
+    install_fake("codex", stream="codex_exec.jsonl", mode="stall")
+    done, _ = await run(CodexProvider(CodexOptions(timeout=0.5, terminate_grace=1.0)))
+    assert done.error is not None and done.error.code == "provider_timeout" and done.error.retryable
+
+
+@pytest.mark.parametrize("mode", ["garbage", "binary"])
+async def test_garbage_and_binary_lines_are_reported_and_skipped(install_fake: Install, mode: str) -> None:
+    install_fake("codex", stream="codex_exec.jsonl", mode=mode)
+    done, events = await run(CodexProvider())
+    assert done.status is RunStatus.COMPLETED
+    assert done.output == "Hello from the fake server."
+    reports = [e.data for e in events if isinstance(e.data, ErrorOccurred) and e.data.error_code == "provider_output"]
+    assert reports, "the bad line is reported"
+    assert all("not a JSON object" in r.error_message for r in reports)
+    assert len(reports) <= 5  # binary noise may hold newlines: a few bad lines, reported at most 5 times
+
+
+async def test_a_line_over_the_limit_fails_the_run(install_fake: Install) -> None:
+    install_fake("codex", stream="codex_exec.jsonl", mode="long_line")
+    done, _ = await run(CodexProvider(CodexOptions(max_line_bytes=65536)))
+    assert done.error is not None and done.error.code == "provider_error"
+    assert done.error.provider_error is not None and done.error.provider_error.kind == "line_too_long"
+    assert "max_line_bytes" in done.error.message
+
+
+async def test_crash_with_10_mb_of_stderr(install_fake: Install) -> None:
+    install_fake("codex", stream="codex_exec.jsonl", mode="crash_stderr")
+    manager = SessionManager(
+        InMemorySessionStore(), provider=CodexProvider(), error_text_max_bytes=4096, error_text_max_lines=20
+    )
+    done = await manager.run_once("hi")
+    assert done.status is RunStatus.FAILED
+    assert done.error is not None
+    error = done.error.provider_error
+    assert error is not None
+    assert error.exit_code == 3 and error.kind == "exit"
+    assert error.truncated
+    assert error.stderr is not None and len(error.stderr.encode()) <= 4096 and error.stderr.count("\n") < 20
+    assert error.stderr.startswith("Traceback: something broke")
+    failed = (await manager.store.read_events(done.session_id, types=[EventType.RUN_FAILED])).events
+    assert failed[0].data.provider_error == error  # type: ignore[attr-defined]
+
+
+async def test_non_zero_exit_after_a_clean_stream(install_fake: Install) -> None:
+    install_fake("codex", stream="codex_exec.jsonl", mode="exit=2")
+    done, _ = await run(CodexProvider())
+    assert done.error is not None and done.error.code == "provider_error"
+    assert done.error.provider_error is not None and done.error.provider_error.exit_code == 2
+    assert "exited with status 2" in done.error.message
+
+
+async def test_ignoring_sigterm_gets_the_group_killed(install_fake: Install, tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    install_fake("codex", stream="codex_exec.jsonl", mode="ignore_sigterm", pidfile=pidfile)
+    manager = SessionManager(InMemorySessionStore(), provider=CodexProvider(CodexOptions(terminate_grace=0.5)))
+
+    async def cancel_once_it_speaks(event: asm.Event) -> None:
+        if event.type not in (EventType.RUN_STARTED, EventType.MESSAGE_SENT) and event.run_id:
+            await manager.cancel_run(event.run_id)  # its pids are noted before its first output
+
+    done = await manager.run_once("hi", on_event=cancel_once_it_speaks)
+    assert done.status is RunStatus.CANCELLED
+    pids = [int(p) for p in pidfile.read_text().split()]
+    assert len(pids) == 2  # the fake and the child it forked
+    assert [pid for pid in pids if running(pid)] == []
+
+
+async def test_executable_not_found_says_how_to_install(fake_bin: Path) -> None:
+    done, _ = await run(CodexProvider(CodexOptions(path=str(fake_bin / "codex"))))
+    assert done.error is not None and done.error.code == "provider_not_found"
+    assert "npm install -g @openai/codex" in done.error.message
+
+
+async def test_executable_not_on_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    done, _ = await run(CodexProvider())
+    assert done.error is not None and done.error.code == "provider_not_found"
+    assert "'codex' was not found on PATH" in done.error.message and "'path'" in done.error.message
+
+
+async def test_nonexistent_cwd(install_fake: Install, tmp_path: Path) -> None:
+    install_fake("codex", stream="codex_exec.jsonl")
+    done, _ = await run(CodexProvider(CodexOptions(cwd=str(tmp_path / "nowhere"))))
+    assert done.error is not None and done.error.code == "invalid_config"
+    assert "nowhere" in done.error.message
+
+
+def test_unknown_config_option_is_named() -> None:
+    with pytest.raises(AsmError) as caught:
+        create_provider({"modle": "x"})
+    assert caught.value.code == "invalid_config"
+    assert "'modle'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"permission_mode": "yolo"}, {"max_turns": 0}, {"sdk_opts": {"flags": []}}, {"config": {"k": {"nested": 1}}}],
+)
+def test_bad_option_values(config: dict[str, object]) -> None:
+    with pytest.raises(AsmError) as caught:
+        create_provider(config)
+    assert caught.value.code == "invalid_config"
+
+
+async def test_bad_run_options(install_fake: Install) -> None:
+    install_fake("codex", stream="codex_exec.jsonl")
+    done, _ = await run(CodexProvider(), temperature=0.2)
+    assert done.error is not None and done.error.code == "invalid_input" and "'temperature'" in done.error.message
+    done, _ = await run(CodexProvider(), permission_mode="yolo")
+    assert done.error is not None and done.error.code == "invalid_input"
+
+
+async def test_run_options_override_config(install_fake: Install, tmp_path: Path) -> None:
+    record = tmp_path / "record.json"
+    install_fake("codex", stream="codex_exec.jsonl", record=record)
+    done, _ = await run(CodexProvider(CodexOptions(model="a")), model="b")
+    assert done.status is RunStatus.COMPLETED
+    argv = json.loads(record.read_text())["argv"]
+    assert argv[argv.index("--model") + 1] == "b"
+
+
+def test_registered_through_its_entry_point() -> None:
+    registry = asm.load_plugins(env={"ASM_LOAD_PLUGINS": "asm-codex"})
+    assert isinstance(registry.create("providers", "codex", {}), CodexProvider)
