@@ -146,7 +146,9 @@ def test_plugins_lists_every_plugin_with_its_distribution_version_and_names() ->
         "  sinks: callback, file, jsonl, stdout",
         "  stores: memory",
     ]
-    assert lines[lines.index("asm-throwaway 0.0.1  [plugin throwaway]") + 1] == "  providers: throwaway"
+    assert (
+        lines[lines.index("asm-throwaway 0.0.1  [plugin throwaway]") + 1] == "  providers: throwaway, throwaway-tools"
+    )
 
 
 def test_plugins_shows_the_broken_plugin_and_its_error() -> None:
@@ -166,7 +168,7 @@ def test_plugins_json_is_machine_readable() -> None:
         "name": "throwaway",
         "distribution": "asm-throwaway",
         "version": "0.0.1",
-        "registers": {"providers": ["throwaway"]},
+        "registers": {"providers": ["throwaway", "throwaway-tools"]},
     }
     assert plugins["asm-core"]["registers"]["providers"] == ["echo", "scripted"]
     assert [(b["entry_point"], b["distribution"]) for b in payload["broken"]] == [("broken", "asm-broken")]
@@ -460,3 +462,50 @@ def test_a_reader_that_leaves_early_ends_the_run_quietly() -> None:
         status = process.wait(timeout=60)
     assert json.loads(first)["type"] == "session_created"
     assert stderr == "" and status == 0
+
+
+def run_on_a_terminal(prompt: str, answer: str) -> str:
+    """`asm run --provider throwaway-tools PROMPT` with its stdin and stdout on a pseudo-terminal."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    with subprocess.Popen(
+        [str(ASM), "run", "--provider", "throwaway-tools", prompt],
+        stdin=follower,
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    ) as process:
+        os.close(follower)
+        seen = b""
+        answered = False
+        while True:
+            ready, _, _ = select.select([leader], [], [], 60)
+            assert ready, f"no output from asm on the terminal; so far {seen!r}"
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed: asm exited
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if not answered and b"[y/N]" in seen:
+                os.write(leader, answer.encode() + b"\n")
+                answered = True
+        status = process.wait(timeout=60)
+    os.close(leader)
+    assert status == 0, process.stderr.read() if process.stderr else status
+    return seen.decode()
+
+
+@pytest.mark.parametrize(("answer", "outcome"), [("y", "ran rm"), ("n", "did not run rm")])
+def test_on_a_terminal_asm_run_asks_before_a_tool_runs(answer: str, outcome: str) -> None:
+    screen = run_on_a_terminal("rm -rf build", answer)
+    assert 'allow tool rm {"args": "rm -rf build"}? [y/N]' in screen
+    assert outcome in screen
+
+
+def test_without_a_terminal_nobody_is_asked_and_the_tool_is_denied() -> None:
+    result = asm("run", "--provider", "throwaway-tools", "rm -rf build")
+    assert result.returncode == 0 and result.stdout == "did not run rm\n"

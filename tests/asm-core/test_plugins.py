@@ -117,7 +117,7 @@ def test_the_throwaway_plugin_is_discovered_through_its_entry_point() -> None:
     assert registration.distribution == "asm-throwaway"
     assert registration.version == "0.0.1"
     assert info_of(registry, "throwaway") == PluginInfo(
-        "throwaway", "asm-throwaway", "0.0.1", {"providers": ("throwaway",)}
+        "throwaway", "asm-throwaway", "0.0.1", {"providers": ("throwaway", "throwaway-tools")}
     )
 
 
@@ -150,7 +150,7 @@ def test_the_broken_plugin_is_listed_with_its_distribution_and_import_error() ->
 def test_everything_else_works_beside_the_broken_plugin() -> None:
     registry = load_plugins(env={})
 
-    assert registry.names("providers") == ["echo", "scripted", "throwaway"]
+    assert registry.names("providers") == ["echo", "scripted", "throwaway", "throwaway-tools"]
     assert "broken" not in [info.name for info in registry.plugins()]
 
 
@@ -165,9 +165,9 @@ def test_an_unknown_provider_lists_the_installed_ones_and_the_broken_plugin() ->
 
     error = caught.value
     assert error.code == "provider_not_found"
-    assert "no provider named 'claude'; installed: echo, scripted, throwaway" in error.message
+    assert "no provider named 'claude'; installed: echo, scripted, throwaway, throwaway-tools" in error.message
     assert "these plugins failed to load: broken (asm-broken: import failed: ImportError(" in error.message
-    assert error.details["installed"] == ["echo", "scripted", "throwaway"]
+    assert error.details["installed"] == ["echo", "scripted", "throwaway", "throwaway-tools"]
 
 
 def test_an_unknown_store_is_plugin_not_found() -> None:
@@ -250,7 +250,7 @@ def test_an_extra_plugin_with_a_bad_hook_signature_is_refused() -> None:
 def test_asm_load_plugins_selects_entry_points_by_name() -> None:
     registry = load_plugins(env={"ASM_LOAD_PLUGINS": "throwaway"})
 
-    assert registry.names("providers") == ["echo", "scripted", "throwaway"]
+    assert registry.names("providers") == ["echo", "scripted", "throwaway", "throwaway-tools"]
     assert registry.broken == []
 
 
@@ -294,7 +294,7 @@ def test_a_registration_hook_that_raises_is_recorded_as_broken() -> None:
     assert BrokenPlugin(name, None, "asm_register_providers raised RuntimeError('provider hook bug')") in (
         registry.broken
     )
-    assert registry.names("providers") == ["echo", "scripted", "throwaway"]
+    assert registry.names("providers") == ["echo", "scripted", "throwaway", "throwaway-tools"]
     assert registry.get("sinks", "survivor").plugin == name
 
 
@@ -437,7 +437,7 @@ def test_an_entry_point_whose_hooks_do_not_match_the_specs_is_broken(install_plu
     assert problem.distribution == "asm-misspelt"
     assert problem.error.startswith("cannot be registered: ")
     assert "registr" in problem.error
-    assert registry.names("providers") == ["echo", "scripted", "throwaway"]
+    assert registry.names("providers") == ["echo", "scripted", "throwaway", "throwaway-tools"]
 
 
 def test_an_entry_point_name_taken_by_another_distribution_is_broken(install_plugin: Any) -> None:

@@ -27,7 +27,8 @@ import trio
 
 from asm.config import LoadedConfig, load_config
 from asm.errors import AsmError, ValidationError
-from asm.events import Event, MessageStreamed
+from asm.events import ApprovalRequested, Event, MessageStreamed
+from asm.hookspecs import hookimpl
 from asm.plugins import BrokenPlugin, PluginRegistry, load_plugins
 from asm.runtime import open_runtime
 from asm.serde import event_to_json
@@ -196,6 +197,10 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO)
             # `asm run ... | head -1`: the reader left; the run still ends (and is recorded) normally.
             reader_gone = True
 
+    if sys.stdin.isatty() and not registry.manager.has_plugin(_TerminalApprover.NAME):
+        # Someone is at the keyboard: tool calls that need approval are asked about here.
+        registry.manager.register(_TerminalApprover(out), name=_TerminalApprover.NAME)
+
     async def go() -> int:
         async with open_runtime(loaded, registry=registry) as runtime:
             run = await runtime.run_once(prompt, on_event=show)
@@ -205,6 +210,26 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO)
         return 0
 
     return trio.run(go)
+
+
+class _TerminalApprover:
+    """Answers ``approval_requested`` by asking the person at the terminal (the
+    ``approval_timeout`` still applies: no answer in time is a denial)."""
+
+    NAME = "asm.cli.terminal-approval"
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    @hookimpl
+    async def asm_approve_tool(self, request: ApprovalRequested) -> bool:
+        shown = json.dumps(request.tool_input, ensure_ascii=False)
+        shown = shown if len(shown) <= 200 else shown[:197] + "..."
+        question = f"\nallow tool {request.tool_name} {shown}? [y/N] "
+        self._out.write(question)
+        self._out.flush()
+        answer = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+        return answer.strip().lower() in ("y", "yes")
 
 
 def _cmd_plugins(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO) -> int:
