@@ -110,6 +110,9 @@ EXPORTED = {
     "ProviderError", "Run", "RunInput", "RunResult", "RunStatus", "Runtime", "ScriptedProvider", "Session",
     "SessionManager", "SessionStatus", "TokenUsage", "assemble", "hookimpl", "load_config", "load_plugins",
     "open_runtime", "parse_options", "stream_session",
+    # asm.server, asm.concurrency, asm.pubsub
+    "ConcurrencyLimiter", "LimiterStatus", "InProcessBroker", "PubSubSink", "Subscription", "broker_for",
+    "open_subscription", "session_topic", "ServerStatus", "SessionServer", "open_session_server",
 }  # fmt: skip
 
 

@@ -12,6 +12,8 @@ whatever the provider, durable event history, and every capability a plugin.
 'hello'
 """
 
+from asm.concurrency import ConcurrencyLimiter as ConcurrencyLimiter
+from asm.concurrency import LimiterStatus as LimiterStatus
 from asm.config import AsmConfig as AsmConfig
 from asm.config import load_config as load_config
 from asm.errors import AsmError as AsmError
@@ -36,9 +38,18 @@ from asm.plugins import load_plugins as load_plugins
 from asm.plugins import parse_options as parse_options
 from asm.providers.scripted import EchoProvider as EchoProvider
 from asm.providers.scripted import ScriptedProvider as ScriptedProvider
+from asm.pubsub import InProcessBroker as InProcessBroker
+from asm.pubsub import PubSubSink as PubSubSink
+from asm.pubsub import Subscription as Subscription
+from asm.pubsub import broker_for as broker_for
+from asm.pubsub import open_subscription as open_subscription
+from asm.pubsub import session_topic as session_topic
 from asm.runtime import Runtime as Runtime
 from asm.runtime import assemble as assemble
 from asm.runtime import open_runtime as open_runtime
+from asm.server import ServerStatus as ServerStatus
+from asm.server import SessionServer as SessionServer
+from asm.server import open_session_server as open_session_server
 from asm.states import RunStatus as RunStatus
 from asm.states import SessionStatus as SessionStatus
 from asm.stores.memory import InMemoryArtifactStore as InMemoryArtifactStore
@@ -50,6 +61,7 @@ __all__ = [
     "AsmConfig",
     "AsmError",
     "Capabilities",
+    "ConcurrencyLimiter",
     "Cost",
     "EchoProvider",
     "ErrorInfo",
@@ -58,24 +70,34 @@ __all__ = [
     "EventType",
     "InMemoryArtifactStore",
     "InMemorySessionStore",
+    "InProcessBroker",
+    "LimiterStatus",
     "Message",
     "Page",
     "ProviderError",
+    "PubSubSink",
     "Run",
     "RunInput",
     "RunResult",
     "RunStatus",
     "Runtime",
     "ScriptedProvider",
+    "ServerStatus",
     "Session",
     "SessionManager",
+    "SessionServer",
     "SessionStatus",
+    "Subscription",
     "TokenUsage",
     "assemble",
+    "broker_for",
     "hookimpl",
     "load_config",
     "load_plugins",
     "open_runtime",
+    "open_session_server",
+    "open_subscription",
     "parse_options",
+    "session_topic",
     "stream_session",
 ]

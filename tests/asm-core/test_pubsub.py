@@ -1,0 +1,116 @@
+"""The PubSub port: the in-process broker, the manager's broker and the pub/sub sink."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+import asm
+from asm import AsmError, EventType, InMemorySessionStore, InProcessBroker, PubSubSink
+from asm.events import MessageReceived
+from asm.ports import PubSub
+from asm.rendering import CompactRenderer, RenderingPipeline
+
+
+def event(text: str, session_id: str = "ses_1") -> asm.Event:
+    return asm.Event.new(MessageReceived(text), session_id=session_id)
+
+
+async def collect(events: object, n: int, into: list[asm.Event]) -> None:
+    async for item in events:  # type: ignore[attr-defined]
+        into.append(item)
+        if len(into) == n:
+            return
+
+
+async def test_the_broker_fans_out_to_every_subscriber_of_a_topic() -> None:
+    broker = InProcessBroker()
+    assert isinstance(broker, PubSub)
+    first: list[asm.Event] = []
+    second: list[asm.Event] = []
+    async with broker.subscribe("t") as a, broker.subscribe("t") as b, broker.subscribe("other") as c:
+        assert broker.subscriber_count("t") == 2
+        sent = [event(str(i)) for i in range(5)]
+        for item in sent:
+            await broker.publish("t", item)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(collect, a, 5, first)
+            nursery.start_soon(collect, b, 5, second)
+        assert first == sent and second == sent
+        with trio.move_on_after(0.01) as quiet:
+            await c.__anext__()
+        assert quiet.cancelled_caught
+    assert broker.subscriber_count("t") == 0
+
+
+async def test_a_plain_subscriber_that_falls_behind_gets_queue_full() -> None:
+    broker = InProcessBroker(buffer=2)
+    async with broker.subscribe("t") as events:
+        for i in range(3):
+            await broker.publish("t", event(str(i)))
+        with pytest.raises(AsmError) as info:
+            await events.__anext__()
+    assert info.value.code == "queue_full"
+    assert "open_subscription" in info.value.message
+
+
+async def test_a_publish_never_waits_for_a_subscriber() -> None:
+    broker = InProcessBroker(buffer=1)
+    async with broker.subscribe("t"):
+        for i in range(100):
+            await broker.publish("t", event(str(i)))
+
+
+async def test_buffer_must_be_positive() -> None:
+    with pytest.raises(AsmError) as info:
+        InProcessBroker(buffer=0)
+    assert info.value.code == "validation_error"
+    with pytest.raises(AsmError) as info:
+        async with InProcessBroker().subscribe("t", buffer=0):
+            pass
+    assert info.value.code == "validation_error"
+
+
+async def test_the_managers_broker_carries_every_stored_event_of_a_session() -> None:
+    store = InMemorySessionStore()
+    manager = asm.SessionManager(store, provider=asm.EchoProvider())
+    session = await manager.start_session()
+    await manager.activate_session(session.id)
+    broker = asm.broker_for(manager)
+    assert asm.broker_for(manager) is broker
+    got: list[asm.Event] = []
+    async with broker.subscribe(asm.session_topic(session.id)) as events:
+        run = await manager.start_run(session.id, "hello")
+        await manager.execute_run(run.id)
+        stored = (await store.read_events(session.id, after=2)).events
+        await collect(events, len(stored), got)
+    assert got == list(stored)
+    assert asm.session_topic(session.id) == f"asm.session.{session.id}"
+
+
+async def test_the_pubsub_sink_publishes_what_the_rendering_pipeline_sees() -> None:
+    broker = InProcessBroker()
+    pipeline = RenderingPipeline(CompactRenderer(), [PubSubSink(broker)])
+    store = InMemorySessionStore()
+    manager = asm.SessionManager(store, provider=asm.EchoProvider(), on_event=pipeline)
+    got: list[asm.Event] = []
+    async with trio.open_nursery() as nursery:
+        ready = trio.Event()
+
+        async def listen() -> None:
+            # Session ids are not known in advance: listen on the first session's topic.
+            async with broker.subscribe(asm.session_topic(session_id)) as events:
+                ready.set()
+                await collect(events, 5, got)
+
+        session = await manager.start_session()
+        session_id = session.id
+        nursery.start_soon(listen)
+        await ready.wait()
+        await manager.activate_session(session.id)
+        run = await manager.start_run(session.id, "hi")
+        await manager.execute_run(run.id)
+        await pipeline.aclose()
+    assert [e.type for e in got][:2] == [EventType.SESSION_STARTED, EventType.RUN_STARTED]
+    assert all(e.session_id == session.id for e in got)
