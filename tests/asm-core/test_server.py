@@ -290,3 +290,43 @@ async def test_a_submit_caught_by_the_close_leaves_no_pending_run() -> None:
     assert [e.code for e in outcome] == ["server_draining"]
     runs = await store.list_runs(server.session_id)
     assert [r.status for r in runs] == [RunStatus.CANCELLED]
+
+
+async def test_a_runtimes_servers_share_its_configured_run_limit(isolated: object) -> None:
+    provider = ScriptedProvider(["a", Delay(0.02), "b"])
+    async with asm.open_runtime(max_parallel_runs=1) as runtime:
+        assert runtime.limiter.max_parallel_runs == 1
+        async with (
+            asm.open_session_server(runtime, provider, max_concurrent_runs=2) as one,
+            asm.open_session_server(runtime, provider, max_concurrent_runs=2) as two,
+        ):
+            runs = [await one.submit("x"), await two.submit("y"), await one.submit("z")]
+            running_at_once = 0
+
+            async def watch() -> None:
+                nonlocal running_at_once
+                while True:
+                    running_at_once = max(running_at_once, len(one.status().running) + len(two.status().running))
+                    await trio.sleep(0.001)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch)
+                for server, run_id in zip((one, two, one), runs, strict=True):
+                    assert (await server.wait(run_id, timeout=30)).status is RunStatus.COMPLETED
+                nursery.cancel_scope.cancel()
+    assert running_at_once == 1
+
+
+async def test_a_runtime_subscribes_to_any_session(isolated: object) -> None:
+    async with asm.open_runtime(store="memory") as runtime:
+        run = await runtime.run_once("hello there")
+        async with runtime.subscribe(run.session_id, after=2) as events:
+            first = await events.__anext__()
+    assert first.seq == 3 and first.type is EventType.RUN_STARTED
+
+
+@pytest.mark.parametrize("key", ["max_parallel_runs", "max_parallel_sessions"])
+def test_runtime_limits_must_be_positive(isolated: object, key: str) -> None:
+    with pytest.raises(AsmError) as caught:
+        asm.load_config({key: 0})
+    assert caught.value.code == "invalid_config" and key in caught.value.message

@@ -65,6 +65,9 @@ class AsmConfig:
     event_buffer_size: int = 1000
     error_text_max_bytes: int = 16_384
     error_text_max_lines: int = 200
+    #: limits shared by every SessionServer of a runtime (unset: no limit)
+    max_parallel_sessions: int | None = 100
+    max_parallel_runs: int | None = 50
     #: seconds a tool call waits for approval before it counts as denied (unset: forever)
     approval_timeout: float | None = 300.0
     #: scrub secrets from every event before it is stored or shown (see asm.redaction)
@@ -262,6 +265,8 @@ def _check_layer(layer: dict[str, Any], origin: str) -> None:
 def _range_problem(key: str, value: Any) -> str | None:
     if key in ("run_timeout", "approval_timeout") and value is not None and not value > 0:  # also catches nan
         return "must be a positive number of seconds (leave it unset for no limit)"
+    if key in ("max_parallel_sessions", "max_parallel_runs") and value is not None and value < 1:
+        return "must be at least 1 (leave it unset for no limit)"
     if key == "event_buffer_size" and value < 1:
         return "must be at least 1"
     if key in ("error_text_max_bytes", "error_text_max_lines") and value < 0:

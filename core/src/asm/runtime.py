@@ -15,10 +15,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from asm.concurrency import ConcurrencyLimiter
 from asm.config import AsmConfig, LoadedConfig, load_config
 from asm.cost import Pricing, pricing_table_from_config
 from asm.errors import AsmError
@@ -29,6 +30,9 @@ from asm.policy import Policy
 from asm.ports import ArtifactStore, Emit, EventCallback, Provider, Renderer, SessionStore, Sink
 from asm.redaction import EventRedactor
 from asm.rendering import RenderingPipeline
+
+if TYPE_CHECKING:
+    from asm.pubsub import Subscription
 
 __all__ = ["Runtime", "assemble", "open_runtime"]
 
@@ -45,6 +49,8 @@ class Runtime:
     sinks: list[Sink]
     manager: SessionManager
     rendering: RenderingPipeline | None = None
+    #: shared by every SessionServer opened on this runtime
+    limiter: ConcurrencyLimiter = attrs.field(factory=ConcurrencyLimiter)
     sources: LoadedConfig | None = None
     _providers: dict[str, Provider] = attrs.field(factory=dict)
 
@@ -66,6 +72,17 @@ class Runtime:
         """:meth:`SessionManager.run_once` on this runtime's store and provider."""
         chosen = provider if provider is not None and not isinstance(provider, str) else self.provider(provider)
         return await self.manager.run_once(input, provider=chosen, on_event=on_event, **kwargs)
+
+    def subscribe(self, session_id: str, **options: Any) -> contextlib.AbstractAsyncContextManager[Subscription]:
+        """A durable subscription to any session of this runtime: its stored events
+        after ``after=``, then live ones (see :func:`asm.pubsub.open_subscription`).
+
+        >>> async with runtime.subscribe(session_id, after=0) as events:  # doctest: +SKIP
+        ...     async for event in events: ...
+        """
+        from asm.pubsub import open_subscription
+
+        return open_subscription(self, session_id, **options)
 
     async def aclose_providers(self) -> None:
         """Close the providers built so far that hold resources (``aclose``): all
@@ -153,6 +170,9 @@ def assemble(
         renderer=renderer,
         sinks=sinks,
         rendering=pipeline,
+        limiter=ConcurrencyLimiter(
+            max_parallel_sessions=cfg.max_parallel_sessions, max_parallel_runs=cfg.max_parallel_runs
+        ),
         manager=SessionManager(
             store,
             provider=_ConfiguredProvider(cfg.provider, lambda: runtime),

@@ -423,7 +423,8 @@ async def open_session_server(
     provider object, is required). ``session`` is an existing session id
     (activated if pending or paused); by default a new session is created
     and activated. ``limiter`` shares session and run slots with other
-    servers. Leaving the block cancels the runs still queued or running; call
+    servers (a runtime's servers share its ``limiter``, from the config keys
+    ``max_parallel_sessions`` / ``max_parallel_runs``). Leaving the block cancels the runs still queued or running; call
     :meth:`SessionServer.drain` first to let them finish.
     """
     _positive("max_concurrent_runs", max_concurrent_runs, 1)
@@ -431,6 +432,7 @@ async def open_session_server(
     if isinstance(target, Runtime):
         manager = target.manager
         provider = provider if provider is not None else target.config.provider
+        limiter = limiter if limiter is not None else target.limiter
     elif isinstance(target, SessionManager):
         manager = target
     else:
