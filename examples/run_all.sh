@@ -40,4 +40,40 @@ else
     echo "skipped: pytest, pytest-trio or asm.testing is not installed here"
 fi
 
+# The CLI providers' examples (codex_direct.py, amp_direct.py, claude_code_direct.py,
+# shell_exec.py) ran in the loop above, against the fake CLIs in fakes/. The shell
+# provider from the command line: everything after `--` is the command.
+header "asm run --provider shell -- uname -s"
+output="$(asm run --provider shell -- uname -s)"
+echo "$output"
+[[ "$output" == "$(uname -s)" ]] || fail "expected '$(uname -s)' from the shell provider, got '$output'"
+
+# The API providers' examples (claude_direct.py, openai_direct.py, tool_loop.py) ran in the
+# loop above, against the fake servers their plugins ship. From the command line: start a fake
+# server (it prints its base URL), point the provider at it, ask, stop the server.
+api_run() {
+    local module="$1" provider="$2" key_var="$3" prompt="$4"
+    local out pid url="" output
+    out="$(mktemp)"
+    python -m "$module" >"$out" &
+    pid=$!
+    for _ in $(seq 300); do
+        url="$(head -n 1 "$out")"
+        [[ -n "$url" ]] && break
+        sleep 0.1
+    done
+    [[ -n "$url" ]] || { kill "$pid"; fail "python -m $module printed no URL"; }
+    header "asm run --provider $provider \"$prompt\" (base_url $url)"
+    local upper="${provider^^}"
+    output="$(env "ASM_PROVIDERS__${upper}__BASE_URL=$url" "$key_var=fake" ASM_STORE=memory asm run --provider "$provider" "$prompt")" ||
+        { kill "$pid"; fail "asm run --provider $provider failed against the fake server"; }
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    rm -f "$out"
+    echo "$output"
+    [[ "$output" == "$prompt" ]] || fail "expected '$prompt' back from the fake $provider server, got '$output'"
+}
+api_run asm_claude.testing claude ANTHROPIC_API_KEY "hello from the fake Anthropic API"
+api_run asm_openai.testing openai OPENAI_API_KEY "hello from the fake OpenAI API"
+
 header "all examples passed"

@@ -108,7 +108,7 @@ EXPORTED = {
     "Artifact", "AsmConfig", "AsmError", "Capabilities", "Cost", "EchoProvider", "ErrorInfo", "Event",
     "EventData", "EventType", "InMemoryArtifactStore", "InMemorySessionStore", "Message", "Page",
     "ProviderError", "Run", "RunInput", "RunResult", "RunStatus", "Runtime", "ScriptedProvider", "Session",
-    "SessionManager", "SessionStatus", "TokenUsage", "assemble", "hookimpl", "load_config", "load_plugins",
+    "SessionManager", "SessionStatus", "TokenUsage", "Tool", "assemble", "hookimpl", "load_config", "load_plugins",
     "open_runtime", "parse_options", "stream_session",
     # asm.server, asm.concurrency, asm.pubsub
     "ConcurrencyLimiter", "LimiterStatus", "InProcessBroker", "PubSubSink", "Subscription", "broker_for",

@@ -55,6 +55,7 @@ from asm.states import SessionStatus as SessionStatus
 from asm.stores.memory import InMemoryArtifactStore as InMemoryArtifactStore
 from asm.stores.memory import InMemorySessionStore as InMemorySessionStore
 from asm.stream import stream_session as stream_session
+from asm.tools import Tool as Tool
 
 __all__ = [
     "Artifact",
@@ -89,6 +90,7 @@ __all__ = [
     "SessionStatus",
     "Subscription",
     "TokenUsage",
+    "Tool",
     "assemble",
     "broker_for",
     "hookimpl",

@@ -1,0 +1,178 @@
+"""The ``claude-code`` provider: the Claude Code CLI
+(``claude -p --output-format stream-json --verbose``) as a run.
+
+Each run starts the CLI in its own process group with the prompt on stdin and
+maps its stream-json lines onto asm's events (see
+:class:`asm.process.StreamJsonTranslator`): text (token by token with
+``partial_messages``, the default), thinking, tool calls and their results,
+token usage and the cost Claude Code reports. The session id lands in
+``run.result.metadata["session_id"]``; pass it back as the run option
+``resume`` to continue that session (``--resume``). Options and the flags they
+become: docs/providers.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import attrs
+
+from asm import AsmError, Capabilities, RunInput, RunResult, parse_options
+from asm.ports import Emit
+from asm.process import (
+    CLIOptions,
+    CLIProcess,
+    JsonLineReader,
+    StreamJsonTranslator,
+    build_env,
+    check_cwd,
+    classify_failure,
+    find_executable,
+    open_cli_process,
+    run_options,
+)
+
+__all__ = ["ClaudeCodeOptions", "ClaudeCodeProvider", "create_code_provider"]
+
+INSTALL_HINT: Final = "npm install -g @anthropic-ai/claude-code"
+
+#: Variables the CLI inherits besides asm's default allow-list.
+INHERITED: Final = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_MODEL",
+    "CLAUDE_CONFIG_DIR",
+    "CLAUDE_CODE_USE_BEDROCK",
+    "CLAUDE_CODE_USE_VERTEX",
+    "CLAUDE_CODE_MAX_RETRIES",
+)
+
+#: The values of Claude Code's ``--permission-mode``.
+PERMISSION_MODES: Final = ("default", "acceptEdits", "plan", "bypassPermissions", "dontAsk")
+
+
+@attrs.frozen
+class ClaudeCodeOptions(CLIOptions):
+    """The ``[providers.claude-code]`` config table (see :class:`asm.process.CLIOptions`)."""
+
+    #: Added to Claude Code's system prompt (``--append-system-prompt``);
+    #: ``system_prompt`` replaces it (``--system-prompt``).
+    append_system_prompt: str | None = None
+    #: ``--allowedTools`` / ``--disallowedTools`` (e.g. ``"Bash(git:*)"``, ``"Edit"``).
+    allowed_tools: list[str] = attrs.field(factory=list)
+    disallowed_tools: list[str] = attrs.field(factory=list)
+    #: Stream text token by token (``--include-partial-messages``).
+    partial_messages: bool = True
+
+
+class ClaudeCodeProvider:
+    """Runs ``claude -p --output-format stream-json --verbose``; see :class:`ClaudeCodeOptions`."""
+
+    name = "claude-code"
+
+    def __init__(self, options: ClaudeCodeOptions | None = None) -> None:
+        self.options = _checked(options or ClaudeCodeOptions(), invalid="invalid_config")
+        self._capabilities = Capabilities(
+            streaming=True, tools=True, thinking=True, native_resume=True, code_execution=True, file_access=True
+        )
+
+    def capabilities(self) -> Capabilities:
+        """Tools, thinking, code execution and file access; resumable sessions."""
+        return self._capabilities
+
+    def command(self, options: ClaudeCodeOptions, resume: str | None) -> tuple[list[str], dict[str, str]]:
+        """The argv (without the executable) and extra env of a run; the prompt goes on stdin."""
+        sdk_args, sdk_env = options.sdk_args(self.name)
+        argv = ["-p", "--output-format", "stream-json", "--verbose"]
+        if options.partial_messages:
+            argv.append("--include-partial-messages")
+        if options.model:
+            argv += ["--model", options.model]
+        if options.permission_mode:
+            argv += ["--permission-mode", options.permission_mode]
+        if options.max_turns is not None:
+            argv += ["--max-turns", str(options.max_turns)]
+        if options.system_prompt:
+            argv += ["--system-prompt", options.system_prompt]
+        if options.append_system_prompt:
+            argv += ["--append-system-prompt", options.append_system_prompt]
+        if options.allowed_tools:
+            argv += ["--allowedTools", ",".join(options.allowed_tools)]
+        if options.disallowed_tools:
+            argv += ["--disallowedTools", ",".join(options.disallowed_tools)]
+        if resume:
+            argv += ["--resume", resume]
+        return argv + sdk_args, sdk_env
+
+    async def execute(self, run: RunInput, emit: Emit) -> RunResult:
+        """Run Claude Code on the prompt, translating its stream-json into events."""
+        options, extra = run_options(run, self.options, self.name, extra=("resume",))
+        options = _checked(options, invalid="invalid_input")
+        resume = extra.get("resume")
+        if resume is not None and not isinstance(resume, str):
+            raise AsmError("invalid_input", f"run option 'resume' must be a Claude Code session id, not {resume!r}")
+        args, sdk_env = self.command(options, resume)
+        env = build_env(extra_allow=(*INHERITED, *options.inherit_env), set={**options.env, **sdk_env})
+        exe = find_executable(options.path or "claude", provider=self.name, install_hint=INSTALL_HINT, env=env)
+        cwd = check_cwd(options.cwd, provider=self.name)
+        stream = StreamJsonTranslator(self.name)
+        async with open_cli_process(
+            [exe, *args],
+            provider=self.name,
+            cwd=cwd,
+            env=env,
+            stdin=run.prompt.encode(),
+            timeout=options.timeout,
+            terminate_grace=options.terminate_grace,
+            max_line_bytes=options.max_line_bytes,
+        ) as proc:
+            reader = JsonLineReader(proc, emit)
+            while batch := await reader.receive():
+                for data in stream.translate(batch):
+                    await emit(data)
+            code = await proc.wait()
+            _raise_for_failure(proc, stream, code)
+        metadata: dict[str, Any] = {"num_turns": stream.num_turns}
+        if stream.session_id:
+            metadata |= {"session_id": stream.session_id, "cli_session_id": stream.session_id}
+        return RunResult(
+            output=stream.output,
+            stop_reason=stream.stop_reason,
+            usage=stream.usage,
+            model=stream.model,
+            cost=stream.cost,
+            metadata=metadata,
+        )
+
+
+def _raise_for_failure(proc: CLIProcess, stream: StreamJsonTranslator, code: int) -> None:
+    if stream.failure is not None:
+        message, status, subtype = stream.failure
+        kind = "max_turns" if subtype == "error_max_turns" else "result_error"
+        raise proc.error(kind, f"claude-code: {message}", code=classify_failure(message, status))
+    if code != 0:
+        stderr, _ = proc.stderr_text()
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+        message = f"claude-code exited with status {code}" + (f": {last}" if last else "")
+        raise proc.error("exit", message, code=classify_failure(last) if last else "provider_error")
+    if not stream.finished:
+        raise proc.error("incomplete", "claude-code ended without a result line; its stream was cut short")
+
+
+def _checked(options: ClaudeCodeOptions, *, invalid: str) -> ClaudeCodeOptions:
+    if options.permission_mode is not None and options.permission_mode not in PERMISSION_MODES:
+        raise AsmError(
+            invalid,
+            f"claude-code permission_mode {options.permission_mode!r} is not one of {', '.join(PERMISSION_MODES)}",
+            details={"option": "permission_mode"},
+        )
+    if options.max_turns is not None and options.max_turns < 1:
+        raise AsmError(invalid, f"claude-code max_turns must be >= 1, not {options.max_turns}")
+    options.sdk_args("claude-code")
+    return options
+
+
+def create_code_provider(config: dict[str, Any]) -> ClaudeCodeProvider:
+    """The factory: ``[providers.claude-code]`` -> a :class:`ClaudeCodeProvider`."""
+    return ClaudeCodeProvider(parse_options(ClaudeCodeOptions, config, "claude-code provider"))

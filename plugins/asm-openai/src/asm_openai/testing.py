@@ -1,0 +1,522 @@
+"""A fake OpenAI API on loopback (Responses and Chat Completions), for tests and offline examples.
+
+:class:`FakeOpenAIServer` is a real HTTP server (stdlib, in a thread, so it
+works under any event loop) on ``127.0.0.1`` with an ephemeral port. It answers
+``POST /v1/responses`` and ``POST /v1/chat/completions`` with Server-Sent
+Events in the real wire formats, records every request it gets, and can
+misbehave on demand::
+
+    with FakeOpenAIServer() as server:
+        server.queue(responses_text_stream("Hello!"))             # the next reply
+        server.queue(error_reply(429, "rate_limit_exceeded", retry_after=12))
+        provider = OpenAIProvider(api_key="test", base_url=server.base_url)
+        ...
+        server.requests[0].body["model"]
+
+Replies are taken from the queue in order; when it is empty, ``responder``
+(default: stream the request's last user text back, in the format of the path
+asked) answers. A model named ``slow`` stalls mid-stream until the client
+disconnects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import select
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Sequence
+from importlib import resources
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "FakeOpenAIServer",
+    "RecordedRequest",
+    "Reply",
+    "chat_text_stream",
+    "chat_tool_stream",
+    "cut_stream",
+    "error_reply",
+    "recorded_bytes",
+    "recorded_stream",
+    "reset_reply",
+    "responses_text_stream",
+    "responses_tool_stream",
+    "sse",
+]
+
+#: How long a stalled reply waits for the client to go away before giving up.
+STALL_LIMIT = 60.0
+
+
+@attrs.frozen
+class RecordedRequest:
+    """One request the fake server received: method, path, headers (lower-case names), JSON body."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@attrs.frozen
+class Reply:
+    """What the fake server answers: ``status``, ``headers`` and ``body`` (bytes).
+
+    ``chunks`` are offsets at which the body is split into separate writes
+    (each flushed, so the client sees them arrive apart); ``stall`` holds the
+    connection open after the body until the client closes it; ``reset``
+    aborts the connection (TCP RST) instead of answering.
+    """
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = attrs.field(factory=dict)
+    chunks: tuple[int, ...] = ()
+    stall: bool = False
+    reset: bool = False
+
+
+def sse(events: Sequence[tuple[str | None, Any]]) -> bytes:
+    """SSE bytes for ``(event name or None, data)`` pairs; data is JSON-encoded unless a str."""
+    out = []
+    for name, data in events:
+        text = data if isinstance(data, str) else json.dumps(data)
+        out.append((f"event: {name}\n" if name else "") + f"data: {text}\n\n")
+    return "".join(out).encode()
+
+
+def _stream_reply(body: bytes, **kwargs: Any) -> Reply:
+    return Reply(200, body, {"content-type": "text/event-stream", "x-request-id": "req_fake"}, **kwargs)
+
+
+def _response(model: str, status: str, output: list[Any], usage: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "id": "resp_fake",
+        "object": "response",
+        "created_at": 1741476542,
+        "status": status,
+        "error": None,
+        "incomplete_details": None,
+        "model": model,
+        "output": output,
+        "usage": usage,
+    }
+
+
+def _usage(input_tokens: int, output_tokens: int, cached: int) -> dict[str, Any]:
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+def responses_events(
+    deltas: Sequence[str],
+    *,
+    model: str = "gpt-fake-1",
+    calls: Sequence[tuple[str, str, Any]] = (),
+    reasoning: str | None = None,
+    input_tokens: int = 10,
+    output_tokens: int = 5,
+    cached: int = 0,
+) -> list[tuple[str | None, Any]]:
+    """The events of a Responses API stream: optional reasoning summary, a
+    message made of ``deltas`` (if any), then ``(call_id, name, arguments)``
+    function calls (arguments a str is sent verbatim)."""
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": _response(model, "in_progress", [], None)},
+        {"type": "response.in_progress", "response": _response(model, "in_progress", [], None)},
+    ]
+    output: list[dict[str, Any]] = []
+    if reasoning is not None:
+        index = len(output)
+        item = {"id": "rs_fake", "type": "reasoning", "summary": []}
+        events.append({"type": "response.output_item.added", "output_index": index, "item": item})
+        events.append(
+            {
+                "type": "response.reasoning_summary_text.delta",
+                "item_id": "rs_fake",
+                "output_index": index,
+                "summary_index": 0,
+                "delta": reasoning,
+            }
+        )
+        done = {**item, "summary": [{"type": "summary_text", "text": reasoning}]}
+        events.append({"type": "response.output_item.done", "output_index": index, "item": done})
+        output.append(done)
+    if deltas:
+        index = len(output)
+        text = "".join(deltas)
+        item = {"id": "msg_fake", "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+        events.append({"type": "response.output_item.added", "output_index": index, "item": item})
+        part = {"type": "output_text", "text": "", "annotations": []}
+        events.append(
+            {
+                "type": "response.content_part.added",
+                "item_id": "msg_fake",
+                "output_index": index,
+                "content_index": 0,
+                "part": part,
+            }
+        )
+        for delta in deltas:
+            events.append(
+                {
+                    "type": "response.output_text.delta",
+                    "item_id": "msg_fake",
+                    "output_index": index,
+                    "content_index": 0,
+                    "delta": delta,
+                }
+            )
+        events.append(
+            {
+                "type": "response.output_text.done",
+                "item_id": "msg_fake",
+                "output_index": index,
+                "content_index": 0,
+                "text": text,
+            }
+        )
+        content = [{"type": "output_text", "text": text, "annotations": []}]
+        done = {**item, "status": "completed", "content": content}
+        events.append({"type": "response.output_item.done", "output_index": index, "item": done})
+        output.append(done)
+    for call_id, name, arguments in calls:
+        index = len(output)
+        raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        item_id = f"fc_{call_id}"
+        item = {"id": item_id, "type": "function_call", "status": "in_progress", "arguments": "", "call_id": call_id}
+        item["name"] = name
+        events.append({"type": "response.output_item.added", "output_index": index, "item": item})
+        for piece in (raw[: len(raw) // 2], raw[len(raw) // 2 :]):
+            events.append(
+                {
+                    "type": "response.function_call_arguments.delta",
+                    "item_id": item_id,
+                    "output_index": index,
+                    "delta": piece,
+                }
+            )
+        events.append(
+            {
+                "type": "response.function_call_arguments.done",
+                "item_id": item_id,
+                "output_index": index,
+                "arguments": raw,
+            }
+        )
+        done = {**item, "status": "completed", "arguments": raw}
+        events.append({"type": "response.output_item.done", "output_index": index, "item": done})
+        output.append(done)
+    usage = _usage(input_tokens, output_tokens, cached)
+    events.append({"type": "response.completed", "response": _response(model, "completed", output, usage)})
+    return [(event["type"], {**event, "sequence_number": n}) for n, event in enumerate(events)]
+
+
+def responses_text_stream(text: str | Sequence[str], **kwargs: Any) -> Reply:
+    """A Responses API stream whose text is ``text`` (a str is sent one word per delta)."""
+    return _stream_reply(sse(responses_events(_deltas(text), **kwargs)))
+
+
+def responses_tool_stream(calls: Sequence[tuple[str, str, Any]], *, text: str = "", **kwargs: Any) -> Reply:
+    """A Responses API stream that calls functions: ``(call_id, name, arguments)`` each."""
+    return _stream_reply(sse(responses_events(_deltas(text) if text else [], calls=calls, **kwargs)))
+
+
+def _deltas(text: str | Sequence[str]) -> list[str]:
+    if not isinstance(text, str):
+        return list(text)
+    words = text.split(" ")
+    return [w + " " for w in words[:-1]] + words[-1:]
+
+
+def _chunk(model: str, delta: dict[str, Any] | None, finish: str | None = None, usage: Any = None) -> dict[str, Any]:
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 1741570283,
+        "model": model,
+        "choices": choices,
+        "usage": usage,
+    }
+
+
+def chat_events(
+    deltas: Sequence[str],
+    *,
+    model: str = "gpt-fake-1",
+    calls: Sequence[tuple[str, str, Any]] = (),
+    reasoning: str | None = None,
+    finish_reason: str | None = None,
+    input_tokens: int = 10,
+    output_tokens: int = 5,
+    cached: int = 0,
+) -> list[tuple[str | None, Any]]:
+    """The chunks of a Chat Completions stream (with the usage chunk and ``[DONE]``)."""
+    chunks = [_chunk(model, {"role": "assistant", "content": "", "refusal": None})]
+    if reasoning is not None:
+        chunks.append(_chunk(model, {"reasoning_content": reasoning}))
+    chunks += [_chunk(model, {"content": delta}) for delta in deltas]
+    for index, (call_id, name, arguments) in enumerate(calls):
+        raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        first = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        chunks.append(_chunk(model, {"tool_calls": [first]}))
+        for piece in (raw[: len(raw) // 2], raw[len(raw) // 2 :]):
+            chunks.append(_chunk(model, {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
+    finish = finish_reason or ("tool_calls" if calls else "stop")
+    chunks.append(_chunk(model, {}, finish))
+    usage = {
+        "prompt_tokens": input_tokens,
+        "completion_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
+    chunks.append(_chunk(model, None, usage=usage))
+    return [(None, chunk) for chunk in chunks] + [(None, "[DONE]")]
+
+
+def chat_text_stream(text: str | Sequence[str], **kwargs: Any) -> Reply:
+    """A Chat Completions stream whose text is ``text`` (a str is sent one word per delta)."""
+    return _stream_reply(sse(chat_events(_deltas(text), **kwargs)))
+
+
+def chat_tool_stream(calls: Sequence[tuple[str, str, Any]], *, text: str = "", **kwargs: Any) -> Reply:
+    """A Chat Completions stream that calls tools: ``(call_id, name, arguments)`` each."""
+    return _stream_reply(sse(chat_events(_deltas(text) if text else [], calls=calls, **kwargs)))
+
+
+def recorded_bytes(name: str = "openai_responses_stream.sse") -> bytes:
+    """The bytes of a stream recorded from the real API (shipped with this package):
+    ``openai_responses_stream.sse`` or ``openai_chat_stream.sse``."""
+    return resources.files("asm_openai").joinpath("recorded", name).read_bytes()
+
+
+def recorded_stream(name: str = "openai_responses_stream.sse", *, chunks: Sequence[int] = ()) -> Reply:
+    """Replay a recorded stream (text, then a ``get_weather`` call), split into writes at ``chunks`` offsets."""
+    return _stream_reply(recorded_bytes(name), chunks=tuple(chunks))
+
+
+def cut_stream(reply: Reply, *, keep: float = 0.5) -> Reply:
+    """``reply``'s stream cut after ``keep`` of its events: the connection closes
+    before the final event."""
+    events = reply.body.split(b"\n\n")
+    kept = b"\n\n".join(events[: max(1, int(len(events) * keep))]) + b"\n\n"
+    return attrs.evolve(reply, body=kept)
+
+
+def error_reply(
+    status: int,
+    code: str,
+    message: str = "fake error",
+    *,
+    retry_after: float | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """An HTTP error in the API's format: ``{"error": {"message", "type", "param", "code"}}``."""
+    body = json.dumps({"error": {"message": message, "type": code, "param": None, "code": code}})
+    all_headers = {"content-type": "application/json", "x-request-id": "req_fake", **(headers or {})}
+    if retry_after is not None:
+        all_headers["retry-after"] = f"{retry_after:g}"
+    return Reply(status, body.encode(), all_headers)
+
+
+def reset_reply() -> Reply:
+    """Abort the connection (TCP RST) without answering."""
+    return Reply(reset=True)
+
+
+def _echo_responder(request: RecordedRequest) -> Reply:
+    body = request.body if isinstance(request.body, dict) else {}
+    model = str(body.get("model", "gpt-fake-1"))
+    chat = request.path.endswith("/chat/completions")
+    messages = body.get("messages" if chat else "input") or [{}]
+    if isinstance(messages, str):
+        messages = [{"content": messages}]
+    content = messages[-1].get("content", "") if isinstance(messages[-1], dict) else ""
+    if isinstance(content, list):
+        content = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    text = str(content) or "(empty)"
+    reply = chat_text_stream(text, model=model) if chat else responses_text_stream(text, model=model)
+    if model == "slow":
+        return cut_stream(attrs.evolve(reply, stall=True))
+    return reply
+
+
+class FakeHTTPServer:
+    """A threaded HTTP server on 127.0.0.1 that answers from a queue of
+    :class:`Reply` values (then ``responder``) and records every request.
+
+    Use it as a context manager (or call :meth:`start` / :meth:`close`); the
+    thread and every connection end on close.
+    """
+
+    def __init__(self, responder: Callable[[RecordedRequest], Reply], *, port: int = 0) -> None:
+        self.responder = responder
+        self.requests: list[RecordedRequest] = []
+        #: Connections the client closed while a stalled reply held them open.
+        self.disconnects = 0
+        #: Set when the first such connection closes.
+        self.disconnected = threading.Event()
+        self._queue: list[Reply] = []
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.02,), name="fake-http-server", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        """The ephemeral port the server listens on."""
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def queue(self, *replies: Reply) -> None:
+        """Answer the next requests with ``replies``, in order."""
+        with self._lock:
+            self._queue.extend(replies)
+
+    def start(self) -> None:
+        """Start serving in a daemon thread."""
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop serving; stalled replies are released."""
+        self._closing.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> FakeHTTPServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _disconnected(self) -> None:
+        with self._lock:
+            self.disconnects += 1
+        self.disconnected.set()
+
+    def _next_reply(self, request: RecordedRequest) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            if self._queue:
+                return self._queue.pop(0)
+        return self.responder(request)
+
+    def _handler_class(self) -> type[http.server.BaseHTTPRequestHandler]:
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._answer()
+
+            def do_POST(self) -> None:
+                self._answer()
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body: Any = json.loads(raw) if raw else None
+                except ValueError:
+                    body = raw.decode("utf-8", "replace")
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                reply = owner._next_reply(RecordedRequest(self.command, self.path, headers, body))
+                if reply.reset:
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    return
+                streaming = reply.headers.get("content-type", "").startswith("text/event-stream")
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                if streaming:
+                    self.send_header("connection", "close")
+                else:
+                    self.send_header("content-length", str(len(reply.body)))
+                self.end_headers()
+                self.close_connection = streaming
+                try:
+                    start = 0
+                    for offset in (*reply.chunks, len(reply.body)):
+                        if offset > start:
+                            self.wfile.write(reply.body[start:offset])
+                            self.wfile.flush()
+                            start = offset
+                    if reply.stall:
+                        self._stall()
+                except OSError:
+                    owner._disconnected()
+
+            def _stall(self) -> None:
+                deadline = time.monotonic() + STALL_LIMIT
+                while not owner._closing.is_set() and time.monotonic() < deadline:
+                    readable, _, _ = select.select([self.connection], [], [], 0.05)
+                    if readable and not self.connection.recv(1024):
+                        owner._disconnected()
+                        return
+
+        return Handler
+
+
+class FakeOpenAIServer(FakeHTTPServer):
+    """A fake OpenAI API: point ``base_url`` at :attr:`base_url` (``.../v1``).
+
+    Without queued replies it streams the last user message back, as a
+    Responses or Chat Completions stream by the path asked (model ``slow``:
+    stalls mid-stream until the client disconnects).
+    """
+
+    def __init__(self, responder: Callable[[RecordedRequest], Reply] = _echo_responder, *, port: int = 0) -> None:
+        super().__init__(responder, port=port)
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/v1``, the ``base_url`` the OpenAI SDK wants."""
+        return f"{self.url}/v1"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the fake API until interrupted; the first line printed is its base URL.
+
+    ``python -m asm_openai.testing [--port N]``
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    args = parser.parse_args(argv)
+    server = FakeOpenAIServer(port=args.port)
+    with server:
+        print(server.base_url, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
