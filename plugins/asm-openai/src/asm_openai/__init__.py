@@ -14,17 +14,18 @@ from asm import hookimpl
 from asm.hookspecs import Register
 
 if TYPE_CHECKING:
+    from asm.plugins import PluginRegistry
     from asm_openai._provider import OpenAIOptions, OpenAIProvider
 
 __all__ = ["OpenAIOptions", "OpenAIProvider", "asm_register_providers", "create_provider"]
 
 
-def create_provider(config: dict[str, Any]) -> OpenAIProvider:
+def create_provider(config: dict[str, Any], *, registry: PluginRegistry | None = None) -> OpenAIProvider:
     """Build the ``openai`` provider from its config table (imports the SDK on first use, so
-    loading asm's plugins stays fast)."""
+    loading asm's plugins stays fast); ``registry`` resolves tool names (default: the installed plugins)."""
     from asm_openai._provider import create_provider as create
 
-    return create(config)
+    return create(config, registry=registry)
 
 
 def __getattr__(name: str) -> Any:
