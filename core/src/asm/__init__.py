@@ -20,6 +20,7 @@ from asm.errors import AsmError as AsmError
 from asm.events import Event as Event
 from asm.events import EventData as EventData
 from asm.events import EventType as EventType
+from asm.hookspecs import Register as Register
 from asm.hookspecs import hookimpl as hookimpl
 from asm.manager import SessionManager as SessionManager
 from asm.model import Artifact as Artifact
@@ -36,6 +37,8 @@ from asm.model import Session as Session
 from asm.model import TokenUsage as TokenUsage
 from asm.plugins import load_plugins as load_plugins
 from asm.plugins import parse_options as parse_options
+from asm.ports import Emit as Emit
+from asm.ports import Provider as Provider
 from asm.providers.scripted import EchoProvider as EchoProvider
 from asm.providers.scripted import ScriptedProvider as ScriptedProvider
 from asm.pubsub import InProcessBroker as InProcessBroker
@@ -65,6 +68,7 @@ __all__ = [
     "ConcurrencyLimiter",
     "Cost",
     "EchoProvider",
+    "Emit",
     "ErrorInfo",
     "Event",
     "EventData",
@@ -75,11 +79,13 @@ __all__ = [
     "LimiterStatus",
     "Message",
     "Page",
+    "Provider",
     "ProviderError",
     "PubSubSink",
     "Run",
     "RunInput",
     "RunResult",
+    "Register",
     "RunStatus",
     "Runtime",
     "ScriptedProvider",

@@ -29,11 +29,12 @@ import pluggy
 from asm.events import ApprovalRequested, Event
 from asm.model import Run, Session
 
-__all__ = ["hookimpl", "hookspec"]
+__all__ = ["Register", "hookimpl", "hookspec"]
 
 hookspec = pluggy.HookspecMarker("asm")
 hookimpl = pluggy.HookimplMarker("asm")
 
+#: The ``register(name, factory)`` callable every registration hook receives.
 Register = Callable[[str, Callable[[dict[str, Any]], Any]], None]
 
 
@@ -85,7 +86,8 @@ def asm_register_pricing(register: Register) -> None:
 
 @hookspec
 def asm_register_tools(register: Register) -> None:
-    """Register tools providers may offer the model: ``factory(config) -> tool``."""
+    """Register tools providers may offer the model: ``factory(config) -> asm.Tool``
+    (a name, a description, a JSON schema and a sync or async callable)."""
 
 
 @hookspec
