@@ -291,3 +291,27 @@ def test_bad_config(config: dict[str, object], named: str) -> None:
 def test_registered_through_its_entry_point() -> None:
     registry = asm.load_plugins(env={"ASM_LOAD_PLUGINS": "asm-claude"})
     assert isinstance(registry.create("providers", "claude-code", {}), ClaudeCodeProvider)
+
+
+async def test_policy_tool_rules_become_claude_codes_own_flags(install_fake: Install, tmp_path: Path) -> None:
+    from asm.policy import Policy, ToolRule
+
+    record = tmp_path / "record.json"
+    install_fake("claude", stream="claude_cli_stream.jsonl", record=record)
+    provider = create_code_provider({"disallowed_tools": ["WebFetch"]})
+    policy = Policy(
+        "repo-only",
+        tool_rules=(
+            ToolRule("Read", "allow"),
+            ToolRule("Bash", "allow"),
+            ToolRule("Write", "deny"),
+            ToolRule("rm*", "deny"),
+        ),
+    )
+    manager = SessionManager(InMemorySessionStore(), provider=provider, policies=[policy])
+    done = await manager.run_once("look around")
+    assert done.status is RunStatus.COMPLETED, done.error
+    argv = json.loads(record.read_text())["argv"]
+    # Plain names go to the CLI; the glob `rm*` cannot, and is judged as tool calls start.
+    assert argv[argv.index("--allowedTools") + 1] == "Bash,Read"
+    assert argv[argv.index("--disallowedTools") + 1] == "WebFetch,Write"

@@ -289,3 +289,31 @@ def test_limits_reject_bad_values() -> None:
             Limits(**bad)
         assert caught.value.code == "validation_error"
     assert Limits(max_cost_usd=0.5).max_cost_usd == Decimal("0.5")
+
+
+def test_plain_tool_names_are_handed_to_cli_flags_and_globs_are_not() -> None:
+    from asm.policy import cli_tool_lists
+
+    a = Policy("a", tool_rules=(ToolRule("Read", "allow"), ToolRule("Edit", "allow"), ToolRule("rm*", "deny")))
+    b = Policy("b", tool_rules=(ToolRule("Edit", "allow"), ToolRule("WebFetch", "deny")))
+    assert cli_tool_lists(merge_policies([a, b])) == (("WebFetch",), ("Edit",))
+    assert cli_tool_lists(Policy("c", tool_rules=(ToolRule("read_*", "allow"),))) == ((), None)
+    assert cli_tool_lists(None) == ((), None)
+
+
+async def test_the_provider_sees_the_runs_tool_lists() -> None:
+    seen: list[RunInput] = []
+
+    class Recorder:
+        name = "recorder"
+
+        def capabilities(self) -> asm.Capabilities:
+            return asm.Capabilities()
+
+        async def execute(self, run: RunInput, emit: Emit) -> RunResult:
+            seen.append(run)
+            return RunResult(output="ok")
+
+    policy = Policy("p", tool_rules=(ToolRule("WebFetch", "deny"),))
+    await SessionManager(InMemorySessionStore(), provider=Recorder(), policies=[policy]).run_once("go")
+    assert seen[0].denied_tools == ("WebFetch",) and seen[0].allowed_tools is None

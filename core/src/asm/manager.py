@@ -54,7 +54,7 @@ from asm.events import (
 )
 from asm.model import Cost, ErrorInfo, ProviderError, Run, RunInput, RunResult, Session, TokenUsage, new_id, utcnow
 from asm.plugins import PluginRegistry
-from asm.policy import Policy, PolicyGuard, ToolAction, Violation, merge_policies
+from asm.policy import Policy, PolicyGuard, ToolAction, Violation, cli_tool_lists, merge_policies
 from asm.ports import EventCallback, Provider, SessionStore
 from asm.states import RunStatus, SessionStatus, check_run_transition, check_session_transition
 
@@ -323,6 +323,9 @@ class SessionManager:
         run = attrs.evolve(run, status=RunStatus.RUNNING, started_at=utcnow(), provider=chosen.name)
         await self._save(run)
         policy = merge_policies([*self.policies, *self._session_policies.get(session.id, ()), *policies])
+        if policy is not None and policy.tool_rules:
+            denied, allowed = cli_tool_lists(policy)
+            run = attrs.evolve(run, input=attrs.evolve(run.input, denied_tools=denied, allowed_tools=allowed))
         active = self._active[run.id] = _ActiveRun(trio.CancelScope())
         token = _current_run.set(run.id)
         try:

@@ -238,6 +238,10 @@ class RunInput:
     options: dict[str, Any] = attrs.field(factory=dict)
     session_id: str = ""
     run_id: str = ""
+    #: tool names the run's policies deny, and (for an allow-list) the only ones they allow:
+    #: set by the manager, for providers whose tools run inside a CLI with flags of its own
+    denied_tools: tuple[str, ...] = ()
+    allowed_tools: tuple[str, ...] | None = None
 
     @property
     def prompt(self) -> str:

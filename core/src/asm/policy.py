@@ -36,7 +36,17 @@ import attrs
 from asm.errors import AsmError
 from asm.model import to_decimal
 
-__all__ = ["LIMIT_NAMES", "Limits", "Policy", "PolicyGuard", "ToolAction", "ToolRule", "Violation", "merge_policies"]
+__all__ = [
+    "LIMIT_NAMES",
+    "Limits",
+    "Policy",
+    "PolicyGuard",
+    "ToolAction",
+    "ToolRule",
+    "Violation",
+    "cli_tool_lists",
+    "merge_policies",
+]
 
 
 class ToolAction(StrEnum):
@@ -183,6 +193,36 @@ def _field(where: str, suffix: str, key: str, build: Any, value: Any) -> Any:
             "invalid_config", f"{where}.{key}{suffix}: {exc.message}", details={"key": f"{where}.{key}"}
         ) from None
     return getattr(built, key) if key in LIMIT_NAMES else built
+
+
+_GLOB: Final = frozenset("*?[")
+
+
+def cli_tool_lists(policy: Policy | None) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """The policy's tool rules as plain name lists a CLI's own flags can take:
+    (denied names, allowed names or ``None``). Glob patterns cannot be passed
+    on (a CLI knows its own tool names, not asm's globs); those stay enforced
+    as the tool calls start. The allow list is the names every allow-listing
+    part of the policy allows (``None`` unless each allow rule is a plain name).
+
+    >>> cli_tool_lists(Policy("p", tool_rules=(ToolRule("WebFetch", "deny"), ToolRule("rm*", "deny"))))
+    (('WebFetch',), None)
+    """
+    if policy is None:
+        return (), None
+    parts = policy.parts or (policy,)
+    denied = sorted(
+        {r.pattern for p in parts for r in p.tool_rules if r.action is ToolAction.DENY and not _GLOB & set(r.pattern)}
+    )
+    allowed: set[str] | None = None
+    for part in parts:
+        allows = [r.pattern for r in part.tool_rules if r.action is ToolAction.ALLOW]
+        if not allows:
+            continue
+        if any(_GLOB & set(name) for name in allows):
+            return tuple(denied), None
+        allowed = set(allows) if allowed is None else allowed & set(allows)
+    return tuple(denied), None if allowed is None else tuple(sorted(allowed - set(denied)))
 
 
 def merge_policies(policies: Iterable[Policy]) -> Policy | None:

@@ -109,6 +109,11 @@ class ClaudeCodeProvider:
         """Run Claude Code on the prompt, translating its stream-json into events."""
         options, extra = run_options(run, self.options, self.name, extra=("resume",))
         options = _checked(options, invalid="invalid_input")
+        if run.denied_tools or run.allowed_tools is not None:
+            # The run's policies, as Claude Code's own flags: a denied tool is never started.
+            allowed = options.allowed_tools if run.allowed_tools is None else list(run.allowed_tools)
+            denied = [*options.disallowed_tools, *(t for t in run.denied_tools if t not in options.disallowed_tools)]
+            options = attrs.evolve(options, allowed_tools=allowed, disallowed_tools=denied)
         resume = extra.get("resume")
         if resume is not None and not isinstance(resume, str):
             raise AsmError("invalid_input", f"run option 'resume' must be a Claude Code session id, not {resume!r}")
