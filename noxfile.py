@@ -87,6 +87,6 @@ def examples(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks; each writes its figures into docs/performance.md."""
-    sync(session, "--all-packages")
+    sync(session, "--all-packages", "--group", "bench")
     for script in sorted((ROOT / "benchmarks").glob("*.py")):
         session.run("python", str(script.relative_to(ROOT)), *session.posargs)

@@ -29,7 +29,7 @@ def test_the_tour_runs_offline(tmp_path: Path) -> None:
     (tour,) = re.findall(r"```python\n(.*?)```", README, re.S)[:1]
     script = tmp_path / "tour.py"
     script.write_text(tour)
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data")}
     result = subprocess.run(
         [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
@@ -41,7 +41,7 @@ def test_the_tour_runs_offline(tmp_path: Path) -> None:
 
 def test_the_main_job_streams_the_answer(tmp_path: Path) -> None:
     asm_cli = Path(sys.executable).parent / "asm"
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data")}
     result = subprocess.run(
         [str(asm_cli), "run", "Hello from asm"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from decimal import Decimal
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
 import cattrs
@@ -71,6 +71,8 @@ def _structure_datetime(value: Any, _: Any) -> datetime:
 converter.register_unstructure_hook(datetime, lambda value: value.isoformat())
 converter.register_structure_hook(datetime, _structure_datetime)
 converter.register_unstructure_hook(Enum, lambda value: value.value)
+# A StrEnum is a str subclass: without this, the strict str hook would hand back a plain str.
+converter.register_structure_hook(StrEnum, lambda value, cls: cls(_strict(str)(value, str)))
 # Money is exact: a Decimal is written as a JSON string and read back from a string or number.
 converter.register_unstructure_hook(Decimal, str)
 converter.register_structure_hook(Decimal, lambda value, _: to_decimal(value))

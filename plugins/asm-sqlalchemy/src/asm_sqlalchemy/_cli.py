@@ -1,0 +1,283 @@
+"""``asm sessions``, ``asm events`` and ``asm db`` (private).
+
+Each command opens the store the config names (the embedded SQLite default
+when it names none), like ``asm run`` does. A handler is called with the
+parsed arguments (and, by hosts that pass them, the plugin registry and the
+output stream) and returns the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from typing import Any, TextIO
+
+import trio
+
+from asm import AsmError, Event, Session, load_config, load_plugins
+from asm.plugins import PluginRegistry
+from asm.ports import SessionStore
+from asm.runtime import default_store
+from asm.serde import event_to_json, unstructure
+from asm.stores import parse_event_types
+from asm_sqlalchemy import _admin
+from asm_sqlalchemy._engine import mask_url
+from asm_sqlalchemy._store import SqlAlchemyStore
+
+__all__ = ["add_db", "add_events", "add_sessions"]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", help="config file (default: ./asm.toml)")
+
+
+def add_sessions(subparsers: Any) -> None:
+    """``asm sessions list`` and ``asm sessions show ID``."""
+    sessions = subparsers.add_parser("sessions", help="list and show stored sessions")
+    commands = sessions.add_subparsers(title="sessions commands", metavar="COMMAND")
+    sessions.set_defaults(handler=_help(sessions))
+
+    listing = commands.add_parser("list", help="sessions, newest first")
+    listing.add_argument("--agent", help="only this agent's sessions")
+    listing.add_argument("--status", help="only sessions in this status (active, completed, ...)")
+    listing.add_argument("--provider", help="only sessions on this provider")
+    listing.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    _common(listing)
+    listing.set_defaults(handler=_sessions_list)
+
+    show = commands.add_parser("show", help="one session, its runs and its event count")
+    show.add_argument("session_id", metavar="ID")
+    show.add_argument("--json", action="store_true", help="as JSON")
+    _common(show)
+    show.set_defaults(handler=_sessions_show)
+
+
+def add_events(subparsers: Any) -> None:
+    """``asm events SESSION [--after N] [--type T] [--follow]``."""
+    events = subparsers.add_parser("events", help="a session's events; --follow waits for new ones")
+    events.add_argument("session_id", metavar="SESSION")
+    events.add_argument("--after", type=int, default=0, help="only events after this seq")
+    events.add_argument("--type", action="append", dest="types", metavar="TYPE", help="only this type (repeatable)")
+    events.add_argument("--follow", "-f", action="store_true", help="keep printing new events until the session ends")
+    events.add_argument("--json", action="store_true", help="every event as a JSON line")
+    _common(events)
+    events.set_defaults(handler=_events)
+
+
+def add_db(subparsers: Any) -> None:
+    """``asm db upgrade``, ``asm db current`` and ``asm db recover``."""
+    db = subparsers.add_parser("db", help="the session database: migrations and recovery")
+    commands = db.add_subparsers(title="db commands", metavar="COMMAND")
+    db.set_defaults(handler=_help(db))
+    for name, handler, text in (
+        ("upgrade", _db_upgrade, "migrate the database schema to this asm-sqlalchemy's version"),
+        ("current", _db_current, "the database's schema revision and the newest known"),
+        ("recover", _db_recover, "mark runs left running by dead processes as failed (interrupted)"),
+    ):
+        parser = commands.add_parser(name, help=text)
+        parser.add_argument("--url", help="database URL (default: the configured store's)")
+        _common(parser)
+        if name == "recover":
+            parser.add_argument("--all-hosts", action="store_true", help="also runs owned by other machines")
+        parser.set_defaults(handler=handler)
+
+
+# -- plumbing ------------------------------------------------------------------
+
+
+def _help(parser: argparse.ArgumentParser) -> Any:
+    def show(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
+        del args, registry
+        parser.print_help(out)
+        return 2
+
+    return show
+
+
+def _build_store(args: argparse.Namespace, registry: PluginRegistry | None) -> Any:
+    loaded = load_config(config_file=args.config)
+    registry = registry or load_plugins()
+    name = loaded.config.store or default_store(registry)
+    return registry.create("stores", name, loaded.config.plugin_config("stores", name)), name
+
+
+def _sql_store(args: argparse.Namespace, registry: PluginRegistry | None) -> SqlAlchemyStore:
+    if getattr(args, "url", None):
+        return SqlAlchemyStore(args.url)
+    store, name = _build_store(args, registry)
+    if not isinstance(store, SqlAlchemyStore):
+        raise AsmError(
+            "invalid_config",
+            f"the configured store {name!r} is not an asm-sqlalchemy store; pass --url or configure "
+            "store = 'sqlite' or 'sqlalchemy'",
+        )
+    return store
+
+
+def _when(value: datetime) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _summary(event: Event) -> str:
+    data = unstructure(event.data)
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":")) if data else ""
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _session_line(session: Session) -> str:
+    return (
+        f"{session.id}  {session.status.value:<9}  {session.agent_id}  "
+        f"{session.provider or '-'}  {_when(session.created_at)}"
+    )
+
+
+# -- handlers ------------------------------------------------------------------
+
+
+def _sessions_list(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    store, _ = _build_store(args, registry)
+    if args.limit is not None and args.limit < 0:
+        raise AsmError("validation_error", f"--limit {args.limit} must be 0 or more")
+
+    async def go() -> list[Session]:
+        async with _opened(store):
+            if isinstance(store, SqlAlchemyStore):
+                return await store.search_sessions(
+                    agent_id=args.agent, status=args.status, provider=args.provider, limit=args.limit
+                )
+            found = await store.list_sessions(agent_id=args.agent, status=args.status, limit=args.limit)
+            return [s for s in found if args.provider is None or s.provider == args.provider]
+
+    for session in trio.run(go):
+        if args.json:
+            out.write(json.dumps(unstructure(session), ensure_ascii=False) + "\n")
+        else:
+            out.write(_session_line(session) + "\n")
+    return 0
+
+
+def _sessions_show(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    store, _ = _build_store(args, registry)
+
+    async def go() -> tuple[Session, list[Any], int]:
+        async with _opened(store):
+            session = await store.get_session(args.session_id)
+            return session, await store.list_runs(session.id), await store.latest_seq(session.id)
+
+    session, runs, count = trio.run(go)
+    if args.json:
+        payload = {"session": unstructure(session), "runs": [unstructure(r) for r in runs], "events": count}
+        out.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+        return 0
+    out.write(f"session   {session.id}\n")
+    out.write(f"status    {session.status.value}\n")
+    out.write(f"agent     {session.agent_id}\n")
+    out.write(f"provider  {session.provider or '-'}\n")
+    out.write(f"created   {_when(session.created_at)}\n")
+    out.write(f"updated   {_when(session.updated_at)}\n")
+    out.write(f"events    {count}\n")
+    if session.error is not None:
+        out.write(f"error     [{session.error.code}] {session.error.message}\n")
+    out.write(f"runs      {len(runs)}\n")
+    for run in runs:
+        usage = f"{run.usage.input_tokens} in / {run.usage.output_tokens} out"
+        out.write(f"  {run.id}  {run.status.value:<9}  {run.provider or '-'}  {usage}\n")
+        if run.error is not None:
+            out.write(f"    error [{run.error.code}] {run.error.message}\n")
+    return 0
+
+
+def _events(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    types = parse_event_types(args.types) if args.types else None
+    if args.after < 0:
+        raise AsmError("invalid_cursor", f"--after {args.after} must be a seq >= 0")
+    store, _ = _build_store(args, registry)
+
+    def show(event: Event) -> None:
+        if args.json:
+            out.write(event_to_json(event) + "\n")
+        else:
+            out.write(f"{event.seq:>6}  {_when(event.at)}  {event.type.value:<24}  {_summary(event)}\n")
+
+    async def go() -> None:
+        async with _opened(store):
+            session = await store.get_session(args.session_id)
+            cursor = args.after
+            while True:
+                page = await store.read_events(session.id, after=cursor, types=types, limit=1000)
+                for event in page.events:
+                    show(event)
+                out.flush()
+                cursor = page.cursor
+                if page.has_more:
+                    continue
+                if not args.follow:
+                    return
+                session = await store.get_session(session.id)
+                if session.status.is_terminal:
+                    final = await store.read_events(session.id, after=cursor, types=types)
+                    for event in final.events:
+                        show(event)
+                    out.flush()
+                    return
+                await store.wait_for_events(session.id, after=await store.latest_seq(session.id), timeout=5.0)
+
+    trio.run(go)
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    url = _sql_store(args, registry).url
+    before, after = trio.run(_admin.upgrade, url)
+    if before == after:
+        out.write(f"{mask_url(url)}: already at revision {after}\n")
+    else:
+        out.write(f"{mask_url(url)}: upgraded from {before or 'an empty database'} to {after}\n")
+    return 0
+
+
+def _db_current(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    url = _sql_store(args, registry).url
+    revision, head = trio.run(_admin.current, url)
+    state = "up to date" if revision == head else ("no asm schema" if revision is None else "run `asm db upgrade`")
+    out.write(f"{mask_url(url)}: revision {revision or '(none)'}, head {head} ({state})\n")
+    return 0 if revision == head else 1
+
+
+def _db_recover(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    store = _sql_store(args, registry)
+
+    async def go() -> list[str]:
+        async with store:
+            return await store.recover_interrupted_runs(all_hosts=args.all_hosts)
+
+    recovered = trio.run(go)
+    for run_id in recovered:
+        out.write(f"{run_id}: marked failed (interrupted)\n")
+    out.write(f"recovered {len(recovered)} interrupted run{'s' if len(recovered) != 1 else ''}\n")
+    return 0
+
+
+class _opened:
+    """``async with`` a store that may or may not be an async context manager."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self._store = store
+
+    async def __aenter__(self) -> SessionStore:
+        enter = getattr(self._store, "__aenter__", None)
+        if enter is not None:
+            await enter()
+        return self._store
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._store.aclose()

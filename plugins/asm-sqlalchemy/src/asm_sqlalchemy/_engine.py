@@ -1,0 +1,176 @@
+"""Engines for SQLite and PostgreSQL, SQLite pragmas, and database errors as AsmErrors (private)."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import platformdirs
+from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from asm import AsmError
+
+__all__ = [
+    "WRITE",
+    "create_store_engine",
+    "database_errors",
+    "default_sqlite_path",
+    "mask_url",
+    "normalize_url",
+]
+
+#: Execution option that makes a SQLite transaction take the write lock at BEGIN.
+WRITE: Final = "asm_write"
+
+
+def default_sqlite_path() -> Path:
+    """The embedded default database: ``asm.db`` in the platformdirs user data dir."""
+    return Path(platformdirs.user_data_dir("asm")) / "asm.db"
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url`` and pick asm's drivers: ``postgresql://`` means psycopg 3,
+    ``sqlite://`` the standard library. Other databases are ``invalid_config``."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except ArgumentError:
+        raise AsmError(
+            "invalid_config",
+            f"{_safe(url)!r} is not a database URL; use sqlite:///path/to/asm.db or "
+            "postgresql+psycopg://user:password@host:5432/dbname",
+        ) from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgresql", "postgres"):
+        if driver not in ("", "psycopg"):
+            raise AsmError(
+                "invalid_config",
+                f"database driver {parsed.drivername!r} is not supported; use postgresql+psycopg:// (psycopg 3)",
+            )
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        if driver not in ("", "pysqlite"):
+            raise AsmError("invalid_config", f"database driver {parsed.drivername!r} is not supported; use sqlite://")
+        if parsed.database in (None, "", ":memory:") or (parsed.database or "").startswith("file:"):
+            raise AsmError(
+                "invalid_config",
+                f"{mask_url(parsed)} is not a database file; give a path (sqlite:///asm.db), "
+                "or use the 'memory' store for a database that is not kept",
+            )
+        return parsed.set(drivername="sqlite+pysqlite")
+    raise AsmError(
+        "invalid_config",
+        f"database {backend!r} is not supported by asm-sqlalchemy; use SQLite (sqlite:///asm.db) or "
+        "PostgreSQL (postgresql+psycopg://...)",
+    )
+
+
+def _safe(url: object) -> str:
+    text = str(url)
+    if "@" in text and "://" in text:
+        scheme, _, rest = text.partition("://")
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.partition(":")[0]
+        return f"{scheme}://{user}:***@{host}"
+    return text
+
+
+def mask_url(url: URL) -> str:
+    """``url`` as text with the password hidden."""
+    return url.render_as_string(hide_password=True)
+
+
+def create_store_engine(
+    url: URL,
+    *,
+    pool_size: int,
+    synchronous: str = "NORMAL",
+    busy_timeout: float = 60.0,
+) -> Engine:
+    """A sync engine for ``url``. SQLite files get WAL mode, ``synchronous``,
+    a busy timeout, foreign keys, and ``BEGIN IMMEDIATE`` for write
+    transactions (so concurrent writers queue instead of failing)."""
+    if url.get_backend_name() == "sqlite":
+        assert url.database is not None
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            connect_args={"check_same_thread": False, "timeout": busy_timeout},
+        )
+        _sqlite_events(engine, synchronous=synchronous, busy_timeout=busy_timeout)
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _sqlite_events(engine: Engine, *, synchronous: str, busy_timeout: float) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:
+        # Transactions are begun explicitly below (pysqlite's own BEGIN is deferred).
+        del record
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute(f"PRAGMA synchronous = {synchronous}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA temp_store = MEMORY")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        write = connection.get_execution_options().get(WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextlib.contextmanager
+def database_errors(url: URL, doing: str) -> Iterator[None]:
+    """Turn database failures inside the block into ``AsmError``s whose
+    message names what was being done and the URL, never the password."""
+    try:
+        yield
+    except AsmError:
+        raise
+    except NoSuchModuleError as exc:
+        raise AsmError("dependency_not_available", f"{doing}: {exc}; install the database driver") from None
+    except DBAPIError as exc:
+        message = _scrub(str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else repr(exc.orig), url)
+        if exc.connection_invalidated or _is_connection_error(exc):
+            raise AsmError(
+                "storage_connection_failed",
+                f"{doing}: cannot connect to {mask_url(url)}: {message}; check the URL and that the server is up",
+                details={"url": mask_url(url)},
+            ) from None
+        raise AsmError(
+            "storage_error", f"{doing} on {mask_url(url)} failed: {message}", details={"url": mask_url(url)}
+        ) from None
+    except SQLAlchemyError as exc:
+        raise AsmError(
+            "storage_error",
+            f"{doing} on {mask_url(url)} failed: {_scrub(str(exc), url)}",
+            details={"url": mask_url(url)},
+        ) from None
+    except OSError as exc:
+        raise AsmError(
+            "storage_error", f"{doing} on {mask_url(url)} failed: {exc}", details={"url": mask_url(url)}
+        ) from None
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    import psycopg
+
+    orig = exc.orig
+    if isinstance(orig, psycopg.OperationalError) and orig.sqlstate in (None, "08001", "08006", "08004", "57P03"):
+        return True
+    return isinstance(orig, sqlite3.OperationalError) and "unable to open database" in str(orig)
+
+
+def _scrub(text: str, url: URL) -> str:
+    if url.password:
+        text = text.replace(str(url.password), "***")
+    return text

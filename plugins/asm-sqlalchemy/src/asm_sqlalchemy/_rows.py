@@ -1,0 +1,147 @@
+"""Values to rows and back, through asm's one cattrs converter (private)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from asm import AsmError, Event, Run, RunStatus, Session, SessionStatus
+from asm.serde import structure, unstructure
+from asm_sqlalchemy._codec import decode_event_json
+
+__all__ = [
+    "decode_event",
+    "decode_run",
+    "decode_session",
+    "naive_utc",
+    "run_row",
+    "run_usage_columns",
+    "session_row",
+]
+
+
+def naive_utc(value: datetime) -> datetime:
+    """``value`` in UTC without tzinfo: how datetimes are kept in columns
+    (naive values are taken to be UTC already)."""
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def session_row(session: Session) -> dict[str, Any]:
+    """The column values of ``session``."""
+    return {
+        "id": session.id,
+        "agent_id": session.agent_id,
+        "status": session.status.value,
+        "provider": session.provider,
+        "created_at": naive_utc(session.created_at),
+        "updated_at": naive_utc(session.updated_at),
+        "parent_session_id": session.parent_session_id,
+        "body": _dumps(unstructure(session)),
+    }
+
+
+def run_usage_columns(body: str) -> dict[str, Any] | None:
+    """The usage columns (model, tokens, cost) of a run stored as ``body``
+    JSON; ``None`` if the JSON is unreadable (the migration then leaves zeros)."""
+    try:
+        raw = json.loads(body)
+        usage = raw.get("usage") or {}
+        result = raw.get("result") or {}
+        options = (raw.get("input") or {}).get("options") or {}
+        model = result.get("model") or options.get("model")
+        cost = result.get("cost") or {}
+        return {
+            "model": model if isinstance(model, str) else None,
+            "input_tokens": int(usage.get("input_tokens", 0)),
+            "output_tokens": int(usage.get("output_tokens", 0)),
+            "cache_read_tokens": int(usage.get("cache_read_tokens", 0)),
+            "cache_write_tokens": int(usage.get("cache_write_tokens", 0)),
+            "cost_usd": float(cost["total_usd"]) if "total_usd" in cost else None,
+        }
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def run_row(run: Run, *, host: str, pid: int) -> dict[str, Any]:
+    """The column values of ``run``; a running run is owned by ``host``/``pid``."""
+    body = _dumps(unstructure(run))
+    model = None
+    if run.result is not None and run.result.model:
+        model = run.result.model
+    elif isinstance(run.input.options.get("model"), str):
+        model = run.input.options["model"]
+    cost = run.result.cost.total_usd if run.result is not None and run.result.cost is not None else None
+    running = run.status.value == "running"
+    return {
+        "id": run.id,
+        "session_id": run.session_id,
+        "status": run.status.value,
+        "provider": run.provider,
+        "created_at": naive_utc(run.created_at),
+        "body": body,
+        "model": model,
+        "input_tokens": run.usage.input_tokens,
+        "output_tokens": run.usage.output_tokens,
+        "cache_read_tokens": run.usage.cache_read_tokens,
+        "cache_write_tokens": run.usage.cache_write_tokens,
+        "cost_usd": cost,
+        "owner_host": host if running else None,
+        "owner_pid": pid if running else None,
+    }
+
+
+def _corrupt(kind: str, ident: str, problem: str) -> AsmError:
+    return AsmError(
+        "storage_read_failed",
+        f"{kind} {ident} is corrupt in the database ({problem}); restore it from a backup or delete it",
+        details={f"{kind}_id": ident},
+    )
+
+
+def decode_session(ident: str, body: str) -> Session:
+    """The session stored as ``body``, or ``storage_read_failed`` naming it."""
+    try:
+        session = structure(json.loads(body), Session, what=f"session {ident}")
+        # asm.serde's strict ``str`` hook also catches StrEnum fields: restore the enum.
+        return attrs.evolve(session, status=SessionStatus(session.status))
+    except (AsmError, ValueError) as exc:
+        raise _corrupt("session", ident, str(exc)) from None
+
+
+def decode_run(ident: str, body: str) -> Run:
+    """The run stored as ``body``, or ``storage_read_failed`` naming it."""
+    try:
+        run = structure(json.loads(body), Run, what=f"run {ident}")
+        return attrs.evolve(run, status=RunStatus(run.status))
+    except (AsmError, ValueError) as exc:
+        raise _corrupt("run", ident, str(exc)) from None
+
+
+def decode_event(ident: str, seq: int, body: str) -> Event:
+    """The event stored as ``body`` at ``seq``, or ``storage_read_failed``
+    naming its id (the other events stay readable)."""
+    try:
+        event = decode_event_json(body)
+    except AsmError as exc:
+        raise AsmError(
+            "storage_read_failed",
+            f"event {ident} (seq {seq}) is corrupt in the database ({exc.message}); "
+            "read around it with after=/before=, or delete the row",
+            details={"event_id": ident, "seq": seq},
+        ) from None
+    if event.seq != seq or event.id != ident:
+        raise AsmError(
+            "storage_read_failed",
+            f"event {ident} (seq {seq}) is corrupt in the database (its JSON says id {event.id}, seq {event.seq})",
+            details={"event_id": ident, "seq": seq},
+        )
+    return event

@@ -1,0 +1,888 @@
+"""The SQLAlchemy session store: SessionStore + QueryAPI + Maintenance (private).
+
+Every database call is synchronous SQLAlchemy run in a worker thread
+(``trio.to_thread.run_sync``) behind one ``trio.CapacityLimiter``. Appends are
+group-committed: the first appender to find no commit in progress becomes the
+leader and writes every append waiting at that moment in one transaction;
+the others get their stored events back when that commit has landed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, TypeVar, cast
+
+import attrs
+import trio
+from sqlalchemy import URL, Connection, Engine, Table, delete, func, select, text, update
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.exc import IntegrityError
+
+from asm import AsmError, ErrorInfo, Event, Page, ProviderError, Run, RunStatus, Session, SessionStatus
+from asm.events import EventType, RunFailed
+from asm.model import utcnow
+from asm.stores import parse_event_types, validate_page_args
+from asm_sqlalchemy._codec import encode_event_json
+from asm_sqlalchemy._engine import WRITE, create_store_engine, database_errors, mask_url, normalize_url
+from asm_sqlalchemy._migrations import ensure_schema, head_revision
+from asm_sqlalchemy._rows import decode_event, decode_run, decode_session, naive_utc, run_row, session_row
+from asm_sqlalchemy._schema import EventHeadRow, EventRow, RunRow, SessionRow
+from asm_sqlalchemy._wake import Waker, open_waker
+
+__all__ = ["SqlAlchemyStore", "StoreStatistics"]
+
+T = TypeVar("T")
+
+_SESSIONS = cast(Table, SessionRow.__table__)
+_RUNS = cast(Table, RunRow.__table__)
+_EVENTS = cast(Table, EventRow.__table__)
+_HEADS = cast(Table, EventHeadRow.__table__)
+
+#: Bound parameters per ``IN (...)`` lookup (SQLite allows 32766; stay well below).
+_IN_CHUNK: Final = 900
+
+_COLUMNS = "session_id, seq, id, run_id, type, at, provider, schema_version, body"
+_INSERT_SQLITE: Final = f"INSERT INTO asm_events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_PG: Final = (
+    f"INSERT INTO asm_events ({_COLUMNS}) SELECT * FROM unnest(%b::varchar[], %b::bigint[], %b::varchar[], "
+    "%b::varchar[], %b::varchar[], %b::timestamp[], %b::varchar[], %b::integer[], %b::text[])"
+)
+
+_STORED_PG: Final = "SELECT id, seq, body FROM asm_events WHERE id = ANY(%b::varchar[])"
+
+_SEARCH_SESSION_FILTERS: Final = frozenset({"agent_id", "status", "provider", "since", "until", "limit", "offset"})
+_SEARCH_EVENT_FILTERS: Final = frozenset({"types", "text", "session_id", "run_id", "since", "until", "limit"})
+_USAGE_FILTERS: Final = frozenset({"group_by", "agent_id", "provider", "model", "session_id", "since", "until"})
+_GROUPS: Final = {"session": "session_id", "agent": "agent_id", "provider": "provider", "model": "model"}
+
+
+@attrs.frozen
+class StoreStatistics:
+    """Counters of a store's group commit (see :meth:`SqlAlchemyStore.statistics`):
+    transactions, ``append_events`` calls and events written, and the most
+    events one transaction wrote."""
+
+    commits: int
+    appends: int
+    events: int
+    largest_commit: int
+
+    @property
+    def appends_per_commit(self) -> float:
+        """How many ``append_events`` calls shared a transaction, on average."""
+        return self.appends / self.commits if self.commits else 0.0
+
+
+@attrs.define
+class _Append:
+    events: list[Event]
+    done: trio.Event = attrs.field(factory=trio.Event)
+    taken: bool = False
+    result: list[Event] | None = None
+    error: BaseException | None = None
+
+
+class SqlAlchemyStore:
+    """Sessions, runs and events in SQLite or PostgreSQL.
+
+    Use it as an async context manager (``async with SqlAlchemyStore(url) as
+    store``); it opens on first use otherwise, and :meth:`aclose` releases
+    its connections. Opening checks the schema: a new database is created
+    and stamped, an older one raises ``migration_required``.
+
+    ``batch_max_events`` bounds how many events one group commit writes
+    (a single larger ``append_events`` is still written whole);
+    ``batch_delay`` is how long (seconds) a commit leader waits for more
+    appends before writing (0: write what is waiting now; commits in progress
+    already make later appends queue up). ``poll_interval`` is how often a
+    SQLite waiter checks ``PRAGMA data_version`` for commits made by other
+    processes (PostgreSQL waiters use LISTEN/NOTIFY instead).
+    """
+
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        batch_max_events: int = 5000,
+        batch_delay: float = 0.0,
+        poll_interval: float = 0.05,
+        max_threads: int = 8,
+        synchronous: str = "NORMAL",
+        create: bool = True,
+    ) -> None:
+        if batch_max_events < 1:
+            raise AsmError("invalid_config", f"batch_max_events must be >= 1, not {batch_max_events}")
+        if batch_delay < 0 or poll_interval <= 0:
+            raise AsmError("invalid_config", "batch_delay must be >= 0 and poll_interval > 0 (seconds)")
+        if max_threads < 1:
+            raise AsmError("invalid_config", f"max_threads must be >= 1, not {max_threads}")
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise AsmError("invalid_config", f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+        self.url: URL = normalize_url(url)
+        self.batch_max_events = batch_max_events
+        self.batch_delay = batch_delay
+        self.poll_interval = poll_interval
+        self._synchronous = synchronous.upper()
+        self._create = create
+        self._max_threads = max_threads
+        self._limiter = trio.CapacityLimiter(max_threads)
+        self._engine: Engine | None = None
+        self._open_lock = trio.Lock()
+        self._closed = False
+        self._commit_lock = trio.Lock()
+        self._pending: list[_Append] = []
+        self._changed: dict[str, trio.Event] = {}
+        self._waker: Waker | None = None
+        self._host = socket.gethostname()
+        self._pid = os.getpid()
+        self._commits = 0
+        self._appends = 0
+        self._events = 0
+        self._largest = 0
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.url.get_backend_name()
+
+    def __repr__(self) -> str:
+        return f"SqlAlchemyStore({mask_url(self.url)!r})"
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def __aenter__(self) -> SqlAlchemyStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Connect and check (or create) the schema; idempotent."""
+        await self._ready()
+
+    async def _ready(self) -> Engine:
+        if self._engine is not None:
+            return self._engine
+        if self._closed:
+            raise AsmError("invalid_operation", f"{self!r} is closed; open a new store")
+        async with self._open_lock:
+            if self._engine is None:
+                engine = create_store_engine(self.url, pool_size=self._max_threads, synchronous=self._synchronous)
+                try:
+                    await self._thread(lambda: ensure_schema(engine, create=self._create), "opening the database")
+                except BaseException:
+                    engine.dispose()
+                    raise
+                self._waker = open_waker(engine, poll_interval=self.poll_interval)
+                self._engine = engine
+        return self._engine
+
+    async def aclose(self) -> None:
+        """Release every connection; the store is unusable afterwards."""
+        self._closed = True
+        engine, self._engine = self._engine, None
+        waker, self._waker = self._waker, None
+        if waker is not None:
+            await trio.to_thread.run_sync(waker.close)
+        if engine is not None:
+            await trio.to_thread.run_sync(engine.dispose)
+
+    async def _thread(self, fn: Callable[[], T], doing: str) -> T:
+        url = self.url
+
+        def call() -> T:
+            with database_errors(url, doing):
+                return fn()
+
+        return await trio.to_thread.run_sync(call, limiter=self._limiter)
+
+    async def _run(self, fn: Callable[[Engine], T], doing: str) -> T:
+        engine = await self._ready()
+        return await self._thread(lambda: fn(engine), doing)
+
+    def statistics(self) -> StoreStatistics:
+        """Group-commit counters since the store was created."""
+        return StoreStatistics(self._commits, self._appends, self._events, self._largest)
+
+    # -- sessions and runs ---------------------------------------------------
+
+    async def save_session(self, session: Session) -> None:
+        """Insert or replace ``session``."""
+        row = session_row(session)
+        await self._run(lambda e: self._upsert(e, _SESSIONS, row), f"saving session {session.id}")
+
+    def _upsert(self, engine: Engine, table: Any, row: dict[str, Any]) -> None:
+        build = pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert
+        statement = build(table).values(**row)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.id], set_={k: statement.excluded[k] for k in row if k != "id"}
+        )
+        with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+            conn.execute(statement)
+
+    async def get_session(self, session_id: str) -> Session:
+        """The session, or ``session_not_found``."""
+
+        def get(engine: Engine) -> str | None:
+            with engine.connect() as conn:
+                return conn.execute(select(_SESSIONS.c.body).where(_SESSIONS.c.id == session_id)).scalar()
+
+        body = await self._run(get, f"reading session {session_id}")
+        if body is None:
+            raise _not_found("session", session_id)
+        return decode_session(session_id, body)
+
+    async def list_sessions(
+        self,
+        *,
+        status: SessionStatus | None = None,
+        agent_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Session]:
+        """Sessions, newest first, filtered by status and agent."""
+        return await self.search_sessions(status=status, agent_id=agent_id, limit=limit, offset=offset)
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete a session with its runs and events (no error if missing)."""
+        await self._delete_sessions([session_id])
+        self._notify([session_id])
+
+    async def _delete_sessions(self, session_ids: list[str]) -> dict[str, int]:
+        def drop(engine: Engine) -> dict[str, int]:
+            counts = {"sessions": 0, "runs": 0, "events": 0, "artifact_refs": 0}
+            with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+                for start in range(0, len(session_ids), _IN_CHUNK):
+                    chunk = session_ids[start : start + _IN_CHUNK]
+                    counts["artifact_refs"] += conn.execute(
+                        select(func.count())
+                        .select_from(_EVENTS)
+                        .where(_EVENTS.c.session_id.in_(chunk), _EVENTS.c.type == EventType.ARTIFACT_STORED.value)
+                    ).scalar_one()
+                    counts["events"] += conn.execute(delete(_EVENTS).where(_EVENTS.c.session_id.in_(chunk))).rowcount
+                    conn.execute(delete(_HEADS).where(_HEADS.c.session_id.in_(chunk)))
+                    counts["runs"] += conn.execute(delete(_RUNS).where(_RUNS.c.session_id.in_(chunk))).rowcount
+                    counts["sessions"] += conn.execute(delete(_SESSIONS).where(_SESSIONS.c.id.in_(chunk))).rowcount
+            return counts
+
+        return await self._run(drop, "deleting sessions")
+
+    async def save_run(self, run: Run) -> None:
+        """Insert or replace ``run`` (a running run is recorded as owned by this process)."""
+        row = run_row(run, host=self._host, pid=self._pid)
+        await self._run(lambda e: self._upsert(e, _RUNS, row), f"saving run {run.id}")
+
+    async def get_run(self, run_id: str) -> Run:
+        """The run, or ``run_not_found``."""
+
+        def get(engine: Engine) -> str | None:
+            with engine.connect() as conn:
+                return conn.execute(select(_RUNS.c.body).where(_RUNS.c.id == run_id)).scalar()
+
+        body = await self._run(get, f"reading run {run_id}")
+        if body is None:
+            raise _not_found("run", run_id)
+        return decode_run(run_id, body)
+
+    async def list_runs(self, session_id: str, *, status: RunStatus | None = None) -> list[Run]:
+        """A session's runs, oldest first."""
+
+        def get(engine: Engine) -> list[Any]:
+            query = select(_RUNS.c.id, _RUNS.c.body).where(_RUNS.c.session_id == session_id)
+            if status is not None:
+                query = query.where(_RUNS.c.status == RunStatus(status).value)
+            with engine.connect() as conn:
+                return list(conn.execute(query.order_by(_RUNS.c.created_at, _RUNS.c.id)).all())
+
+        rows = await self._run(get, f"listing runs of session {session_id}")
+        return [decode_run(ident, body) for ident, body in rows]
+
+    # -- appending: group commit ---------------------------------------------
+
+    async def append_events(self, events: Sequence[Event]) -> list[Event]:
+        """Store events in order, each at its session's next seq, and return
+        them as stored. An id already stored comes back as first stored.
+
+        The events of every ``append_events`` call waiting when a commit
+        starts go into that one transaction (group commit); each call returns
+        only after the transaction holding its events has committed.
+        """
+        if not events:
+            return []
+        await self._ready()
+        request = _Append(list(events))
+        self._pending.append(request)
+        try:
+            async with self._commit_lock:
+                if not request.taken:
+                    await self._lead()
+        except BaseException:
+            if not request.taken:
+                self._pending.remove(request)
+                raise
+            if not request.done.is_set():
+                # Cancelled while another task commits our events: wait for the outcome.
+                with trio.CancelScope(shield=True):
+                    await request.done.wait()
+            raise
+        if request.error is not None:
+            raise request.error
+        assert request.result is not None
+        return request.result
+
+    async def _lead(self) -> None:
+        if self.batch_delay > 0 and sum(len(p.events) for p in self._pending) < self.batch_max_events:
+            await trio.sleep(self.batch_delay)
+        batch: list[_Append] = []
+        size = 0
+        while self._pending and (not batch or size + len(self._pending[0].events) <= self.batch_max_events):
+            request = self._pending.pop(0)
+            request.taken = True
+            batch.append(request)
+            size += len(request.events)
+        events = [event for request in batch for event in request.events]
+        try:
+            with trio.CancelScope(shield=True):
+                stored = await self._run(lambda e: self._append_sync(e, events), "appending events")
+        except BaseException as exc:
+            for request in batch:
+                request.error = exc
+                request.done.set()
+            raise
+        position = 0
+        for request in batch:
+            request.result = stored[position : position + len(request.events)]
+            position += len(request.events)
+            request.done.set()
+        self._commits += 1
+        self._appends += len(batch)
+        self._events += len(events)
+        self._largest = max(self._largest, len(events))
+        self._notify({event.session_id for event in stored})
+
+    def _notify(self, session_ids: Iterable[str]) -> None:
+        for session_id in session_ids:
+            changed = self._changed.pop(session_id, None)
+            if changed is not None:
+                changed.set()
+
+    def _append_sync(self, engine: Engine, events: list[Event]) -> list[Event]:
+        for attempt in range(3):
+            try:
+                return self._append_once(engine, events)
+            except IntegrityError:
+                # Another process stored one of these ids at the same moment:
+                # the retry finds it and returns it as stored.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _append_once(self, engine: Engine, events: list[Event]) -> list[Event]:
+        with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+            ids = list(dict.fromkeys(event.id for event in events))
+            known: dict[str, Event] = {}
+            for ident, seq, body in self._stored_rows(conn, ids):
+                known[ident] = decode_event(ident, seq, body)
+            fresh: list[Event] = []
+            counts: dict[str, int] = {}
+            for event in events:
+                if event.id not in known:
+                    known[event.id] = event  # placeholder: a second copy in this batch is not fresh
+                    fresh.append(event)
+                    counts[event.session_id] = counts.get(event.session_id, 0) + 1
+            next_seq = self._reserve(conn, counts)
+            sqlite = self.dialect == "sqlite"
+            rows_out: list[tuple[Any, ...]] = []
+            for event in fresh:
+                seq = next_seq[event.session_id]
+                next_seq[event.session_id] = seq + 1
+                stored = event.with_seq(seq)
+                known[event.id] = stored
+                at = naive_utc(event.at)
+                rows_out.append(
+                    (
+                        event.session_id,
+                        seq,
+                        event.id,
+                        event.run_id,
+                        event.data.type.value,
+                        # SQLAlchemy's SQLite DateTime text format, written directly.
+                        at.isoformat(sep=" ", timespec="microseconds") if sqlite else at,
+                        event.provider,
+                        event.schema_version,
+                        encode_event_json(stored),
+                    )
+                )
+            if rows_out and sqlite:
+                conn.exec_driver_sql(_INSERT_SQLITE, rows_out)
+            elif rows_out:
+                # One statement over nine arrays, sent in binary (no text escaping):
+                # far cheaper than a row-by-row executemany.
+                columns = tuple(list(column) for column in zip(*rows_out, strict=True))
+                driver = conn.connection.driver_connection
+                assert driver is not None
+                with driver.cursor() as cursor:
+                    cursor.execute(_INSERT_PG, columns, binary=True)
+            if self.dialect == "postgresql":
+                for session_id in sorted(counts):
+                    conn.execute(text("SELECT pg_notify('asm_events', :sid)"), {"sid": session_id})
+        return [known[event.id] for event in events]
+
+    def _stored_rows(self, conn: Connection, ids: list[str]) -> list[Any]:
+        """(id, seq, body) of the events among ``ids`` that are already stored."""
+        if self.dialect == "postgresql":
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            with driver.cursor() as cursor:
+                cursor.execute(_STORED_PG, (ids,), binary=True)
+                return list(cursor.fetchall())
+        rows: list[Any] = []
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = select(_EVENTS.c.id, _EVENTS.c.seq, _EVENTS.c.body).where(
+                _EVENTS.c.id.in_(ids[start : start + _IN_CHUNK])
+            )
+            rows += conn.execute(query).all()
+        return rows
+
+    def _reserve(self, conn: Connection, counts: dict[str, int]) -> dict[str, int]:
+        """Advance each session's head by its count (locking the head row until
+        commit); return the first seq to use per session."""
+        first: dict[str, int] = {}
+        build = pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert
+        for session_id in sorted(counts):  # one lock order for every writer: no deadlocks
+            count = counts[session_id]
+            statement = build(_HEADS).values(session_id=session_id, last_seq=count)
+            upsert = statement.on_conflict_do_update(
+                index_elements=[_HEADS.c.session_id], set_={"last_seq": _HEADS.c.last_seq + count}
+            ).returning(_HEADS.c.last_seq)
+            last = conn.execute(upsert).scalar_one()
+            first[session_id] = last - count + 1
+        return first
+
+    # -- reading -------------------------------------------------------------
+
+    async def read_events(
+        self,
+        session_id: str,
+        *,
+        after: int = 0,
+        before: int | None = None,
+        limit: int | None = None,
+        types: Iterable[EventType | str] | None = None,
+        run_id: str | None = None,
+    ) -> Page:
+        """A page of events with ``after < seq < before``, oldest first, at most
+        ``limit``; see :class:`asm.Page` for ``cursor`` and ``has_more``.
+        A row whose JSON is corrupt raises ``storage_read_failed`` naming its
+        event id; pages around it stay readable."""
+        validate_page_args(after, before, limit)
+        wanted = parse_event_types(types)
+        if wanted is not None and not wanted:
+            return Page((), after, has_more=False)
+
+        def read(engine: Engine) -> tuple[list[Any], int | None]:
+            where = [_EVENTS.c.session_id == session_id, _EVENTS.c.seq > after]
+            if before is not None:
+                where.append(_EVENTS.c.seq < before)
+            filtered = list(where)
+            if wanted is not None:
+                filtered.append(_EVENTS.c.type.in_(sorted(t.value for t in wanted)))
+            if run_id is not None:
+                filtered.append(_EVENTS.c.run_id == run_id)
+            query = select(_EVENTS.c.id, _EVENTS.c.seq, _EVENTS.c.body).where(*filtered).order_by(_EVENTS.c.seq)
+            if limit is not None:
+                query = query.limit(limit + 1)
+            with engine.connect() as conn:
+                rows = list(conn.execute(query).all())
+                last = None
+                if len(filtered) > len(where) and (limit is None or len(rows) <= limit):
+                    last = conn.execute(select(func.max(_EVENTS.c.seq)).where(*where)).scalar()
+            return rows, last
+
+        rows, last = await self._run(read, f"reading events of session {session_id}")
+        if limit is not None and len(rows) > limit:
+            events = tuple(decode_event(i, s, b) for i, s, b in rows[:limit])
+            return Page(events, rows[limit - 1][1], has_more=True)
+        events = tuple(decode_event(i, s, b) for i, s, b in rows)
+        cursor = max(after, rows[-1][1] if rows else after, last or 0)
+        return Page(events, cursor, has_more=False)
+
+    async def wait_for_events(
+        self,
+        session_id: str,
+        *,
+        after: int,
+        timeout: float | None = None,
+        limit: int | None = None,
+    ) -> Page:
+        """Long-poll: the events after ``after`` as soon as there are any, or an
+        empty page (cursor ``after``) when ``timeout`` seconds pass first.
+
+        Appends made through this store object wake the waiter at once;
+        appends made by other processes wake it through PostgreSQL
+        LISTEN/NOTIFY, or on SQLite within ``poll_interval`` seconds.
+        """
+        validate_page_args(after, None, limit)
+        page = await self.read_events(session_id, after=after, limit=limit)
+        if page.events or timeout == 0:
+            return page
+        await self._ready()
+        waker = self._waker
+        assert waker is not None
+        with trio.move_on_after(float("inf") if timeout is None else timeout):
+            async with waker.watch(session_id) as changed_elsewhere:
+                while True:
+                    changed = self._changed.setdefault(session_id, trio.Event())
+                    page = await self.read_events(session_id, after=after, limit=limit)
+                    if page.events:
+                        return page
+                    async with trio.open_nursery() as nursery:
+
+                        async def other_process(scope: trio.CancelScope = nursery.cancel_scope) -> None:
+                            await changed_elsewhere()
+                            scope.cancel()
+
+                        nursery.start_soon(other_process)
+                        await changed.wait()
+                        nursery.cancel_scope.cancel()
+        return Page((), after, has_more=False)
+
+    async def latest_seq(self, session_id: str) -> int:
+        """The highest seq stored for the session (0 if none)."""
+
+        def get(engine: Engine) -> int:
+            with engine.connect() as conn:
+                value = conn.execute(select(func.max(_EVENTS.c.seq)).where(_EVENTS.c.session_id == session_id)).scalar()
+            return int(value or 0)
+
+        return await self._run(get, f"reading the latest seq of session {session_id}")
+
+    # -- QueryAPI ------------------------------------------------------------
+
+    async def search_sessions(self, **filters: Any) -> list[Session]:
+        """Sessions newest first, filtered by ``agent_id``, ``status``,
+        ``provider`` and a ``since``/``until`` window on ``created_at``
+        (datetimes); ``limit`` and ``offset`` page. An unknown filter is a
+        ``validation_error``."""
+        _check_filters(filters, _SEARCH_SESSION_FILTERS, "search_sessions")
+        query = select(_SESSIONS.c.id, _SESSIONS.c.body)
+        if filters.get("agent_id") is not None:
+            query = query.where(_SESSIONS.c.agent_id == filters["agent_id"])
+        if filters.get("status") is not None:
+            query = query.where(_SESSIONS.c.status == _status(filters["status"]))
+        if filters.get("provider") is not None:
+            query = query.where(_SESSIONS.c.provider == filters["provider"])
+        if filters.get("since") is not None:
+            query = query.where(_SESSIONS.c.created_at >= _when(filters["since"], "since"))
+        if filters.get("until") is not None:
+            query = query.where(_SESSIONS.c.created_at < _when(filters["until"], "until"))
+        limit, offset = filters.get("limit"), filters.get("offset", 0) or 0
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise AsmError("validation_error", f"limit={limit!r} must be an integer >= 0 or None")
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise AsmError("validation_error", f"offset={offset!r} must be an integer >= 0")
+        query = query.order_by(_SESSIONS.c.created_at.desc(), _SESSIONS.c.id.desc()).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+
+        def get(engine: Engine) -> list[Any]:
+            with engine.connect() as conn:
+                return list(conn.execute(query).all())
+
+        rows = await self._run(get, "searching sessions")
+        return [decode_session(ident, body) for ident, body in rows]
+
+    async def usage_summary(self, **filters: Any) -> dict[str, Any]:
+        """Token and cost totals of runs, grouped by ``group_by`` (``"session"``,
+        ``"agent"``, ``"provider"`` or ``"model"``; default ``"agent"``) and
+        filtered by ``agent_id``, ``provider``, ``model``, ``session_id`` and
+        a ``since``/``until`` window on the run's creation.
+
+        Returns ``{"group_by": ..., "groups": [{"key", "runs", "input_tokens",
+        "output_tokens", "cache_read_tokens", "cache_write_tokens",
+        "total_tokens", "cost_usd"}, ...], "total": {...}}``, groups sorted by
+        key; ``cost_usd`` sums the runs that reported a cost.
+        """
+        _check_filters(filters, _USAGE_FILTERS, "usage_summary")
+        group_by = filters.get("group_by", "agent")
+        if group_by not in _GROUPS:
+            raise AsmError("validation_error", f"group_by={group_by!r} is not one of {', '.join(sorted(_GROUPS))}")
+        key = _SESSIONS.c.agent_id if group_by == "agent" else _RUNS.c[_GROUPS[group_by]]
+        sums = [func.coalesce(func.sum(_RUNS.c[name]), 0) for name in _TOKEN_COLUMNS]
+        query = (
+            select(key, func.count(_RUNS.c.id), *sums, func.sum(_RUNS.c.cost_usd))
+            .select_from(_RUNS.join(_SESSIONS, _SESSIONS.c.id == _RUNS.c.session_id, isouter=True))
+            .group_by(key)
+        )
+        for name, column in (
+            ("agent_id", _SESSIONS.c.agent_id),
+            ("provider", _RUNS.c.provider),
+            ("model", _RUNS.c.model),
+            ("session_id", _RUNS.c.session_id),
+        ):
+            if filters.get(name) is not None:
+                query = query.where(column == filters[name])
+        if filters.get("since") is not None:
+            query = query.where(_RUNS.c.created_at >= _when(filters["since"], "since"))
+        if filters.get("until") is not None:
+            query = query.where(_RUNS.c.created_at < _when(filters["until"], "until"))
+
+        def get(engine: Engine) -> list[Any]:
+            with engine.connect() as conn:
+                return list(conn.execute(query).all())
+
+        rows = await self._run(get, "summing usage")
+        groups = [_usage_entry(row[0], row[1], row[2:6], row[6]) for row in rows]
+        groups.sort(key=lambda g: (g["key"] is None, str(g["key"])))
+        total = _usage_entry(
+            None,
+            sum(g["runs"] for g in groups),
+            [sum(g[name] for g in groups) for name in _TOKEN_COLUMNS],
+            sum(g["cost_usd"] for g in groups if g["cost_usd"] is not None)
+            if any(g["cost_usd"] is not None for g in groups)
+            else None,
+        )
+        del total["key"]
+        return {"group_by": group_by, "groups": groups, "total": total}
+
+    async def search_events(self, **filters: Any) -> list[Event]:
+        """Events across sessions, oldest first: ``types`` (event type names,
+        unknown ones are a ``validation_error``), ``text`` (case-insensitive
+        substring of the event's JSON, e.g. a word of a message), optionally
+        within ``session_id`` / ``run_id`` and a ``since``/``until`` window on
+        the event time; at most ``limit`` (default 100)."""
+        _check_filters(filters, _SEARCH_EVENT_FILTERS, "search_events")
+        wanted = parse_event_types(filters.get("types"))
+        limit = filters.get("limit", 100)
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise AsmError("validation_error", f"limit={limit!r} must be an integer >= 1 or None")
+        query = select(_EVENTS.c.id, _EVENTS.c.seq, _EVENTS.c.body)
+        if wanted is not None:
+            query = query.where(_EVENTS.c.type.in_(sorted(t.value for t in wanted)))
+        search = filters.get("text")
+        if search is not None:
+            if not isinstance(search, str) or not search:
+                raise AsmError("validation_error", f"text={search!r} must be a non-empty string")
+            encoded = json.dumps(search, ensure_ascii=False)[1:-1]  # as it appears inside the JSON
+            query = query.where(_EVENTS.c.body.icontains(encoded, autoescape=True))
+        for name in ("session_id", "run_id"):
+            if filters.get(name) is not None:
+                query = query.where(_EVENTS.c[name] == filters[name])
+        if filters.get("since") is not None:
+            query = query.where(_EVENTS.c.at >= _when(filters["since"], "since"))
+        if filters.get("until") is not None:
+            query = query.where(_EVENTS.c.at < _when(filters["until"], "until"))
+        query = query.order_by(_EVENTS.c.at, _EVENTS.c.session_id, _EVENTS.c.seq)
+        if limit is not None:
+            query = query.limit(limit)
+
+        def get(engine: Engine) -> list[Any]:
+            with engine.connect() as conn:
+                return list(conn.execute(query).all())
+
+        rows = await self._run(get, "searching events")
+        return [decode_event(i, s, b) for i, s, b in rows]
+
+    # -- Maintenance ---------------------------------------------------------
+
+    async def apply_retention(self, *, max_age_days: float) -> dict[str, int]:
+        """Delete sessions not updated for ``max_age_days`` days, with their
+        runs and events; counts of what went (``artifact_refs`` counts the
+        ``artifact_stored`` events among them: delete those blobs from the
+        artifact store yourself, see :meth:`artifact_keys`)."""
+        if isinstance(max_age_days, bool) or not isinstance(max_age_days, int | float) or not max_age_days >= 0:
+            raise AsmError("validation_error", f"max_age_days={max_age_days!r} must be a number >= 0")
+        cutoff = naive_utc(utcnow() - timedelta(days=max_age_days))
+
+        def old(engine: Engine) -> list[str]:
+            with engine.connect() as conn:
+                return list(conn.execute(select(_SESSIONS.c.id).where(_SESSIONS.c.updated_at < cutoff)).scalars())
+
+        session_ids = await self._run(old, "finding old sessions")
+        if not session_ids:
+            return {"sessions": 0, "runs": 0, "events": 0, "artifact_refs": 0}
+        counts = await self._delete_sessions(session_ids)
+        self._notify(session_ids)
+        return counts
+
+    async def artifact_keys(self, session_id: str) -> list[str]:
+        """The artifact keys a session's ``artifact_stored`` events refer to."""
+        page = await self.read_events(session_id, types=[EventType.ARTIFACT_STORED])
+        return [event.data.key for event in page.events]  # type: ignore[attr-defined]
+
+    async def vacuum(self) -> None:
+        """Reclaim space and refresh the planner's statistics
+        (``VACUUM`` + ``ANALYZE`` on SQLite, ``VACUUM ANALYZE`` on PostgreSQL)."""
+
+        def run(engine: Engine) -> None:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                for table in (_SESSIONS, _RUNS, _EVENTS, _HEADS):
+                    conn.exec_driver_sql(f"VACUUM ANALYZE {table.name}")
+
+        if self.dialect == "sqlite":
+            await self._run(lambda engine: self._sqlite_raw(engine, ["VACUUM", "ANALYZE"]), "vacuuming")
+        else:
+            await self._run(run, "vacuuming")
+
+    def _sqlite_raw(self, engine: Engine, statements: list[str]) -> list[Any]:
+        raw = engine.raw_connection()
+        try:
+            dbapi = raw.driver_connection
+            assert isinstance(dbapi, sqlite3.Connection)
+            return [dbapi.execute(statement).fetchall() for statement in statements]
+        finally:
+            raw.close()
+
+    async def health_check(self) -> list[str]:
+        """Problems found (empty when healthy): an unreachable database, a
+        schema that is not at the head revision, a failed SQLite integrity
+        check or a journal mode other than WAL, and sequence heads behind
+        their logs."""
+        problems: list[str] = []
+        try:
+            engine = await self._ready()
+        except AsmError as exc:
+            return [f"{exc.code}: {exc.message}"]
+
+        def check(engine: Engine) -> list[str]:
+            found: list[str] = []
+            from asm_sqlalchemy._migrations import current_revision
+
+            with engine.connect() as conn:
+                revision = current_revision(conn)
+                if revision != head_revision():
+                    found.append(f"schema revision is {revision}, expected {head_revision()}; run `asm db upgrade`")
+                behind = conn.execute(
+                    select(func.count())
+                    .select_from(_HEADS)
+                    .where(
+                        _HEADS.c.last_seq
+                        < select(func.max(_EVENTS.c.seq))
+                        .where(_EVENTS.c.session_id == _HEADS.c.session_id)
+                        .scalar_subquery()
+                    )
+                ).scalar_one()
+                if behind:
+                    found.append(f"{behind} session seq heads are behind their event logs")
+            if self.dialect == "sqlite":
+                integrity, mode = self._sqlite_raw(engine, ["PRAGMA quick_check", "PRAGMA journal_mode"])
+                if [row[0] for row in integrity] != ["ok"]:
+                    found.append("integrity check failed: " + "; ".join(str(row[0]) for row in integrity[:5]))
+                if mode[0][0].lower() != "wal":
+                    found.append(f"journal mode is {mode[0][0]}, expected wal")
+            return found
+
+        problems += await self._thread(lambda: check(engine), "checking health")
+        return problems
+
+    async def recover_interrupted_runs(self, *, all_hosts: bool = False) -> list[str]:
+        """Mark runs left ``running`` by a process that died as ``failed``
+        (error ``provider_error`` with ``provider_error.kind == "interrupted"``)
+        and append a ``run_failed`` event to each one's session; return their ids.
+
+        A run is interrupted when it was executed on this host by a process
+        that no longer exists. Runs owned by other hosts are left alone unless
+        ``all_hosts`` (use it only when no other machine is running asm on
+        this database).
+        """
+
+        def find(engine: Engine) -> list[Any]:
+            query = select(_RUNS.c.id, _RUNS.c.body, _RUNS.c.owner_host, _RUNS.c.owner_pid).where(
+                _RUNS.c.status == RunStatus.RUNNING.value
+            )
+            with engine.connect() as conn:
+                return list(conn.execute(query).all())
+
+        recovered: list[str] = []
+        for ident, body, host, pid in await self._run(find, "finding running runs"):
+            if host is not None and host != self._host and not all_hosts:
+                continue
+            if host == self._host and pid is not None and _alive(pid):
+                continue
+            run = decode_run(ident, body)
+            provider = run.provider or "unknown"
+            message = (
+                f"run was interrupted: the process executing it ({host or '?'} pid {pid or '?'}) stopped; run it again"
+            )
+            error = ProviderError(provider, "interrupted", message)
+            info = ErrorInfo("provider_error", message, retryable=True, provider_error=error)
+            failed = attrs.evolve(run, status=RunStatus.FAILED, ended_at=utcnow(), error=info)
+            claimed = await self._run(functools.partial(self._claim, run=failed), f"recovering run {ident}")
+            if not claimed:
+                continue
+            data = RunFailed(info.code, info.message, True, error)
+            await self.append_events([Event.new(data, session_id=run.session_id, run_id=run.id, provider=provider)])
+            recovered.append(ident)
+        return recovered
+
+    def _claim(self, engine: Engine, run: Run) -> bool:
+        row = run_row(run, host=self._host, pid=self._pid)
+        with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+            result = conn.execute(
+                update(_RUNS)
+                .where(_RUNS.c.id == run.id, _RUNS.c.status == RunStatus.RUNNING.value)
+                .values(**{k: v for k, v in row.items() if k != "id"})
+            )
+            return bool(result.rowcount)
+
+
+_TOKEN_COLUMNS: Final = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+def _usage_entry(key: Any, runs: int, tokens: Sequence[Any], cost: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"key": key, "runs": int(runs)}
+    for name, value in zip(_TOKEN_COLUMNS, tokens, strict=True):
+        entry[name] = int(value or 0)
+    entry["total_tokens"] = entry["input_tokens"] + entry["output_tokens"]
+    entry["cost_usd"] = float(cost) if cost is not None else None
+    return entry
+
+
+def _check_filters(filters: dict[str, Any], allowed: frozenset[str], what: str) -> None:
+    unknown = sorted(set(filters) - allowed)
+    if unknown:
+        raise AsmError(
+            "validation_error",
+            f"{what}: unknown filter {', '.join(map(repr, unknown))}; valid filters: {', '.join(sorted(allowed))}",
+            details={"unknown": unknown},
+        )
+
+
+def _status(value: Any) -> str:
+    try:
+        return SessionStatus(value).value
+    except ValueError:
+        raise AsmError(
+            "validation_error",
+            f"status={value!r} is not a session status; use one of {', '.join(s.value for s in SessionStatus)}",
+        ) from None
+
+
+def _when(value: Any, name: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise AsmError("validation_error", f"{name}={value!r} must be a datetime")
+    return naive_utc(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _not_found(kind: str, ident: str) -> AsmError:
+    return AsmError(
+        f"{kind}_not_found", f"{kind} {ident!r} does not exist; check the id", details={f"{kind}_id": ident}
+    )

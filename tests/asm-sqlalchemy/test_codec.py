@@ -1,0 +1,72 @@
+"""The hot-path event JSON is byte-for-byte asm.serde's, both ways, errors included."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from asm_sqlalchemy._codec import decode_event_json, encode_event_json
+
+from asm import AsmError, Event
+from asm.events import MessageStreamed, RunTimeout
+from asm.serde import event_from_json, event_to_json
+from asm.testing import sample_payloads
+
+
+def events() -> list[Event]:
+    found = [
+        Event.new(data, session_id="ses_c", run_id="run_c" if i % 2 else None, provider="p" if i % 3 else None)
+        for i, data in enumerate(sample_payloads())
+    ]
+    offset = timezone(timedelta(hours=-3, minutes=-30))
+    found.append(Event("evt_tz", "ses_c", None, MessageStreamed("tz"), datetime(2024, 2, 29, 1, 2, 3, tzinfo=offset)))
+    return [event.with_seq(i + 1) for i, event in enumerate(found)]
+
+
+@pytest.mark.parametrize("event", events(), ids=lambda e: e.type.value)
+def test_encode_and_decode_match_asm_serde(event: Event) -> None:
+    text = encode_event_json(event)
+    assert text == event_to_json(event)
+    assert decode_event_json(text) == event_from_json(text) == event
+    assert type(decode_event_json(text).data) is type(event.data)
+
+
+def test_an_int_for_a_float_field_reads_as_asm_serde_reads_it() -> None:
+    raw = json.loads(event_to_json(Event.new(RunTimeout(2.0), session_id="s").with_seq(1)))
+    raw["data"]["timeout_s"] = 2
+    text = json.dumps(raw)
+    decoded = decode_event_json(text)
+    assert decoded == event_from_json(text)
+    assert type(decoded.data.timeout_s) is float  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"data": {"delta": 1}},
+        {"data": {"delta": "x", "extra": 1}},
+        {"data": {}},
+        {"seq": "1"},
+        {"id": None},
+        {"at": "yesterday"},
+        {"type": "no_such_type"},
+        {"provider": 3},
+    ],
+)
+def test_malformed_json_fails_as_asm_serde_fails(change: dict[str, object]) -> None:
+    raw = json.loads(event_to_json(Event.new(MessageStreamed("x"), session_id="s").with_seq(1)))
+    raw.update(change)
+    text = json.dumps(raw)
+    with pytest.raises(AsmError) as slow:
+        event_from_json(text)
+    with pytest.raises(AsmError) as fast:
+        decode_event_json(text)
+    assert (
+        (fast.value.code, fast.value.message)
+        == (slow.value.code, slow.value.message)
+        == (
+            "validation_error",
+            slow.value.message,
+        )
+    )

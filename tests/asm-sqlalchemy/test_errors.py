@@ -1,0 +1,105 @@
+"""Bad input and broken databases give AsmErrors with codes, never tracebacks."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from asm_sqlalchemy import SqlAlchemyStore, create_sqlalchemy_store, create_sqlite_store
+
+from asm import AsmError, Event, Session
+from asm.events import MessageStreamed
+
+
+async def test_an_unreachable_server_is_a_storage_error_with_the_password_masked() -> None:
+    store = SqlAlchemyStore("postgresql://alice:s3cret-pw@127.0.0.1:1/nowhere")
+    with pytest.raises(AsmError) as caught:
+        await store.open()
+    error = caught.value
+    assert error.code == "storage_connection_failed" and error.category == "storage"
+    assert "s3cret-pw" not in error.message and "s3cret-pw" not in repr(error.details)
+    assert "alice:***@127.0.0.1:1/nowhere" in error.message
+    assert "s3cret-pw" not in repr(store)
+    await store.aclose()
+
+
+async def test_a_corrupt_event_row_names_its_id_and_the_others_stay_readable(url: str) -> None:
+    async with SqlAlchemyStore(url) as store:
+        await store.save_session(Session(id="ses_c", agent_id="a"))
+        stored = await store.append_events([Event.new(MessageStreamed(f"d{i}"), session_id="ses_c") for i in range(5)])
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE asm_events SET body = :body WHERE id = :id"),
+                {"body": '{"id": "broken', "id": stored[2].id},
+            )
+        engine.dispose()
+        with pytest.raises(AsmError) as caught:
+            await store.read_events("ses_c")
+        assert caught.value.code == "storage_read_failed"
+        assert stored[2].id in caught.value.message and caught.value.details["event_id"] == stored[2].id
+        assert list((await store.read_events("ses_c", before=3)).events) == stored[:2]
+        assert list((await store.read_events("ses_c", after=3)).events) == stored[3:]
+        assert await store.latest_seq("ses_c") == 5
+
+
+async def test_an_unknown_types_filter_is_a_validation_error(store: SqlAlchemyStore) -> None:
+    with pytest.raises(AsmError) as caught:
+        await store.read_events("ses_x", types=["message_streamed", "no_such_type"])
+    assert caught.value.code == "validation_error" and "no_such_type" in caught.value.message
+    with pytest.raises(AsmError) as caught:
+        await store.search_events(types=["nope"])
+    assert caught.value.code == "validation_error" and "nope" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://root@localhost/db", "not a url", "sqlite://", "sqlite:///:memory:", "postgresql+asyncpg://h/db"],
+)
+def test_unsupported_urls_are_invalid_config(url: str) -> None:
+    with pytest.raises(AsmError) as caught:
+        SqlAlchemyStore(url)
+    assert caught.value.code == "invalid_config"
+
+
+@pytest.mark.parametrize(
+    ("factory", "config"),
+    [
+        (create_sqlite_store, {"pathh": "x.db"}),
+        (create_sqlite_store, {"batch_max_events": 0}),
+        (create_sqlite_store, {"synchronous": "SOMETIMES"}),
+        (create_sqlite_store, {"batch_delay": "soon"}),
+        (create_sqlalchemy_store, {}),
+        (create_sqlalchemy_store, {"url": "postgresql://h/db", "poll_interval": 0}),
+    ],
+)
+def test_bad_store_config_is_invalid_config(factory: object, config: dict[str, object]) -> None:
+    with pytest.raises(AsmError) as caught:
+        factory(config)  # type: ignore[operator]
+    assert caught.value.code == "invalid_config"
+
+
+async def test_bad_query_arguments_are_validation_errors(store: SqlAlchemyStore) -> None:
+    calls = [
+        store.search_sessions(agent="x"),
+        store.search_sessions(status="sleeping"),
+        store.search_sessions(since="yesterday"),
+        store.search_sessions(limit=-1),
+        store.usage_summary(group_by="planet"),
+        store.usage_summary(colour="red"),
+        store.search_events(text=""),
+        store.search_events(limit=0),
+        store.apply_retention(max_age_days=-1),
+    ]
+    for call in calls:
+        with pytest.raises(AsmError) as caught:
+            await call
+        assert caught.value.code == "validation_error", caught.value
+
+
+async def test_a_closed_store_says_so(sqlite_url: str) -> None:
+    store = SqlAlchemyStore(sqlite_url)
+    await store.open()
+    await store.aclose()
+    with pytest.raises(AsmError) as caught:
+        await store.get_session("ses_x")
+    assert caught.value.code == "invalid_operation"

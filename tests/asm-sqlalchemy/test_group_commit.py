@@ -1,0 +1,61 @@
+"""Group commit: concurrent appends share transactions, batches stay bounded,
+and consumers see an event only once it is committed."""
+
+from __future__ import annotations
+
+import trio
+from asm_sqlalchemy import SqlAlchemyStore
+
+from asm import Event, SessionManager
+from asm.events import MessageStreamed
+from asm.providers.scripted import ScriptedProvider
+
+
+async def test_concurrent_appends_share_transactions(url: str) -> None:
+    async with SqlAlchemyStore(url) as store:
+
+        async def writer(index: int) -> None:
+            for i in range(20):
+                await store.append_events([Event.new(MessageStreamed(f"{i}"), session_id=f"ses_gc_{index}")])
+
+        async with trio.open_nursery() as nursery:
+            for index in range(50):
+                nursery.start_soon(writer, index)
+        stats = store.statistics()
+        assert (stats.appends, stats.events) == (1000, 1000)
+        assert stats.commits < stats.appends, "appends waiting together must be committed together"
+        assert stats.appends_per_commit > 1
+        for index in range(50):
+            assert await store.latest_seq(f"ses_gc_{index}") == 20
+
+
+async def test_batches_are_bounded_by_batch_max_events(sqlite_url: str) -> None:
+    async with SqlAlchemyStore(sqlite_url, batch_max_events=10, batch_delay=0.01) as store:
+        async with trio.open_nursery() as nursery:
+            for _ in range(40):
+                nursery.start_soon(store.append_events, [Event.new(MessageStreamed("x"), session_id="ses_b")])
+        stats = store.statistics()
+        assert stats.events == 40 and stats.largest_commit <= 10 and stats.commits >= 4
+        # A single larger append is still written whole, in one transaction.
+        stored = await store.append_events([Event.new(MessageStreamed("y"), session_id="ses_b") for _ in range(25)])
+        assert [e.seq for e in stored] == list(range(41, 66))
+        assert store.statistics().largest_commit == 25
+
+
+async def test_on_event_sees_only_committed_events(url: str) -> None:
+    """Every event a run hands to on_event is already readable through a
+    different store object (other connections), so it survives a crash."""
+    async with SqlAlchemyStore(url) as store, SqlAlchemyStore(url) as observer:
+        checked: list[int] = []
+
+        async def check(event: Event) -> None:
+            assert event.seq is not None
+            page = await observer.read_events(event.session_id, after=event.seq - 1, limit=1)
+            assert page.events == (event,), f"event {event.seq} was handed on before its commit"
+            checked.append(event.seq)
+
+        manager = SessionManager(store, provider=ScriptedProvider([f"chunk {i} " for i in range(300)]))
+        run = await manager.run_once("go", on_event=check)
+        assert run.output == "".join(f"chunk {i} " for i in range(300))
+        assert checked == list(range(1, len(checked) + 1)) and len(checked) >= 300
+        assert await observer.latest_seq(run.session_id) == len(checked)

@@ -1,0 +1,111 @@
+"""Schema versions: a fresh database is created and stamped; an older one
+needs ``asm db upgrade`` (and gets it, keeping its data); the migrations build
+exactly the models' schema."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from asm_sqlalchemy import SqlAlchemyStore, current, head_revision, upgrade
+from asm_sqlalchemy._migrations import alembic_config
+from asm_sqlalchemy._schema import REVISIONS, VERSION_TABLE, metadata
+
+from asm import AsmError, Run, RunInput, RunStatus, Session, TokenUsage
+from asm.serde import unstructure
+
+
+def test_the_revision_list_matches_the_alembic_scripts() -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    assert tuple(reversed([r.revision for r in script.walk_revisions()])) == REVISIONS
+    assert script.get_current_head() == head_revision() == REVISIONS[-1]
+
+
+async def test_a_fresh_database_is_created_and_stamped(url: str) -> None:
+    assert await current(url) == (None, head_revision())
+    async with SqlAlchemyStore(url) as store:
+        assert await store.health_check() == []
+    assert await current(url) == (head_revision(), head_revision())
+
+
+async def test_an_older_schema_needs_asm_db_upgrade_which_keeps_the_data(url: str) -> None:
+    before, after = await upgrade(url, "0001")
+    assert (before, after) == (None, "0001")
+    engine = sa.create_engine(url)
+    run = Run(
+        id="run_old",
+        session_id="ses_old",
+        input=RunInput.coerce("hi", options={"model": "m-1"}),
+        status=RunStatus.COMPLETED,
+        usage=TokenUsage(3, 4),
+    )
+    session = Session(id="ses_old", agent_id="old")
+    with engine.begin() as conn:  # rows as the 0001 code wrote them
+        conn.execute(
+            sa.text(
+                "INSERT INTO asm_runs (id, session_id, status, provider, created_at, body) "
+                "VALUES ('run_old', 'ses_old', 'completed', 'echo', :at, :body)"
+            ),
+            {"at": run.created_at.replace(tzinfo=None), "body": json.dumps(unstructure(run))},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO asm_sessions (id, agent_id, status, provider, created_at, updated_at, body) "
+                "VALUES ('ses_old', 'old', 'pending', NULL, :at, :at, :body)"
+            ),
+            {"at": session.created_at.replace(tzinfo=None), "body": json.dumps(unstructure(session))},
+        )
+    engine.dispose()
+
+    with pytest.raises(AsmError) as caught:
+        async with SqlAlchemyStore(url):
+            pass
+    assert caught.value.code == "migration_required"
+    assert "asm db upgrade" in caught.value.message and "0001" in caught.value.message
+
+    assert await upgrade(url) == ("0001", head_revision())
+    async with SqlAlchemyStore(url) as store:
+        assert await store.get_run("run_old") == run
+        summary = await store.usage_summary(group_by="model")
+        assert summary["groups"] == [
+            {
+                "key": "m-1",
+                "runs": 1,
+                "input_tokens": 3,
+                "output_tokens": 4,
+                "cache_read_tokens": 0,
+                "cache_write_tokens": 0,
+                "total_tokens": 7,
+                "cost_usd": None,
+            }
+        ]
+    assert await upgrade(url) == (head_revision(), head_revision()), "upgrading twice is a no-op"
+
+
+async def test_the_migrations_build_exactly_the_models_schema(url: str) -> None:
+    await upgrade(url)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "version_table": VERSION_TABLE})
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()
+
+
+async def test_a_schema_newer_than_the_code_is_a_storage_error(url: str) -> None:
+    async with SqlAlchemyStore(url):
+        pass
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE asm_alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(AsmError) as caught:
+        async with SqlAlchemyStore(url):
+            pass
+    assert caught.value.code == "storage_error"
+    assert "upgrade asm-sqlalchemy" in caught.value.message

@@ -1,0 +1,145 @@
+"""The plugin as users meet it: registered stores, the embedded default,
+config errors, and the asm sessions / events / db commands."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+from asm_sqlalchemy import SqlAlchemyStore, default_sqlite_path, upgrade
+
+from asm import AsmError, load_config, load_plugins
+from asm.cli import run_cli
+from asm.runtime import assemble, open_runtime
+
+ASM = str(Path(sys.executable).parent / "asm")
+
+
+def asm_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([ASM, *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=os.environ.copy())
+
+
+def test_the_plugin_registers_sqlite_and_sqlalchemy_stores() -> None:
+    registry = load_plugins()
+    assert {"sqlite", "sqlalchemy"} <= set(registry.names("stores"))
+    assert registry.get("stores", "sqlite").distribution == "asm-sqlalchemy"
+    assert {"sessions", "events", "db"} <= set(registry.names("commands"))
+
+
+def test_with_no_config_the_store_is_a_sqlite_file_in_the_user_data_dir(tmp_path: Path) -> None:
+    runtime = assemble(load_config(env={}, cwd=tmp_path, user_file=tmp_path / "none.toml"))
+    assert isinstance(runtime.store, SqlAlchemyStore)
+    assert runtime.store.dialect == "sqlite"
+    assert runtime.store.url.database == str(default_sqlite_path())
+    assert str(default_sqlite_path()).startswith(str(tmp_path / "xdg-data"))
+
+
+async def test_a_configured_sqlalchemy_url_is_used(pg_url: str, tmp_path: Path) -> None:
+    (tmp_path / "asm.toml").write_text(f'store = "sqlalchemy"\n[stores.sqlalchemy]\nurl = "{pg_url}"\n')
+    async with open_runtime(config_file=tmp_path / "asm.toml", provider="echo") as runtime:
+        run = await runtime.run_once("persist me")
+        assert isinstance(runtime.store, SqlAlchemyStore) and runtime.store.dialect == "postgresql"
+    async with SqlAlchemyStore(pg_url) as store:
+        assert (await store.get_run(run.id)).output == "persist me"
+
+
+def test_a_config_error_names_the_file_and_option(tmp_path: Path) -> None:
+    (tmp_path / "asm.toml").write_text('[stores.sqlite]\npathh = "x.db"\n')
+    with pytest.raises(AsmError) as caught:
+        assemble(load_config(config_file=tmp_path / "asm.toml", env={}))
+    assert caught.value.code == "invalid_config"
+    assert "pathh" in caught.value.message and "asm.toml" in caught.value.message
+
+
+def test_the_main_job_persists_and_the_commands_show_it(tmp_path: Path) -> None:
+    result = asm_cli("run", "Hello from asm", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Hello from asm\n"
+    assert default_sqlite_path().is_file()
+
+    listed = asm_cli("sessions", "list", "--json", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    (session,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (session["status"], session["agent_id"]) == ("completed", "echo")
+
+    every = asm_cli("events", session["id"], "--json", cwd=tmp_path)
+    assert every.returncode == 0, every.stderr
+    seqs = [json.loads(line)["seq"] for line in every.stdout.splitlines()]
+    count = len(seqs)
+    assert seqs == list(range(1, count + 1)) and count > 5
+
+    shown = asm_cli("sessions", "show", session["id"], cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "status    completed" in shown.stdout and f"events    {count}" in shown.stdout
+
+    streamed = asm_cli("events", session["id"], "--type", "message_streamed", "--json", cwd=tmp_path)
+    assert streamed.returncode == 0, streamed.stderr
+    deltas = [json.loads(line)["data"]["delta"] for line in streamed.stdout.splitlines()]
+    assert "".join(deltas) == "Hello from asm"
+    after = asm_cli("events", session["id"], "--after", str(count - 2), cwd=tmp_path)
+    assert [line.split()[0] for line in after.stdout.splitlines()] == [str(count - 1), str(count)]
+
+    current = asm_cli("db", "current", cwd=tmp_path)
+    assert current.returncode == 0 and "up to date" in current.stdout
+
+
+def test_commands_report_bad_input_as_one_line_errors(tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert run_cli(["events", "ses_missing"], stdout=out, stderr=err) == 1
+    assert err.getvalue().startswith("asm: error [session_not_found]")
+    err = io.StringIO()
+    assert run_cli(["events", "ses_x", "--type", "bogus"], stdout=out, stderr=err) == 2
+    assert err.getvalue().startswith("asm: error [validation_error]")
+    err = io.StringIO()
+    assert run_cli(["sessions", "list", "--status", "sleeping"], stdout=out, stderr=err) == 2
+    assert err.getvalue().startswith("asm: error [validation_error]")
+    err = io.StringIO()
+    url = "postgresql://bob:hunter2@127.0.0.1:1/x"
+    assert run_cli(["db", "current", "--url", url], stdout=out, stderr=err) == 1
+    assert err.getvalue().startswith("asm: error [storage_connection_failed]") and "hunter2" not in err.getvalue()
+
+
+async def test_db_upgrade_and_current_on_an_old_database(sqlite_url: str, tmp_path: Path) -> None:
+    await upgrade(sqlite_url, "0001")
+    current = asm_cli("db", "current", "--url", sqlite_url, cwd=tmp_path)
+    assert current.returncode == 1 and "revision 0001" in current.stdout and "asm db upgrade" in current.stdout
+    upgraded = asm_cli("db", "upgrade", "--url", sqlite_url, cwd=tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "upgraded from 0001 to 0002" in upgraded.stdout
+    async with SqlAlchemyStore(sqlite_url) as store:
+        assert await store.health_check() == []
+
+
+async def test_events_follow_shows_a_run_made_by_another_process(tmp_path: Path) -> None:
+    """`asm events SESSION --follow` in one process prints the events of a run
+    that another process executes, and exits when the session ends."""
+    db = tmp_path / "shared.db"
+    (tmp_path / "asm.toml").write_text(f'[stores.sqlite]\npath = "{db}"\npoll_interval = 0.01\n')
+    async with open_runtime(config_file=tmp_path / "asm.toml", provider="echo") as runtime:
+        session = await runtime.manager.start_session(agent_id="follow")
+        await runtime.manager.activate_session(session.id)
+        follower = subprocess.Popen(  # noqa: ASYNC220 - read line by line below, in a thread
+            [ASM, "events", session.id, "--follow", "--json"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert follower.stdout is not None
+        first = await trio.to_thread.run_sync(follower.stdout.readline)  # it is following: it printed seq 1
+        assert json.loads(first)["type"] == "session_created"
+        run = await runtime.manager.start_run(session.id, "followed words")
+        await runtime.manager.execute_run(run.id, provider=runtime.provider("echo"))
+        await runtime.manager.complete_session(session.id)
+        rest, err = await trio.to_thread.run_sync(follower.communicate)
+    assert follower.returncode == 0, err
+    events = [json.loads(first)] + [json.loads(line) for line in rest.splitlines()]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["type"] == "session_completed"
+    assert "".join(e["data"]["delta"] for e in events if e["type"] == "message_streamed") == "followed words"
