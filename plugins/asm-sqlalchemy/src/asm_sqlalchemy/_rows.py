@@ -58,7 +58,7 @@ def run_usage_columns(body: str) -> dict[str, Any] | None:
         result = raw.get("result") or {}
         options = (raw.get("input") or {}).get("options") or {}
         model = result.get("model") or options.get("model")
-        cost = result.get("cost") or {}
+        cost = raw.get("cost") or result.get("cost") or {}
         return {
             "model": model if isinstance(model, str) else None,
             "input_tokens": int(usage.get("input_tokens", 0)),
@@ -79,7 +79,9 @@ def run_row(run: Run, *, host: str, pid: int) -> dict[str, Any]:
         model = run.result.model
     elif isinstance(run.input.options.get("model"), str):
         model = run.input.options["model"]
-    cost = run.result.cost.total_usd if run.result is not None and run.result.cost is not None else None
+    # The run's cost: reported by the provider or computed from pricing tables (None: unknown).
+    cost = run.cost if run.cost is not None else (run.result.cost if run.result is not None else None)
+    cost_usd = float(cost.total_usd) if cost is not None else None
     running = run.status.value == "running"
     return {
         "id": run.id,
@@ -93,7 +95,7 @@ def run_row(run: Run, *, host: str, pid: int) -> dict[str, Any]:
         "output_tokens": run.usage.output_tokens,
         "cache_read_tokens": run.usage.cache_read_tokens,
         "cache_write_tokens": run.usage.cache_write_tokens,
-        "cost_usd": cost,
+        "cost_usd": cost_usd,
         "owner_host": host if running else None,
         "owner_pid": pid if running else None,
     }
