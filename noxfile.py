@@ -88,5 +88,5 @@ def examples(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks; each writes its figures into docs/performance.md."""
     sync(session, "--all-packages", "--group", "bench")
-    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+    for script in sorted((ROOT / "benchmarks").glob("[!_]*.py")):  # _report.py is a helper
         session.run("python", str(script.relative_to(ROOT)), *session.posargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -160,3 +161,17 @@ async def test_registered_through_its_entry_point() -> None:
     assert "shell" in registry.names("providers")
     provider = registry.create("providers", "shell", {"timeout": 5})
     assert isinstance(provider, ShellProvider)
+
+
+@pytest.mark.parametrize("max_lines", [5, 300])
+async def test_stderr_in_the_error_follows_the_configured_limits(max_lines: int) -> None:
+    """Raising error_text_max_lines above the default keeps more of the failing command's stderr."""
+    script = "import sys; [print(f'line {i}', file=sys.stderr) for i in range(400)]; sys.exit(3)"
+    manager = SessionManager(
+        InMemorySessionStore(), provider=ShellProvider(), error_text_max_lines=max_lines, error_text_max_bytes=100_000
+    )
+    done = await manager.run_once(shlex.join([sys.executable, "-c", script]))
+    assert done.status is RunStatus.FAILED and done.error is not None
+    provider_error = done.error.provider_error
+    assert provider_error is not None and provider_error.truncated and provider_error.exit_code == 3
+    assert provider_error.stderr is not None and provider_error.stderr.count("\n") == max_lines - 1

@@ -735,6 +735,8 @@ class _RunWriter:
         self.on_event = on_event
         self._run_scope = active.scope
         self._capacity = manager.event_buffer_size
+        self.error_text_max_bytes = manager.error_text_max_bytes
+        self.error_text_max_lines = manager.error_text_max_lines
         self._buffer: list[Event] = []
         self._has_work = trio.Event()
         self._has_space = trio.Event()

@@ -36,6 +36,11 @@ class Emit(Protocol):
     waits only when that queue is full: that is the backpressure).
     """
 
+    #: The run's limits for error text (``error_text_max_bytes`` / ``_lines`` in config):
+    #: a provider that keeps a process's stderr cuts it to these.
+    error_text_max_bytes: int
+    error_text_max_lines: int
+
     async def __call__(self, data: EventData, /) -> None: ...
 
     async def request_approval(self, tool_call_id: str, tool_name: str, tool_input: dict[str, Any]) -> bool:

@@ -131,6 +131,8 @@ class CodexProvider:
             timeout=options.timeout,
             terminate_grace=options.terminate_grace,
             max_line_bytes=options.max_line_bytes,
+            error_text_max_bytes=emit.error_text_max_bytes,
+            error_text_max_lines=emit.error_text_max_lines,
         ) as proc:
             reader = JsonLineReader(proc, emit)
             while batch := await reader.receive():

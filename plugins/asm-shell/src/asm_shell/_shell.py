@@ -127,6 +127,8 @@ class ShellProvider:
             timeout=timeout,
             terminate_grace=options.terminate_grace,
             max_line_bytes=DEFAULT_MAX_LINE_BYTES,
+            error_text_max_bytes=emit.error_text_max_bytes,
+            error_text_max_lines=emit.error_text_max_lines,
             merge_output=True,
         ) as proc:
             assert proc.output_chunks is not None
