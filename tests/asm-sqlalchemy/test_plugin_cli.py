@@ -137,7 +137,12 @@ async def test_events_follow_shows_a_run_made_by_another_process(tmp_path: Path)
         run = await runtime.manager.start_run(session.id, "followed words")
         await runtime.manager.execute_run(run.id, provider=runtime.provider("echo"))
         await runtime.manager.complete_session(session.id)
-        rest, err = await trio.to_thread.run_sync(follower.communicate)
+        # Read on through the same buffered reader: communicate() would read the pipe
+        # underneath it and lose whatever readline() had already buffered.
+        with follower, follower.stdout:
+            rest = await trio.to_thread.run_sync(follower.stdout.read)
+            err = follower.stderr.read() if follower.stderr is not None else ""
+            await trio.to_thread.run_sync(follower.wait)
     assert follower.returncode == 0, err
     events = [json.loads(first)] + [json.loads(line) for line in rest.splitlines()]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
