@@ -346,7 +346,7 @@ def test_the_plugin_registers_claude() -> None:
     provider = registry.create("providers", "claude", {"model": "claude-y", "base_url": "http://127.0.0.1:1"})
     assert isinstance(provider, ClaudeProvider)
     assert provider.options.model == "claude-y"
-    assert provider.capabilities() == asm.Capabilities(streaming=True, tools=True, thinking=True)
+    assert provider.capabilities() == asm.Capabilities(streaming=True, tools=True, thinking=True, authorizes_tools=True)
 
 
 async def test_sdk_client_options_go_to_the_client(server: FakeAnthropicServer) -> None:

@@ -317,3 +317,41 @@ async def test_the_provider_sees_the_runs_tool_lists() -> None:
     policy = Policy("p", tool_rules=(ToolRule("WebFetch", "deny"),))
     await SessionManager(InMemorySessionStore(), provider=Recorder(), policies=[policy]).run_once("go")
     assert seen[0].denied_tools == ("WebFetch",) and seen[0].allowed_tools is None
+
+
+class ApiStyleProvider:
+    """Emits tool_call_started as the model's tool call streams in, then runs it through
+    asm.tools.execute_tool_call (which asks authorize_tool), as the API providers do."""
+
+    name = "api-style"
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+
+    def capabilities(self) -> asm.Capabilities:
+        return asm.Capabilities(tools=True, authorizes_tools=True)
+
+    async def execute(self, run: RunInput, emit: Emit) -> RunResult:
+        from asm.tools import Tool, execute_tool_call
+
+        def delete_all() -> str:
+            self.ran.append("delete_all")
+            return "gone"
+
+        tools = {"delete_all": Tool.from_function(delete_all)}
+        await emit(ToolCallStarted("t1", "delete_all", {}))
+        outcome = await execute_tool_call(tools, "t1", "delete_all", {}, emit=emit, permission_mode="accept_all")
+        return RunResult(output=outcome.content)
+
+
+async def test_a_provider_that_authorizes_its_tools_is_not_cancelled_but_refused() -> None:
+    provider = ApiStyleProvider()
+    store = InMemorySessionStore()
+    policy = Policy("safe", tool_rules=(ToolRule("delete_*", "deny"),))
+    run = await SessionManager(store, provider=provider, policies=[policy]).run_once("clean up")
+    assert run.status is RunStatus.COMPLETED and provider.ran == []
+    assert run.output == "permission to run tool 'delete_all' was denied"  # what the model is told
+    events = list((await store.read_events(run.session_id)).events)
+    (violation,) = violations(events)
+    assert (violation.kind, violation.action) == ("tool_denied", "denied")
+    assert T.TOOL_CALL_FAILED in [e.type for e in events]

@@ -29,6 +29,14 @@ class RecordingEmit:
         self.asked.append((tool_call_id, tool_name, tool_input))
         return self.answer
 
+    async def authorize_tool(
+        self, tool_call_id: str, tool_name: str, tool_input: dict[str, Any], *, default: str = "allow"
+    ) -> bool:
+        # As the manager does with no policy: the permission mode decides.
+        if default == "ask":
+            return await self.request_approval(tool_call_id, tool_name, tool_input)
+        return default == "allow"
+
 
 def add(a: int, b: int = 0, *, note: str | None = None, tags: list[str] | None = None) -> int:
     """Add two numbers.

@@ -408,7 +408,7 @@ def test_the_plugin_registers_openai() -> None:
     provider = registry.create("providers", "openai", {"api": "chat", "base_url": "http://127.0.0.1:1/v1"})
     assert isinstance(provider, OpenAIProvider)
     assert provider.options.api == "chat"
-    assert provider.capabilities() == asm.Capabilities(streaming=True, tools=True, thinking=True)
+    assert provider.capabilities() == asm.Capabilities(streaming=True, tools=True, thinking=True, authorizes_tools=True)
 
 
 async def test_sdk_client_options_go_to_the_client(server: FakeOpenAIServer) -> None:

@@ -333,7 +333,9 @@ class SessionManager:
             with single_errors():
                 async with trio.open_nursery() as nursery:
                     guard = PolicyGuard(policy) if policy is not None else None
-                    writer = _RunWriter(self, run, chosen.name, on_event, active, guard)
+                    writer = _RunWriter(
+                        self, run, chosen.name, on_event, active, guard, judge_tool_starts=not _authorizes(chosen)
+                    )
                     nursery.start_soon(writer.run)
                     watchdog = trio.CancelScope()
                     if guard is not None and guard.policy.limits.max_duration_s is not None:
@@ -695,6 +697,13 @@ class SessionManager:
             ) from exc
 
 
+def _authorizes(provider: Provider) -> bool:
+    try:
+        return bool(provider.capabilities().authorizes_tools)
+    except Exception:  # noqa: BLE001 - a provider that cannot say is judged as its tools start
+        return False
+
+
 def _error_info(error: AsmError | ErrorInfo | str, manager: SessionManager | None = None) -> ErrorInfo:
     if isinstance(error, str):
         info = ErrorInfo("internal_error", error)
@@ -723,8 +732,11 @@ class _RunWriter:
         on_event: EventCallback | None,
         active: _ActiveRun,
         guard: PolicyGuard | None = None,
+        *,
+        judge_tool_starts: bool = True,
     ) -> None:
         self._manager = manager
+        self._judge_tool_starts = judge_tool_starts
         self._active = active
         self._guard = guard
         self._authorized: set[str] = set()
@@ -783,7 +795,7 @@ class _RunWriter:
         if isinstance(data, ToolCallStarted) and guard is not None:
             await self.publish(data)
             await self._enforce(guard.on_tool_call())
-            if data.tool_call_id not in self._authorized:
+            if self._judge_tool_starts and data.tool_call_id not in self._authorized:
                 await self._judge_tool_call(guard, data)
             return
         if type(data) is ErrorOccurred and data.provider_error is not None:

@@ -137,6 +137,9 @@ class Capabilities:
     native_resume: bool = False
     code_execution: bool = False
     file_access: bool = False
+    #: the provider runs tools itself and calls ``emit.authorize_tool`` before each one, so asm
+    #: need not judge its ``tool_call_started`` events against tool rules (see docs/policy.md)
+    authorizes_tools: bool = False
 
 
 @attrs.frozen

@@ -22,9 +22,11 @@ async; a sync callable runs in the trio thread unless ``thread=True`` (then in
 model (a ``str`` as is, anything else as JSON); whatever it raises goes back as
 an error result and becomes a ``tool_call_failed`` event.
 
-``permission_mode`` decides whether a call may run: ``default`` asks
-``emit.request_approval`` (the ``asm_approve_tool`` hook; denied when no hook
-answers), ``accept_all`` runs every call, ``deny_all`` none.
+Whether a call may run is asked of ``emit.authorize_tool``: the run's policies
+decide first (a denied tool never runs; the model is told), and where they say
+nothing, ``permission_mode`` does: ``default`` asks (the ``asm_approve_tool``
+hook; denied when no hook answers), ``accept_all`` runs every call, ``deny_all``
+none. A provider using this declares ``Capabilities(authorizes_tools=True)``.
 """
 
 from __future__ import annotations
@@ -231,12 +233,8 @@ async def execute_tool_call(
         message = f"no tool named {tool_name!r} is available (available: {known})"
         await emit(ToolCallFailed(tool_call_id, tool_name, message))
         return ToolOutcome(message, is_error=True)
-    if permission_mode == "deny_all":
-        allowed = False
-    elif permission_mode == "accept_all":
-        allowed = True
-    else:
-        allowed = await emit.request_approval(tool_call_id, tool_name, tool_input)
+    default = {"deny_all": "deny", "accept_all": "allow"}.get(permission_mode, "ask")
+    allowed = await emit.authorize_tool(tool_call_id, tool_name, tool_input, default=default)
     if not allowed:
         message = f"permission to run tool {tool_name!r} was denied"
         await emit(ToolCallFailed(tool_call_id, tool_name, message))

@@ -278,7 +278,7 @@ def _run_tools(value: object, known: dict[str, Tool]) -> dict[str, Tool]:
     return chosen
 
 
-_CAPABILITIES: Final = Capabilities(streaming=True, tools=True, thinking=True)
+_CAPABILITIES: Final = Capabilities(streaming=True, tools=True, thinking=True, authorizes_tools=True)
 
 
 def _sdk_request(request: dict[str, Any]) -> dict[str, Any]:
