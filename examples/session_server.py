@@ -1,7 +1,6 @@
 """A SessionServer: a FIFO queue of runs for one session, slots, cancel, drain, status.
 
-Two servers share a ConcurrencyLimiter, so at most two runs execute at once
-across both, whatever each server's own ``max_concurrent_runs``.
+Limits shared by several servers: examples/session_concurrency.py.
 """
 
 from __future__ import annotations
@@ -49,24 +48,6 @@ async def main() -> None:
             assert exc.code == "queue_full" and exc.retryable
         print("cancel queued:", (await server.cancel(queued)).status.value)
         print("cancel running:", (await server.cancel(running, reason="enough")).status.value)
-
-    # One limiter across servers: at most 2 runs at once in total.
-    limiter = asm.ConcurrencyLimiter(max_parallel_runs=2)
-    manager = asm.SessionManager(store, provider=asm.ScriptedProvider(["x", Delay(0.01)]))
-    async with (
-        asm.open_session_server(manager, limiter=limiter, max_concurrent_runs=4) as a,
-        asm.open_session_server(manager, limiter=limiter, max_concurrent_runs=4) as b,
-    ):
-        ids = [await server.submit("work") for server in (a, b, a, b, a, b)]
-        await trio.lowlevel.checkpoint()
-        limits = a.status().limiter
-        assert limits is not None
-        print(f"limiter: {limits.active_runs} runs active, {limits.waiting_runs} waiting")
-        assert limits.active_runs <= 2
-        await a.drain()
-        await b.drain()
-        assert a.status().completed + b.status().completed == len(ids)
-    print("limiter: all", len(ids), "runs completed")
 
 
 if __name__ == "__main__":
