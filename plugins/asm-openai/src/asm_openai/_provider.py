@@ -29,9 +29,8 @@ Config (``[providers.openai]``) and per-run options (``options={...}``)::
 
 from __future__ import annotations
 
-import codecs
-import contextlib
 import email.utils
+import functools
 import inspect
 import json
 import os
@@ -60,6 +59,8 @@ from asm.events import (
 )
 from asm.plugins import PluginRegistry
 from asm.ports import Emit
+from asm.sse import SSEDecoder as SSEDecoder
+from asm.sse import read_body
 from asm.tools import PERMISSION_MODES, Tool, coerce_tools, execute_tool_call
 
 __all__ = ["OpenAIOptions", "OpenAIProvider", "SSEDecoder", "create_provider", "retry_after_seconds"]
@@ -192,7 +193,7 @@ class OpenAIProvider:
                 )
                 with _mapped_errors():
                     async with create(**request) as response:
-                        await _read_stream(turn, response.http_response, emit)
+                        await read_body(response.http_response, functools.partial(turn.consume, emit=emit))
                 usage = usage + turn.usage
                 if turn.text:
                     await emit(MessageReceived(turn.text))
@@ -361,63 +362,6 @@ def _responses_input(run: RunInput) -> list[dict[str, Any]]:
 
 
 # -- the streams -------------------------------------------------------------
-
-
-async def _read_stream(turn: _Turn, response: httpx2.Response, emit: Emit) -> None:
-    """Feed ``response``'s body to ``turn``, leaving nothing half-read.
-
-    On the normal path the rest of the body (normally just its end) is read
-    after the final event. On a failure or a cancellation the connection is
-    closed first and the body iterator then run out (it ends at once): httpx2
-    does not close its inner async generators when one is abandoned midway,
-    which trio would report and finalize in a system task after the run.
-    """
-    chunks = response.aiter_bytes()
-    try:
-        await turn.consume(chunks, emit)
-        async for _ in chunks:
-            pass
-    except BaseException:
-        with trio.CancelScope(shield=True), trio.move_on_after(5):
-            await response.aclose()
-            with contextlib.suppress(Exception):
-                async for _ in chunks:
-                    pass
-        raise
-    finally:
-        with trio.CancelScope(shield=True):
-            await chunks.aclose()
-
-
-class SSEDecoder:
-    """Incremental Server-Sent Events decoder: bytes in (split anywhere),
-    ``(event name, data)`` out for each complete event. Lines may end with
-    ``\\n``, ``\\r\\n`` or ``\\r``; comments and other fields are ignored; an
-    event cut off by the end of the stream is never returned."""
-
-    def __init__(self) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._pending = ""
-
-    def feed(self, chunk: bytes) -> list[tuple[str, str]]:
-        """The events completed by ``chunk``."""
-        text = self._pending + self._decoder.decode(chunk)
-        if "\r" in text:
-            held = text.endswith("\r")  # perhaps half of a \r\n
-            text = (text[:-1] if held else text).replace("\r\n", "\n").replace("\r", "\n") + ("\r" if held else "")
-        *blocks, self._pending = text.split("\n\n")
-        events = []
-        for block in blocks:
-            name = ""
-            data = []
-            for line in block.split("\n"):
-                if line.startswith("data:"):
-                    data.append(line[6:] if line.startswith("data: ") else line[5:])
-                elif line.startswith("event:"):
-                    name = line[6:].strip()
-            if data:
-                events.append((name, data[0] if len(data) == 1 else "\n".join(data)))
-        return events
 
 
 @attrs.define
