@@ -119,21 +119,25 @@ ProviderContract (fixtures ``provider`` and ``slow_provider``)
 
 from __future__ import annotations
 
-import pytest
+try:
+    import pytest
+except ImportError:  # asm.testing.http (fake servers) works without pytest; the suites need it
+    pytest = None  # type: ignore[assignment]
 
-# Modules named here get pytest's assertion rewriting even when asm-core is
-# not itself treated as a plugin distribution (e.g. an editable install).
-pytest.register_assert_rewrite(
-    "asm.testing._artifacts",
-    "asm.testing._common",
-    "asm.testing._provider",
-    "asm.testing._store",
-)
+if pytest is not None:
+    # Modules named here get pytest's assertion rewriting even when asm-core is
+    # not itself treated as a plugin distribution (e.g. an editable install).
+    pytest.register_assert_rewrite(
+        "asm.testing._artifacts",
+        "asm.testing._common",
+        "asm.testing._provider",
+        "asm.testing._store",
+    )
 
-from asm.testing._artifacts import INVALID_KEYS as INVALID_KEYS  # noqa: E402
-from asm.testing._artifacts import ArtifactStoreContract as ArtifactStoreContract  # noqa: E402
-from asm.testing._provider import ProviderContract as ProviderContract  # noqa: E402
-from asm.testing._store import SessionStoreContract as SessionStoreContract  # noqa: E402
-from asm.testing._store import sample_payloads as sample_payloads  # noqa: E402
+    from asm.testing._artifacts import INVALID_KEYS as INVALID_KEYS
+    from asm.testing._artifacts import ArtifactStoreContract as ArtifactStoreContract
+    from asm.testing._provider import ProviderContract as ProviderContract
+    from asm.testing._store import SessionStoreContract as SessionStoreContract
+    from asm.testing._store import sample_payloads as sample_payloads
 
 __all__ = ["INVALID_KEYS", "ArtifactStoreContract", "ProviderContract", "SessionStoreContract", "sample_payloads"]

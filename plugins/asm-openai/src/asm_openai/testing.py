@@ -22,18 +22,19 @@ disconnects.
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
-import select
-import socket
-import struct
 import threading
-import time
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
 import attrs
+
+from asm.testing.http import STALL_LIMIT as STALL_LIMIT
+from asm.testing.http import FakeHTTPServer as FakeHTTPServer
+from asm.testing.http import RecordedRequest as RecordedRequest
+from asm.testing.http import Reply as Reply
+from asm.testing.http import sse as sse
 
 __all__ = [
     "FakeOpenAIServer",
@@ -50,46 +51,6 @@ __all__ = [
     "responses_tool_stream",
     "sse",
 ]
-
-#: How long a stalled reply waits for the client to go away before giving up.
-STALL_LIMIT = 60.0
-
-
-@attrs.frozen
-class RecordedRequest:
-    """One request the fake server received: method, path, headers (lower-case names), JSON body."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-
-
-@attrs.frozen
-class Reply:
-    """What the fake server answers: ``status``, ``headers`` and ``body`` (bytes).
-
-    ``chunks`` are offsets at which the body is split into separate writes
-    (each flushed, so the client sees them arrive apart); ``stall`` holds the
-    connection open after the body until the client closes it; ``reset``
-    aborts the connection (TCP RST) instead of answering.
-    """
-
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = attrs.field(factory=dict)
-    chunks: tuple[int, ...] = ()
-    stall: bool = False
-    reset: bool = False
-
-
-def sse(events: Sequence[tuple[str | None, Any]]) -> bytes:
-    """SSE bytes for ``(event name or None, data)`` pairs; data is JSON-encoded unless a str."""
-    out = []
-    for name, data in events:
-        text = data if isinstance(data, str) else json.dumps(data)
-        out.append((f"event: {name}\n" if name else "") + f"data: {text}\n\n")
-    return "".join(out).encode()
 
 
 def _stream_reply(body: bytes, **kwargs: Any) -> Reply:
@@ -352,136 +313,6 @@ def _echo_responder(request: RecordedRequest) -> Reply:
     if model == "slow":
         return cut_stream(attrs.evolve(reply, stall=True))
     return reply
-
-
-class FakeHTTPServer:
-    """A threaded HTTP server on 127.0.0.1 that answers from a queue of
-    :class:`Reply` values (then ``responder``) and records every request.
-
-    Use it as a context manager (or call :meth:`start` / :meth:`close`); the
-    thread and every connection end on close.
-    """
-
-    def __init__(self, responder: Callable[[RecordedRequest], Reply], *, port: int = 0) -> None:
-        self.responder = responder
-        self.requests: list[RecordedRequest] = []
-        #: Connections the client closed while a stalled reply held them open.
-        self.disconnects = 0
-        #: Set when the first such connection closes.
-        self.disconnected = threading.Event()
-        self._queue: list[Reply] = []
-        self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.02,), name="fake-http-server", daemon=True
-        )
-
-    @property
-    def port(self) -> int:
-        """The ephemeral port the server listens on."""
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def queue(self, *replies: Reply) -> None:
-        """Answer the next requests with ``replies``, in order."""
-        with self._lock:
-            self._queue.extend(replies)
-
-    def start(self) -> None:
-        """Start serving in a daemon thread."""
-        self._thread.start()
-
-    def close(self) -> None:
-        """Stop serving; stalled replies are released."""
-        self._closing.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-
-    def __enter__(self) -> FakeHTTPServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _disconnected(self) -> None:
-        with self._lock:
-            self.disconnects += 1
-        self.disconnected.set()
-
-    def _next_reply(self, request: RecordedRequest) -> Reply:
-        with self._lock:
-            self.requests.append(request)
-            if self._queue:
-                return self._queue.pop(0)
-        return self.responder(request)
-
-    def _handler_class(self) -> type[http.server.BaseHTTPRequestHandler]:
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                self._answer()
-
-            def do_POST(self) -> None:
-                self._answer()
-
-            def _answer(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body: Any = json.loads(raw) if raw else None
-                except ValueError:
-                    body = raw.decode("utf-8", "replace")
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                reply = owner._next_reply(RecordedRequest(self.command, self.path, headers, body))
-                if reply.reset:
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    self.close_connection = True
-                    return
-                streaming = reply.headers.get("content-type", "").startswith("text/event-stream")
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                if streaming:
-                    self.send_header("connection", "close")
-                else:
-                    self.send_header("content-length", str(len(reply.body)))
-                self.end_headers()
-                self.close_connection = streaming
-                try:
-                    start = 0
-                    for offset in (*reply.chunks, len(reply.body)):
-                        if offset > start:
-                            self.wfile.write(reply.body[start:offset])
-                            self.wfile.flush()
-                            start = offset
-                    if reply.stall:
-                        self._stall()
-                except OSError:
-                    owner._disconnected()
-
-            def _stall(self) -> None:
-                deadline = time.monotonic() + STALL_LIMIT
-                while not owner._closing.is_set() and time.monotonic() < deadline:
-                    readable, _, _ = select.select([self.connection], [], [], 0.05)
-                    if readable and not self.connection.recv(1024):
-                        owner._disconnected()
-                        return
-
-        return Handler
 
 
 class FakeOpenAIServer(FakeHTTPServer):
