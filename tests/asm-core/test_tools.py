@@ -169,3 +169,19 @@ async def test_execute_errors_become_error_results() -> None:
     assert bad_args.is_error
     assert bad_args.content.startswith("TypeError:")
     assert [type(p) for p in emit.payloads] == [ToolCallFailed] * 3
+
+
+def test_run_tools_picks_by_name_adds_functions_and_names_unknown_ones() -> None:
+    from asm.tools import run_tools
+
+    known = {"add": Tool.from_function(add)}
+
+    def shout(text: str) -> str:
+        """Say it louder."""
+        return text.upper()
+
+    chosen = run_tools(["add", shout], known)
+    assert sorted(chosen) == ["add", "shout"] and chosen["add"] is known["add"]
+    with pytest.raises(asm.AsmError) as caught:
+        run_tools(["add", "nope"], known)
+    assert caught.value.code == "invalid_input" and "'nope'" in caught.value.message

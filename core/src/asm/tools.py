@@ -52,6 +52,7 @@ __all__ = [
     "ToolOutcome",
     "coerce_tools",
     "execute_tool_call",
+    "run_tools",
 ]
 
 PermissionMode = Literal["default", "accept_all", "deny_all"]
@@ -247,3 +248,29 @@ async def execute_tool_call(
         return ToolOutcome(message, is_error=True)
     await emit(ToolCallCompleted(tool_call_id, tool_name, _json_ready(result)))
     return ToolOutcome(_as_text(result))
+
+
+def run_tools(value: object, known: dict[str, Tool]) -> dict[str, Tool]:
+    """The run option ``tools``: the run's whole tool set. A name picks one of
+    the provider's tools (serializable, so durable stores can keep the run's
+    options); a :class:`~asm.tools.Tool` or a function adds one for this run."""
+    items: list[object] = list(value) if isinstance(value, list | tuple) else [value]
+    names = [item for item in items if isinstance(item, str)]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        available = ", ".join(sorted(known)) or "none"
+        raise AsmError(
+            "invalid_input",
+            f"run option 'tools' names unknown tool{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"the provider has: {available}",
+        )
+    try:
+        given = coerce_tools([item for item in items if not isinstance(item, str)], where="run option 'tools'")
+    except (AsmError, TypeError) as exc:
+        raise AsmError(
+            "invalid_input", f"run option 'tools' must be a list of tool names, asm.Tool values or functions ({exc})"
+        ) from None
+    chosen = {name: known[name] for name in names}
+    for tool in given:
+        chosen[tool.name] = tool
+    return chosen

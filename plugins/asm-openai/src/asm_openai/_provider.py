@@ -61,7 +61,7 @@ from asm.plugins import PluginRegistry
 from asm.ports import Emit
 from asm.sse import SSEDecoder as SSEDecoder
 from asm.sse import read_body
-from asm.tools import PERMISSION_MODES, Tool, coerce_tools, execute_tool_call
+from asm.tools import PERMISSION_MODES, Tool, coerce_tools, execute_tool_call, run_tools
 
 __all__ = ["OpenAIOptions", "OpenAIProvider", "SSEDecoder", "create_provider", "retry_after_seconds"]
 
@@ -238,7 +238,7 @@ class OpenAIProvider:
                 f"valid: {', '.join(sorted(RUN_KEYS))}",
             )
         if "tools" in given:
-            tools = _run_tools(given["tools"], tools)
+            tools = run_tools(given["tools"], tools)
         changes = {k: v for k, v in given.items() if k != "tools"}
         if not changes:
             return self.options, tools
@@ -248,32 +248,6 @@ class OpenAIProvider:
             raise AsmError("invalid_input", f"invalid openai run options: {exc.message}") from None
         merged.check("openai run options", "invalid_input")
         return merged, tools
-
-
-def _run_tools(value: object, known: dict[str, Tool]) -> dict[str, Tool]:
-    """The run option ``tools``: the run's whole tool set. A name picks one of
-    the provider's tools (serializable, so durable stores can keep the run's
-    options); a :class:`~asm.tools.Tool` or a function adds one for this run."""
-    items: list[object] = list(value) if isinstance(value, list | tuple) else [value]
-    names = [item for item in items if isinstance(item, str)]
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        available = ", ".join(sorted(known)) or "none"
-        raise AsmError(
-            "invalid_input",
-            f"run option 'tools' names unknown tool{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-            f"the provider has: {available}",
-        )
-    try:
-        given = coerce_tools([item for item in items if not isinstance(item, str)], where="run option 'tools'")
-    except (AsmError, TypeError) as exc:
-        raise AsmError(
-            "invalid_input", f"run option 'tools' must be a list of tool names, asm.Tool values or functions ({exc})"
-        ) from None
-    chosen = {name: known[name] for name in names}
-    for tool in given:
-        chosen[tool.name] = tool
-    return chosen
 
 
 _CAPABILITIES: Final = Capabilities(streaming=True, tools=True, thinking=True, authorizes_tools=True)
