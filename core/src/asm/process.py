@@ -66,7 +66,7 @@ from asm.events import (
     ToolCallStarted,
     TurnCompleted,
 )
-from asm.model import Cost, ProviderError, RunInput, TokenUsage, truncate_text
+from asm.model import Cost, ProviderError, RunInput, RunResult, TokenUsage, truncate_text
 
 if TYPE_CHECKING:
     from asm.ports import Emit
@@ -786,6 +786,36 @@ class StreamJsonTranslator:
         self._text: list[str] = []
         self._thinking: list[str] = []
         self._out: list[EventData] = []
+
+    def check_ended(self, proc: CLIProcess, exit_code: int) -> None:
+        """Raise why the run failed: an error ``result`` line, a non-zero exit
+        (with the last stderr line), or a stream that ended without a result."""
+        name = self.provider
+        if self.failure is not None:
+            message, status, subtype = self.failure
+            kind = "max_turns" if subtype == "error_max_turns" else "result_error"
+            raise proc.error(kind, f"{name}: {message}", code=classify_failure(message, status))
+        if exit_code != 0:
+            stderr, _ = proc.stderr_text()
+            last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+            message = f"{name} exited with status {exit_code}" + (f": {last}" if last else "")
+            raise proc.error("exit", message, code=classify_failure(last) if last else "provider_error")
+        if not self.finished:
+            raise proc.error("incomplete", f"{name} ended without a result line; its stream was cut short")
+
+    def result(self, *, with_cost: bool = True) -> RunResult:
+        """The run's result; the CLI's session id is in ``metadata`` for resume."""
+        metadata: dict[str, Any] = {"num_turns": self.num_turns}
+        if self.session_id:
+            metadata |= {"session_id": self.session_id, "cli_session_id": self.session_id}
+        return RunResult(
+            output=self.output,
+            stop_reason=self.stop_reason,
+            usage=self.usage,
+            model=self.model,
+            cost=self.cost if with_cost else None,
+            metadata=metadata,
+        )
 
     @property
     def over_turns(self) -> bool:

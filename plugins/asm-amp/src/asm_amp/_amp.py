@@ -10,12 +10,10 @@ from asm import AsmError, Capabilities, RunInput, RunResult, parse_options
 from asm.ports import Emit
 from asm.process import (
     CLIOptions,
-    CLIProcess,
     JsonLineReader,
     StreamJsonTranslator,
     build_env,
     check_cwd,
-    classify_failure,
     find_executable,
     open_cli_process,
     run_options,
@@ -108,32 +106,8 @@ class AmpProvider:
                     await emit(data)
                 if stream.over_turns:
                     raise proc.error("max_turns", f"amp went past max_turns={options.max_turns}; asm stopped it")
-            code = await proc.wait()
-            _raise_for_failure(proc, stream, code)
-        metadata: dict[str, Any] = {"num_turns": stream.num_turns}
-        if stream.session_id:
-            metadata |= {"session_id": stream.session_id, "cli_session_id": stream.session_id}
-        return RunResult(
-            output=stream.output,
-            stop_reason=stream.stop_reason,
-            usage=stream.usage,
-            model=stream.model,
-            metadata=metadata,
-        )
-
-
-def _raise_for_failure(proc: CLIProcess, stream: StreamJsonTranslator, code: int) -> None:
-    if stream.failure is not None:
-        message, status, subtype = stream.failure
-        kind = "max_turns" if subtype == "error_max_turns" else "result_error"
-        raise proc.error(kind, f"amp: {message}", code=classify_failure(message, status))
-    if code != 0:
-        stderr, _ = proc.stderr_text()
-        last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
-        message = f"amp exited with status {code}" + (f": {last}" if last else "")
-        raise proc.error("exit", message, code=classify_failure(last) if last else "provider_error")
-    if not stream.finished:
-        raise proc.error("incomplete", "amp ended without a result line; its stream was cut short")
+            stream.check_ended(proc, await proc.wait())
+        return stream.result(with_cost=False)
 
 
 def _checked(options: AmpOptions, *, invalid: str) -> AmpOptions:
