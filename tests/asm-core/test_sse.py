@@ -29,3 +29,16 @@ def test_any_split_of_the_bytes_gives_the_same_events(cuts: list[int]) -> None:
         events += decoder.feed(STREAM[start:cut])
         start = cut
     assert events == EXPECTED
+
+
+def test_retry_after_reads_milliseconds_seconds_and_http_dates() -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    from asm.sse import retry_after_seconds
+
+    assert retry_after_seconds({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert retry_after_seconds({"retry-after": "12"}) == 12.0
+    later = retry_after_seconds({"retry-after": format_datetime(datetime.now(UTC) + timedelta(seconds=30))})
+    assert later is not None and 0 < later <= 30
+    assert retry_after_seconds({"retry-after": "soon"}) is None and retry_after_seconds({}) is None

@@ -1,5 +1,6 @@
 """Server-Sent Events for providers that stream over HTTP: an incremental
-decoder, and a way to read a response body that leaves nothing half-read.
+decoder, a way to read a response body that leaves nothing half-read, and
+the wait an HTTP error response asks for (``retry_after_seconds``).
 
 ::
 
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import email.utils
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Protocol
 
 import trio
 
-__all__ = ["SSEDecoder", "StreamingResponse", "read_body"]
+__all__ = ["SSEDecoder", "StreamingResponse", "read_body", "retry_after_seconds"]
 
 
 class StreamingResponse(Protocol):
@@ -91,3 +94,26 @@ class SSEDecoder:
             if data:
                 events.append((name, data[0] if len(data) == 1 else "\n".join(data)))
         return events
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The wait a response asks for: ``retry-after-ms``, else ``retry-after``
+    (seconds or an HTTP date); ``None`` when absent or unreadable."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return float(raw_ms) / 1000
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -30,13 +30,11 @@ them apart; ``cache_read_tokens`` / ``cache_write_tokens`` say how many).
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import inspect
 import json
 import os
 import ssl
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
@@ -60,6 +58,7 @@ from asm.plugins import PluginRegistry
 from asm.ports import Emit
 from asm.sse import SSEDecoder as SSEDecoder
 from asm.sse import read_body
+from asm.sse import retry_after_seconds as retry_after_seconds
 from asm.tools import PERMISSION_MODES, Tool, coerce_tools, execute_tool_call, run_tools
 
 __all__ = ["ClaudeOptions", "ClaudeProvider", "SSEDecoder", "create_messages_provider", "retry_after_seconds"]
@@ -464,29 +463,6 @@ def _stream_error(error: Mapping[str, Any]) -> AsmError:
     code, retryable = _STREAM_ERRORS.get(kind, ("provider_error", False))
     message = f"the Anthropic API failed mid-stream ({kind}): {error.get('message', '')}"
     return _error(code, kind, message, retryable=retryable)
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """The wait a response asks for: ``retry-after-ms``, else ``retry-after``
-    (seconds or an HTTP date); ``None`` when absent or unreadable."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return float(raw_ms) / 1000
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 _FIXES: Final = {
