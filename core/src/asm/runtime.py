@@ -158,7 +158,7 @@ def assemble(
     renderer = _create(context, "renderers", cfg.renderer)
     sinks = [_create(context, "sinks", name) for name in cfg.sinks]
     _install_redactor(registry, cfg)
-    pricing = _pricing_or_none(context)
+    pricing = _pricing(context)
     policies = _policies(context)
     pipeline = RenderingPipeline(renderer, sinks) if sinks else None
     callback = _chain(pipeline, on_event)
@@ -192,9 +192,10 @@ def assemble(
     return runtime
 
 
-def _pricing(context: tuple[AsmConfig, PluginRegistry, LoadedConfig | None]) -> Pricing:
+def _pricing(context: tuple[AsmConfig, PluginRegistry, LoadedConfig | None]) -> Pricing | None:
     """Every registered pricing table (each given its ``[pricing.<name>]`` table),
-    after the tables defined only in config, which win."""
+    after the tables defined only in config, which win. No tables at all means
+    cost tracking is off (no "unknown cost" warnings on every run)."""
     cfg, registry, loaded = context
     registered = registry.names("pricing")
     own = [
@@ -202,13 +203,8 @@ def _pricing(context: tuple[AsmConfig, PluginRegistry, LoadedConfig | None]) -> 
         for name, table in cfg.pricing.items()
         if name not in registered
     ]
-    return Pricing([*own, *(_create(context, "pricing", name) for name in registered)])
-
-
-def _pricing_or_none(context: tuple[AsmConfig, PluginRegistry, LoadedConfig | None]) -> Pricing | None:
-    """No tables at all means cost tracking is off (no "unknown cost" warnings on every run)."""
-    pricing = _pricing(context)
-    return pricing if pricing.tables else None
+    tables = [*own, *(_create(context, "pricing", name) for name in registered)]
+    return Pricing(tables) if tables else None
 
 
 def _policies(context: tuple[AsmConfig, PluginRegistry, LoadedConfig | None]) -> list[Policy]:
