@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import pickle
+import re
+import time
 
 import attrs
 import pytest
@@ -22,7 +24,7 @@ from asm.errors import (
     ValidationError,
     is_retryable,
 )
-from asm.model import ErrorInfo, ProviderError, truncate_text
+from asm.model import ErrorInfo, ProviderError, new_id, truncate_text
 
 
 def test_an_error_is_an_instance_of_its_category_class() -> None:
@@ -66,6 +68,17 @@ def test_error_info_round_trips_an_error_with_its_provider_error() -> None:
     info = ErrorInfo.from_error(error)
     assert info.provider_error == provider_error and info.details == {"n": 1}
     assert info.to_error().to_dict() == error.to_dict()
+
+
+def test_ids_are_unique_and_sort_by_creation_time() -> None:
+    # Databases index event ids: ids made later must sort later (append-mostly indexes).
+    before_ms = time.time_ns() // 1_000_000
+    earlier = new_id("evt")
+    time.sleep(0.002)
+    later = new_id("evt")
+    assert re.fullmatch(r"evt_[0-9a-f]{32}", earlier) and earlier < later
+    assert before_ms <= int(earlier[4:16], 16) <= time.time_ns() // 1_000_000
+    assert len({new_id("evt") for _ in range(10_000)}) == 10_000
 
 
 def test_run_input_accepts_prompts_and_messages() -> None:

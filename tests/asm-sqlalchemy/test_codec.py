@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from asm_sqlalchemy._codec import decode_event_json, encode_event_json
+from asm_sqlalchemy._rows import gc_paused
+from hypothesis import given
+from hypothesis import strategies as st
 
 from asm import AsmError, Event
-from asm.events import MessageStreamed, RunTimeout
+from asm.events import MessageStreamed, RunTimeout, ToolCallFailed
 from asm.serde import event_from_json, event_to_json
 from asm.testing import sample_payloads
 
@@ -30,6 +34,21 @@ def test_encode_and_decode_match_asm_serde(event: Event) -> None:
     assert text == event_to_json(event)
     assert decode_event_json(text) == event_from_json(text) == event
     assert type(decode_event_json(text).data) is type(event.data)
+
+
+# Every code point, lone surrogates and control characters included.
+_ANY_TEXT = st.text(st.characters(exclude_categories=()))
+
+
+@given(delta=_ANY_TEXT, stream=st.none() | _ANY_TEXT, session_id=_ANY_TEXT, seq=st.integers(1, 2**70))
+def test_any_text_and_numbers_encode_and_decode_as_asm_serde_does(
+    delta: str, stream: str | None, session_id: str, seq: int
+) -> None:
+    for data in (MessageStreamed(delta, stream), ToolCallFailed("call_1", delta, stream or "?")):
+        event = Event.new(data, session_id=session_id, run_id=stream, provider=stream).with_seq(seq)
+        text = encode_event_json(event)
+        assert text == event_to_json(event)
+        assert decode_event_json(text) == event
 
 
 def test_an_int_for_a_float_field_reads_as_asm_serde_reads_it() -> None:
@@ -70,3 +89,17 @@ def test_malformed_json_fails_as_asm_serde_fails(change: dict[str, object]) -> N
             slow.value.message,
         )
     )
+
+
+def test_reading_a_page_pauses_the_collector_and_restores_it() -> None:
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()  # an application that turned the collector off keeps it off
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -10,6 +10,7 @@ Every value is a frozen attrs class; change one with ``attrs.evolve``. The
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -44,12 +45,17 @@ __all__ = [
 
 
 def new_id(prefix: str) -> str:
-    """A new random id: ``prefix`` + ``_`` + 32 hex digits (128 random bits).
+    """A new unique id: ``prefix`` + ``_`` + 32 hex digits, the first 12 the
+    Unix time in milliseconds and the other 20 random (80 bits), as in UUIDv7.
 
-    >>> new_id("ses").startswith("ses_")
+    Ids made later sort later, so a database index on them grows at its end
+    instead of being written all over (several times cheaper per event stored).
+
+    >>> a, b = new_id("evt"), new_id("evt")
+    >>> a.startswith("evt_") and len(a) == 36 and a[:16] <= b[:16]
     True
     """
-    return f"{prefix}_{os.urandom(16).hex()}"
+    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
 def utcnow() -> datetime:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,8 +17,10 @@ from asm_sqlalchemy._codec import decode_event_json
 
 __all__ = [
     "decode_event",
+    "decode_events",
     "decode_run",
     "decode_session",
+    "gc_paused",
     "naive_utc",
     "run_row",
     "run_usage_columns",
@@ -147,3 +152,27 @@ def decode_event(ident: str, seq: int, body: str) -> Event:
             details={"event_id": ident, "seq": seq},
         )
     return event
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while reading a page of events (as
+    Mercurial's ``nogc`` does for bulk loads).
+
+    Every row, event and payload built then outlives the loop and none is part
+    of a cycle, so the collections those allocations would trigger find
+    nothing, yet on long pages they cost more than decoding itself. An
+    application that turned the collector off keeps it off.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def decode_events(rows: Iterable[tuple[str, int, str]]) -> tuple[Event, ...]:
+    """The events stored in ``(id, seq, body)`` rows (see :func:`decode_event`)."""
+    return tuple([decode_event(ident, seq, body) for ident, seq, body in rows])

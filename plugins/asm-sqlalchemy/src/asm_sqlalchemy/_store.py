@@ -10,6 +10,7 @@ the others get their stored events back when that commit has landed.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import socket
@@ -32,7 +33,16 @@ from asm.stores import parse_event_types, validate_page_args
 from asm_sqlalchemy._codec import encode_event_json
 from asm_sqlalchemy._engine import WRITE, create_store_engine, database_errors, mask_url, normalize_url
 from asm_sqlalchemy._migrations import ensure_schema, head_revision
-from asm_sqlalchemy._rows import decode_event, decode_run, decode_session, naive_utc, run_row, session_row
+from asm_sqlalchemy._rows import (
+    decode_event,
+    decode_events,
+    decode_run,
+    decode_session,
+    gc_paused,
+    naive_utc,
+    run_row,
+    session_row,
+)
 from asm_sqlalchemy._schema import EventHeadRow, EventRow, RunRow, SessionRow
 from asm_sqlalchemy._wake import Waker, open_waker
 
@@ -49,13 +59,17 @@ _HEADS = cast(Table, EventHeadRow.__table__)
 _IN_CHUNK: Final = 900
 
 _COLUMNS = "session_id, seq, id, run_id, type, at, provider, schema_version, body"
-_INSERT_SQLITE: Final = f"INSERT INTO asm_events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#: Rows per multi-row SQLite INSERT (9 parameters each; SQLite allows at least 32766 per statement).
+_SQLITE_ROWS_PER_INSERT: Final = 1000
 _INSERT_PG: Final = (
     f"INSERT INTO asm_events ({_COLUMNS}) SELECT * FROM unnest(%b::varchar[], %b::bigint[], %b::varchar[], "
     "%b::varchar[], %b::varchar[], %b::timestamp[], %b::varchar[], %b::integer[], %b::text[])"
 )
 
 _STORED_PG: Final = "SELECT id, seq, body FROM asm_events WHERE id = ANY(%b::varchar[])"
+
+#: ``EventType.X.value`` without the enum property lookup per event.
+_TYPE_NAMES: Final = {event_type: event_type.value for event_type in EventType}
 
 _SEARCH_SESSION_FILTERS: Final = frozenset({"agent_id", "status", "provider", "since", "until", "limit", "offset"})
 _SEARCH_EVENT_FILTERS: Final = frozenset({"types", "text", "session_id", "run_id", "since", "until", "limit"})
@@ -219,26 +233,28 @@ class SqlAlchemyStore:
         row = session_row(session)
         await self._run(lambda e: self._upsert(e, _SESSIONS, row), f"saving session {session.id}")
 
-    def _upsert(self, engine: Engine, table: Any, row: dict[str, Any]) -> None:
-        build = pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert
-        statement = build(table).values(**row)
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.id], set_={k: statement.excluded[k] for k in row if k != "id"}
-        )
+    def _upsert(self, engine: Engine, table: Table, row: dict[str, Any]) -> None:
+        # Plain SQL text (the same on SQLite and PostgreSQL): a run saves its session and
+        # itself several times on its critical path, and building and compiling an insert
+        # construct per call cost more than executing it.
+        sqlite = self.dialect == "sqlite"
+        names = tuple(row)
+        values = tuple(_sqlite_value(v) for v in row.values()) if sqlite else tuple(row.values())
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            conn.execute(statement)
+            conn.exec_driver_sql(_upsert_sql(table.name, names, "?" if sqlite else "%s"), values)
 
     async def get_session(self, session_id: str) -> Session:
         """The session, or ``session_not_found``."""
-
-        def get(engine: Engine) -> str | None:
-            with engine.connect() as conn:
-                return conn.execute(select(_SESSIONS.c.body).where(_SESSIONS.c.id == session_id)).scalar()
-
-        body = await self._run(get, f"reading session {session_id}")
+        body = await self._run(lambda e: self._body(e, "asm_sessions", session_id), f"reading session {session_id}")
         if body is None:
             raise _not_found("session", session_id)
         return decode_session(session_id, body)
+
+    def _body(self, engine: Engine, table: str, ident: str) -> str | None:
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        with engine.connect() as conn:
+            row = conn.exec_driver_sql(f"SELECT body FROM {table} WHERE id = {mark}", (ident,)).first()
+        return None if row is None else cast(str, row[0])
 
     async def list_sessions(
         self,
@@ -282,12 +298,7 @@ class SqlAlchemyStore:
 
     async def get_run(self, run_id: str) -> Run:
         """The run, or ``run_not_found``."""
-
-        def get(engine: Engine) -> str | None:
-            with engine.connect() as conn:
-                return conn.execute(select(_RUNS.c.body).where(_RUNS.c.id == run_id)).scalar()
-
-        body = await self._run(get, f"reading run {run_id}")
+        body = await self._run(lambda e: self._body(e, "asm_runs", run_id), f"reading run {run_id}")
         if body is None:
             raise _not_found("run", run_id)
         return decode_run(run_id, body)
@@ -375,22 +386,25 @@ class SqlAlchemyStore:
                 changed.set()
 
     def _append_sync(self, engine: Engine, events: list[Event]) -> list[Event]:
+        # Event ids are fresh almost always, so the first attempt just inserts and lets the
+        # unique index object; only then are the ids looked up, and the ones already
+        # stored (an append retried, or the same event sent twice) come back as stored.
+        # (PostgreSQL appends go through psycopg's own cursor: its IntegrityError is not SQLAlchemy's.)
+        duplicate = (IntegrityError, engine.dialect.loaded_dbapi.IntegrityError)
         for attempt in range(3):
             try:
-                return self._append_once(engine, events)
-            except IntegrityError:
-                # Another process stored one of these ids at the same moment:
-                # the retry finds it and returns it as stored.
+                return self._append_once(engine, events, look_up=attempt > 0)
+            except duplicate:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
-    def _append_once(self, engine: Engine, events: list[Event]) -> list[Event]:
+    def _append_once(self, engine: Engine, events: list[Event], *, look_up: bool) -> list[Event]:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            ids = list(dict.fromkeys(event.id for event in events))
             known: dict[str, Event] = {}
-            for ident, seq, body in self._stored_rows(conn, ids):
-                known[ident] = decode_event(ident, seq, body)
+            if look_up:
+                for ident, seq, body in self._stored_rows(conn, list(dict.fromkeys(e.id for e in events))):
+                    known[ident] = decode_event(ident, seq, body)
             fresh: list[Event] = []
             counts: dict[str, int] = {}
             for event in events:
@@ -406,23 +420,27 @@ class SqlAlchemyStore:
                 next_seq[event.session_id] = seq + 1
                 stored = event.with_seq(seq)
                 known[event.id] = stored
-                at = naive_utc(event.at)
+                iso = event.at.isoformat()
                 rows_out.append(
                     (
                         event.session_id,
                         seq,
                         event.id,
                         event.run_id,
-                        event.data.type.value,
-                        # SQLAlchemy's SQLite DateTime text format, written directly.
-                        at.isoformat(sep=" ", timespec="microseconds") if sqlite else at,
+                        _TYPE_NAMES[event.data.type],
+                        _sqlite_datetime(event.at, iso) if sqlite else naive_utc(event.at),
                         event.provider,
                         event.schema_version,
-                        encode_event_json(stored),
+                        encode_event_json(stored, iso),
                     )
                 )
             if rows_out and sqlite:
-                conn.exec_driver_sql(_INSERT_SQLITE, rows_out)
+                # Multi-row statements rather than executemany: each statement lets go of
+                # the GIL once instead of once per row, and while a run streams, the
+                # event loop's thread wants it back after every one of those.
+                for start in range(0, len(rows_out), _SQLITE_ROWS_PER_INSERT):
+                    chunk = rows_out[start : start + _SQLITE_ROWS_PER_INSERT]
+                    conn.exec_driver_sql(_sqlite_insert(len(chunk)), tuple(itertools.chain.from_iterable(chunk)))
             elif rows_out:
                 # One statement over nine arrays, sent in binary (no text escaping):
                 # far cheaper than a row-by-row executemany.
@@ -488,29 +506,49 @@ class SqlAlchemyStore:
         if wanted is not None and not wanted:
             return Page((), after, has_more=False)
 
-        def read(engine: Engine) -> list[Any]:
-            where = [_EVENTS.c.session_id == session_id, _EVENTS.c.seq > after]
-            if before is not None:
-                where.append(_EVENTS.c.seq < before)
-            if wanted is not None:
-                where.append(_EVENTS.c.type.in_(sorted(t.value for t in wanted)))
-            if run_id is not None:
-                where.append(_EVENTS.c.run_id == run_id)
-            query = select(_EVENTS.c.id, _EVENTS.c.seq, _EVENTS.c.body).where(*where).order_by(_EVENTS.c.seq)
-            if limit is not None:
-                query = query.limit(limit + 1)
-            with engine.connect() as conn:
-                return list(conn.execute(query).all())
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        sql = f"SELECT id, seq, body FROM asm_events WHERE session_id = {mark} AND seq > {mark}"
+        params: list[Any] = [session_id, after]
+        if before is not None:
+            sql += f" AND seq < {mark}"
+            params.append(before)
+        if wanted is not None:
+            sql += f" AND type IN ({', '.join([mark] * len(wanted))})"
+            params += sorted(t.value for t in wanted)
+        if run_id is not None:
+            sql += f" AND run_id = {mark}"
+            params.append(run_id)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += f" LIMIT {mark}"
+            params.append(limit + 1)
 
-        rows = await self._run(read, f"reading events of session {session_id}")
-        if limit is not None and len(rows) > limit:
-            events = tuple(decode_event(i, s, b) for i, s, b in rows[:limit])
-            return Page(events, rows[limit - 1][1], has_more=True)
-        events = tuple(decode_event(i, s, b) for i, s, b in rows)
+        def read(engine: Engine) -> tuple[tuple[Event, ...], bool]:
+            # The driver's own cursor: pages are long, and its plain tuples cost half of
+            # what SQLAlchemy's rows do per event. Decoding happens here too, off the
+            # event loop's thread.
+            with engine.connect() as conn, gc_paused():
+                driver = conn.connection.driver_connection
+                assert driver is not None
+                if self.dialect == "sqlite":
+                    rows = cast(sqlite3.Connection, driver).execute(sql, params).fetchall()
+                else:
+                    with driver.cursor() as cursor:
+                        # A session's log is read in seq order, a walk of the primary key. Before
+                        # autovacuum first analyzes a freshly written table, the planner guesses
+                        # a few rows and picks a bitmap scan and an on-disk sort (4x slower).
+                        cursor.execute("SET LOCAL enable_bitmapscan = off")
+                        cursor.execute(sql, params)
+                        rows = cursor.fetchall()
+                more = limit is not None and len(rows) > limit
+                return decode_events(rows[:limit] if more else rows), more
+
+        events, more = await self._run(read, f"reading events of session {session_id}")
         # The cursor never passes an event this read did not see: a second query for the
         # session's latest seq could count an event appended after the rows were read, and a
         # filtered follower would then skip it for good.
-        return Page(events, rows[-1][1] if rows else after, has_more=False)
+        last = events[-1].seq if events else None
+        return Page(events, after if last is None else last, has_more=more)
 
     async def wait_for_events(
         self,
@@ -686,7 +724,7 @@ class SqlAlchemyStore:
                 return list(conn.execute(query).all())
 
         rows = await self._run(get, "searching events")
-        return [decode_event(i, s, b) for i, s, b in rows]
+        return list(decode_events(rows))
 
     # -- Maintenance ---------------------------------------------------------
 
@@ -867,6 +905,35 @@ def _when(value: Any, name: str) -> datetime:
     if not isinstance(value, datetime):
         raise AsmError("validation_error", f"{name}={value!r} must be a datetime")
     return naive_utc(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
+
+
+@functools.cache
+def _upsert_sql(table: str, names: tuple[str, ...], mark: str) -> str:
+    updates = ", ".join(f"{name} = excluded.{name}" for name in names if name != "id")
+    return (
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))}) "
+        f"ON CONFLICT (id) DO UPDATE SET {updates}"
+    )
+
+
+def _sqlite_value(value: Any) -> Any:
+    """A column value as SQLAlchemy's SQLite types store it (datetimes as text)."""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="microseconds")
+    return value
+
+
+@functools.cache
+def _sqlite_insert(rows: int) -> str:
+    return f"INSERT INTO asm_events ({_COLUMNS}) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+
+
+def _sqlite_datetime(at: datetime, iso: str) -> str:
+    """``at`` as SQLAlchemy's SQLite ``DateTime`` stores it (naive UTC text to the
+    microsecond), cut from its ``isoformat()`` when that is already UTC."""
+    if len(iso) == 32 and iso.endswith("+00:00"):  # YYYY-MM-DDTHH:MM:SS.ffffff+00:00
+        return f"{iso[:10]} {iso[11:26]}"
+    return naive_utc(at).isoformat(sep=" ", timespec="microseconds")
 
 
 def _alive(pid: int) -> bool:
