@@ -253,8 +253,10 @@ consumer pays. The providers read the raw Server-Sent Events and parse each with
 building the SDK's typed event objects; that saving pays for asm's own work per event (the event
 envelope, the run's write queue, seq assignment, storage). The provider emits one
 `message_streamed` event per wire delta (never merged, so the events do not depend on how the
-bytes were split), so (c) is bound by the store's append throughput: where (c) misses its
-target, the time is in the store's group commits, not in the provider.
+bytes were split), so (c) is (b) plus the store's work per event: its worker thread spends about
+10 µs of CPU on each (building the row and its JSON, the multi-row insert, the commit), and only
+the part inside SQLite runs beside the event loop - the rest waits for the same GIL the provider's
+parsing holds. Where (c) misses its target, that is the time, not the provider.
 """
     print(body)
     if not args.no_write:

@@ -46,6 +46,9 @@ from asm.providers.scripted import ScriptedProvider
 TARGETS = {"sqlite": 50_000, "postgresql": 20_000}
 TARGET_REPLAY = 200_000
 TARGET_RATIO = 10
+#: Each figure is a median: one sample on a shared 2-core machine swings by 20%.
+ONE_RUN_REPEATS = 3
+REPLAY_REPEATS = 5
 
 CHILD = """
 import sys, time, trio
@@ -208,13 +211,18 @@ def measure(
     name: str, url: str, async_url: str, args: argparse.Namespace, engine_kwargs: dict[str, Any]
 ) -> dict[str, Any]:
     chunks = [f"chunk {i} " for i in range(args.events)]
-    gc.collect()
-    rate, session_id = trio.run(one_run, url, chunks)
-    print(f"{name}: one run {rate:,.0f} events/s", flush=True)
+    ones: list[float] = []
+    for _ in range(ONE_RUN_REPEATS):  # each run a new session of the same database
+        gc.collect()
+        rate, session_id = trio.run(one_run, url, chunks)
+        ones.append(rate)
+    rate = statistics.median(ones)
+    print(f"{name}: one run {rate:,.0f} events/s (median of {ONE_RUN_REPEATS}: {ones})", flush=True)
     concurrent, per_commit = trio.run(concurrent_runs, url, args.runs, args.events // args.runs)
     print(f"{name}: {args.runs} runs {concurrent:,.0f} events/s ({per_commit:.1f} appends/commit)", flush=True)
-    replayed = trio.run(replay, url, session_id)
-    print(f"{name}: replay {replayed:,.0f} events/s", flush=True)
+    replays = [trio.run(replay, url, session_id) for _ in range(REPLAY_REPEATS)]
+    replayed = statistics.median(replays)
+    print(f"{name}: replay {replayed:,.0f} events/s (median of {REPLAY_REPEATS})", flush=True)
     local = trio.run(wake_in_process, url, 200)
     remote = trio.run(wake_across_processes, url, 50)
     print(
@@ -247,9 +255,10 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, load: t
         "(figures are wall-clock; other work on a shared machine lowers them).",
         "",
         f"One run streaming {args.events:,} `message_streamed` events through `SessionManager.run_once` "
-        "(each event committed before `on_event` sees it); "
-        f"{args.runs} concurrent runs sharing {args.events:,} events; replay of the {args.events:,}-event log "
-        "in pages of 10,000; `wait_for_events` wake-up from commit to the waiter holding the event "
+        f"(each event committed before `on_event` sees it; median of {ONE_RUN_REPEATS} runs); "
+        f"{args.runs} concurrent runs sharing {args.events:,} events; replay of a {args.events:,}-event log "
+        f"in pages of 10,000 (median of {REPLAY_REPEATS}); `wait_for_events` wake-up from commit to the "
+        "waiter holding the event "
         "(200 rounds in-process, 50 from another process; SQLite waiters in other processes poll "
         "`PRAGMA data_version` every 10 ms here, PostgreSQL ones use LISTEN/NOTIFY).",
         "",

@@ -42,6 +42,25 @@ async def test_a_corrupt_event_row_names_its_id_and_the_others_stay_readable(url
         assert await store.latest_seq("ses_c") == 5
 
 
+async def test_a_row_holding_another_events_json_is_named_as_corrupt(url: str) -> None:
+    # Valid JSON, but of the event at seq 4: the row at seq 2 must not pass for it.
+    async with SqlAlchemyStore(url) as store:
+        await store.save_session(Session(id="ses_m", agent_id="a"))
+        stored = await store.append_events([Event.new(MessageStreamed(f"d{i}"), session_id="ses_m") for i in range(5)])
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE asm_events SET body = (SELECT body FROM asm_events WHERE id = :other) WHERE id = :id"),
+                {"other": stored[3].id, "id": stored[1].id},
+            )
+        engine.dispose()
+        with pytest.raises(AsmError) as caught:
+            await store.read_events("ses_m", limit=10)
+        assert caught.value.code == "storage_read_failed"
+        assert caught.value.details == {"event_id": stored[1].id, "seq": 2}
+        assert list((await store.read_events("ses_m", after=2)).events) == stored[2:]
+
+
 async def test_an_unknown_types_filter_is_a_validation_error(store: SqlAlchemyStore) -> None:
     with pytest.raises(AsmError) as caught:
         await store.read_events("ses_x", types=["message_streamed", "no_such_type"])

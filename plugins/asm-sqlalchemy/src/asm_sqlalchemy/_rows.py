@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from asm_sqlalchemy._codec import decode_event_json
 __all__ = [
     "decode_event",
     "decode_events",
+    "decode_log",
     "decode_run",
     "decode_session",
     "gc_paused",
@@ -176,3 +177,16 @@ def gc_paused() -> Iterator[None]:
 def decode_events(rows: Iterable[tuple[str, int, str]]) -> tuple[Event, ...]:
     """The events stored in ``(id, seq, body)`` rows (see :func:`decode_event`)."""
     return tuple([decode_event(ident, seq, body) for ident, seq, body in rows])
+
+
+def decode_log(rows: Sequence[tuple[int, str]], id_at: Callable[[int], str]) -> tuple[Event, ...]:
+    """The events stored in one session's ``(seq, body)`` rows, as
+    :func:`decode_events` reads them; ``id_at(seq)`` fetches a row's event id,
+    which only a corrupt row needs (to name it in the error)."""
+    try:
+        events = [decode_event_json(body) for _, body in rows]
+    except AsmError:
+        events = []
+    if len(events) == len(rows) and all(event.seq == row[0] for event, row in zip(events, rows, strict=True)):
+        return tuple(events)
+    return tuple(decode_event(id_at(seq), seq, body) for seq, body in rows)  # raises for the first bad row

@@ -36,6 +36,7 @@ from asm_sqlalchemy._migrations import ensure_schema, head_revision
 from asm_sqlalchemy._rows import (
     decode_event,
     decode_events,
+    decode_log,
     decode_run,
     decode_session,
     gc_paused,
@@ -507,7 +508,7 @@ class SqlAlchemyStore:
             return Page((), after, has_more=False)
 
         mark = "?" if self.dialect == "sqlite" else "%s"
-        sql = f"SELECT id, seq, body FROM asm_events WHERE session_id = {mark} AND seq > {mark}"
+        sql = f"SELECT seq, body FROM asm_events WHERE session_id = {mark} AND seq > {mark}"
         params: list[Any] = [session_id, after]
         if before is not None:
             sql += f" AND seq < {mark}"
@@ -541,7 +542,14 @@ class SqlAlchemyStore:
                         cursor.execute(sql, params)
                         rows = cursor.fetchall()
                 more = limit is not None and len(rows) > limit
-                return decode_events(rows[:limit] if more else rows), more
+
+                def id_at(seq: int) -> str:
+                    found = conn.exec_driver_sql(
+                        f"SELECT id FROM asm_events WHERE session_id = {mark} AND seq = {mark}", (session_id, seq)
+                    ).scalar()
+                    return str(found)
+
+                return decode_log(rows[:limit] if more else rows, id_at), more
 
         events, more = await self._run(read, f"reading events of session {session_id}")
         # The cursor never passes an event this read did not see: a second query for the
