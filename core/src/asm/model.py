@@ -55,7 +55,7 @@ def new_id(prefix: str) -> str:
     >>> a.startswith("evt_") and len(a) == 36 and a[:16] <= b[:16]
     True
     """
-    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+    return f"{prefix}_{((time.time_ns() // 1_000_000).to_bytes(6, 'big') + os.urandom(10)).hex()}"
 
 
 def utcnow() -> datetime:
