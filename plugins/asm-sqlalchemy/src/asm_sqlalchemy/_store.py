@@ -167,6 +167,11 @@ class SqlAlchemyStore:
         """``"sqlite"`` or ``"postgresql"``."""
         return self.url.get_backend_name()
 
+    @property
+    def _mark(self) -> str:
+        """The driver's parameter placeholder in plain SQL text."""
+        return "?" if self.dialect == "sqlite" else "%s"
+
     def __repr__(self) -> str:
         return f"SqlAlchemyStore({mask_url(self.url)!r})"
 
@@ -242,7 +247,7 @@ class SqlAlchemyStore:
         names = tuple(row)
         values = tuple(_sqlite_value(v) for v in row.values()) if sqlite else tuple(row.values())
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            conn.exec_driver_sql(_upsert_sql(table.name, names, "?" if sqlite else "%s"), values)
+            conn.exec_driver_sql(_upsert_sql(table.name, names, self._mark), values)
 
     async def get_session(self, session_id: str) -> Session:
         """The session, or ``session_not_found``."""
@@ -252,7 +257,7 @@ class SqlAlchemyStore:
         return decode_session(session_id, body)
 
     def _body(self, engine: Engine, table: str, ident: str) -> str | None:
-        mark = "?" if self.dialect == "sqlite" else "%s"
+        mark = self._mark
         with engine.connect() as conn:
             row = conn.exec_driver_sql(f"SELECT body FROM {table} WHERE id = {mark}", (ident,)).first()
         return None if row is None else cast(str, row[0])
@@ -507,7 +512,7 @@ class SqlAlchemyStore:
         if wanted is not None and not wanted:
             return Page((), after, has_more=False)
 
-        mark = "?" if self.dialect == "sqlite" else "%s"
+        mark = self._mark
         sql = f"SELECT seq, body FROM asm_events WHERE session_id = {mark} AND seq > {mark}"
         params: list[Any] = [session_id, after]
         if before is not None:
@@ -926,9 +931,12 @@ def _upsert_sql(table: str, names: tuple[str, ...], mark: str) -> str:
 
 def _sqlite_value(value: Any) -> Any:
     """A column value as SQLAlchemy's SQLite types store it (datetimes as text)."""
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ", timespec="microseconds")
-    return value
+    return _sqlite_text(value) if isinstance(value, datetime) else value
+
+
+def _sqlite_text(value: datetime) -> str:
+    """A naive UTC datetime as SQLAlchemy's SQLite ``DateTime`` stores it."""
+    return value.isoformat(sep=" ", timespec="microseconds")
 
 
 @functools.cache
@@ -941,7 +949,7 @@ def _sqlite_datetime(at: datetime, iso: str) -> str:
     microsecond), cut from its ``isoformat()`` when that is already UTC."""
     if len(iso) == 32 and iso.endswith("+00:00"):  # YYYY-MM-DDTHH:MM:SS.ffffff+00:00
         return f"{iso[:10]} {iso[11:26]}"
-    return naive_utc(at).isoformat(sep=" ", timespec="microseconds")
+    return _sqlite_text(naive_utc(at))
 
 
 def _alive(pid: int) -> bool:
