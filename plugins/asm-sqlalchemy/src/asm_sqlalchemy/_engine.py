@@ -90,10 +90,13 @@ def create_store_engine(
     pool_size: int,
     synchronous: str = "NORMAL",
     busy_timeout: float = 60.0,
+    autocheckpoint: bool = True,
 ) -> Engine:
     """A sync engine for ``url``. SQLite files get WAL mode, ``synchronous``,
     a busy timeout, foreign keys, and ``BEGIN IMMEDIATE`` for write
-    transactions (so concurrent writers queue instead of failing)."""
+    transactions (so concurrent writers queue instead of failing);
+    ``autocheckpoint=False`` leaves WAL checkpoints to the caller
+    (see :mod:`asm_sqlalchemy._checkpoint`)."""
     if url.get_backend_name() == "sqlite":
         assert url.database is not None
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -103,12 +106,12 @@ def create_store_engine(
             max_overflow=pool_size,
             connect_args={"check_same_thread": False, "timeout": busy_timeout},
         )
-        _sqlite_events(engine, synchronous=synchronous, busy_timeout=busy_timeout)
+        _sqlite_events(engine, synchronous=synchronous, busy_timeout=busy_timeout, autocheckpoint=autocheckpoint)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def _sqlite_events(engine: Engine, *, synchronous: str, busy_timeout: float) -> None:
+def _sqlite_events(engine: Engine, *, synchronous: str, busy_timeout: float, autocheckpoint: bool) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:
         # Transactions are begun explicitly below (pysqlite's own BEGIN is deferred).
@@ -120,6 +123,8 @@ def _sqlite_events(engine: Engine, *, synchronous: str, busy_timeout: float) -> 
         cursor.execute(f"PRAGMA synchronous = {synchronous}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA temp_store = MEMORY")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint = 0")  # the store checkpoints in a thread of its own
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -28,6 +28,7 @@ from asm import AsmError, ErrorInfo, Event, Page, ProviderError, Run, RunStatus,
 from asm.events import EventType, RunFailed
 from asm.model import utcnow
 from asm.stores import parse_event_types, validate_page_args
+from asm_sqlalchemy._checkpoint import Checkpointer, wal_bytes
 from asm_sqlalchemy._codec import encode_event_json
 from asm_sqlalchemy._engine import WRITE, create_store_engine, database_errors, mask_url, normalize_url
 from asm_sqlalchemy._migrations import ensure_schema, head_revision
@@ -72,6 +73,10 @@ _RESERVE_SQL: Final = (
 )
 
 _STORED_PG: Final = "SELECT id, seq, body FROM asm_events WHERE id = ANY(%b::varchar[])"
+
+#: Text a deleted row stands for in the WAL (see ``_wrote``): the pages it sat on are
+#: rewritten, about what inserting a streamed event wrote.
+_DELETED_ROW_BYTES: Final = 300
 
 #: ``EventType.X.value`` without the enum property lookup per event.
 _TYPE_NAMES: Final = {event_type: event_type.value for event_type in EventType}
@@ -159,6 +164,7 @@ class SqlAlchemyStore:
         self._pending: list[_Append] = []
         self._changed: dict[str, trio.Event] = {}
         self._waker: Waker | None = None
+        self._checkpointer: Checkpointer | None = None
         self._host = socket.gethostname()
         self._pid = os.getpid()
         self._commits = 0
@@ -199,13 +205,19 @@ class SqlAlchemyStore:
             raise AsmError("invalid_operation", f"{self!r} is closed; open a new store")
         async with self._open_lock:
             if self._engine is None:
-                engine = create_store_engine(self.url, pool_size=self._max_threads, synchronous=self._synchronous)
+                sqlite = self.dialect == "sqlite"
+                engine = create_store_engine(
+                    self.url, pool_size=self._max_threads, synchronous=self._synchronous, autocheckpoint=not sqlite
+                )
                 try:
                     await self._thread(lambda: ensure_schema(engine, create=self._create), "opening the database")
                 except BaseException:
                     engine.dispose()
                     raise
                 self._waker = open_waker(engine, poll_interval=self.poll_interval)
+                if sqlite:
+                    assert engine.url.database is not None
+                    self._checkpointer = Checkpointer(engine.url.database)
                 self._engine = engine
         return self._engine
 
@@ -214,8 +226,11 @@ class SqlAlchemyStore:
         self._closed = True
         engine, self._engine = self._engine, None
         waker, self._waker = self._waker, None
+        checkpointer, self._checkpointer = self._checkpointer, None
         if waker is not None:
             await trio.to_thread.run_sync(waker.close)
+        if checkpointer is not None:
+            await trio.to_thread.run_sync(checkpointer.close)
         if engine is not None:
             await trio.to_thread.run_sync(engine.dispose)
 
@@ -252,6 +267,13 @@ class SqlAlchemyStore:
         values = tuple(_sqlite_value(v) for v in row.values()) if sqlite else tuple(row.values())
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
             conn.exec_driver_sql(_upsert_sql(table.name, names, self._mark), values)
+        self._wrote(len(row["body"]))
+
+    def _wrote(self, text_bytes: int, rows: int = 1) -> None:
+        """After a SQLite commit of ``rows`` rows holding ``text_bytes`` of text:
+        count what it added to the WAL toward the next checkpoint."""
+        if self._checkpointer is not None:
+            self._checkpointer.wrote(wal_bytes(text_bytes, rows))
 
     async def get_session(self, session_id: str) -> Session:
         """The session, or ``session_not_found``."""
@@ -297,6 +319,8 @@ class SqlAlchemyStore:
                     conn.execute(delete(_HEADS).where(_HEADS.c.session_id.in_(chunk)))
                     counts["runs"] += conn.execute(delete(_RUNS).where(_RUNS.c.session_id.in_(chunk))).rowcount
                     counts["sessions"] += conn.execute(delete(_SESSIONS).where(_SESSIONS.c.id.in_(chunk))).rowcount
+            deleted = sum(counts.values())
+            self._wrote(_DELETED_ROW_BYTES * deleted, deleted)
             return counts
 
         return await self._run(drop, "deleting sessions")
@@ -410,6 +434,7 @@ class SqlAlchemyStore:
         raise AssertionError("unreachable")
 
     def _append_once(self, engine: Engine, events: list[Event], *, look_up: bool) -> list[Event]:
+        text_bytes = 0
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
             known: dict[str, Event] = {}
             if look_up:
@@ -445,6 +470,7 @@ class SqlAlchemyStore:
                     )
                 )
             if rows_out and sqlite:
+                text_bytes = sum([len(row[8]) for row in rows_out])
                 # Multi-row statements rather than executemany: each statement lets go of
                 # the GIL once instead of once per row, and while a run streams, the
                 # event loop's thread wants it back after every one of those.
@@ -462,6 +488,7 @@ class SqlAlchemyStore:
             if self.dialect == "postgresql":
                 for session_id in sorted(counts):
                     conn.execute(text("SELECT pg_notify('asm_events', :sid)"), {"sid": session_id})
+        self._wrote(text_bytes, len(fresh))
         return [known[event.id] for event in events]
 
     def _stored_rows(self, conn: Connection, ids: list[str]) -> list[Any]:
@@ -881,7 +908,8 @@ class SqlAlchemyStore:
                 .where(_RUNS.c.id == run.id, _RUNS.c.status == RunStatus.RUNNING.value)
                 .values(**{k: v for k, v in row.items() if k != "id"})
             )
-            return bool(result.rowcount)
+        self._wrote(len(row["body"]))
+        return bool(result.rowcount)
 
 
 _TOKEN_COLUMNS: Final = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
