@@ -1,10 +1,12 @@
-"""asm.sse: the Server-Sent Events decoder the HTTP providers share."""
+"""asm.sse: the Server-Sent Events decoder and the HTTP failure classification the HTTP providers share."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from asm.events import ProviderError
 from asm.sse import SSEDecoder
 
 STREAM = (
@@ -42,3 +44,47 @@ def test_retry_after_reads_milliseconds_seconds_and_http_dates() -> None:
     later = retry_after_seconds({"retry-after": format_datetime(datetime.now(UTC) + timedelta(seconds=30))})
     assert later is not None and 0 < later <= 30
     assert retry_after_seconds({"retry-after": "soon"}) is None and retry_after_seconds({}) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "quota", "code", "retryable", "fix"),
+    [
+        (429, False, "provider_rate_limited", True, "retry after 7s"),
+        (529, False, "provider_unavailable", True, "retry after 7s"),
+        (500, False, "provider_unavailable", True, "retry after 7s"),
+        (408, False, "provider_unavailable", True, "retry after 7s"),
+        (401, False, "provider_authentication_failed", False, "set ANY_API_KEY"),
+        (403, False, "provider_authentication_failed", False, "check the API key"),
+        (429, True, "provider_quota_exceeded", False, "check the account's plan, billing and credit"),
+        (400, False, "provider_error", False, "fix the request"),
+    ],
+)
+def test_http_failures_are_classified_the_same_for_every_provider(
+    status: int, quota: bool, code: str, retryable: bool, fix: str
+) -> None:
+    from asm.sse import http_status_failure
+
+    headers = {"retry-after": "7"}
+    error = http_status_failure(
+        "any",
+        "the Any API",
+        status,
+        "some_kind",
+        "it broke",
+        headers,
+        request_id="req_1",
+        fixes={401: "set ANY_API_KEY"},
+        quota=quota,
+    )
+    assert (error.code, error.retryable) == (code, retryable)
+    assert error.message == f"the Any API answered {status} (some_kind): it broke; {fix}"
+    assert error.details["status"] == status and error.details["request_id"] == "req_1"
+    assert error.details["retry_after"] == 7.0
+    assert error.details["provider_error"] == ProviderError("any", "some_kind", error.message)
+
+
+def test_a_retryable_failure_without_retry_after_says_retry_later() -> None:
+    from asm.sse import http_status_failure
+
+    error = http_status_failure("any", "the Any API", 503, "overloaded", "busy", {})
+    assert error.message.endswith("; retry later") and "retry_after" not in error.details

@@ -185,3 +185,42 @@ def test_run_tools_picks_by_name_adds_functions_and_names_unknown_ones() -> None
     with pytest.raises(asm.AsmError) as caught:
         run_tools(["add", "nope"], known)
     assert caught.value.code == "invalid_input" and "'nope'" in caught.value.message
+
+
+@attrs.frozen
+class _Options:
+    model: str = "m1"
+    max_turns: int = 10
+
+    def check(self, where: str, code: str) -> None:
+        if self.max_turns < 1:
+            raise asm.AsmError(code, f"invalid {where}: max_turns must be >= 1, not {self.max_turns}")
+
+
+def test_run_options_merge_a_run_s_overrides_and_tools() -> None:
+    from asm.tools import run_options
+
+    base = _Options()
+    tools = [Tool.from_function(add)]
+    allowed = frozenset({"model", "max_turns", "tools"})
+    assert run_options("any", base, tools, {}, allowed) == (base, {"add": tools[0]})
+    merged, chosen = run_options("any", base, tools, {"max_turns": 3, "tools": []}, allowed)
+    assert merged == _Options(max_turns=3) and chosen == {}
+    assert base == _Options(), "the provider's own options are untouched"
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ({"colour": "red"}, "unknown any run option 'colour'; valid: max_turns, model, tools"),
+        ({"max_turns": "many"}, "invalid any run options:"),
+        ({"max_turns": 0}, "invalid any run options: max_turns must be >= 1, not 0"),
+        ({"tools": ["nope"]}, "run option 'tools' names unknown tool 'nope'"),
+    ],
+)
+def test_bad_run_options_are_invalid_input(given: dict[str, Any], says: str) -> None:
+    from asm.tools import run_options
+
+    with pytest.raises(asm.AsmError) as caught:
+        run_options("any", _Options(), [Tool.from_function(add)], given, frozenset({"model", "max_turns", "tools"}))
+    assert caught.value.code == "invalid_input" and says in caught.value.message

@@ -1,6 +1,7 @@
 """Server-Sent Events for providers that stream over HTTP: an incremental
-decoder, a way to read a response body that leaves nothing half-read, and
-the wait an HTTP error response asks for (``retry_after_seconds``).
+decoder, a way to read a response body that leaves nothing half-read, the
+wait an HTTP error response asks for (``retry_after_seconds``), and one
+classification of HTTP failures into asm's errors (``http_status_failure``).
 
 ::
 
@@ -19,11 +20,21 @@ import contextlib
 import email.utils
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
-__all__ = ["SSEDecoder", "StreamingResponse", "read_body", "retry_after_seconds"]
+from asm.errors import AsmError
+from asm.events import ProviderError
+
+__all__ = [
+    "SSEDecoder",
+    "StreamingResponse",
+    "http_status_failure",
+    "provider_failure",
+    "read_body",
+    "retry_after_seconds",
+]
 
 
 class StreamingResponse(Protocol):
@@ -117,3 +128,64 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def provider_failure(
+    provider: str, code: str, kind: str, message: str, *, retryable: bool | None = None, **details: Any
+) -> AsmError:
+    """An :class:`AsmError` whose ``details["provider_error"]`` says which
+    provider failed and how (``kind``), as runs record it.
+
+    >>> provider_failure("claude", "provider_timeout", "timeout", "timed out").retryable
+    True
+    """
+    return AsmError(
+        code,
+        message,
+        retryable=retryable,
+        details={"provider_error": ProviderError(provider, kind, message), **details},
+    )
+
+
+def http_status_failure(
+    provider: str,
+    api: str,
+    status: int,
+    kind: str,
+    detail: str,
+    headers: Mapping[str, str],
+    *,
+    request_id: str | None = None,
+    fixes: Mapping[int, str] | None = None,
+    quota: bool = False,
+) -> AsmError:
+    """An HTTP API's error response as an :class:`AsmError`, the same way for
+    every provider: 429 is ``provider_rate_limited`` and 5xx, 408 and 409 are
+    ``provider_unavailable`` (both retryable, with the ``retry_after`` the
+    response asks for); 401 and 403 are ``provider_authentication_failed``;
+    ``quota`` (the caller reads it off the body) is ``provider_quota_exceeded``;
+    anything else is ``provider_error``. The message names ``api``, the status,
+    the API's ``kind`` and ``detail``, then what to do: ``fixes[status]`` when
+    given.
+
+    >>> error = http_status_failure("claude", "the Anthropic API", 429, "rate_limit_error", "slow down", {})
+    >>> error.code, error.retryable, error.message
+    ('provider_rate_limited', True, 'the Anthropic API answered 429 (rate_limit_error): slow down; retry later')
+    """
+    fixes = fixes or {}
+    retry_after = retry_after_seconds(headers)
+    details: dict[str, Any] = {"status": status, "request_id": request_id}
+    if retry_after is not None:
+        details["retry_after"] = retry_after
+    later = f"retry after {retry_after:g}s" if retry_after is not None else "retry later"
+    if quota:
+        code, fix = "provider_quota_exceeded", fixes.get(status, "check the account's plan, billing and credit")
+    elif status == 429:
+        code, fix = "provider_rate_limited", later
+    elif status >= 500 or status in (408, 409):
+        code, fix = "provider_unavailable", later
+    elif status in (401, 403):
+        code, fix = "provider_authentication_failed", fixes.get(status, "check the API key")
+    else:
+        code, fix = "provider_error", fixes.get(status, "fix the request")
+    return provider_failure(provider, code, kind, f"{api} answered {status} ({kind}): {detail}; {fix}", **details)

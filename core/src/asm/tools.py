@@ -35,11 +35,12 @@ import inspect
 import json
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, Literal
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 import attrs
 import trio
+from attrs import AttrsInstance
 
 from asm.errors import AsmError
 from asm.events import ToolCallCompleted, ToolCallFailed
@@ -52,6 +53,7 @@ __all__ = [
     "ToolOutcome",
     "coerce_tools",
     "execute_tool_call",
+    "run_options",
     "run_tools",
 ]
 
@@ -274,3 +276,49 @@ def run_tools(value: object, known: dict[str, Tool]) -> dict[str, Tool]:
     for tool in given:
         chosen[tool.name] = tool
     return chosen
+
+
+class CheckedOptions(AttrsInstance, Protocol):
+    """A provider's options class (frozen attrs) that checks its own ranges."""
+
+    def check(self, where: str, code: str) -> None:
+        """Raise ``code`` naming the bad value, if any option is out of range."""
+        ...
+
+
+OptionsT = TypeVar("OptionsT", bound=CheckedOptions)
+
+
+def run_options(
+    provider: str, options: OptionsT, tools: Sequence[Tool], given: Mapping[str, Any], allowed: frozenset[str]
+) -> tuple[OptionsT, dict[str, Tool]]:
+    """A tool-loop provider's options and tools for one run: ``options`` with
+    the run's own ``given`` (``RunInput.options``; only keys in ``allowed``),
+    checked again, and the tools by name (``given["tools"]`` picks and adds
+    them, see :func:`run_tools`). Bad run options are ``invalid_input``.
+
+    >>> run_options("claude", options, tools, {"max_turns": 3}, RUN_KEYS)  # doctest: +SKIP
+    (ClaudeOptions(model='claude-sonnet-4-6', ..., max_turns=3, ...), {...})
+    """
+    from asm.plugins import parse_options
+
+    known = {tool.name: tool for tool in tools}
+    if not given:
+        return options, known
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise AsmError(
+            "invalid_input",
+            f"unknown {provider} run option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"valid: {', '.join(sorted(allowed))}",
+        )
+    chosen = run_tools(given["tools"], known) if "tools" in given else known
+    changes = {k: v for k, v in given.items() if k != "tools"}
+    if not changes:
+        return options, chosen
+    try:
+        merged = parse_options(type(options), {**attrs.asdict(options, recurse=False), **changes}, provider)
+    except AsmError as exc:
+        raise AsmError("invalid_input", f"invalid {provider} run options: {exc.message}") from None
+    merged.check(f"{provider} run options", "invalid_input")
+    return merged, chosen

@@ -44,7 +44,7 @@ import attrs
 import httpx2
 import trio
 
-from asm import AsmError, Capabilities, ProviderError, RunInput, RunResult, TokenUsage, load_plugins, parse_options
+from asm import AsmError, Capabilities, RunInput, RunResult, TokenUsage, load_plugins, parse_options
 from asm.events import (
     MessageReceived,
     MessageStreamed,
@@ -57,9 +57,9 @@ from asm.events import (
 from asm.plugins import PluginRegistry
 from asm.ports import Emit
 from asm.sse import SSEDecoder as SSEDecoder
-from asm.sse import read_body
+from asm.sse import http_status_failure, provider_failure, read_body
 from asm.sse import retry_after_seconds as retry_after_seconds
-from asm.tools import PERMISSION_MODES, Tool, coerce_tools, execute_tool_call, run_tools
+from asm.tools import PERMISSION_MODES, Tool, coerce_tools, execute_tool_call, run_options
 
 __all__ = ["ClaudeOptions", "ClaudeProvider", "SSEDecoder", "create_messages_provider", "retry_after_seconds"]
 
@@ -151,7 +151,7 @@ class ClaudeProvider:
     async def execute(self, run: RunInput, emit: Emit) -> RunResult:
         """Run the tool loop: stream a model turn, run the tools it asked for,
         send their results back, until the model stops or ``max_turns``."""
-        options, tools = self._run_options(run.options)
+        options, tools = run_options(PROVIDER, self.options, self.tools, run.options, RUN_KEYS)
         api_key = options.api_key or os.environ.get(API_KEY_ENV)
         if not api_key and "auth_token" not in options.sdk_opts and not os.environ.get("ANTHROPIC_AUTH_TOKEN"):
             raise _error(
@@ -227,29 +227,6 @@ class ClaudeProvider:
             # Close the connections now, even when cancelled: nothing may outlive the run.
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await client.close()
-
-    def _run_options(self, given: Mapping[str, Any]) -> tuple[ClaudeOptions, dict[str, Tool]]:
-        tools = {tool.name: tool for tool in self.tools}
-        if not given:
-            return self.options, tools
-        unknown = sorted(set(given) - RUN_KEYS)
-        if unknown:
-            raise AsmError(
-                "invalid_input",
-                f"unknown claude run option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-                f"valid: {', '.join(sorted(RUN_KEYS))}",
-            )
-        if "tools" in given:
-            tools = run_tools(given["tools"], tools)
-        changes = {k: v for k, v in given.items() if k != "tools"}
-        if not changes:
-            return self.options, tools
-        try:
-            merged = parse_options(ClaudeOptions, {**attrs.asdict(self.options, recurse=False), **changes}, "claude")
-        except AsmError as exc:
-            raise AsmError("invalid_input", f"invalid claude run options: {exc.message}") from None
-        merged.check("claude run options", "invalid_input")
-        return merged, tools
 
 
 _CAPABILITIES: Final = Capabilities(streaming=True, tools=True, thinking=True, authorizes_tools=True)
@@ -438,12 +415,7 @@ class _Turn:
 
 
 def _error(code: str, kind: str, message: str, *, retryable: bool | None = None, **details: Any) -> AsmError:
-    return AsmError(
-        code,
-        message,
-        retryable=retryable,
-        details={"provider_error": ProviderError(PROVIDER, kind, message), **details},
-    )
+    return provider_failure(PROVIDER, code, kind, message, retryable=retryable, **details)
 
 
 def _malformed(what: str) -> AsmError:
@@ -475,29 +447,21 @@ _FIXES: Final = {
 
 
 def _status_error(exc: anthropic.APIStatusError) -> AsmError:
-    status = exc.status_code
     body: dict[str, Any] = exc.body if isinstance(exc.body, dict) else {}
     error: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else body
-    kind = str(error.get("type") or f"http_{status}")
-    detail = str(error.get("message") or exc.message)
-    retry_after = retry_after_seconds(exc.response.headers)
-    details: dict[str, Any] = {"status": status, "request_id": exc.response.headers.get("request-id")}
-    if retry_after is not None:
-        details["retry_after"] = retry_after
-    if status == 429:
-        code = "provider_rate_limited"
-        fix = f"retry after {retry_after:g}s" if retry_after is not None else "retry later"
-    elif status >= 500 or status in (408, 409):
-        code = "provider_unavailable"
-        fix = f"retry after {retry_after:g}s" if retry_after is not None else "retry later"
-    elif status in (401, 403):
-        code, fix = "provider_authentication_failed", _FIXES[status]
-    elif status == 402 or kind == "billing_error":
-        code, fix = "provider_quota_exceeded", "check the account's billing and credit"
-    else:
-        code, fix = "provider_error", _FIXES.get(status, "fix the request")
-    message = f"the Anthropic API answered {status} ({kind}): {detail}; {fix}"
-    return _error(code, kind, message, **details)
+    kind = str(error.get("type") or f"http_{exc.status_code}")
+    headers = exc.response.headers
+    return http_status_failure(
+        PROVIDER,
+        "the Anthropic API",
+        exc.status_code,
+        kind,
+        str(error.get("message") or exc.message),
+        headers,
+        request_id=headers.get("request-id"),
+        fixes=_FIXES,
+        quota=exc.status_code == 402 or kind == "billing_error",
+    )
 
 
 @contextmanager
