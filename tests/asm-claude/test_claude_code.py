@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,37 +26,9 @@ from asm.testing import ProviderContract
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "fakes"))
 
-import fake_cli
+from fake_cli_fixtures import Install, fake_bin, install_fake, no_process_left
 
-Install = Callable[..., Path]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def no_claude_code_process_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Every process these tests start inherits a unique directory on ``PATH``;
-    after the session none carrying it may be running (child, grandchild)."""
-    marker = tmp_path_factory.mktemp("leak-marker-claude-code")
-    old = os.environ["PATH"]
-    os.environ["PATH"] = f"{old}{os.pathsep}{marker}"
-    try:
-        yield
-    finally:
-        os.environ["PATH"] = old
-    stray = fake_cli.stray_processes(str(marker))
-    assert stray == [], f"processes outlived the test session: {stray}"
-    assert fake_cli.unreaped_children() == [], "the test process has unreaped children"
-
-
-@pytest.fixture
-def install_fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Install:
-    """``install_fake("claude", stream=..., mode=...)``: a fake first on PATH."""
-    directory = tmp_path / "bin"
-    monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ['PATH']}")
-
-    def install(name: str, **kwargs: object) -> Path:
-        return fake_cli.install(directory, name, **kwargs)  # type: ignore[arg-type]
-
-    return install
+__all__ = ["fake_bin", "install_fake", "no_process_left"]  # fixtures of these tests
 
 
 def running(pid: int) -> bool:
