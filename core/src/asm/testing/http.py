@@ -26,7 +26,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["STALL_LIMIT", "FakeHTTPServer", "RecordedRequest", "Reply", "sse"]
+__all__ = ["STALL_LIMIT", "FakeHTTPServer", "RecordedRequest", "Reply", "cut_stream", "reset_reply", "sse"]
 
 #: How long a stalled reply waits for the client to go away before giving up.
 STALL_LIMIT = 60.0
@@ -67,6 +67,19 @@ def sse(events: Sequence[tuple[str | None, Any]]) -> bytes:
         text = data if isinstance(data, str) else json.dumps(data)
         out.append((f"event: {name}\n" if name else "") + f"data: {text}\n\n")
     return "".join(out).encode()
+
+
+def cut_stream(reply: Reply, *, keep: float = 0.5) -> Reply:
+    """``reply``'s stream cut after ``keep`` of its events: the connection closes
+    before the final event."""
+    events = reply.body.split(b"\n\n")
+    kept = b"\n\n".join(events[: max(1, int(len(events) * keep))]) + b"\n\n"
+    return attrs.evolve(reply, body=kept)
+
+
+def reset_reply() -> Reply:
+    """Abort the connection (TCP RST) without answering."""
+    return Reply(reset=True)
 
 
 class FakeHTTPServer:

@@ -34,6 +34,8 @@ from asm.testing.http import STALL_LIMIT as STALL_LIMIT
 from asm.testing.http import FakeHTTPServer as FakeHTTPServer
 from asm.testing.http import RecordedRequest as RecordedRequest
 from asm.testing.http import Reply as Reply
+from asm.testing.http import cut_stream as cut_stream
+from asm.testing.http import reset_reply as reset_reply
 from asm.testing.http import sse as sse
 
 __all__ = [
@@ -196,14 +198,6 @@ def recorded_stream(name: str = "anthropic_messages_stream.sse", *, chunks: Sequ
     return _stream_reply(recorded_bytes(name), chunks=tuple(chunks))
 
 
-def cut_stream(reply: Reply, *, keep: float = 0.5) -> Reply:
-    """``reply``'s stream cut after ``keep`` of its events: the connection closes
-    before the final event."""
-    events = reply.body.split(b"\n\n")
-    kept = b"\n\n".join(events[: max(1, int(len(events) * keep))]) + b"\n\n"
-    return attrs.evolve(reply, body=kept)
-
-
 def error_reply(
     status: int,
     error_type: str,
@@ -218,11 +212,6 @@ def error_reply(
     if retry_after is not None:
         all_headers["retry-after"] = f"{retry_after:g}"
     return Reply(status, body.encode(), all_headers)
-
-
-def reset_reply() -> Reply:
-    """Abort the connection (TCP RST) without answering."""
-    return Reply(reset=True)
 
 
 def _echo_responder(request: RecordedRequest) -> Reply:
