@@ -18,36 +18,9 @@ from asm.events import (
 from asm.model import ProviderError
 from asm.redaction import DEFAULT_PATTERNS, EventRedactor
 from asm.serde import event_to_json
-
-# One planted secret per kind the redactor knows (all fake).
-SECRETS = {
-    "anthropic_key": "sk-ant-api03-Zx9fakefakefakefakefakefakefake01",
-    "openai_key": "sk-proj-Qw8fakefakefakefakefakefakefake02",
-    "aws_access_key": "AKIAIOSFODNN7FAKEKEY",
-    "aws_secret_key": "wJalrXUtnFEMIxK7MDENGxbPxRfiCYFAKEKEY1234",
-    "github_token": "ghp_" + "F" * 36,
-    "slack_token": "xoxb-123456789012-fakefakefake",
-    "google_api_key": "AIza" + "S" * 35,
-    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJmYWtlLXVzZXIifQ.c2lnbmF0dXJlZmFrZWZha2U",
-    "bearer_token": "fakebearertoken0123456789abcdef",
-    "url_password": "hunter2-fake-password",
-    "pem_private_key": "MIIEfakePRIVATEkeyBODYline",
-}
-
-PHRASES = [
-    f"anthropic {SECRETS['anthropic_key']} ",
-    f"openai {SECRETS['openai_key']} ",
-    f"aws {SECRETS['aws_access_key']} ",
-    f"aws_secret_access_key={SECRETS['aws_secret_key']} ",
-    f"gh {SECRETS['github_token']} ",
-    f"slack {SECRETS['slack_token']} ",
-    f"google {SECRETS['google_api_key']} ",
-    f"jwt {SECRETS['jwt']} ",
-    f"Authorization: Bearer {SECRETS['bearer_token']} ",
-    f"db postgres://app:{SECRETS['url_password']}@db:5432/x ",
-    f"-----BEGIN RSA PRIVATE KEY-----\n{SECRETS['pem_private_key']}\n-----END RSA PRIVATE KEY-----",
-]
-TEXT = "".join(PHRASES)
+from asm.testing.secrets import SECRET_PHRASES as PHRASES
+from asm.testing.secrets import SECRET_TEXT as TEXT
+from asm.testing.secrets import SECRETS
 
 
 def leaky_provider() -> asm.ScriptedProvider:
