@@ -44,10 +44,12 @@ from attrs import AttrsInstance
 
 from asm.errors import AsmError
 from asm.events import ToolCallCompleted, ToolCallFailed
+from asm.plugins import parse_options
 from asm.ports import Emit
 
 __all__ = [
     "PERMISSION_MODES",
+    "CheckedOptions",
     "PermissionMode",
     "Tool",
     "ToolOutcome",
@@ -300,8 +302,6 @@ def run_options(
     >>> run_options("claude", options, tools, {"max_turns": 3}, RUN_KEYS)  # doctest: +SKIP
     (ClaudeOptions(model='claude-sonnet-4-6', ..., max_turns=3, ...), {...})
     """
-    from asm.plugins import parse_options
-
     known = {tool.name: tool for tool in tools}
     if not given:
         return options, known

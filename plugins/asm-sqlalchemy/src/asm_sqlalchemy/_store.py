@@ -319,7 +319,7 @@ class SqlAlchemyStore:
                     conn.execute(delete(_HEADS).where(_HEADS.c.session_id.in_(chunk)))
                     counts["runs"] += conn.execute(delete(_RUNS).where(_RUNS.c.session_id.in_(chunk))).rowcount
                     counts["sessions"] += conn.execute(delete(_SESSIONS).where(_SESSIONS.c.id.in_(chunk))).rowcount
-            deleted = sum(counts.values())
+            deleted = counts["sessions"] + counts["runs"] + counts["events"]
             self._wrote(_DELETED_ROW_BYTES * deleted, deleted)
             return counts
 
