@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import attrs
 from asm_sqlalchemy import SqlAlchemyStore
@@ -132,6 +132,28 @@ async def test_search_events_by_type_and_text(store: SqlAlchemyStore) -> None:
     assert await ids(types=["message_streamed"], limit=1) == [stored[0].id]
     found = await store.search_events(run_id="run_1")
     assert found == [stored[0]]
+
+
+async def test_events_are_searched_by_their_instant_whatever_their_timezone(store: SqlAlchemyStore) -> None:
+    """The ``at`` column is naive UTC, so ``since``/``until`` compare instants: an event at
+    13:00+02:00 is at 11:00 UTC, a naive time is taken as UTC, and each reads back as it was."""
+    plus_two = timezone(timedelta(hours=2))
+    times = [
+        T0.astimezone(plus_two) - timedelta(hours=1),  # 11:00 UTC, written as 13:00+02:00
+        T0.replace(tzinfo=None),  # 12:00, naive: UTC
+        T0 + timedelta(microseconds=5),
+        (T0 + timedelta(hours=1)).replace(microsecond=0),
+    ]
+    events = [Event("evt_" + str(i), "ses_at", None, MessageStreamed("x"), at) for i, at in enumerate(times)]
+    stored = await store.append_events(events)
+
+    async def ids(**window: datetime) -> list[str]:
+        return [e.id for e in await store.search_events(session_id="ses_at", **window)]
+
+    assert await ids(until=T0 - timedelta(minutes=30)) == ["evt_0"]
+    assert await ids(since=T0, until=T0 + timedelta(microseconds=1)) == ["evt_1"]
+    assert await ids(since=T0 + timedelta(microseconds=1)) == ["evt_2", "evt_3"]
+    assert list((await store.read_events("ses_at")).events) == stored, "each time reads back as written"
 
 
 async def test_retention_deletes_old_sessions_with_runs_events_and_artifact_refs(store: SqlAlchemyStore) -> None:

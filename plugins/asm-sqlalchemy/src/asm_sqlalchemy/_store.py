@@ -63,7 +63,7 @@ _COLUMNS = "session_id, seq, id, run_id, type, at, provider, schema_version, bod
 _SQLITE_ROWS_PER_INSERT: Final = 1000
 _INSERT_PG: Final = (
     f"INSERT INTO asm_events ({_COLUMNS}) SELECT * FROM unnest(%b::varchar[], %b::bigint[], %b::varchar[], "
-    "%b::varchar[], %b::varchar[], %b::timestamp[], %b::varchar[], %b::integer[], %b::text[])"
+    "%b::varchar[], %b::varchar[], %b::text[]::timestamp[], %b::varchar[], %b::integer[], %b::text[])"
 )
 
 #: Advance a session's head, returning its new last seq (one statement on both databases).
@@ -450,20 +450,25 @@ class SqlAlchemyStore:
             next_seq = self._reserve(conn, counts)
             sqlite = self.dialect == "sqlite"
             rows_out: list[tuple[Any, ...]] = []
+            type_names = _TYPE_NAMES
             for event in fresh:
-                seq = next_seq[event.session_id]
-                next_seq[event.session_id] = seq + 1
+                session_id = event.session_id
+                seq = next_seq[session_id]
+                next_seq[session_id] = seq + 1
                 stored = event.with_seq(seq)
                 known[event.id] = stored
                 iso = event.at.isoformat()
+                # Naive UTC text for the ``at`` column, cut from the isoformat the JSON needs anyway;
+                # PostgreSQL casts it (a datetime per event would cost more than the text).
+                at = f"{iso[:10]} {iso[11:26]}" if len(iso) == 32 and iso[26:] == "+00:00" else _column_at(event.at)
                 rows_out.append(
                     (
-                        event.session_id,
+                        session_id,
                         seq,
                         event.id,
                         event.run_id,
-                        _TYPE_NAMES[event.data.type],
-                        _sqlite_datetime(event.at, iso) if sqlite else naive_utc(event.at),
+                        type_names[event.data.type],
+                        at,
                         event.provider,
                         event.schema_version,
                         encode_event_json(stored, iso),
@@ -974,11 +979,9 @@ def _sqlite_insert(rows: int) -> str:
     return f"INSERT INTO asm_events ({_COLUMNS}) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
 
 
-def _sqlite_datetime(at: datetime, iso: str) -> str:
-    """``at`` as SQLAlchemy's SQLite ``DateTime`` stores it (naive UTC text to the
-    microsecond), cut from its ``isoformat()`` when that is already UTC."""
-    if len(iso) == 32 and iso.endswith("+00:00"):  # YYYY-MM-DDTHH:MM:SS.ffffff+00:00
-        return f"{iso[:10]} {iso[11:26]}"
+def _column_at(at: datetime) -> str:
+    """``at`` as the ``at`` column keeps it: naive UTC text to the microsecond
+    (SQLAlchemy's SQLite ``DateTime`` format; PostgreSQL casts it to ``timestamp``)."""
     return _sqlite_text(naive_utc(at))
 
 
