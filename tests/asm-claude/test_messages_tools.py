@@ -222,6 +222,14 @@ async def test_tools_registered_by_plugins(server: FakeAnthropicServer) -> None:
     assert of(payloads, ToolCallCompleted)[0].tool_output["location"] == "Lima"
 
 
+def test_the_registry_building_the_provider_resolves_its_tools() -> None:
+    """``tools`` named in the config come from the registry the provider is built from,
+    so a tool an extra (in-process) plugin registers is found too."""
+    registry = asm.load_plugins(extra=[WeatherPlugin()], env={"ASM_LOAD_PLUGINS": "asm-claude"})
+    provider = registry.create("providers", "claude", {"api_key": "k", "tools": ["get_weather"]})
+    assert [tool.name for tool in provider.tools] == ["get_weather"]
+
+
 def test_unknown_registered_tool_is_an_error() -> None:
     registry = asm.load_plugins(entry_points=False)
     with pytest.raises(asm.AsmError) as info:

@@ -215,6 +215,26 @@ def test_an_extra_plugin_adds_its_names_under_a_readable_plugin_name() -> None:
     assert (registration.distribution, registration.version) == (None, None)
 
 
+def test_a_factory_taking_registry_gets_the_registry_it_is_built_from() -> None:
+    seen: dict[str, object] = {}
+
+    class Needy:
+        @hookimpl
+        def asm_register_providers(self, register: Register) -> None:
+            def needy(config: dict[str, object], *, registry: object) -> object:
+                seen["registry"] = registry
+                return ("needy", config)
+
+            register("needy", needy)
+            register("plain", lambda config: ("plain", config))
+
+    registry = load_plugins(extra=[Needy()], env={})
+
+    assert registry.create("providers", "needy", {"a": 1}) == ("needy", {"a": 1})
+    assert seen["registry"] is registry, "the factory builds what it names from this registry, extras included"
+    assert registry.create("providers", "plain") == ("plain", {}), "a factory of config alone gets only that"
+
+
 def test_two_extra_plugins_of_one_class_get_distinct_names() -> None:
     class Tools:
         def __init__(self, name: str) -> None:

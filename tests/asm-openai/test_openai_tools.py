@@ -168,6 +168,14 @@ class WeatherPlugin:
         register("get_weather", lambda config: asm.Tool.from_function(get_weather))
 
 
+def test_the_registry_building_the_provider_resolves_its_tools() -> None:
+    """``tools`` named in the config come from the registry the provider is built from,
+    so a tool an extra (in-process) plugin registers is found too."""
+    registry = asm.load_plugins(extra=[WeatherPlugin()], env={"ASM_LOAD_PLUGINS": "asm-openai"})
+    provider = registry.create("providers", "openai", {"api_key": "k", "tools": ["get_weather"]})
+    assert [tool.name for tool in provider.tools] == ["get_weather"]
+
+
 async def test_tools_registered_by_plugins(server: FakeOpenAIServer) -> None:
     registry = asm.load_plugins(entry_points=False, extra=[WeatherPlugin()])
     config = {"api_key": "k", "base_url": server.base_url, "tools": ["get_weather"], "permission_mode": "accept_all"}

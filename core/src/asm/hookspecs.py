@@ -10,8 +10,10 @@ an entry point in the group ``asm``::
 **Registration hooks** run once, when the registry loads. Each receives a
 ``register(name, factory)`` callable; ``factory(config)`` gets the plugin's
 config table (a dict, ``{}`` when there is none, e.g. ``[providers.myname]``
-in ``asm.toml``) and returns the object. A name registered twice (by two
-plugins) is an error naming both.
+in ``asm.toml``) and returns the object; a factory with a keyword argument
+``registry`` also gets the :class:`asm.plugins.PluginRegistry` it is built
+from, to build what its config names (tools, member providers) from the same
+plugins. A name registered twice (by two plugins) is an error naming both.
 
 **Runtime hooks** observe or shape the flow of a run. They are plain
 functions; those that may need to wait may return an awaitable, which asm

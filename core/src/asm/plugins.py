@@ -14,6 +14,7 @@ True
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import sys
@@ -184,10 +185,17 @@ class PluginRegistry:
         )
 
     def create(self, kind: str, name: str, config: Mapping[str, Any] | None = None) -> Any:
-        """Build the object ``name`` of ``kind`` from its config table."""
+        """Build the object ``name`` of ``kind`` from its config table.
+
+        A factory that takes a keyword argument ``registry`` gets this registry,
+        to build what its config names (a provider's ``tools``, a router's members)
+        from the same plugins, extras included, without loading them again."""
         registration = self.get(kind, name)
+        factory = registration.factory
         try:
-            return registration.factory(dict(config or {}))
+            if _takes_registry(factory):
+                return factory(dict(config or {}), registry=self)  # type: ignore[call-arg]
+            return factory(dict(config or {}))
         except AsmError:
             raise
         except Exception as exc:
@@ -255,6 +263,14 @@ class _Register:
 
     def __repr__(self) -> str:
         return f"<register {self._kind} for plugin {self._plugin!r}>"
+
+
+def _takes_registry(factory: Callable[..., Any]) -> bool:
+    try:
+        parameter = inspect.signature(factory).parameters.get("registry")
+    except (TypeError, ValueError):  # no signature to read (some builtins)
+        return False
+    return parameter is not None and parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD)
 
 
 def _owner(registration: Registration) -> str:

@@ -11,16 +11,17 @@ from typing import Any
 
 from asm import hookimpl
 from asm.hookspecs import Register
+from asm.plugins import PluginRegistry
 
 __all__ = ["asm_register_providers"]
 
 
 # The SDK is imported when a provider is built, not when asm loads its plugins:
 # `asm run --provider shell` should not pay for importing anthropic.
-def _messages(config: dict[str, Any]) -> Any:
+def _messages(config: dict[str, Any], *, registry: PluginRegistry | None = None) -> Any:
     from asm_claude.messages import create_messages_provider
 
-    return create_messages_provider(config)
+    return create_messages_provider(config, registry=registry)
 
 
 def _code(config: dict[str, Any]) -> Any:
