@@ -249,8 +249,9 @@ median of {args.repeats} interleaved runs; the ratio is median / median of (a).
 {findings}
 
 "HTTP bytes only" reads the same response through the SDK without parsing it: the floor any
-consumer pays. The providers read the raw Server-Sent Events and parse each with `json.loads` instead of
-building the SDK's typed event objects; that saving pays for asm's own work per event (the event
+consumer pays. The providers read the raw Server-Sent Events and parse each with orjson
+(`asm.sse.loads_event`, 0.25 µs against `json.loads`' 1.2 for a text delta) instead of building the
+SDK's typed event objects; that saving pays for asm's own work per event (the event
 envelope, the run's write queue, seq assignment, storage). The provider emits one
 `message_streamed` event per wire delta (never merged, so the events do not depend on how the
 bytes were split), so (c) is (b) plus the store's work per event: its worker thread spends about

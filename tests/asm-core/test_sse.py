@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -88,3 +90,13 @@ def test_a_retryable_failure_without_retry_after_says_retry_later() -> None:
 
     error = http_status_failure("any", "the Any API", 503, "overloaded", "busy", {})
     assert error.message.endswith("; retry later") and "retry_after" not in error.details
+
+
+@pytest.mark.parametrize("data", ["", "{", '{"a": 1,}', "[1, 2", "nul", '{"a": 1} x', b"\xff\xfe"])
+def test_malformed_event_data_is_a_value_error(data: str | bytes) -> None:
+    from asm.sse import loads_event
+
+    with pytest.raises(ValueError):
+        json.loads(data)
+    with pytest.raises(ValueError):
+        loads_event(data)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import email.utils
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -31,10 +32,37 @@ __all__ = [
     "SSEDecoder",
     "StreamingResponse",
     "http_status_failure",
+    "loads_event",
     "provider_failure",
     "read_body",
     "retry_after_seconds",
 ]
+
+
+_fast_loads: Callable[[str | bytes], Any] | None
+try:
+    from orjson import loads as _fast_loads
+except ImportError:  # orjson is optional: the standard library reads the same, slower
+    _fast_loads = None
+
+
+def loads_event(data: str | bytes) -> Any:
+    """The JSON value of one event's ``data``: what ``json.loads`` returns, and
+    ``ValueError`` where it raises, but several times faster on the small
+    objects an API streams when orjson is installed (the HTTP provider plugins
+    depend on it). One difference: an integer beyond 64 bits comes back as a
+    float, as orjson reads it; streamed API events carry none (tool arguments,
+    which the model writes, are read with ``json.loads``).
+
+    >>> loads_event('{"type": "ping", "n": [1, 2.5, null]}')
+    {'type': 'ping', 'n': [1, 2.5, None]}
+    """
+    if _fast_loads is not None:
+        try:
+            return _fast_loads(data)
+        except ValueError:
+            pass  # NaN, infinities, a lone surrogate: json reads those (or says what is wrong)
+    return json.loads(data)
 
 
 class StreamingResponse(Protocol):

@@ -57,7 +57,7 @@ from asm.events import (
 from asm.plugins import PluginRegistry
 from asm.ports import Emit
 from asm.sse import SSEDecoder as SSEDecoder
-from asm.sse import http_status_failure, provider_failure, read_body
+from asm.sse import http_status_failure, loads_event, provider_failure, read_body
 from asm.sse import retry_after_seconds as retry_after_seconds
 from asm.tools import PERMISSION_MODES, Tool, coerce_tools, execute_tool_call, run_options
 
@@ -329,7 +329,7 @@ class _Turn:
     async def _event(self, name: str, raw: str, emit: Emit) -> bool:
         """Handle one event; ``True`` at the final one."""
         try:
-            data = json.loads(raw)
+            data = loads_event(raw)
             kind = data["type"]
         except (ValueError, TypeError, KeyError):
             raise _malformed(f"event {name or '(unnamed)'} has invalid data {raw[:200]!r}") from None

@@ -58,7 +58,7 @@ from asm.events import (
 from asm.plugins import PluginRegistry
 from asm.ports import Emit
 from asm.sse import SSEDecoder as SSEDecoder
-from asm.sse import http_status_failure, provider_failure, read_body
+from asm.sse import http_status_failure, loads_event, provider_failure, read_body
 from asm.sse import retry_after_seconds as retry_after_seconds
 from asm.tools import PERMISSION_MODES, Tool, coerce_tools, execute_tool_call, run_options
 
@@ -373,7 +373,7 @@ class _Turn:
 
 def _load(name: str, raw: str) -> dict[str, Any]:
     try:
-        data = json.loads(raw)
+        data = loads_event(raw)
     except ValueError:
         data = None
     if not isinstance(data, dict):
