@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from asm_amp import AmpOptions, AmpProvider, create_provider
+from fake_cli_contract import CliMisbehaviourContract
+from fake_cli_fixtures import Install
 
 import asm
 from asm import AsmError, InMemorySessionStore, RunStatus, SessionManager, TokenUsage
 from asm.events import (
-    ErrorOccurred,
     EventType,
     MessageReceived,
     MessageStreamed,
@@ -22,17 +23,6 @@ from asm.events import (
 )
 from asm.ports import Provider
 from asm.testing import ProviderContract
-
-Install = Callable[..., Path]
-
-
-def running(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return stat.rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
 
 
 class TestAmpContract(ProviderContract):
@@ -47,6 +37,15 @@ class TestAmpContract(ProviderContract):
     def slow_provider(self, install_fake: Install) -> Provider:
         exe = install_fake("amp-stalls", stream="amp_stream.jsonl", mode="stall")
         return AmpProvider(AmpOptions(path=str(exe), terminate_grace=1.0))
+
+
+class TestAmpMisbehaves(CliMisbehaviourContract):
+    cli = "amp"
+    stream = "amp_stream.jsonl"
+    output = "It printed hi."
+
+    def provider(self, **options: Any) -> Provider:
+        return AmpProvider(AmpOptions(**options))
 
 
 async def run(provider: AmpProvider, prompt: str = "run echo hi", **options: object) -> tuple[asm.Run, list[asm.Event]]:
@@ -157,72 +156,11 @@ async def test_stream_cut_short_fails(install_fake: Install, tmp_path: Path) -> 
     assert done.error.provider_error.kind == "incomplete"
 
 
-async def test_stall_ends_with_the_run_timeout(install_fake: Install) -> None:
-    install_fake("amp", stream="amp_stream.jsonl", mode="stall")
-    manager = SessionManager(InMemorySessionStore(), provider=AmpProvider(AmpOptions(terminate_grace=1.0)))
-    done = await manager.run_once("hi", timeout=0.5)
-    assert done.status is RunStatus.TIMEOUT
-
-
-@pytest.mark.parametrize("mode", ["garbage", "binary"])
-async def test_garbage_and_binary_lines_are_reported_and_skipped(install_fake: Install, mode: str) -> None:
-    install_fake("amp", stream="amp_stream.jsonl", mode=mode)
-    done, events = await run(AmpProvider())
-    assert done.status is RunStatus.COMPLETED and done.output == "It printed hi."
-    reports = [e.data for e in events if isinstance(e.data, ErrorOccurred)]
-    assert reports and all(r.error_code == "provider_output" for r in reports)
-
-
-async def test_a_line_over_the_limit_fails_the_run(install_fake: Install) -> None:
-    install_fake("amp", stream="amp_stream.jsonl", mode="long_line")
-    done, _ = await run(AmpProvider(AmpOptions(max_line_bytes=65536)))
-    assert done.error is not None and done.error.provider_error is not None
-    assert done.error.provider_error.kind == "line_too_long"
-
-
-async def test_crash_with_10_mb_of_stderr(install_fake: Install) -> None:
-    install_fake("amp", stream="amp_stream.jsonl", mode="crash_stderr")
-    done, _ = await run(AmpProvider())
-    assert done.error is not None and done.error.code == "provider_error"
-    error = done.error.provider_error
-    assert error is not None and error.exit_code == 3 and error.truncated
-    assert error.stderr is not None and len(error.stderr.encode()) <= 16_384
-
-
-async def test_non_zero_exit(install_fake: Install) -> None:
-    install_fake("amp", stream="amp_stream.jsonl", mode="exit=2")
-    done, _ = await run(AmpProvider())
-    assert done.error is not None and done.error.provider_error is not None
-    assert done.error.provider_error.exit_code == 2
-
-
-async def test_ignoring_sigterm_gets_the_group_killed(install_fake: Install, tmp_path: Path) -> None:
-    pidfile = tmp_path / "pids"
-    install_fake("amp", stream="amp_stream.jsonl", mode="ignore_sigterm", pidfile=pidfile)
-    manager = SessionManager(InMemorySessionStore(), provider=AmpProvider(AmpOptions(terminate_grace=0.5)))
-
-    async def cancel_once_it_speaks(event: asm.Event) -> None:
-        if event.type not in (EventType.RUN_STARTED, EventType.MESSAGE_SENT) and event.run_id:
-            await manager.cancel_run(event.run_id)  # its pids are noted before its first output
-
-    done = await manager.run_once("hi", on_event=cancel_once_it_speaks)
-    assert done.status is RunStatus.CANCELLED
-    pids = [int(p) for p in pidfile.read_text().split()]
-    assert len(pids) == 2
-    assert [pid for pid in pids if running(pid)] == []
-
-
 async def test_executable_not_found_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     done, _ = await run(AmpProvider())
     assert done.error is not None and done.error.code == "provider_not_found"
     assert "npm install -g @ampcode/cli" in done.error.message and "'path'" in done.error.message
-
-
-async def test_nonexistent_cwd(install_fake: Install, tmp_path: Path) -> None:
-    install_fake("amp", stream="amp_stream.jsonl")
-    done, _ = await run(AmpProvider(AmpOptions(cwd=str(tmp_path / "nowhere"))))
-    assert done.error is not None and done.error.code == "invalid_config"
 
 
 @pytest.mark.parametrize(

@@ -4,17 +4,18 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from asm_claude.code import ClaudeCodeOptions, ClaudeCodeProvider, create_code_provider
+from fake_cli_contract import CliMisbehaviourContract
+from fake_cli_fixtures import Install
 
 import asm
 from asm import AsmError, Cost, InMemorySessionStore, RunStatus, SessionManager, TokenUsage
 from asm.events import (
     CostUpdated,
-    ErrorOccurred,
     EventType,
     MessageReceived,
     MessageStreamed,
@@ -23,21 +24,6 @@ from asm.events import (
 )
 from asm.ports import Provider
 from asm.testing import ProviderContract
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "fakes"))
-
-from fake_cli_fixtures import Install, fake_bin, install_fake, no_process_left
-
-__all__ = ["fake_bin", "install_fake", "no_process_left"]  # fixtures of these tests
-
-
-def running(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return stat.rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
 
 
 class TestClaudeCodeContract(ProviderContract):
@@ -52,6 +38,15 @@ class TestClaudeCodeContract(ProviderContract):
     def slow_provider(self, install_fake: Install) -> Provider:
         exe = install_fake("claude-stalls", stream="claude_cli_stream_partial.jsonl", mode="stall")
         return ClaudeCodeProvider(ClaudeCodeOptions(path=str(exe), terminate_grace=1.0))
+
+
+class TestClaudeCodeMisbehaves(CliMisbehaviourContract):
+    cli = "claude"
+    stream = "claude_cli_stream_partial.jsonl"
+    output = "Hello from the fake server."
+
+    def provider(self, **options: Any) -> Provider:
+        return ClaudeCodeProvider(ClaudeCodeOptions(**options))
 
 
 async def run(
@@ -176,75 +171,11 @@ async def test_max_turns_result(install_fake: Install, tmp_path: Path) -> None:
     assert done.error.provider_error.kind == "max_turns"
 
 
-async def test_stall_ends_with_the_run_timeout(install_fake: Install) -> None:
-    install_fake("claude", stream="claude_cli_stream_partial.jsonl", mode="stall")
-    manager = SessionManager(
-        InMemorySessionStore(), provider=ClaudeCodeProvider(ClaudeCodeOptions(terminate_grace=1.0))
-    )
-    done = await manager.run_once("hi", timeout=0.5)
-    assert done.status is RunStatus.TIMEOUT
-
-
-@pytest.mark.parametrize("mode", ["garbage", "binary"])
-async def test_garbage_and_binary_lines_are_reported_and_skipped(install_fake: Install, mode: str) -> None:
-    install_fake("claude", stream="claude_cli_stream_partial.jsonl", mode=mode)
-    done, events = await run(ClaudeCodeProvider())
-    assert done.status is RunStatus.COMPLETED and done.output == "Hello from the fake server."
-    reports = [e.data for e in events if isinstance(e.data, ErrorOccurred)]
-    assert reports and all(r.error_code == "provider_output" for r in reports)
-
-
-async def test_a_line_over_the_limit_fails_the_run(install_fake: Install) -> None:
-    install_fake("claude", stream="claude_cli_stream_partial.jsonl", mode="long_line")
-    done, _ = await run(ClaudeCodeProvider(ClaudeCodeOptions(max_line_bytes=65536)))
-    assert done.error is not None and done.error.provider_error is not None
-    assert done.error.provider_error.kind == "line_too_long"
-
-
-async def test_crash_with_10_mb_of_stderr(install_fake: Install) -> None:
-    install_fake("claude", stream="claude_cli_stream_partial.jsonl", mode="crash_stderr")
-    done, _ = await run(ClaudeCodeProvider())
-    assert done.error is not None and done.error.code == "provider_error"
-    error = done.error.provider_error
-    assert error is not None and error.exit_code == 3 and error.truncated
-    assert error.stderr is not None and len(error.stderr.encode()) <= 16_384
-
-
-async def test_non_zero_exit_after_a_clean_stream(install_fake: Install) -> None:
-    install_fake("claude", stream="claude_cli_stream.jsonl", mode="exit=2")
-    done, _ = await run(ClaudeCodeProvider())
-    assert done.error is not None and done.error.provider_error is not None
-    assert done.error.provider_error.exit_code == 2
-
-
-async def test_ignoring_sigterm_gets_the_group_killed(install_fake: Install, tmp_path: Path) -> None:
-    pidfile = tmp_path / "pids"
-    install_fake("claude", stream="claude_cli_stream_partial.jsonl", mode="ignore_sigterm", pidfile=pidfile)
-    provider = ClaudeCodeProvider(ClaudeCodeOptions(terminate_grace=0.5))
-    manager = SessionManager(InMemorySessionStore(), provider=provider)
-
-    async def cancel_once_it_speaks(event: asm.Event) -> None:
-        if event.type not in (EventType.RUN_STARTED, EventType.MESSAGE_SENT) and event.run_id:
-            await manager.cancel_run(event.run_id)  # its pids are noted before its first output
-
-    done = await manager.run_once("hi", on_event=cancel_once_it_speaks)
-    assert done.status is RunStatus.CANCELLED
-    pids = [int(p) for p in pidfile.read_text().split()]
-    assert len(pids) == 2
-    assert [pid for pid in pids if running(pid)] == []
-
-
 async def test_executable_not_found_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     done, _ = await run(ClaudeCodeProvider())
     assert done.error is not None and done.error.code == "provider_not_found"
     assert "npm install -g @anthropic-ai/claude-code" in done.error.message and "'path'" in done.error.message
-
-
-async def test_nonexistent_cwd(install_fake: Install, tmp_path: Path) -> None:
-    install_fake("claude", stream="claude_cli_stream.jsonl")
-    done, _ = await run(ClaudeCodeProvider(ClaudeCodeOptions(cwd=str(tmp_path / "nowhere"))))
-    assert done.error is not None and done.error.code == "invalid_config"
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from asm_codex import CodexOptions, CodexProvider, create_provider
+from fake_cli_contract import CliMisbehaviourContract
+from fake_cli_fixtures import Install
 
 import asm
 from asm import AsmError, InMemorySessionStore, RunStatus, SessionManager, TokenUsage
@@ -22,17 +24,6 @@ from asm.events import (
 from asm.ports import Provider
 from asm.testing import ProviderContract
 
-Install = Callable[..., Path]
-
-
-def running(pid: int) -> bool:
-    """The process exists and is not a zombie (one waiting for init to reap it is gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return stat.rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-
 
 class TestCodexContract(ProviderContract):
     prompt = "run echo hi"
@@ -46,6 +37,15 @@ class TestCodexContract(ProviderContract):
     def slow_provider(self, install_fake: Install, tmp_path: Path) -> Provider:
         exe = install_fake("codex-stalls", stream="codex_exec.jsonl", mode="stall")
         return CodexProvider(CodexOptions(path=str(exe), terminate_grace=1.0))
+
+
+class TestCodexMisbehaves(CliMisbehaviourContract):
+    cli = "codex"
+    stream = "codex_exec.jsonl"
+    output = "Hello from the fake server."
+
+    def provider(self, **options: Any) -> Provider:
+        return CodexProvider(CodexOptions(**options))
 
 
 async def run(
@@ -186,79 +186,10 @@ async def test_failed_command_is_a_failed_tool_call(install_fake: Install, tmp_p
     assert done.output == "done"
 
 
-async def test_stall_ends_with_the_run_timeout(install_fake: Install) -> None:
-    install_fake("codex", stream="codex_exec.jsonl", mode="stall")
-    manager = SessionManager(InMemorySessionStore(), provider=CodexProvider(CodexOptions(terminate_grace=1.0)))
-    done = await manager.run_once("hi", timeout=0.5)
-    assert done.status is RunStatus.TIMEOUT
-
-
 async def test_stall_with_a_provider_timeout_fails_retryably(install_fake: Install) -> None:
     install_fake("codex", stream="codex_exec.jsonl", mode="stall")
     done, _ = await run(CodexProvider(CodexOptions(timeout=0.5, terminate_grace=1.0)))
     assert done.error is not None and done.error.code == "provider_timeout" and done.error.retryable
-
-
-@pytest.mark.parametrize("mode", ["garbage", "binary"])
-async def test_garbage_and_binary_lines_are_reported_and_skipped(install_fake: Install, mode: str) -> None:
-    install_fake("codex", stream="codex_exec.jsonl", mode=mode)
-    done, events = await run(CodexProvider())
-    assert done.status is RunStatus.COMPLETED
-    assert done.output == "Hello from the fake server."
-    reports = [e.data for e in events if isinstance(e.data, ErrorOccurred) and e.data.error_code == "provider_output"]
-    assert reports, "the bad line is reported"
-    assert all("not a JSON object" in r.error_message for r in reports)
-    assert len(reports) <= 5  # binary noise may hold newlines: a few bad lines, reported at most 5 times
-
-
-async def test_a_line_over_the_limit_fails_the_run(install_fake: Install) -> None:
-    install_fake("codex", stream="codex_exec.jsonl", mode="long_line")
-    done, _ = await run(CodexProvider(CodexOptions(max_line_bytes=65536)))
-    assert done.error is not None and done.error.code == "provider_error"
-    assert done.error.provider_error is not None and done.error.provider_error.kind == "line_too_long"
-    assert "max_line_bytes" in done.error.message
-
-
-async def test_crash_with_10_mb_of_stderr(install_fake: Install) -> None:
-    install_fake("codex", stream="codex_exec.jsonl", mode="crash_stderr")
-    manager = SessionManager(
-        InMemorySessionStore(), provider=CodexProvider(), error_text_max_bytes=4096, error_text_max_lines=20
-    )
-    done = await manager.run_once("hi")
-    assert done.status is RunStatus.FAILED
-    assert done.error is not None
-    error = done.error.provider_error
-    assert error is not None
-    assert error.exit_code == 3 and error.kind == "exit"
-    assert error.truncated
-    assert error.stderr is not None and len(error.stderr.encode()) <= 4096 and error.stderr.count("\n") < 20
-    assert error.stderr.startswith("Traceback: something broke")
-    failed = (await manager.store.read_events(done.session_id, types=[EventType.RUN_FAILED])).events
-    assert failed[0].data.provider_error == error  # type: ignore[attr-defined]
-
-
-async def test_non_zero_exit_after_a_clean_stream(install_fake: Install) -> None:
-    install_fake("codex", stream="codex_exec.jsonl", mode="exit=2")
-    done, _ = await run(CodexProvider())
-    assert done.error is not None and done.error.code == "provider_error"
-    assert done.error.provider_error is not None and done.error.provider_error.exit_code == 2
-    assert "exited with status 2" in done.error.message
-
-
-async def test_ignoring_sigterm_gets_the_group_killed(install_fake: Install, tmp_path: Path) -> None:
-    pidfile = tmp_path / "pids"
-    install_fake("codex", stream="codex_exec.jsonl", mode="ignore_sigterm", pidfile=pidfile)
-    manager = SessionManager(InMemorySessionStore(), provider=CodexProvider(CodexOptions(terminate_grace=0.5)))
-
-    async def cancel_once_it_speaks(event: asm.Event) -> None:
-        if event.type not in (EventType.RUN_STARTED, EventType.MESSAGE_SENT) and event.run_id:
-            await manager.cancel_run(event.run_id)  # its pids are noted before its first output
-
-    done = await manager.run_once("hi", on_event=cancel_once_it_speaks)
-    assert done.status is RunStatus.CANCELLED
-    pids = [int(p) for p in pidfile.read_text().split()]
-    assert len(pids) == 2  # the fake and the child it forked
-    assert [pid for pid in pids if running(pid)] == []
 
 
 async def test_executable_not_found_says_how_to_install(fake_bin: Path) -> None:
@@ -272,13 +203,6 @@ async def test_executable_not_on_path(monkeypatch: pytest.MonkeyPatch, tmp_path:
     done, _ = await run(CodexProvider())
     assert done.error is not None and done.error.code == "provider_not_found"
     assert "'codex' was not found on PATH" in done.error.message and "'path'" in done.error.message
-
-
-async def test_nonexistent_cwd(install_fake: Install, tmp_path: Path) -> None:
-    install_fake("codex", stream="codex_exec.jsonl")
-    done, _ = await run(CodexProvider(CodexOptions(cwd=str(tmp_path / "nowhere"))))
-    assert done.error is not None and done.error.code == "invalid_config"
-    assert "nowhere" in done.error.message
 
 
 def test_unknown_config_option_is_named() -> None:
