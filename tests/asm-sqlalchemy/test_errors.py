@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from asm_sqlalchemy import SqlAlchemyStore, create_sqlalchemy_store, create_sqlite_store
@@ -122,3 +125,32 @@ async def test_a_closed_store_says_so(sqlite_url: str) -> None:
     with pytest.raises(AsmError) as caught:
         await store.get_session("ses_x")
     assert caught.value.code == "invalid_operation"
+
+
+async def test_a_table_dropped_behind_the_stores_back_is_a_storage_error(url: str) -> None:
+    """Reads and appends go through the drivers' own cursors on their hot paths: the drivers'
+    errors come out as AsmErrors too, naming what was being done."""
+    async with SqlAlchemyStore(url) as store:
+        await store.append_events([Event.new(MessageStreamed("x"), session_id="ses_d")])
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE asm_events"))
+        engine.dispose()
+        with pytest.raises(AsmError) as read:
+            await store.read_events("ses_d")
+        with pytest.raises(AsmError) as append:
+            await store.append_events([Event.new(MessageStreamed("y"), session_id="ses_d")])
+    assert read.value.code == "storage_error" and "reading events of session ses_d" in read.value.message
+    assert append.value.code == "storage_error" and "appending events" in append.value.message
+    assert "asm_events" in read.value.message and "asm_events" in append.value.message
+
+
+async def test_a_waiter_that_cannot_open_its_connection_gets_a_storage_error(tmp_path: Path) -> None:
+    directory = tmp_path / "db"
+    async with SqlAlchemyStore(f"sqlite:///{directory / 'asm.db'}") as store:
+        await store.append_events([Event.new(MessageStreamed("x"), session_id="ses_w")])
+        shutil.rmtree(directory)  # the store's open connections go on; a new one cannot open the file
+        with pytest.raises(AsmError) as caught:
+            await store.wait_for_events("ses_w", after=1, timeout=5)
+    assert caught.value.code == "storage_connection_failed"
+    assert "waiting for events of session ses_w" in caught.value.message

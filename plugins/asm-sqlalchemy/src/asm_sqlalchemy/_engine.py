@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -136,7 +137,9 @@ def _sqlite_events(engine: Engine, *, synchronous: str, busy_timeout: float, aut
 @contextlib.contextmanager
 def database_errors(url: URL, doing: str) -> Iterator[None]:
     """Turn database failures inside the block into ``AsmError``s whose
-    message names what was being done and the URL, never the password."""
+    message names what was being done and the URL, never the password: those
+    SQLAlchemy raises, and those of the drivers' own cursors, which the hot
+    paths use directly."""
     try:
         yield
     except AsmError:
@@ -144,16 +147,7 @@ def database_errors(url: URL, doing: str) -> Iterator[None]:
     except NoSuchModuleError as exc:
         raise AsmError("dependency_not_available", f"{doing}: {exc}; install the database driver") from None
     except DBAPIError as exc:
-        message = _scrub(str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else repr(exc.orig), url)
-        if exc.connection_invalidated or _is_connection_error(exc):
-            raise AsmError(
-                "storage_connection_failed",
-                f"{doing}: cannot connect to {mask_url(url)}: {message}; check the URL and that the server is up",
-                details={"url": mask_url(url)},
-            ) from None
-        raise AsmError(
-            "storage_error", f"{doing} on {mask_url(url)} failed: {message}", details={"url": mask_url(url)}
-        ) from None
+        raise _driver_failure(exc.orig or exc, url, doing, invalidated=exc.connection_invalidated) from None
     except SQLAlchemyError as exc:
         raise AsmError(
             "storage_error",
@@ -164,13 +158,37 @@ def database_errors(url: URL, doing: str) -> Iterator[None]:
         raise AsmError(
             "storage_error", f"{doing} on {mask_url(url)} failed: {exc}", details={"url": mask_url(url)}
         ) from None
+    except Exception as exc:
+        if not _is_driver_error(exc):
+            raise
+        raise _driver_failure(exc, url, doing, invalidated=False) from None
 
 
-def _is_connection_error(exc: DBAPIError) -> bool:
-    import psycopg
+def _is_driver_error(exc: BaseException) -> bool:
+    # psycopg is looked up, not imported: if it was never imported, none of its errors can occur.
+    psycopg = sys.modules.get("psycopg")
+    return isinstance(exc, sqlite3.Error) or (psycopg is not None and isinstance(exc, psycopg.Error))
 
-    orig = exc.orig
-    if isinstance(orig, psycopg.OperationalError) and orig.sqlstate in (None, "08001", "08006", "08004", "57P03"):
+
+def _driver_failure(orig: BaseException, url: URL, doing: str, *, invalidated: bool) -> AsmError:
+    text = str(orig).strip()
+    message = _scrub(text.splitlines()[0] if text else repr(orig), url)
+    if invalidated or _is_connection_error(orig):
+        return AsmError(
+            "storage_connection_failed",
+            f"{doing}: cannot connect to {mask_url(url)}: {message}; check the URL and that the server is up",
+            details={"url": mask_url(url)},
+        )
+    return AsmError("storage_error", f"{doing} on {mask_url(url)} failed: {message}", details={"url": mask_url(url)})
+
+
+def _is_connection_error(orig: BaseException) -> bool:
+    psycopg = sys.modules.get("psycopg")
+    if (
+        psycopg is not None
+        and isinstance(orig, psycopg.OperationalError)
+        and orig.sqlstate in (None, "08001", "08006", "08004", "57P03")
+    ):
         return True
     return isinstance(orig, sqlite3.OperationalError) and "unable to open database" in str(orig)
 

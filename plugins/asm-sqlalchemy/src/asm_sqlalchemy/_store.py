@@ -619,7 +619,11 @@ class SqlAlchemyStore:
         await self._ready()
         waker = self._waker
         assert waker is not None
-        with trio.move_on_after(float("inf") if timeout is None else timeout):
+        # The waker's own connections (LISTEN, PRAGMA data_version) fail as drivers do: as AsmErrors too.
+        with (
+            database_errors(self.url, f"waiting for events of session {session_id}"),
+            trio.move_on_after(float("inf") if timeout is None else timeout),
+        ):
             async with waker.watch(session_id) as changed_elsewhere:
                 while True:
                     changed = self._changed.setdefault(session_id, trio.Event())
