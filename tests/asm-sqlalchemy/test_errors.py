@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import trio
 from asm_sqlalchemy import SqlAlchemyStore, create_sqlalchemy_store, create_sqlite_store
 
-from asm import AsmError, Event, Session
+from asm import AsmError, Event, Page, Session
 from asm.events import MessageStreamed
 
 
@@ -154,3 +157,49 @@ async def test_a_waiter_that_cannot_open_its_connection_gets_a_storage_error(tmp
             await store.wait_for_events("ses_w", after=1, timeout=5)
     assert caught.value.code == "storage_connection_failed"
     assert "waiting for events of session ses_w" in caught.value.message
+
+
+class _FailingAfterFirst:
+    """A sqlite3 connection whose ``PRAGMA data_version`` fails after its first answer."""
+
+    def __init__(self, real: sqlite3.Connection) -> None:
+        self.real = real
+        self.calls = 0
+
+    def execute(self, sql: str) -> sqlite3.Cursor:
+        self.calls += 1
+        if self.calls > 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.real.execute(sql)
+
+    def close(self) -> None:
+        self.real.close()
+
+
+async def test_a_waiter_whose_poll_fails_goes_on_by_rereading(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SQLite waiter's own connection failing is not the store failing: the waiter re-reads
+    through the store, still wakes for new events, and the broken connection is not reused."""
+    from asm_sqlalchemy import _wake
+
+    made: list[_FailingAfterFirst] = []
+    real_connect = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> _FailingAfterFirst:
+        made.append(_FailingAfterFirst(real_connect(*args, **kwargs)))
+        return made[-1]
+
+    monkeypatch.setattr(_wake.sqlite3, "connect", connect)
+    async with SqlAlchemyStore(sqlite_url, poll_interval=0.01) as store:
+        pages: list[Page] = []
+
+        async def wait() -> None:
+            pages.append(await store.wait_for_events("ses_p", after=0, timeout=5))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(wait)
+            await trio.sleep(0.1)  # several failed polls
+            async with SqlAlchemyStore(sqlite_url) as other:  # another store object: no in-process wake-up
+                await other.append_events([Event.new(MessageStreamed("x"), session_id="ses_p")])
+        assert [e.data for e in pages[0].events] == [MessageStreamed("x")]
+        assert len(made) == 1 and made[0].calls >= 3
+        assert store._waker is not None and store._waker._pool._idle == []  # type: ignore[attr-defined]

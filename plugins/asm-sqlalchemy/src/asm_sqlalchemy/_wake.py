@@ -92,12 +92,19 @@ class _PollWaker:
             return int(connection.execute("PRAGMA data_version").fetchone()[0])
 
         seen = await trio.to_thread.run_sync(version)
+        broken = False
 
         async def changed() -> None:
-            nonlocal seen
+            nonlocal seen, broken
             while True:
                 await trio.sleep(self._poll_interval)
-                now = await trio.to_thread.run_sync(version)
+                try:
+                    now = await trio.to_thread.run_sync(version)
+                except sqlite3.Error:
+                    # Say "maybe": the waiter re-reads through the store, where a broken
+                    # database fails as an AsmError, and otherwise it goes on polling.
+                    broken = True
+                    return
                 if now != seen:
                     seen = now
                     return
@@ -108,7 +115,10 @@ class _PollWaker:
             # A cancelled thread call may still be using the connection: do not reuse it.
             self._pool.discard(connection)
             raise
-        self._pool.put(connection)
+        if broken:
+            self._pool.discard(connection)
+        else:
+            self._pool.put(connection)
 
     def close(self) -> None:
         self._pool.close()
