@@ -224,3 +224,30 @@ def test_bad_run_options_are_invalid_input(given: dict[str, Any], says: str) -> 
     with pytest.raises(asm.AsmError) as caught:
         run_options("any", _Options(), [Tool.from_function(add)], given, frozenset({"model", "max_turns", "tools"}))
     assert caught.value.code == "invalid_input" and says in caught.value.message
+
+
+def test_override_options_parses_changes_as_config() -> None:
+    from asm.tools import override_options
+
+    base = _Options()
+    assert override_options(base, {}, "any provider") is base
+    assert override_options(base, {"model": "m2"}, "any provider") == _Options(model="m2")
+    with pytest.raises(asm.AsmError) as caught:
+        override_options(base, {"colour": "red"}, "any provider")
+    assert caught.value.code == "invalid_config" and "unknown option 'colour'" in caught.value.message
+
+
+def test_registered_tools_are_built_by_the_registry_given() -> None:
+    from asm.tools import registered_tools
+
+    class AddTool:
+        @asm.hookimpl
+        def asm_register_tools(self, register: Any) -> None:
+            register("add", lambda config: Tool.from_function(add))
+
+    registry = asm.load_plugins(extra=[AddTool()], env={})
+    assert [tool.name for tool in registered_tools(["add"], registry)] == ["add"]
+    assert registered_tools([], registry) == []
+    with pytest.raises(asm.AsmError) as caught:
+        registered_tools(["nope"], registry)
+    assert caught.value.code == "plugin_not_found"

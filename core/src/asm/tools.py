@@ -44,7 +44,7 @@ from attrs import AttrsInstance
 
 from asm.errors import AsmError
 from asm.events import ToolCallCompleted, ToolCallFailed
-from asm.plugins import parse_options
+from asm.plugins import PluginRegistry, load_plugins, parse_options
 from asm.ports import Emit
 
 __all__ = [
@@ -55,6 +55,8 @@ __all__ = [
     "ToolOutcome",
     "coerce_tools",
     "execute_tool_call",
+    "override_options",
+    "registered_tools",
     "run_options",
     "run_tools",
 ]
@@ -291,6 +293,24 @@ class CheckedOptions(AttrsInstance, Protocol):
 OptionsT = TypeVar("OptionsT", bound=CheckedOptions)
 
 
+def override_options(options: OptionsT, changes: Mapping[str, Any], what: str) -> OptionsT:
+    """``options`` with ``changes`` applied, parsed as a config table would be
+    (``invalid_config`` naming a bad key or value); not yet range-checked."""
+    if not changes:
+        return options
+    return parse_options(type(options), {**attrs.asdict(options, recurse=False), **changes}, what)
+
+
+def registered_tools(names: Sequence[str], registry: PluginRegistry | None = None) -> list[Tool]:
+    """The tools plugins registered (``asm_register_tools``) under ``names``,
+    built by ``registry`` (default: the installed plugins); an unknown name is
+    ``plugin_not_found``."""
+    if not names:
+        return []
+    registry = registry if registry is not None else load_plugins()
+    return [registry.create("tools", name) for name in names]
+
+
 def run_options(
     provider: str, options: OptionsT, tools: Sequence[Tool], given: Mapping[str, Any], allowed: frozenset[str]
 ) -> tuple[OptionsT, dict[str, Tool]]:
@@ -317,7 +337,7 @@ def run_options(
     if not changes:
         return options, chosen
     try:
-        merged = parse_options(type(options), {**attrs.asdict(options, recurse=False), **changes}, provider)
+        merged = override_options(options, changes, provider)
     except AsmError as exc:
         raise AsmError("invalid_input", f"invalid {provider} run options: {exc.message}") from None
     merged.check(f"{provider} run options", "invalid_input")

@@ -44,7 +44,7 @@ import attrs
 import httpx2
 import trio
 
-from asm import AsmError, Capabilities, RunInput, RunResult, TokenUsage, load_plugins, parse_options
+from asm import AsmError, Capabilities, RunInput, RunResult, TokenUsage, parse_options
 from asm.events import (
     MessageReceived,
     MessageStreamed,
@@ -59,7 +59,15 @@ from asm.ports import Emit
 from asm.sse import SSEDecoder as SSEDecoder
 from asm.sse import http_status_failure, loads_event, provider_failure, read_body
 from asm.sse import retry_after_seconds as retry_after_seconds
-from asm.tools import PERMISSION_MODES, Tool, coerce_tools, execute_tool_call, run_options
+from asm.tools import (
+    PERMISSION_MODES,
+    Tool,
+    coerce_tools,
+    execute_tool_call,
+    override_options,
+    registered_tools,
+    run_options,
+)
 
 __all__ = ["ClaudeOptions", "ClaudeProvider", "SSEDecoder", "create_messages_provider", "retry_after_seconds"]
 
@@ -113,11 +121,7 @@ def create_messages_provider(config: dict[str, Any], *, registry: PluginRegistry
     installed plugins, as :func:`asm.load_plugins` finds them).
     """
     options = parse_options(ClaudeOptions, config, "claude provider")
-    tools: list[Tool] = []
-    if options.tools:
-        registry = registry if registry is not None else load_plugins()
-        tools = [registry.create("tools", name) for name in options.tools]
-    return ClaudeProvider(options=options, tools=tools)
+    return ClaudeProvider(options=options, tools=registered_tools(options.tools, registry))
 
 
 class ClaudeProvider:
@@ -135,10 +139,7 @@ class ClaudeProvider:
         tools: Sequence[Tool | Callable[..., Any]] = (),
         **overrides: Any,
     ) -> None:
-        base = options or ClaudeOptions()
-        if overrides:
-            merged = {**attrs.asdict(base, recurse=False), **overrides}
-            base = parse_options(ClaudeOptions, merged, "claude provider")
+        base = override_options(options or ClaudeOptions(), overrides, "claude provider")
         base.check("claude provider config", "invalid_config")
         self.options = base
         self._ssl_context: ssl.SSLContext | None = None

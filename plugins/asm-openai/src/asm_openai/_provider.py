@@ -45,7 +45,7 @@ import trio
 from openai.resources.chat.completions import AsyncCompletions
 from openai.resources.responses import AsyncResponses
 
-from asm import AsmError, Capabilities, RunInput, RunResult, TokenUsage, load_plugins, parse_options
+from asm import AsmError, Capabilities, RunInput, RunResult, TokenUsage, parse_options
 from asm.events import (
     MessageReceived,
     MessageStreamed,
@@ -60,7 +60,15 @@ from asm.ports import Emit
 from asm.sse import SSEDecoder as SSEDecoder
 from asm.sse import http_status_failure, loads_event, provider_failure, read_body
 from asm.sse import retry_after_seconds as retry_after_seconds
-from asm.tools import PERMISSION_MODES, Tool, coerce_tools, execute_tool_call, run_options
+from asm.tools import (
+    PERMISSION_MODES,
+    Tool,
+    coerce_tools,
+    execute_tool_call,
+    override_options,
+    registered_tools,
+    run_options,
+)
 
 __all__ = ["OpenAIOptions", "OpenAIProvider", "SSEDecoder", "create_provider", "retry_after_seconds"]
 
@@ -120,11 +128,7 @@ def create_provider(config: dict[str, Any], *, registry: PluginRegistry | None =
     installed plugins, as :func:`asm.load_plugins` finds them).
     """
     options = parse_options(OpenAIOptions, config, "openai provider")
-    tools: list[Tool] = []
-    if options.tools:
-        registry = registry if registry is not None else load_plugins()
-        tools = [registry.create("tools", name) for name in options.tools]
-    return OpenAIProvider(options=options, tools=tools)
+    return OpenAIProvider(options=options, tools=registered_tools(options.tools, registry))
 
 
 class OpenAIProvider:
@@ -142,10 +146,7 @@ class OpenAIProvider:
         tools: Sequence[Tool | Callable[..., Any]] = (),
         **overrides: Any,
     ) -> None:
-        base = options or OpenAIOptions()
-        if overrides:
-            merged = {**attrs.asdict(base, recurse=False), **overrides}
-            base = parse_options(OpenAIOptions, merged, "openai provider")
+        base = override_options(options or OpenAIOptions(), overrides, "openai provider")
         base.check("openai provider config", "invalid_config")
         self.options = base
         self._ssl_context: ssl.SSLContext | None = None
