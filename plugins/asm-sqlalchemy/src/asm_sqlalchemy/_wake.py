@@ -65,6 +65,13 @@ class _Pool:
                 return
         self._close(connection)
 
+    def release(self, connection: Any, *, reusable: bool) -> None:
+        """Back to the pool, or closed if it may be broken or still in use."""
+        if reusable:
+            self.put(connection)
+        else:
+            self.discard(connection)
+
     def discard(self, connection: Any) -> None:
         with contextlib.suppress(Exception):
             self._close(connection)
@@ -113,12 +120,9 @@ class _PollWaker:
             yield changed
         except BaseException:
             # A cancelled thread call may still be using the connection: do not reuse it.
-            self._pool.discard(connection)
+            self._pool.release(connection, reusable=False)
             raise
-        if broken:
-            self._pool.discard(connection)
-        else:
-            self._pool.put(connection)
+        self._pool.release(connection, reusable=not broken)
 
     def close(self) -> None:
         self._pool.close()
@@ -175,16 +179,8 @@ class _NotifyWaker:
 
         try:
             yield changed
-        except BaseException:
-            if broken:
-                self._pool.discard(connection)
-            else:
-                self._pool.put(connection)
-            raise
-        if broken:
-            self._pool.discard(connection)
-        else:
-            self._pool.put(connection)
+        finally:
+            self._pool.release(connection, reusable=not broken)
 
     def close(self) -> None:
         self._pool.close()
