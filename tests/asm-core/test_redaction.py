@@ -9,43 +9,14 @@ import pytest
 import asm
 from asm import AsmError, Event
 from asm.events import (
-    ErrorOccurred,
     MessageReceived,
     MessageStreamed,
-    ToolCallCompleted,
     ToolCallStarted,
 )
-from asm.model import ProviderError
 from asm.redaction import DEFAULT_PATTERNS, EventRedactor
 from asm.serde import event_to_json
-from asm.testing.secrets import SECRET_PHRASES as PHRASES
 from asm.testing.secrets import SECRET_TEXT as TEXT
-from asm.testing.secrets import SECRETS
-
-
-def leaky_provider() -> asm.ScriptedProvider:
-    """Secrets in streamed text, the full message, tool input and output, and stderr."""
-    from asm.providers.scripted import Fail
-
-    stderr = "Traceback...\n" + TEXT
-    return asm.ScriptedProvider(
-        [
-            # Each secret whole inside one delta: deltas are scrubbed one by one (see asm.redaction).
-            *[MessageStreamed(phrase) for phrase in PHRASES],
-            MessageReceived(TEXT),
-            ToolCallStarted("t1", "http", {"headers": {"auth": TEXT}, "args": [TEXT]}),
-            ToolCallCompleted("t1", "http", {"body": TEXT}),
-            ErrorOccurred("provider_error", TEXT, ProviderError("fake", "process_error", TEXT, stderr=stderr)),
-            Fail(
-                AsmError(
-                    "provider_error",
-                    TEXT,
-                    details={"provider_error": ProviderError("fake", "process_error", TEXT, 1, stderr)},
-                )
-            ),
-        ],
-        name="leaky",
-    )
+from asm.testing.secrets import SECRETS, leaky_provider
 
 
 def hits(text: str) -> list[str]:

@@ -9,20 +9,13 @@ from pathlib import Path
 import pytest
 
 import asm
-from asm import AsmError, TokenUsage
+from asm import TokenUsage
 from asm.events import (
-    ErrorOccurred,
-    MessageReceived,
-    MessageStreamed,
     TokenUsageUpdated,
-    ToolCallCompleted,
-    ToolCallStarted,
 )
-from asm.model import ProviderError
-from asm.providers.scripted import Fail, ScriptedProvider
-from asm.testing.secrets import SECRET_PHRASES as PHRASES
+from asm.providers.scripted import ScriptedProvider
 from asm.testing.secrets import SECRET_TEXT as TEXT
-from asm.testing.secrets import SECRETS
+from asm.testing.secrets import SECRETS, leaky_provider
 
 
 @pytest.fixture
@@ -35,32 +28,12 @@ def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def leaky() -> ScriptedProvider:
-    stderr = "Traceback...\n" + TEXT
-    return ScriptedProvider(
-        [
-            *[MessageStreamed(phrase) for phrase in PHRASES],
-            MessageReceived(TEXT),
-            ToolCallStarted("t1", "http", {"headers": {"auth": TEXT}, "args": [TEXT]}),
-            ToolCallCompleted("t1", "http", {"body": TEXT}),
-            ErrorOccurred("provider_error", TEXT, ProviderError("fake", "process_error", TEXT, stderr=stderr)),
-            Fail(
-                AsmError(
-                    "provider_error",
-                    TEXT,
-                    details={"provider_error": ProviderError("fake", "process_error", TEXT, 1, stderr)},
-                )
-            ),
-        ]
-    )
-
-
 async def test_no_secret_reaches_the_sqlite_file_or_the_jsonl_file(places: Path) -> None:
     database = places / "asm.db"
     jsonl = places / "events.jsonl"
     config = asm.load_config({"store": "sqlite", "stores.sqlite.path": str(database), "sinks.jsonl.path": str(jsonl)})
     async with asm.open_runtime(config) as runtime:
-        run = await runtime.run_once(f"deploy with {TEXT}", provider=leaky())
+        run = await runtime.run_once(f"deploy with {TEXT}", provider=leaky_provider())
         assert run.status is asm.RunStatus.FAILED
         stored = (await runtime.store.read_events(run.session_id)).events
         assert len(stored) > 15

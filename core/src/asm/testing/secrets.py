@@ -2,9 +2,9 @@
 redaction patterns know (:data:`asm.redaction.DEFAULT_PATTERNS`), so a test can
 check that none reaches a store, a sink or a log::
 
-    from asm.testing.secrets import SECRETS, SECRET_TEXT
+    from asm.testing.secrets import SECRETS, leaky_provider
 
-    provider = ScriptedProvider([MessageStreamed(SECRET_TEXT)])
+    run = await runtime.run_once("go", provider=leaky_provider())
     ...
     assert not any(secret in stored_text for secret in SECRETS.values())
 
@@ -16,7 +16,12 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["SECRETS", "SECRET_PHRASES", "SECRET_TEXT"]
+from asm.errors import AsmError
+from asm.events import ErrorOccurred, MessageReceived, MessageStreamed, ToolCallCompleted, ToolCallStarted
+from asm.model import ProviderError
+from asm.providers.scripted import Fail, ScriptedProvider
+
+__all__ = ["SECRETS", "SECRET_PHRASES", "SECRET_TEXT", "leaky_provider"]
 
 #: kind -> the planted secret.
 SECRETS: Final = {
@@ -50,3 +55,30 @@ SECRET_PHRASES: Final = (
 
 #: Every phrase, one after the other.
 SECRET_TEXT: Final = "".join(SECRET_PHRASES)
+
+
+def leaky_provider(name: str = "leaky") -> ScriptedProvider:
+    """A provider that leaks every secret everywhere a run carries text: streamed
+    deltas (each secret whole inside one delta: deltas are scrubbed one by one,
+    see :mod:`asm.redaction`), the full message, tool input and output, an
+    ``error_occurred`` and the stderr of a failure that ends the run."""
+    stderr = "Traceback...\n" + SECRET_TEXT
+    return ScriptedProvider(
+        [
+            *[MessageStreamed(phrase) for phrase in SECRET_PHRASES],
+            MessageReceived(SECRET_TEXT),
+            ToolCallStarted("t1", "http", {"headers": {"auth": SECRET_TEXT}, "args": [SECRET_TEXT]}),
+            ToolCallCompleted("t1", "http", {"body": SECRET_TEXT}),
+            ErrorOccurred(
+                "provider_error", SECRET_TEXT, ProviderError("fake", "process_error", SECRET_TEXT, stderr=stderr)
+            ),
+            Fail(
+                AsmError(
+                    "provider_error",
+                    SECRET_TEXT,
+                    details={"provider_error": ProviderError("fake", "process_error", SECRET_TEXT, 1, stderr)},
+                )
+            ),
+        ],
+        name=name,
+    )
