@@ -66,11 +66,13 @@ _INSERT_PG: Final = (
     "%b::varchar[], %b::varchar[], %b::text[]::timestamp[], %b::varchar[], %b::integer[], %b::text[])"
 )
 
-#: Advance a session's head, returning its new last seq (one statement on both databases).
-_RESERVE_SQL: Final = (
-    "INSERT INTO asm_event_heads (session_id, last_seq) VALUES (?, ?) ON CONFLICT (session_id) "
+#: Advance a session's head, returning its new last seq (one statement on both databases),
+#: by the driver's placeholder.
+_RESERVE_SQL: Final = {
+    mark: f"INSERT INTO asm_event_heads (session_id, last_seq) VALUES ({mark}, {mark}) ON CONFLICT (session_id) "
     "DO UPDATE SET last_seq = asm_event_heads.last_seq + excluded.last_seq RETURNING last_seq"
-)
+    for mark in ("?", "%s")
+}
 
 _STORED_PG: Final = "SELECT id, seq, body FROM asm_events WHERE id = ANY(%b::varchar[])"
 
@@ -518,7 +520,7 @@ class SqlAlchemyStore:
         first: dict[str, int] = {}
         # Plain SQL: building the same upsert with SQLAlchemy Core cost more than the rest
         # of a one-event append.
-        sql = _RESERVE_SQL.replace("?", self._mark)
+        sql = _RESERVE_SQL[self._mark]
         for session_id in sorted(counts):  # one lock order for every writer: no deadlocks
             count = counts[session_id]
             last = conn.exec_driver_sql(sql, (session_id, count)).scalar_one()
