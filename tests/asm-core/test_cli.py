@@ -69,6 +69,12 @@ def test_run_prints_the_answer() -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, "hello world\n", "")
 
 
+def test_run_joins_the_words_after_dashdash_for_a_provider_that_takes_no_argv() -> None:
+    status, out, err = in_process("run", "--provider", "echo", "--", "-x", "a  b", "c")
+
+    assert (status, out, err) == (0, "-x a  b c\n", "")
+
+
 def test_run_json_prints_every_event_as_one_json_line_in_order() -> None:
     result = asm("run", "--json", "hello", "world")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -175,3 +177,92 @@ async def test_stderr_in_the_error_follows_the_configured_limits(max_lines: int)
     provider_error = done.error.provider_error
     assert provider_error is not None and provider_error.truncated and provider_error.exit_code == 3
     assert provider_error.stderr is not None and provider_error.stderr.count("\n") == max_lines - 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ("ls -la", "a list of strings, not a string"),
+        (["ls", 3], "argument 1 is int"),
+        ([], "is empty"),
+        (["printf", "a\0b"], "NUL character"),
+    ],
+)
+async def test_a_bad_argv_option_is_a_validation_error_that_says_what_to_pass(argv: object, message: str) -> None:
+    done, _ = await run(ShellProvider(), "ignored", argv=argv)
+    assert done.status is RunStatus.FAILED and done.error is not None
+    assert isinstance(done.error.to_error(), asm.errors.ValidationError)
+    assert message in done.error.message
+    assert "argv" in done.error.message
+
+
+async def test_the_argv_option_keeps_every_word_as_one_argument() -> None:
+    done, _ = await run(ShellProvider(), "ignored", argv=("printf", "%s|", "a b", "", "c"))
+    assert done.output == "a b||c|"
+
+
+def test_the_shell_provider_takes_argv() -> None:
+    assert ShellProvider().capabilities().takes_argv
+
+
+# -- through the `asm` command -------------------------------------------------
+
+ASM = Path(sys.executable).parent / "asm"
+
+
+def asm_run(tmp_path: Path, *words: str, config: str = "") -> subprocess.CompletedProcess[str]:
+    """`asm run --provider shell WORDS` in a project of its own, on the in-memory store."""
+    project = tmp_path / "project"
+    project.mkdir(exist_ok=True)
+    (project / "asm.toml").write_text(f'store = "memory"\n{config}', encoding="utf-8")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("ASM_")}
+    env |= {"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "home" / ".config")}
+    return subprocess.run(
+        [str(ASM), "run", "--provider", "shell", *words],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("words", "output"),
+    [
+        (["--", "printf", "%s|", "a b", "c"], "a b|c|"),
+        (["--", sys.executable, "-c", 'print("x y")'], "x y\n"),
+        (["--", "printf", "[%s]", "it's", "", "$HOME", "*"], "[it's][][$HOME][*]"),
+        (["printf", "%s|", "a  b", "c"], "a  b|c|"),  # several words without `--` are argv too
+    ],
+)
+def test_asm_run_passes_the_words_as_the_argv_untouched(tmp_path: Path, words: list[str], output: str) -> None:
+    result = asm_run(tmp_path, *words)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == output + "\n"
+
+
+def test_asm_run_splits_a_single_word_as_a_command_line(tmp_path: Path) -> None:
+    result = asm_run(tmp_path, "printf '%s|' 'a b' c")
+    assert (result.returncode, result.stdout) == (0, "a b|c|\n")
+
+
+def test_asm_run_gives_a_single_word_to_the_shell_when_configured(tmp_path: Path) -> None:
+    config = "[providers.shell]\nshell = true\n"
+    result = asm_run(tmp_path, "--", "printf '%s|' 'a b' c | tr a-z A-Z", config=config)
+    assert (result.returncode, result.stdout) == (0, "A B|C|\n")
+    words = asm_run(tmp_path, "--", "printf", "%s|", "a b", "|", "tr", config=config)
+    assert (words.returncode, words.stdout) == (0, "a b|||tr|\n")  # words are argv, not shell text
+
+
+def test_asm_run_checks_allowed_commands_on_the_argv(tmp_path: Path) -> None:
+    result = asm_run(tmp_path, "--", "rm", "-rf", "x y", config='[providers.shell]\nallowed_commands = ["echo"]\n')
+    assert result.returncode == 1
+    assert result.stderr.startswith("asm: error [tool_permission_denied]: command 'rm' is not in allowed_commands")
+
+
+async def test_a_nul_character_in_the_command_is_a_validation_error() -> None:
+    done, _ = await run(ShellProvider(), "printf 'a\0b'")
+    assert done.error is not None and done.error.code == "invalid_input"
+    assert "NUL character" in done.error.message

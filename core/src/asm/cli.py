@@ -18,10 +18,11 @@ import functools
 import json
 import math
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime, time
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import trio
 
@@ -32,6 +33,9 @@ from asm.hookspecs import hookimpl
 from asm.plugins import BrokenPlugin, PluginRegistry, load_plugins
 from asm.runtime import open_runtime
 from asm.serde import event_to_json
+
+if TYPE_CHECKING:
+    from asm.ports import Provider
 
 __all__ = ["main", "run_cli"]
 
@@ -136,7 +140,12 @@ def _parser(registry: PluginRegistry, out: TextIO, err: TextIO) -> argparse.Argu
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=parser_class)
 
     run = commands.add_parser("run", help="run a prompt on a provider and stream the answer")
-    run.add_argument("prompt", nargs="+", help="the prompt (words are joined with spaces)")
+    run.add_argument(
+        "prompt",
+        nargs="+",
+        help="the prompt (words are joined with spaces; a provider that runs commands, like shell, "
+        "takes several words as the exact argv; put '--' before words that start with '-')",
+    )
     run.add_argument("--provider", "-p", help="provider name (default: from config, else 'echo')")
     run.add_argument("--config", "-c", help="config file (default: ./asm.toml)")
     run.add_argument("--json", action="store_true", help="print every event as a JSON line")
@@ -177,7 +186,7 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO)
         {"provider": args.provider, "run_timeout": args.timeout},
         config_file=args.config,
     )
-    prompt = " ".join(args.prompt)
+    words: list[str] = args.prompt
 
     reader_gone = False
 
@@ -203,13 +212,23 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO)
 
     async def go() -> int:
         async with open_runtime(loaded, registry=registry) as runtime:
-            run = await runtime.run_once(prompt, on_event=show)
+            prompt, options = _run_input(words, runtime.provider())
+            run = await runtime.run_once(prompt, on_event=show, options=options)
         if not args.json and not reader_gone:
             out.write("\n")
         run.raise_for_status()
         return 0
 
     return trio.run(go)
+
+
+def _run_input(words: list[str], provider: Provider) -> tuple[str, dict[str, Any] | None]:
+    """The prompt and run options for the words of ``asm run``: joined with spaces
+    into one prompt, except for a provider that takes an argv (shell), which gets
+    several words as they are (option ``argv``; the prompt records them quoted)."""
+    if len(words) > 1 and provider.capabilities().takes_argv:
+        return shlex.join(words), {"argv": list(words)}
+    return " ".join(words), None
 
 
 class _TerminalApprover:

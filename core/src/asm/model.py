@@ -146,6 +146,9 @@ class Capabilities:
     #: the provider runs tools itself and calls ``emit.authorize_tool`` before each one, so asm
     #: need not judge its ``tool_call_started`` events against tool rules (see docs/policy.md)
     authorizes_tools: bool = False
+    #: the prompt is a command: the run option ``argv`` (a list of strings) gives its exact
+    #: arguments, and ``asm run`` passes a prompt of several words that way instead of joining them
+    takes_argv: bool = False
 
 
 @attrs.frozen

@@ -69,7 +69,7 @@ class ShellProvider:
                 "(a string can chain any commands); drop 'shell = true' or 'allowed_commands'",
                 details={"options": ["shell", "allowed_commands"]},
             )
-        self._capabilities = Capabilities(streaming=True, code_execution=True, file_access=True)
+        self._capabilities = Capabilities(streaming=True, code_execution=True, file_access=True, takes_argv=True)
 
     def capabilities(self) -> Capabilities:
         """Streams output; runs code with file access."""
@@ -80,9 +80,7 @@ class ShellProvider:
         _check_run_options(run.options)
         given = run.options.get("argv")
         if given is not None:
-            if not isinstance(given, list | tuple) or not given or not all(isinstance(a, str) for a in given):
-                raise AsmError("invalid_input", f"run option 'argv' must be a non-empty list of strings, not {given!r}")
-            argv = list(given)
+            argv = _checked_argv(given)
         elif self.options.shell:
             argv = [self.options.path, "-c", run.prompt]
         else:
@@ -94,6 +92,12 @@ class ShellProvider:
                 ) from None
         if not argv:
             raise AsmError("invalid_input", "the command is empty; the prompt is the command to run")
+        if any("\0" in argument for argument in argv):
+            where = "run option 'argv'" if given is not None else "the command"
+            raise AsmError(
+                "invalid_input",
+                f"{where} contains a NUL character, which no program can receive as an argument; remove it",
+            )
         allowed = self.options.allowed_commands
         if allowed is not None and argv[0] not in allowed and Path(argv[0]).name not in allowed:
             raise AsmError(
@@ -158,6 +162,34 @@ def _check_run_options(options: Mapping[str, Any]) -> None:
             f"{', '.join(map(repr, unknown))}; it takes {', '.join(sorted(RUN_OPTIONS))}",
             details={"unknown": unknown},
         )
+
+
+def _checked_argv(given: object) -> list[str]:
+    """The run option ``argv`` as a list, or ``invalid_input`` saying what to pass instead.
+
+    Each element is one argument, passed to the program as it is: nothing is joined,
+    split, quoted or expanded."""
+    fix = "pass a list of strings, e.g. options={'argv': ['printf', '%s', 'a b']}"
+    if isinstance(given, str):
+        raise AsmError(
+            "invalid_input",
+            f"run option 'argv' must be a list of strings, not a string ({given!r}); {fix}, "
+            "or give a command line as the prompt to have it split",
+        )
+    if not isinstance(given, list | tuple):
+        raise AsmError(
+            "invalid_input", f"run option 'argv' must be a list of strings, not {type(given).__name__}; {fix}"
+        )
+    if not given:
+        raise AsmError("invalid_input", f"run option 'argv' is empty; {fix}")
+    for index, argument in enumerate(given):
+        if not isinstance(argument, str):
+            raise AsmError(
+                "invalid_input",
+                f"run option 'argv': argument {index} is {type(argument).__name__} ({argument!r}), not a string; {fix}",
+                details={"index": index},
+            )
+    return list(given)
 
 
 def _exit_error(proc: CLIProcess, argv: list[str], code: int) -> AsmError:
