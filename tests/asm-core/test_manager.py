@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import pytest
 import trio
 import trio.lowlevel
@@ -576,3 +578,122 @@ async def test_an_async_approval_hook_that_abstains_passes_the_question_on(store
     registry = asm.load_plugins(entry_points=False, extra=[approver, AsyncAbstainer()])
     run = await SessionManager(store, provider=ToolProvider(), plugins=registry).run_once("clean up")
     assert run.output == "deleted" and len(approver.asked) == 1
+
+
+# -- claiming: a pending run is executed once ---------------------------------------------
+
+
+async def test_two_managers_executing_one_pending_run_run_it_once(store: InMemorySessionStore) -> None:
+    first = SessionManager(store, provider=ScriptedProvider(["one", Delay(0.01), "two"]))
+    second = SessionManager(store, provider=ScriptedProvider(["other"]))
+    session = await first.start_session()
+    await first.activate_session(session.id)
+    pending = await first.start_run(session.id, "go")
+    outcomes: list[object] = []
+
+    async def execute(manager: SessionManager) -> None:
+        try:
+            outcomes.append(await manager.execute_run(pending.id))
+        except AsmError as exc:
+            outcomes.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(execute, first)
+        nursery.start_soon(execute, second)
+    (done,) = [o for o in outcomes if isinstance(o, asm.Run)]
+    (refused,) = [o for o in outcomes if isinstance(o, AsmError)]
+    assert done.status is RunStatus.COMPLETED
+    assert refused.code == "invalid_operation" and "already running in process pid" in refused.message
+    kinds = types(await all_events(store, session.id))
+    assert kinds.count(T.RUN_STARTED) == 1 and kinds.count(T.RUN_COMPLETED) == 1
+    assert done.owner is not None and done.owner.process.pid == os.getpid()
+
+
+async def test_executing_a_run_already_running_elsewhere_is_refused_naming_its_owner(
+    store: InMemorySessionStore,
+) -> None:
+    manager = SessionManager(store, provider=EchoProvider())
+    session = await manager.start_session()
+    await manager.activate_session(session.id)
+    pending = await manager.start_run(session.id, "go")
+    elsewhere = asm.RunOwner("host-b", asm.ProcessIdentity(4242, 1))
+    await store.save_run(attrs.evolve(pending, status=RunStatus.RUNNING, owner=elsewhere))
+    before = await all_events(store, session.id)
+    with pytest.raises(AsmError) as caught:
+        await manager.execute_run(pending.id)
+    assert caught.value.code == "invalid_operation"
+    assert "pid 4242 on host-b" in caught.value.message
+    assert await all_events(store, session.id) == before  # the loser emits nothing
+
+
+# -- run_once: every way out ends its one-shot session ----------------------------------
+
+
+class FailingOnce(InMemorySessionStore):
+    """Fails the first call of ``method`` (a store error, a full disk), then works."""
+
+    def __init__(self, method: str, *, after: int = 0) -> None:
+        super().__init__()
+        self.method = method
+        self.calls = 0
+        self.after = after
+
+    def __getattribute__(self, name: str) -> Any:
+        attribute = super().__getattribute__(name)
+        if name != super().__getattribute__("method"):
+            return attribute
+
+        async def failing_once(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if self.calls == self.after + 1:
+                raise AsmError("storage_write_failed", "disk full; free space and retry")
+            return await attribute(*args, **kwargs)
+
+        return failing_once
+
+
+@pytest.mark.parametrize(
+    ("method", "after", "run_end"),
+    [
+        ("save_run", 0, None),  # start_run fails: no run stored
+        ("claim_run", 0, T.RUN_CANCELLED),  # the pending run never starts
+        ("append_events", 3, T.RUN_FAILED),  # a batch of the run's stream fails (the 2 session events came first)
+        ("append_events", 5, T.RUN_COMPLETED),  # the run's end event fails; its record says completed
+        ("save_run", 1, T.RUN_FAILED),  # the run's final state cannot be saved at first
+    ],
+)
+async def test_run_once_ends_its_session_and_tells_the_runs_end_whatever_fails(
+    method: str, after: int, run_end: EventType | None
+) -> None:
+    store = FailingOnce(method, after=after)
+    # Each delay lets the run's writer commit what has queued: one append per chunk.
+    manager = SessionManager(store, provider=ScriptedProvider(["a", Delay(0.01), "b", Delay(0.01), "c"]))
+    try:
+        run = await manager.run_once("go")
+    except AsmError as exc:
+        assert exc.code == "storage_write_failed"
+    else:
+        assert run.status is RunStatus.FAILED and run.error is not None
+        assert run.error.code == "storage_write_failed"
+    (session,) = await store.list_sessions()
+    assert session.one_shot and session.status is SessionStatus.FAILED
+    assert session.error is not None and session.error.code == "storage_write_failed"
+    kinds = types(await all_events(store, session.id))
+    assert kinds[-1] is T.SESSION_FAILED
+    runs = await store.list_runs(session.id)
+    if run_end is None:
+        assert runs == []
+    else:
+        (stored,) = runs
+        assert stored.status.is_terminal and kinds.count(run_end) == 1
+        assert kinds.index(run_end) < kinds.index(T.SESSION_FAILED)
+
+
+async def test_run_once_cancelled_by_its_caller_cancels_the_session(store: InMemorySessionStore) -> None:
+    manager = SessionManager(store, provider=ScriptedProvider(["started", Stall()]))
+    with trio.move_on_after(0.05):
+        await manager.run_once("go")
+    (session,) = await store.list_sessions()
+    assert session.status is SessionStatus.CANCELLED
+    (run,) = await store.list_runs(session.id)
+    assert run.status is RunStatus.CANCELLED

@@ -355,3 +355,57 @@ async def test_a_provider_that_authorizes_its_tools_is_not_cancelled_but_refused
     (violation,) = violations(events)
     assert (violation.kind, violation.action) == ("tool_denied", "denied")
     assert T.TOOL_CALL_FAILED in [e.type for e in events]
+
+
+@pytest.mark.parametrize(
+    ("provider", "policy"),
+    [
+        # The violating usage is the provider's last emit: nothing after it would notice the cancel.
+        (ScriptedProvider.from_text("a fairly long answer " * 10), Policy("budget", Limits(max_total_tokens=5))),
+        (
+            ScriptedProvider([tool("read_file", "1"), tool("rm_rf", "2")]),
+            Policy("safe", tool_rules=(ToolRule("rm*", "deny"),)),
+        ),
+    ],
+    ids=["usage", "denied-tool"],
+)
+async def test_a_cancelling_violation_ends_the_run_cancelled_even_as_the_providers_last_emit(
+    provider: ScriptedProvider, policy: Policy
+) -> None:
+    store = InMemorySessionStore()
+    run = await SessionManager(store, provider=provider).run_once("go", policies=[policy])
+    events = list((await store.read_events(run.session_id)).events)
+    assert run.status is RunStatus.CANCELLED
+    assert run.error is not None and run.error.code == "cancelled"
+    kinds = [e.type for e in events]
+    assert T.RUN_COMPLETED not in kinds and T.SESSION_COMPLETED not in kinds
+    assert kinds.index(T.POLICY_VIOLATION) < kinds.index(T.RUN_CANCELLED)
+    assert next(e.data for e in events if isinstance(e.data, RunCancelled)).reason == policy.name
+
+
+class UsageOnlyInResult:
+    """Reports its tokens only in the result, as some providers do."""
+
+    name = "result-usage"
+
+    def capabilities(self) -> asm.Capabilities:
+        return asm.Capabilities()
+
+    async def execute(self, run: RunInput, emit: Emit) -> RunResult:
+        await emit(MessageStreamed("answer"))
+        return RunResult(output="answer", usage=TokenUsage(input_tokens=40, output_tokens=30))
+
+
+@pytest.mark.parametrize(("action", "status"), [("cancel", RunStatus.CANCELLED), ("warn", RunStatus.COMPLETED)])
+async def test_usage_reported_only_in_the_result_is_checked_before_the_run_completes(
+    action: str, status: RunStatus
+) -> None:
+    store = InMemorySessionStore()
+    manager = SessionManager(store, provider=UsageOnlyInResult())
+    policy = Policy("budget", Limits(max_total_tokens=50), on_violation=action)
+    run = await manager.run_once("go", policies=[policy])
+    events = list((await store.read_events(run.session_id)).events)
+    assert run.status is status
+    (violation,) = violations(events)
+    assert (violation.details["limit"], violation.details["actual"]) == ("max_total_tokens", "70")
+    assert run.usage == TokenUsage(input_tokens=40, output_tokens=30)

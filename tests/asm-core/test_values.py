@@ -120,7 +120,8 @@ def test_provider_error_truncation_marks_it() -> None:
 EXPORTED = {
     "Artifact", "AsmConfig", "AsmError", "Capabilities", "Cost", "EchoProvider", "Emit", "ErrorInfo", "Event",
     "EventData", "EventType", "InMemoryArtifactStore", "InMemorySessionStore", "Message", "Page",
-    "Provider", "ProviderError", "Run", "RunInput", "RunResult", "Register", "RunStatus", "Runtime",
+    "ProcessIdentity", "Provider", "ProviderError", "Run", "RunInput", "RunOwner", "RunResult", "Register",
+    "RunStatus", "Runtime",
     "ScriptedProvider", "Session",
     "SessionManager", "SessionStatus", "TokenUsage", "Tool", "assemble", "hookimpl", "load_config", "load_plugins",
     "open_runtime", "parse_options", "stream_session",

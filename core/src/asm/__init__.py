@@ -29,9 +29,11 @@ from asm.model import Cost as Cost
 from asm.model import ErrorInfo as ErrorInfo
 from asm.model import Message as Message
 from asm.model import Page as Page
+from asm.model import ProcessIdentity as ProcessIdentity
 from asm.model import ProviderError as ProviderError
 from asm.model import Run as Run
 from asm.model import RunInput as RunInput
+from asm.model import RunOwner as RunOwner
 from asm.model import RunResult as RunResult
 from asm.model import Session as Session
 from asm.model import TokenUsage as TokenUsage
@@ -80,10 +82,12 @@ __all__ = [
     "Message",
     "Page",
     "Provider",
+    "ProcessIdentity",
     "ProviderError",
     "PubSubSink",
     "Run",
     "RunInput",
+    "RunOwner",
     "RunResult",
     "Register",
     "RunStatus",

@@ -18,7 +18,7 @@ import contextlib
 import contextvars
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final, TypeVar
 
 import attrs
 import trio
@@ -35,6 +35,7 @@ from asm.events import (
     ErrorOccurred,
     Event,
     EventData,
+    EventType,
     MessageSent,
     PolicyViolation,
     RunCancelled,
@@ -53,10 +54,12 @@ from asm.events import (
     ToolCallStarted,
 )
 from asm.model import Cost, ErrorInfo, ProviderError, Run, RunInput, RunResult, Session, TokenUsage, new_id, utcnow
+from asm.owners import current_owner
 from asm.plugins import PluginRegistry
 from asm.policy import Policy, PolicyGuard, ToolAction, Violation, cli_tool_lists, merge_policies
 from asm.ports import EventCallback, Provider, SessionStore
 from asm.states import RunStatus, SessionStatus, check_run_transition, check_session_transition
+from asm.stores import claim_refused
 
 __all__ = ["SessionManager"]
 
@@ -65,6 +68,7 @@ __all__ = ["SessionManager"]
 _current_run: contextvars.ContextVar[str | None] = contextvars.ContextVar("asm_current_run", default=None)
 
 ProviderLike = Provider | str | None
+RecordT = TypeVar("RecordT", Session, Run)
 
 
 @attrs.define
@@ -150,20 +154,36 @@ class SessionManager:
 
         ``policies`` apply to every run of the session executed by this manager,
         stacked on the manager's own and each run's."""
+        session = self._new_session(agent_id, provider, metadata, tags, parent_session_id)
+        if policies:
+            self._session_policies[session.id] = list(policies)
+        await self._create_session(session, on_event)
+        return session
+
+    def _new_session(
+        self,
+        agent_id: str | None,
+        provider: str | None,
+        metadata: Mapping[str, Any] | None,
+        tags: Iterable[str] = (),
+        parent_session_id: str | None = None,
+        *,
+        one_shot: bool = False,
+    ) -> Session:
         provider_name = provider or (self.provider.name if self.provider is not None else None)
-        session = Session(
+        return Session(
             id=new_id("ses"),
             agent_id=agent_id or provider_name or "agent",
             provider=provider_name,
             parent_session_id=parent_session_id,
             metadata=dict(metadata or {}),
             tags=tuple(tags),
+            one_shot=one_shot,
         )
+
+    async def _create_session(self, session: Session, on_event: EventCallback | None) -> None:
         await self._save(session)
-        if policies:
-            self._session_policies[session.id] = list(policies)
-        await self._publish(session.id, None, [SessionCreated(session.agent_id, provider_name)], on_event)
-        return session
+        await self._publish(session.id, None, [SessionCreated(session.agent_id, session.provider)], on_event)
 
     async def get_session(self, session_id: str) -> Session:
         """The stored session, or ``session_not_found``."""
@@ -308,7 +328,7 @@ class SessionManager:
         policy's name) or only warns.
         """
         run = await self.store.get_run(run_id)
-        original = self._inputs.pop(run_id, None)
+        original = self._inputs.get(run_id)
         if original is not None:
             run = attrs.evolve(run, input=original)
         session = await self.store.get_session(run.session_id)
@@ -319,9 +339,15 @@ class SessionManager:
                 details={"session_id": session.id},
             )
         chosen = self._resolve_provider(provider if provider is not None else run.provider)
+        if run.status is RunStatus.RUNNING:
+            raise claim_refused(run)
         check_run_transition(run.status, RunStatus.RUNNING)
-        run = attrs.evolve(run, status=RunStatus.RUNNING, started_at=utcnow(), provider=chosen.name)
-        await self._save(run)
+        run = attrs.evolve(
+            run, status=RunStatus.RUNNING, started_at=utcnow(), provider=chosen.name, owner=current_owner()
+        )
+        # Claimed atomically: of several processes (or tasks) executing this run, one gets it.
+        await self.store.claim_run(self._transformed(run))
+        self._inputs.pop(run_id, None)
         policy = merge_policies([*self.policies, *self._session_policies.get(session.id, ()), *policies])
         if policy is not None and policy.tool_rules:
             denied, allowed = cli_tool_lists(policy)
@@ -359,15 +385,21 @@ class SessionManager:
         limit: float | None,
     ) -> Run:
         result: RunResult | None = None
+        returned: RunResult | None = None
         error: AsmError | None = None
         with active.scope:
             with trio.move_on_after(float("inf") if limit is None else limit) as deadline:
                 try:
                     await self._call_hook("asm_run_starting", session=session, run=run)
-                    await writer.publish(RunStarted(provider.name, run.input.options.get("model")))
+                    writer.model = _planned_model(provider, run.input)
+                    await writer.publish(RunStarted(provider.name, writer.model))
                     for message in run.input.messages:
                         await writer.publish(MessageSent(message.content, message.role))
-                    result = await provider.execute(run.input, writer)
+                    returned = await provider.execute(run.input, writer)
+                    await writer.judge_result(returned)
+                    # Cancelled (a policy, cancel_run) before the provider returned without
+                    # reaching another checkpoint: the cancel stands, whatever it returned.
+                    result = None if active.scope.cancel_called else returned
                 except AsmError as exc:
                     error = exc
                 except Exception as exc:  # noqa: BLE001 - a provider's bug fails its run, not the caller
@@ -385,6 +417,7 @@ class SessionManager:
                         await self._finish(session, run, writer, RunStatus.CANCELLED, cancelled, error=info)
                     raise
         with trio.CancelScope(shield=True):
+            await writer.settle(returned)
             await writer.close()  # the outcome depends on whether everything emitted was stored and delivered
         if writer.error is not None:
             error = writer.error
@@ -395,14 +428,17 @@ class SessionManager:
             return await self._finish(session, run, writer, RunStatus.FAILED, data, error=info)
         if deadline.cancelled_caught:
             timeout_s = float(limit or 0.0)
-            info = ErrorInfo("timeout", f"run exceeded its timeout of {timeout_s:g}s; raise the timeout", True)
+            why = f"run exceeded its timeout of {timeout_s:g}s; raise the timeout"
+            info = ErrorInfo("timeout", why, True, details={"timeout_s": timeout_s})
             return await self._finish(session, run, writer, RunStatus.TIMEOUT, RunTimeout(timeout_s), error=info)
         if result is None:
             reason = active.reason or "cancelled"
             info = ErrorInfo("cancelled", f"run was cancelled ({reason})")
-            return await self._finish(session, run, writer, RunStatus.CANCELLED, RunCancelled(reason), error=info)
-        usage = result.usage if result.usage != TokenUsage() else writer.usage
-        data = RunCompleted(result.stop_reason, usage, result.model)
+            cancelled = RunCancelled(reason)
+            usage = _final_usage(returned, writer)
+            return await self._finish(session, run, writer, RunStatus.CANCELLED, cancelled, error=info, usage=usage)
+        usage = _final_usage(result, writer)
+        data = RunCompleted(result.stop_reason, usage, writer.model)
         return await self._finish(session, run, writer, RunStatus.COMPLETED, data, result=result, usage=usage)
 
     async def _finish(
@@ -432,12 +468,17 @@ class SessionManager:
                 error=error,
                 usage=usage if usage is not None else writer.usage,
                 cost=result.cost if result is not None and result.cost is not None else writer.cost,
+                model=writer.model,
             )
             await self._save(run)
-            if not writer.store_failed:
-                # After a consumer failed, the run's end is still recorded, just not re-delivered to it.
-                quiet = writer.error is not None
+            # After a consumer failed, the run's end is still recorded, just not re-delivered to it.
+            quiet = writer.error is not None
+            try:
                 await self._publish(run.session_id, run.id, [data], writer.on_event, provider=run.provider, quiet=quiet)
+            except AsmError:
+                if not writer.store_failed:
+                    raise
+                # An append failed before; the log was worth a try (the error may have been transient).
             await self._call_hook("asm_run_finished", session=session, run=run)
         return run
 
@@ -498,20 +539,19 @@ class SessionManager:
         """
         run_input = RunInput.coerce(input, options=options)
         chosen = self._resolve_provider(provider)
-        session = await self.start_session(
-            agent_id=agent_id, provider=chosen.name, metadata=metadata, on_event=on_event
-        )
-        await self.activate_session(session.id, on_event=on_event)
-        run = await self.start_run(session.id, run_input, provider=chosen.name)
-        ended = False
+        session = self._new_session(agent_id, chosen.name, metadata, one_shot=True)
+        run: Run | None = None
         try:
+            await self._create_session(session, on_event)
+            await self.activate_session(session.id, on_event=on_event)
+            run = await self.start_run(session.id, run_input, provider=chosen.name)
             run = await self.execute_run(run.id, provider=chosen, on_event=on_event, timeout=timeout, policies=policies)
-            ended = True
-        finally:
-            if not ended:
-                # The caller was cancelled (or the store broke): do not leave the session active.
-                with trio.CancelScope(shield=True), contextlib.suppress(AsmError):
-                    await self.cancel_session(session.id, reason="caller cancelled", on_event=on_event)
+        except BaseException as exc:
+            # Cancelled, or the store (or a consumer) broke: whatever stage it was at, the
+            # one-shot session ends and its log tells how the run ended, if the log is writable.
+            with trio.CancelScope(shield=True):
+                await self._abandon(session.id, run.id if run is not None else None, exc, on_event)
+            raise
         if run.status is RunStatus.COMPLETED:
             await self.complete_session(session.id, on_event=on_event)
         elif run.status is RunStatus.CANCELLED:
@@ -520,6 +560,42 @@ class SessionManager:
             assert run.error is not None
             await self.fail_session(session.id, run.error, on_event=on_event)
         return run
+
+    async def _abandon(
+        self, session_id: str, run_id: str | None, exc: BaseException, on_event: EventCallback | None
+    ) -> None:
+        """End a one-shot session (and its run, if it has not ended) that ``run_once``
+        leaves through ``exc``: cancelled if the caller was, else failed. Best effort:
+        the store may be what broke, and ``exc`` is what the caller gets either way."""
+        if isinstance(exc, Exception):
+            failure = exc if isinstance(exc, AsmError) else AsmError("internal_error", f"run_once failed: {exc!r}")
+            info = _error_info(failure, self)
+        else:
+            info = ErrorInfo("cancelled", "run was cancelled (caller cancelled)")
+        with contextlib.suppress(AsmError):
+            run = await self.store.get_run(run_id) if run_id is not None else None
+            if run is not None and not run.status.is_terminal:
+                ended = RunStatus.CANCELLED if info.code == "cancelled" or run.status is RunStatus.PENDING else None
+                run = attrs.evolve(run, status=ended or RunStatus.FAILED, ended_at=utcnow(), error=info)
+                await self._save(run)
+            if run is not None:
+                # Its end event may be what failed to append (the run's record was saved first).
+                told = await self.store.read_events(session_id, run_id=run.id, types=_RUN_ENDS, limit=1)
+                if not told.events:
+                    data = _end_event(run)
+                    await self._publish(session_id, run.id, [data], on_event, provider=run.provider, quiet=True)
+        with contextlib.suppress(AsmError):
+            session = await self.store.get_session(session_id)
+            if session.status.is_terminal:
+                return
+            if info.code == "cancelled":
+                await self._move_session(
+                    session, SessionStatus.CANCELLED, SessionCancelled("caller cancelled"), on_event
+                )
+            else:
+                data = SessionFailed(info.code, info.message, info.provider_error)
+                await self._move_session(session, SessionStatus.FAILED, data, on_event, error=info)
+            await self._call_hook("asm_session_ended", session=await self.store.get_session(session_id))
 
     # -- observers and extra events ------------------------------------------
 
@@ -583,6 +659,13 @@ class SessionManager:
 
     async def _save(self, record: Session | Run) -> None:
         """Save a session or run, through the ``asm_transform_record`` hooks (redaction)."""
+        if isinstance(record, Session):
+            await self.store.save_session(self._transformed(record))
+        else:
+            await self.store.save_run(self._transformed(record))
+
+    def _transformed(self, record: RecordT) -> RecordT:
+        """``record`` as the ``asm_transform_record`` hooks (redaction) leave it."""
         for plugin_name, transform in self._record_transforms:
             try:
                 replaced = transform(record=record)
@@ -601,10 +684,7 @@ class SessionManager:
                         details={"plugin": plugin_name},
                     )
                 record = replaced
-        if isinstance(record, Session):
-            await self.store.save_session(record)
-        else:
-            await self.store.save_run(record)
+        return record
 
     def _make_event(self, session_id: str, run_id: str | None, data: EventData, provider: str | None) -> Event:
         event = Event.new(data, session_id=session_id, run_id=run_id, provider=provider)
@@ -697,11 +777,46 @@ class SessionManager:
             ) from exc
 
 
+_RUN_ENDS: Final = (EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED, EventType.RUN_TIMEOUT)
+
+
+def _end_event(run: Run) -> EventData:
+    """The terminal event of an ended ``run``, rebuilt from its record."""
+    error = run.error or ErrorInfo("internal_error", "run ended without a recorded error")
+    if run.status is RunStatus.COMPLETED:
+        return RunCompleted(run.result.stop_reason if run.result else None, run.usage, run.model)
+    if run.status is RunStatus.CANCELLED:
+        return RunCancelled(error.message)
+    if run.status is RunStatus.TIMEOUT:
+        return RunTimeout(float(error.details.get("timeout_s", 0.0)))
+    return RunFailed(error.code, error.message, error.retryable, error.provider_error)
+
+
+def _final_usage(result: RunResult | None, writer: _RunWriter) -> TokenUsage:
+    """The provider's own final figure if it gave one, else the sum of its updates."""
+    return result.usage if result is not None and result.usage != TokenUsage() else writer.usage
+
+
 def _authorizes(provider: Provider) -> bool:
     try:
         return bool(provider.capabilities().authorizes_tools)
     except Exception:  # noqa: BLE001 - a provider that cannot say is judged as its tools start
         return False
+
+
+def _option_model(run: RunInput) -> str | None:
+    model = run.options.get("model")
+    return model if isinstance(model, str) and model else None
+
+
+def _planned_model(provider: Provider, run: RunInput) -> str | None:
+    """The model ``run`` will use, as the provider says before it starts
+    (:class:`asm.ports.ModelAware`), else the run's ``model`` option."""
+    model_for = getattr(provider, "model_for", None)
+    if not callable(model_for):
+        return _option_model(run)
+    model = model_for(run)
+    return model if isinstance(model, str) and model else None
 
 
 def _error_info(error: AsmError | ErrorInfo | str, manager: SessionManager | None = None) -> ErrorInfo:
@@ -757,7 +872,8 @@ class _RunWriter:
         self.usage = TokenUsage()
         self.error: AsmError | None = None
         self.store_failed = False
-        self._model: str | None = run.input.options.get("model")
+        #: the run's model: planned before it starts, then as the provider reports it
+        self.model: str | None = _option_model(run.input)
         self._computed_cost: Cost | None = Cost() if manager.pricing is not None else None
         self._reported_cost: Cost | None = None
         self._unpriced: set[str | None] = set()
@@ -781,6 +897,7 @@ class _RunWriter:
         guard = self._guard
         if isinstance(data, TokenUsageUpdated):
             self.usage = self.usage + data.usage
+            self.model = data.model or self.model
             await self.publish(data)
             if guard is not None:
                 await self._enforce(guard.on_usage(data.usage.input_tokens, data.usage.output_tokens))
@@ -788,6 +905,7 @@ class _RunWriter:
             return
         if isinstance(data, CostUpdated):
             self._reported_cost = data.cost
+            self.model = data.model or self.model
             await self.publish(data)
             if guard is not None:
                 await self._enforce(guard.on_cost(data.cost.total_usd))
@@ -810,25 +928,38 @@ class _RunWriter:
         pricing = self._manager.pricing
         if pricing is None or self._reported_cost is not None:
             return
-        model = update.model or self._model
-        self._model = model
+        model = update.model or self.model
         increment = pricing.cost(model, update.usage)
         if increment is None:
+            # Said once, at the end (settle): the provider may still report its own cost.
             self._computed_cost = None
-            if model not in self._unpriced:
-                self._unpriced.add(model)
-                why = (
-                    f"no price for model {model!r}; add it under [pricing.<table>.models] in asm.toml"
-                    if model
-                    else "the provider reported tokens without naming the model; pass options={'model': ...}"
-                )
-                await self.publish(ErrorOccurred("cost_unknown", f"the run's cost is unknown: {why}"))
+            self._unpriced.add(model)
             return
         if self._computed_cost is not None:
             self._computed_cost = self._computed_cost + increment
             await self.publish(CostUpdated(self._computed_cost, model))
             if self._guard is not None:
                 await self._enforce(self._guard.on_cost(self._computed_cost.total_usd))
+
+    async def settle(self, result: RunResult | None) -> None:
+        """At the run's end, before its terminal event: take the model and cost the
+        provider's result reports, then, if tokens went to a model no table prices
+        and the provider reported no cost of its own, say once per such model that
+        the run's cost is unknown (``error_occurred``, code ``cost_unknown``)."""
+        if result is not None:
+            self.model = result.model or self.model
+            if result.cost is not None:
+                self._reported_cost = result.cost
+        if self.cost is not None or self.error is not None or self._closed:
+            return
+        for model in sorted(self._unpriced, key=lambda m: m or ""):
+            why = (
+                f"no price for model {model!r}; add it under [pricing.<table>.models] in asm.toml"
+                if model
+                else f"the provider reported tokens without naming the model; set 'model' in "
+                f"[providers.{self._provider}] or pass options={{'model': ...}}"
+            )
+            await self.publish(ErrorOccurred("cost_unknown", f"the run's cost is unknown: {why}"))
 
     async def _enforce(self, violations: list[Violation]) -> None:
         """Record each violation; cancel the run if one says so (reason: its policy)."""
@@ -839,6 +970,19 @@ class _RunWriter:
             if violation.action == "cancel" and not self._run_scope.cancel_called:
                 self._active.reason = violation.policy
                 self._run_scope.cancel()
+
+    async def judge_result(self, result: RunResult) -> None:
+        """Judge the provider's final figures against the limits: usage or cost that
+        only its result reports (or that exceeds what its updates said) counts too."""
+        guard = self._guard
+        if guard is None:
+            return
+        extra_in = max(0, result.usage.input_tokens - guard.usage_in)
+        extra_out = max(0, result.usage.output_tokens - guard.usage_out)
+        if extra_in or extra_out:
+            await self._enforce(guard.on_usage(extra_in, extra_out))
+        if result.cost is not None:
+            await self._enforce(guard.on_cost(result.cost.total_usd))
 
     async def _judge_tool_call(self, guard: PolicyGuard, call: ToolCallStarted) -> None:
         # A tool the provider ran without asking (a CLI's own loop): judged as it starts.

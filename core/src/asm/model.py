@@ -31,9 +31,11 @@ __all__ = [
     "ErrorInfo",
     "Message",
     "Page",
+    "ProcessIdentity",
     "ProviderError",
     "Run",
     "RunInput",
+    "RunOwner",
     "RunResult",
     "Session",
     "TokenUsage",
@@ -327,6 +329,34 @@ class Session:
     metadata: dict[str, Any] = attrs.field(factory=dict)
     tags: tuple[str, ...] = ()
     error: ErrorInfo | None = None
+    #: made by ``run_once`` for one run: it ends with that run (recovery of the run ends it too)
+    one_shot: bool = False
+
+
+@attrs.frozen
+class ProcessIdentity:
+    """One OS process, told apart from a later one that reuses its PID by its start
+    time (Linux: clock ticks after boot, from ``/proc``; ``None`` where unknown)."""
+
+    pid: int
+    started: int | None = None
+
+
+@attrs.frozen
+class RunOwner:
+    """Who executes a running run: the asm process (host, boot, PID and start time)
+    and the process groups its provider started, so that recovery can tell a dead
+    owner from a reused PID and stop the agent processes it left behind
+    (see :mod:`asm.owners`)."""
+
+    host: str
+    process: ProcessIdentity
+    boot_id: str | None = None
+    process_groups: tuple[ProcessIdentity, ...] = ()
+
+    def describe(self) -> str:
+        """``pid 4242 on host-a``, for messages."""
+        return f"pid {self.process.pid} on {self.host}"
 
 
 @attrs.frozen
@@ -352,6 +382,12 @@ class Run:
     #: tables; ``None`` when unknown (never a made-up 0)
     cost: Cost | None = None
     metadata: dict[str, Any] = attrs.field(factory=dict)
+    #: the model the run used (what its cost was priced by): the one the provider named before
+    #: it started (:class:`asm.ports.ModelAware`, else the run's ``model`` option), updated by the
+    #: model its events and result report; ``None`` when nobody said
+    model: str | None = None
+    #: the process executing the run, recorded when it is claimed (``pending -> running``)
+    owner: RunOwner | None = None
 
     @property
     def output(self) -> str:

@@ -20,6 +20,7 @@ __all__ = [
     "Emit",
     "EventCallback",
     "Maintenance",
+    "ModelAware",
     "Provider",
     "PubSub",
     "QueryAPI",
@@ -75,6 +76,11 @@ class Provider(Protocol):
     ...) itself; a provider emits content only. Cancellation is trio
     cancellation: when the run's cancel scope is cancelled, ``execute`` must stop
     promptly and leave no process, socket or task behind.
+
+    A provider that knows which model a run will use before it starts (its
+    own config's ``model``) also has :meth:`ModelAware.model_for`; one that
+    learns it during the run names it on ``token_usage_updated`` /
+    ``cost_updated`` and in ``RunResult.model``.
     """
 
     name: str
@@ -85,6 +91,27 @@ class Provider(Protocol):
 
     async def execute(self, run: RunInput, emit: Emit) -> RunResult:
         """Run ``run`` to completion, emitting events as they happen."""
+        ...
+
+
+@runtime_checkable
+class ModelAware(Protocol):
+    """What a :class:`Provider` may add: the model a run will use, before it starts.
+
+    The manager asks once per run and uses the answer for ``run_started.model``,
+    for pricing tokens reported without a model, and for ``Run.model``; a model
+    the provider names later (on ``token_usage_updated``, ``cost_updated``,
+    ``RunResult.model``) replaces it. A provider without ``model_for`` is asked
+    nothing: the run's ``model`` option is used. It is optional so that
+    providers written before it keep working (``isinstance(p, Provider)``
+    does not require it).
+    """
+
+    def model_for(self, run: RunInput) -> str | None:
+        """The model ``run`` will use: its ``model`` option if the provider takes
+        one, else the provider's configured default; ``None`` when only the
+        provider's service or CLI decides. Cheap and without I/O; raising an
+        ``AsmError`` (e.g. ``invalid_input``) fails the run before it starts."""
         ...
 
 
@@ -123,6 +150,14 @@ class SessionStore(Protocol):
 
     async def save_run(self, run: Run) -> None:
         """Insert or replace a run."""
+        ...
+
+    async def claim_run(self, run: Run) -> None:
+        """Save ``run`` — a run moving ``pending -> running`` — only if the stored
+        copy is still ``pending``: an atomic compare-and-set, so that of several
+        processes executing the same run exactly one runs it. Otherwise raise
+        :func:`asm.stores.claim_refused`'s ``invalid_operation`` (the run is
+        already running, naming its owner, or has ended) and change nothing."""
         ...
 
     async def get_run(self, run_id: str) -> Run:

@@ -8,8 +8,10 @@ from typing import Final
 
 from asm.errors import AsmError
 from asm.events import EventType
+from asm.model import Run
+from asm.states import RunStatus
 
-__all__ = ["parse_event_types", "validate_artifact_key", "validate_page_args"]
+__all__ = ["claim_refused", "parse_event_types", "validate_artifact_key", "validate_page_args"]
 
 _KEY_SEGMENT: Final = re.compile(r"^[A-Za-z0-9._@+=,-]+$")
 MAX_KEY_LENGTH: Final = 1024
@@ -47,6 +49,25 @@ def validate_artifact_key(key: str) -> str:
             details={"key": key},
         )
     return key
+
+
+def claim_refused(stored: Run) -> AsmError:
+    """The ``invalid_operation`` a store raises from ``claim_run`` when the stored
+    run is no longer ``pending``: another process (or task) claimed it first.
+
+    >>> from asm.model import RunInput
+    >>> claim_refused(Run("run_1", "ses_1", RunInput.coerce("hi"), status="completed")).message
+    'run run_1 has already ended (completed); start a new run to go again'
+    """
+    if stored.status is RunStatus.RUNNING:
+        by = f" in process {stored.owner.describe()}" if stored.owner is not None else ""
+        message = f"run {stored.id} is already running{by}; wait for it, or cancel it there"
+    elif stored.status.is_terminal:
+        message = f"run {stored.id} has already ended ({stored.status.value}); start a new run to go again"
+    else:
+        message = f"run {stored.id} is {stored.status.value}, not pending; only a pending run can be executed"
+    details = {"run_id": stored.id, "status": stored.status.value}
+    return AsmError("invalid_operation", message, details=details)
 
 
 def parse_event_types(types: Iterable[EventType | str] | None) -> frozenset[EventType] | None:

@@ -19,7 +19,7 @@ from asm.errors import AsmError
 from asm.events import Event, EventType
 from asm.model import Artifact, Page, Run, Session, utcnow
 from asm.states import RunStatus, SessionStatus
-from asm.stores import parse_event_types, validate_artifact_key, validate_page_args
+from asm.stores import claim_refused, parse_event_types, validate_artifact_key, validate_page_args
 
 __all__ = ["InMemoryArtifactStore", "InMemorySessionStore"]
 
@@ -92,6 +92,14 @@ class InMemorySessionStore:
     async def save_run(self, run: Run) -> None:
         """Insert or replace ``run``."""
         self._runs[run.id] = run
+
+    async def claim_run(self, run: Run) -> None:
+        """Save ``run`` (now ``running``) if the stored copy is still ``pending``,
+        else raise ``invalid_operation`` (:func:`asm.stores.claim_refused`)."""
+        stored = await self.get_run(run.id)
+        if stored.status is not RunStatus.PENDING:
+            raise claim_refused(stored)
+        self._runs[run.id] = run  # no checkpoint since the check: atomic within the trio run
 
     async def get_run(self, run_id: str) -> Run:
         """The run, or ``run_not_found``."""

@@ -11,6 +11,7 @@ import pytest
 import trio
 import trio.testing
 
+from asm.errors import AsmError
 from asm.events import (
     PAYLOADS,
     ApprovalDenied,
@@ -53,9 +54,11 @@ from asm.model import (
     Cost,
     ErrorInfo,
     Message,
+    ProcessIdentity,
     ProviderError,
     Run,
     RunInput,
+    RunOwner,
     RunResult,
     Session,
     TokenUsage,
@@ -220,7 +223,8 @@ class SessionStoreContract:
 
     async def test_run_round_trips_equal(self, store: SessionStore) -> None:
         """A saved run reads back ``==``: its RunInput (messages and options),
-        RunResult with TokenUsage and Cost, ErrorInfo, datetimes and metadata.
+        RunResult with TokenUsage and Cost, ErrorInfo, datetimes, metadata and
+        model (a failed run has a model but no result).
 
         Failing means the store loses or reshapes a field of ``Run``.
         """
@@ -255,6 +259,7 @@ class SessionStoreContract:
             ),
             usage=TokenUsage(11, 22, 5, 6),
             metadata={"ticket": "T-1", "priority": 2},
+            model="m-1",
         )
         failed = Run(
             id=unique("run"),
@@ -265,6 +270,7 @@ class SessionStoreContract:
             started_at=utcnow(),
             ended_at=utcnow(),
             error=ErrorInfo("provider_rate_limited", "slow down", True, _PROVIDER_ERROR, {"retry_after": 1.5}),
+            model="m-2",
         )
         for run in (completed, failed):
             await store.save_run(run)
@@ -283,6 +289,46 @@ class SessionStoreContract:
         assert await store.get_run(run.id) == done
         runs = await store.list_runs(session.id)
         assert runs == [done], f"after replacing, list_runs gave {runs!r}; expected just the final version"
+
+    async def test_claim_run_is_a_compare_and_set(self, store: SessionStore) -> None:
+        """``claim_run`` saves a run moving ``pending -> running`` only if the stored
+        copy is still ``pending``: of concurrent claims exactly one wins, the others
+        get ``invalid_operation`` and change nothing; a running or ended run cannot be
+        claimed. The winner's owner reads back. Failing means two processes (or a
+        process and a SessionServer) both execute one run."""
+        session = await self._new_session(store)
+        run = await self._new_run(store, session.id)
+        owners = [
+            RunOwner(f"host-{i}", ProcessIdentity(1000 + i, 7), "boot", (ProcessIdentity(2000 + i, 9),))
+            for i in range(8)
+        ]
+        outcomes: dict[str, str] = {}
+
+        async def claim(owner: RunOwner) -> None:
+            try:
+                await store.claim_run(attrs.evolve(run, status=RunStatus.RUNNING, started_at=utcnow(), owner=owner))
+            except AsmError as exc:
+                outcomes[owner.host] = exc.code
+            else:
+                outcomes[owner.host] = "claimed"
+
+        with guard(self.wait_limit, "8 concurrent claim_run calls"):
+            async with trio.open_nursery() as nursery:
+                for owner in owners:
+                    nursery.start_soon(claim, owner)
+        winners = [host for host, outcome in outcomes.items() if outcome == "claimed"]
+        assert len(winners) == 1, f"claims of one pending run ended {outcomes}; exactly one must win"
+        assert sorted(outcomes.values()) == ["claimed"] + ["invalid_operation"] * 7, outcomes
+        stored = await store.get_run(run.id)
+        winner = next(owner for owner in owners if owner.host == winners[0])
+        assert stored.status is RunStatus.RUNNING and stored.owner == winner, f"stored {stored!r}"
+        with expect_asm_error("invalid_operation", "claim_run of a running run"):
+            await store.claim_run(attrs.evolve(stored, owner=owners[0]))
+        done = attrs.evolve(stored, status=RunStatus.COMPLETED, ended_at=utcnow())
+        await store.save_run(done)
+        with expect_asm_error("invalid_operation", "claim_run of a completed run"):
+            await store.claim_run(attrs.evolve(run, status=RunStatus.RUNNING, owner=owners[0]))
+        assert await store.get_run(run.id) == done, "a refused claim changed the stored run"
 
     async def test_unknown_ids_raise_not_found(self, store: SessionStore) -> None:
         """``get_session`` / ``get_run`` of an unknown id raise ``AsmError`` with

@@ -63,7 +63,7 @@ def run_usage_columns(body: str) -> dict[str, Any] | None:
         usage = raw.get("usage") or {}
         result = raw.get("result") or {}
         options = (raw.get("input") or {}).get("options") or {}
-        model = result.get("model") or options.get("model")
+        model = raw.get("model") or result.get("model") or options.get("model")
         cost = raw.get("cost") or result.get("cost") or {}
         return {
             "model": model if isinstance(model, str) else None,
@@ -78,17 +78,21 @@ def run_usage_columns(body: str) -> dict[str, Any] | None:
 
 
 def run_row(run: Run, *, host: str, pid: int) -> dict[str, Any]:
-    """The column values of ``run``; a running run is owned by ``host``/``pid``."""
+    """The column values of ``run``; a running run is owned by its ``owner``, else ``host``/``pid``."""
     body = _dumps(unstructure(run))
-    model = None
-    if run.result is not None and run.result.model:
+    # Run.model is the model the run used (set by the manager whatever the run's end);
+    # records saved before it existed fall back to the result's, then the option.
+    model = run.model
+    if model is None and run.result is not None and run.result.model:
         model = run.result.model
-    elif isinstance(run.input.options.get("model"), str):
+    elif model is None and isinstance(run.input.options.get("model"), str):
         model = run.input.options["model"]
     # The run's cost: reported by the provider or computed from pricing tables (None: unknown).
     cost = run.cost if run.cost is not None else (run.result.cost if run.result is not None else None)
     cost_usd = float(cost.total_usd) if cost is not None else None
     running = run.status.value == "running"
+    if running and run.owner is not None:
+        host, pid = run.owner.host, run.owner.process.pid
     return {
         "id": run.id,
         "session_id": run.session_id,

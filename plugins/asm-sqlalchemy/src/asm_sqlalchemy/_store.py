@@ -25,9 +25,10 @@ from sqlalchemy import URL, Connection, Engine, Table, delete, func, select, tex
 from sqlalchemy.exc import IntegrityError
 
 from asm import AsmError, ErrorInfo, Event, Page, ProviderError, Run, RunStatus, Session, SessionStatus
-from asm.events import EventType, RunFailed
-from asm.model import utcnow
-from asm.stores import parse_event_types, validate_page_args
+from asm.events import EventType, RunFailed, SessionFailed
+from asm.model import ProcessIdentity, RunOwner, utcnow
+from asm.owners import owner_state, stop_orphans
+from asm.stores import claim_refused, parse_event_types, validate_page_args
 from asm_sqlalchemy._checkpoint import Checkpointer, wal_bytes
 from asm_sqlalchemy._codec import encode_event_json
 from asm_sqlalchemy._engine import WRITE, create_store_engine, database_errors, mask_url, normalize_url
@@ -331,6 +332,14 @@ class SqlAlchemyStore:
         """Insert or replace ``run`` (a running run is recorded as owned by this process)."""
         row = run_row(run, host=self._host, pid=self._pid)
         await self._run(lambda e: self._upsert(e, _RUNS, row), f"saving run {run.id}")
+
+    async def claim_run(self, run: Run) -> None:
+        """Save ``run`` (now ``running``) if the stored copy is still ``pending``: one
+        conditional UPDATE, so of several processes claiming a run one wins; the
+        others get ``invalid_operation`` naming the owner."""
+        claim = functools.partial(self._claim, run=run, status=RunStatus.PENDING)
+        if not await self._run(claim, f"claiming run {run.id}"):
+            raise claim_refused(await self.get_run(run.id))
 
     async def get_run(self, run_id: str) -> Run:
         """The run, or ``run_not_found``."""
@@ -873,13 +882,17 @@ class SqlAlchemyStore:
 
     async def recover_interrupted_runs(self, *, all_hosts: bool = False) -> list[str]:
         """Mark runs left ``running`` by a process that died as ``failed``
-        (error ``provider_error`` with ``provider_error.kind == "interrupted"``)
-        and append a ``run_failed`` event to each one's session; return their ids.
+        (error ``provider_error`` with ``provider_error.kind == "interrupted"``),
+        append a ``run_failed`` event to each one's session, and end the one-shot
+        session (``run_once``'s) it belonged to; return their ids.
 
-        A run is interrupted when it was executed on this host by a process
-        that no longer exists. Runs owned by other hosts are left alone unless
-        ``all_hosts`` (use it only when no other machine is running asm on
-        this database).
+        A run is interrupted when its owner (:class:`asm.model.RunOwner`) is dead:
+        it ran on this host, and since then the host rebooted, or no process has
+        the owner's PID, or the process with that PID started at another time (a
+        reused PID; see :mod:`asm.owners` for what each platform can tell). The
+        agent processes its provider started that still run are stopped first.
+        Runs owned by other hosts are left alone unless ``all_hosts`` (use it only
+        when no other machine is running asm on this database).
         """
 
         def find(engine: Engine) -> list[Any]:
@@ -891,32 +904,45 @@ class SqlAlchemyStore:
 
         recovered: list[str] = []
         for ident, body, host, pid in await self._run(find, "finding running runs"):
-            if host is not None and host != self._host and not all_hosts:
-                continue
-            if host == self._host and pid is not None and _alive(pid):
-                continue
             run = decode_run(ident, body)
+            owner = run.owner
+            if owner is None:  # claimed by an older asm: a host and a PID are all there is
+                owner = RunOwner(host or "?", ProcessIdentity(pid or 0))
+            state = owner_state(owner)
+            if state == "alive" or (state == "unknown" and not all_hosts):
+                continue
+            if state == "dead":
+                await stop_orphans(owner)
             provider = run.provider or "unknown"
-            message = (
-                f"run was interrupted: the process executing it ({host or '?'} pid {pid or '?'}) stopped; run it again"
-            )
+            message = f"run was interrupted: the process executing it ({owner.describe()}) stopped; run it again"
             error = ProviderError(provider, "interrupted", message)
             info = ErrorInfo("provider_error", message, retryable=True, provider_error=error)
             failed = attrs.evolve(run, status=RunStatus.FAILED, ended_at=utcnow(), error=info)
-            claimed = await self._run(functools.partial(self._claim, run=failed), f"recovering run {ident}")
-            if not claimed:
+            claim = functools.partial(self._claim, run=failed, status=RunStatus.RUNNING)
+            if not await self._run(claim, f"recovering run {ident}"):
                 continue
             data = RunFailed(info.code, info.message, True, error)
             await self.append_events([Event.new(data, session_id=run.session_id, run_id=run.id, provider=provider)])
+            await self._end_one_shot_session(run.session_id, info)
             recovered.append(ident)
         return recovered
 
-    def _claim(self, engine: Engine, run: Run) -> bool:
+    async def _end_one_shot_session(self, session_id: str, info: ErrorInfo) -> None:
+        session = await self.get_session(session_id)
+        if not session.one_shot or session.status.is_terminal:
+            return
+        ended = attrs.evolve(session, status=SessionStatus.FAILED, updated_at=utcnow(), error=info)
+        await self.save_session(ended)
+        data = SessionFailed(info.code, info.message, info.provider_error)
+        await self.append_events([Event.new(data, session_id=session_id, provider=session.provider)])
+
+    def _claim(self, engine: Engine, run: Run, status: RunStatus) -> bool:
+        """Save ``run`` if its stored status is ``status``; whether it was."""
         row = run_row(run, host=self._host, pid=self._pid)
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
             result = conn.execute(
                 update(_RUNS)
-                .where(_RUNS.c.id == run.id, _RUNS.c.status == RunStatus.RUNNING.value)
+                .where(_RUNS.c.id == run.id, _RUNS.c.status == status.value)
                 .values(**{k: v for k, v in row.items() if k != "id"})
             )
         self._wrote(len(row["body"]))
@@ -989,16 +1015,6 @@ def _column_at(at: datetime) -> str:
     """``at`` as the ``at`` column keeps it: naive UTC text to the microsecond
     (SQLAlchemy's SQLite ``DateTime`` format; PostgreSQL casts it to ``timestamp``)."""
     return _sqlite_text(naive_utc(at))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _not_found(kind: str, ident: str) -> AsmError:

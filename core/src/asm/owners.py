@@ -1,0 +1,158 @@
+"""Who owns a running run, whether that owner is still alive, and stopping
+what it left behind.
+
+A run is claimed (``pending -> running``) with the :class:`~asm.model.RunOwner`
+of the claiming process: host, boot id, PID and the process's start time. A
+PID alone cannot say whether its process is alive: after a reboot or a
+container restart another process may have it. Recovery
+(:meth:`asm.ports.Maintenance.recover_interrupted_runs`) asks
+:func:`owner_state`; for a dead owner it stops the process groups the run's
+provider started (:func:`stop_orphans`) before marking the run failed.
+
+What is known where:
+
+- Linux: boot id (``/proc/sys/kernel/random/boot_id``) and start times
+  (``/proc/<pid>/stat``): a dead owner and a reused PID are told apart.
+- elsewhere: the PID only (a reused PID reads as alive; recover with care).
+
+>>> owner = current_owner()
+>>> owner_state(owner)
+'alive'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import Literal
+
+import attrs
+import trio
+
+from asm.model import ProcessIdentity, RunOwner
+
+__all__ = ["OwnerState", "current_owner", "owner_state", "process_identity", "stop_orphans", "with_process_group"]
+
+OwnerState = Literal["alive", "dead", "unknown"]
+
+_PROC = Path("/proc")
+
+
+@functools.cache
+def _boot_id() -> str | None:
+    try:
+        return (_PROC / "sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks after boot (Linux), else ``None``."""
+    try:
+        stat = (_PROC / str(pid) / "stat").read_bytes()
+    except OSError:
+        return None
+    # Fields after the command name, which is in parentheses and may hold anything.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])  # field 22 of stat(5), the third after ")" being field 3
+    except (IndexError, ValueError):
+        return None
+
+
+def process_identity(pid: int) -> ProcessIdentity:
+    """``pid`` with its start time, as it is now."""
+    return ProcessIdentity(pid, _start_time(pid))
+
+
+def current_owner() -> RunOwner:
+    """This process, as the owner of the runs it claims."""
+    return RunOwner(host=socket.gethostname(), process=process_identity(os.getpid()), boot_id=_boot_id())
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _same_process(recorded: ProcessIdentity) -> bool | None:
+    """Is ``recorded`` still running? ``None`` when only a PID is known and it exists."""
+    if not _exists(recorded.pid):
+        return False
+    if recorded.started is None:
+        return None
+    now = _start_time(recorded.pid)
+    return None if now is None else now == recorded.started
+
+
+def owner_state(owner: RunOwner) -> OwnerState:
+    """``alive``, ``dead``, or ``unknown`` (another host: nothing here can tell).
+
+    A different boot on this host, a PID no process has, or a PID whose process
+    started at another time (reused) is ``dead``.
+    """
+    if owner.host != socket.gethostname():
+        return "unknown"
+    if owner.boot_id is not None and _boot_id() is not None and owner.boot_id != _boot_id():
+        return "dead"
+    return "dead" if _same_process(owner.process) is False else "alive"
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _orphan_groups(owner: RunOwner) -> list[int]:
+    """The owner's process groups that still run and are still the ones it started."""
+    if owner.boot_id is not None and _boot_id() is not None and owner.boot_id != _boot_id():
+        return []  # a reboot ended them all
+    groups = []
+    for leader in owner.process_groups:
+        # While any process is in group N, the kernel does not hand out N as a new PID, so a
+        # group that still exists is the one started unless its leader's PID was reused.
+        if _same_process(leader) is False and _exists(leader.pid):
+            continue  # the leader's PID belongs to another process now
+        if _group_exists(leader.pid):
+            groups.append(leader.pid)
+    return groups
+
+
+async def stop_orphans(owner: RunOwner, *, grace: float = 2.0) -> list[int]:
+    """Stop the process groups a dead ``owner``'s provider left running: SIGTERM,
+    then SIGKILL after ``grace`` seconds. Returns the groups that were running.
+    Call it only for an owner :func:`owner_state` says is ``dead``."""
+    groups = _orphan_groups(owner)
+    for pgid in groups:
+        _signal_group(pgid, signal.SIGTERM)
+    with trio.move_on_after(grace):
+        # Another process's exit has no event to wait on here: poll it.
+        while any(_group_exists(pgid) for pgid in groups):  # noqa: ASYNC110
+            await trio.sleep(0.02)
+    for pgid in groups:
+        _signal_group(pgid, signal.SIGKILL)
+    return groups
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def with_process_group(owner: RunOwner, pgid: int) -> RunOwner:
+    """``owner`` also owning the process group ``pgid`` (its leader as it is now)."""
+    return attrs.evolve(owner, process_groups=(*owner.process_groups, process_identity(pgid)))
