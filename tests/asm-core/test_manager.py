@@ -204,7 +204,8 @@ async def test_cancel_run_of_a_pending_run_and_of_a_finished_run(store: InMemory
     assert (await all_events(store, session.id))[-1].type is T.RUN_CANCELLED
     with pytest.raises(AsmError) as caught:
         await manager.execute_run(pending.id)
-    assert caught.value.code == "invalid_transition"
+    assert caught.value.code == "invalid_operation"
+    assert "has already ended (cancelled)" in caught.value.message
 
     finished = await manager.execute_run((await manager.start_run(session.id, "again")).id)
     assert await manager.cancel_run(finished.id) == finished

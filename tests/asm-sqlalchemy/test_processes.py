@@ -11,11 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 from asm_sqlalchemy import SqlAlchemyStore
 
-from asm import Page, RunStatus, Session
+from asm import EchoProvider, Page, ProcessIdentity, Run, RunOwner, RunStatus, Session, SessionManager, SessionStatus
+from asm.owners import current_owner, process_identity
+from asm.providers.scripted import ScriptedProvider
 
 CHILD = str(Path(__file__).resolve().parent / "_child.py")
 
@@ -155,3 +158,125 @@ async def test_recover_marks_a_dead_process_run_failed_interrupted(url: str) -> 
         last = (await store.read_events(session_id)).events[-1]
         assert last.type == "run_failed" and last.run_id == run_id
         assert await store.recover_interrupted_runs() == [], "recovery happens once"
+
+
+async def test_two_processes_racing_on_200_pending_runs_execute_each_exactly_once(url: str) -> None:
+    """Two processes execute the same 200 pending runs at once: every run is claimed by
+    one of them (the other gets invalid_operation and emits nothing), so each run's log
+    has exactly one run_started and one run_completed."""
+    async with SqlAlchemyStore(url) as store:
+        manager = SessionManager(store, provider=ScriptedProvider(["ran"]))  # what the children run
+        session = await manager.start_session(agent_id="race")
+        await manager.activate_session(session.id)
+        run_ids = [(await manager.start_run(session.id, f"job {i}")).id for i in range(200)]
+    # The same order in both: each run is claimed by both at about the same moment.
+    children = [spawn("execute", url, *run_ids, stdin=subprocess.PIPE) for _ in range(2)]
+    for child in children:
+        assert child.stdout is not None
+        assert (await trio.to_thread.run_sync(child.stdout.readline)).strip() == "ready"
+    for child in children:  # both start together
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    totals = []
+    for child in children:
+        out, err = await trio.to_thread.run_sync(child.communicate)
+        assert child.returncode == 0, err
+        word, ran, word2, refused = out.split()
+        assert (word, word2) == ("ran", "refused")
+        totals.append((int(ran), int(refused)))
+    assert sum(ran for ran, _ in totals) == 200 and sum(refused for _, refused in totals) == 200
+    async with SqlAlchemyStore(url) as store:
+        events = (await store.read_events(session.id)).events
+        for run_id in run_ids:
+            kinds = [e.type for e in events if e.run_id == run_id]
+            assert kinds == ["run_started", "message_sent", "message_streamed", "run_completed"], (run_id, kinds)
+            assert (await store.get_run(run_id)).status is RunStatus.COMPLETED
+
+
+async def test_recover_ends_the_one_shot_session_of_a_killed_run_once(url: str, tmp_path: Path) -> None:
+    child = spawn("stall-once", url, str(tmp_path / "pgid"))
+    assert child.stdout is not None
+    word, run_id, session_id = (await trio.to_thread.run_sync(child.stdout.readline)).split()
+    assert word == "running"
+    pgid = int((tmp_path / "pgid").read_text())
+    async with SqlAlchemyStore(url) as store:
+        running = await store.get_run(run_id)
+        assert running.owner is not None and running.owner.process.pid == child.pid
+        assert [group.pid for group in running.owner.process_groups] == [pgid]
+        os.kill(child.pid, signal.SIGKILL)
+        await trio.to_thread.run_sync(child.communicate)
+        assert await store.recover_interrupted_runs() == [run_id]
+        assert not _group_exists(pgid), "the killed owner's agent process group was left running"
+        session = await store.get_session(session_id)
+        assert session.one_shot and session.status is SessionStatus.FAILED
+        kinds = [e.type for e in (await store.read_events(session_id)).events]
+        assert kinds[-2:] == ["run_failed", "session_failed"]
+
+
+def sleeper_in_its_own_group() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["sleep", "300"], process_group=0)
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def _running_run(store: SqlAlchemyStore, owner: RunOwner) -> Run:
+    manager = SessionManager(store, provider=EchoProvider())
+    session = await manager.start_session(agent_id="recover")
+    await manager.activate_session(session.id)
+    run = await manager.start_run(session.id, "go")
+    running = attrs.evolve(run, status=RunStatus.RUNNING, owner=owner)
+    await store.save_run(running)
+    return running
+
+
+async def test_recover_tells_a_reused_pid_from_the_owner_that_had_it(url: str) -> None:
+    """The PID of the run's owner now belongs to another process (a container restart):
+    the run is recovered. The same PID with the owner's start time is alive: left alone."""
+    me = current_owner()
+    assert me.process.started is not None, "this test needs /proc (Linux)"
+    reused = attrs.evolve(me, process=ProcessIdentity(me.process.pid, me.process.started - 1))
+    async with SqlAlchemyStore(url) as store:
+        alive = await _running_run(store, me)
+        dead = await _running_run(store, reused)
+        assert await store.recover_interrupted_runs() == [dead.id]
+        assert (await store.get_run(alive.id)).status is RunStatus.RUNNING
+        failed = await store.get_run(dead.id)
+        assert failed.status is RunStatus.FAILED and failed.error is not None
+        assert f"pid {me.process.pid} on {me.host}" in failed.error.message
+
+
+async def test_recover_stops_the_process_group_a_dead_owner_left_running(url: str) -> None:
+    orphan = sleeper_in_its_own_group()
+    try:
+        gone = attrs.evolve(current_owner(), process=ProcessIdentity(orphan.pid, 1))  # not this process: dead
+        owner = attrs.evolve(gone, process_groups=(process_identity(orphan.pid),))
+        async with SqlAlchemyStore(url) as store:
+            run = await _running_run(store, owner)
+            assert await store.recover_interrupted_runs() == [run.id]
+        assert await trio.to_thread.run_sync(orphan.wait) == -signal.SIGTERM
+    finally:
+        orphan.kill()
+        orphan.wait()
+
+
+async def test_recover_leaves_a_group_whose_leader_pid_was_reused(url: str) -> None:
+    bystander = sleeper_in_its_own_group()
+    try:
+        started = process_identity(bystander.pid).started
+        assert started is not None
+        dead = attrs.evolve(current_owner(), process=ProcessIdentity(bystander.pid, started - 1))
+        owner = attrs.evolve(dead, process_groups=(ProcessIdentity(bystander.pid, started - 1),))
+        async with SqlAlchemyStore(url) as store:
+            run = await _running_run(store, owner)
+            assert await store.recover_interrupted_runs() == [run.id]
+        assert bystander.poll() is None, "recover killed a process group that only reused the PID"
+    finally:
+        bystander.kill()
+        bystander.wait()

@@ -54,7 +54,7 @@ from asm.events import (
     ToolCallStarted,
 )
 from asm.model import Cost, ErrorInfo, ProviderError, Run, RunInput, RunResult, Session, TokenUsage, new_id, utcnow
-from asm.owners import current_owner
+from asm.owners import current_owner, reporting_process_groups, with_process_group
 from asm.plugins import PluginRegistry
 from asm.policy import Policy, PolicyGuard, ToolAction, Violation, cli_tool_lists, merge_policies
 from asm.ports import EventCallback, Provider, SessionStore
@@ -339,9 +339,8 @@ class SessionManager:
                 details={"session_id": session.id},
             )
         chosen = self._resolve_provider(provider if provider is not None else run.provider)
-        if run.status is RunStatus.RUNNING:
-            raise claim_refused(run)
-        check_run_transition(run.status, RunStatus.RUNNING)
+        if run.status is not RunStatus.PENDING:
+            raise claim_refused(run)  # running elsewhere, or ended: as a lost claim race says
         run = attrs.evolve(
             run, status=RunStatus.RUNNING, started_at=utcnow(), provider=chosen.name, owner=current_owner()
         )
@@ -387,6 +386,15 @@ class SessionManager:
         result: RunResult | None = None
         returned: RunResult | None = None
         error: AsmError | None = None
+
+        async def own_group(pgid: int) -> None:
+            # The provider started a process group: recorded, so that recovery can stop it
+            # should this process die without stopping it.
+            nonlocal run
+            assert run.owner is not None
+            run = attrs.evolve(run, owner=with_process_group(run.owner, pgid))
+            await self._save(run)
+
         with active.scope:
             with trio.move_on_after(float("inf") if limit is None else limit) as deadline:
                 try:
@@ -395,7 +403,8 @@ class SessionManager:
                     await writer.publish(RunStarted(provider.name, writer.model))
                     for message in run.input.messages:
                         await writer.publish(MessageSent(message.content, message.role))
-                    returned = await provider.execute(run.input, writer)
+                    with reporting_process_groups(own_group):
+                        returned = await provider.execute(run.input, writer)
                     await writer.judge_result(returned)
                     # Cancelled (a policy, cancel_run) before the provider returned without
                     # reaching another checkpoint: the cancel stands, whatever it returned.

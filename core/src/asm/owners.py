@@ -23,10 +23,12 @@ What is known where:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import os
 import signal
 import socket
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -35,7 +37,16 @@ import trio
 
 from asm.model import ProcessIdentity, RunOwner
 
-__all__ = ["OwnerState", "current_owner", "owner_state", "process_identity", "stop_orphans", "with_process_group"]
+__all__ = [
+    "OwnerState",
+    "current_owner",
+    "owner_state",
+    "process_group_started",
+    "process_identity",
+    "reporting_process_groups",
+    "stop_orphans",
+    "with_process_group",
+]
 
 OwnerState = Literal["alive", "dead", "unknown"]
 
@@ -156,3 +167,29 @@ def _signal_group(pgid: int, signum: signal.Signals) -> None:
 def with_process_group(owner: RunOwner, pgid: int) -> RunOwner:
     """``owner`` also owning the process group ``pgid`` (its leader as it is now)."""
     return attrs.evolve(owner, process_groups=(*owner.process_groups, process_identity(pgid)))
+
+
+_group_listener: contextvars.ContextVar[Callable[[int], Awaitable[None]] | None] = contextvars.ContextVar(
+    "asm_group_listener", default=None
+)
+
+
+@contextlib.contextmanager
+def reporting_process_groups(listener: Callable[[int], Awaitable[None]]) -> Iterator[None]:
+    """Within the block (and the tasks started in it), each process group started
+    through :func:`process_group_started` is handed to ``listener`` (the manager
+    records it in the run's owner)."""
+    token = _group_listener.set(listener)
+    try:
+        yield
+    finally:
+        _group_listener.reset(token)
+
+
+async def process_group_started(pgid: int) -> None:
+    """Say that a child was started in process group ``pgid`` for the run executing
+    here (:func:`asm.process.open_cli_process` does), so that recovery can stop it
+    if this process dies. Outside a run, nothing happens."""
+    listener = _group_listener.get()
+    if listener is not None:
+        await listener(pgid)

@@ -56,6 +56,7 @@ from asm.errors import AsmError
 from asm.events import (
     CostUpdated,
     ErrorOccurred,
+    ErrorRecovered,
     EventData,
     MessageReceived,
     MessageStreamed,
@@ -67,6 +68,7 @@ from asm.events import (
     TurnCompleted,
 )
 from asm.model import Cost, ProviderError, RunInput, RunResult, TokenUsage, truncate_text
+from asm.owners import process_group_started
 
 if TYPE_CHECKING:
     from asm.ports import Emit
@@ -481,6 +483,7 @@ async def open_cli_process(
     )
     timed_out = False
     try:
+        await process_group_started(process.pid)  # recorded in the run's owner, for recovery
         with single_errors():
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(proc._drain_stderr, name=f"{provider} stderr")
@@ -757,12 +760,20 @@ class StreamJsonTranslator:
     (``claude -p --output-format stream-json --verbose``) and Amp (``amp -x
     --stream-json``, "Claude Code compatible") print, into asm payloads.
 
-    Lines: ``system`` (``init`` carries the CLI's session id), ``stream_event``
+    Lines: ``system`` (``init`` carries the CLI's session id and model;
+    ``api_retry`` announces a retry of a failed API call), ``stream_event``
     (raw Anthropic stream events, with ``--include-partial-messages``),
     ``assistant`` (one message - or, for Claude Code, one content block of it -
     per line), ``user`` (tool results) and the final ``result``. Text and
     thinking deltas that arrive in one batch are coalesced into one event.
     Input tokens include cache reads and writes (reported apart by the CLI).
+
+    An assistant message of model ``<synthetic>`` is one the CLI wrote itself
+    (an API error's text, "API Error: 529 ..."): it is not the model's answer,
+    so it is neither streamed nor received, and the ``result`` line that
+    follows fails the run with it. Each ``api_retry`` becomes an
+    ``error_occurred`` (a retryable code, ``provider_error.kind = "api_retry"``),
+    and the first answer after retries an ``error_recovered``.
     """
 
     def __init__(self, provider: str, *, max_turns: int | None = None) -> None:
@@ -786,6 +797,8 @@ class StreamJsonTranslator:
         self._text: list[str] = []
         self._thinking: list[str] = []
         self._out: list[EventData] = []
+        #: the code of the retries announced since the last answer (``None``: not retrying)
+        self._retrying: str | None = None
 
     def check_ended(self, proc: CLIProcess, exit_code: int) -> None:
         """Raise why the run failed: an error ``result`` line, a non-zero exit
@@ -850,7 +863,9 @@ class StreamJsonTranslator:
                 self._result(line)
             elif kind == "system" and line.get("subtype") == "init":
                 self.session_id = _s(line.get("session_id")) or self.session_id
-                self.model = _s(line.get("model")) or self.model
+                self.model = _model(line.get("model")) or self.model
+            elif kind == "system" and line.get("subtype") == "api_retry":
+                self._api_retry(line)
         self._flush()
         return out
 
@@ -882,8 +897,32 @@ class StreamJsonTranslator:
             message = event.get("message")
             if isinstance(message, dict):
                 self._flush()
+                self._answered()
+                self.model = _model(message.get("model")) or self.model
                 self._partial.add(_s(message.get("id")))
                 self._begin(_s(message.get("id")))
+
+    def _api_retry(self, line: dict[str, Any]) -> None:
+        """The CLI retries a failed API call (and waits first): say so, as it happens."""
+        status = line.get("error_status")
+        status = status if isinstance(status, int) and not isinstance(status, bool) else None
+        error = _s(line.get("error")) or "error"
+        delay = line.get("retry_delay_ms")
+        wait = f" in {delay / 1000:.1f}s" if isinstance(delay, int | float) and not isinstance(delay, bool) else ""
+        attempt, most = line.get("attempt"), line.get("max_retries")
+        failed = f"API error {status} ({error})" if status is not None else f"API error ({error})"
+        message = f"{self.provider}: {failed}; retry {attempt}/{most}{wait}"
+        code = classify_failure(error, status)
+        if code == "provider_error":
+            code = "provider_unavailable"  # the CLI retries only what it judges transient
+        self._retrying = code
+        self._out.append(ErrorOccurred(code, message, ProviderError(self.provider, "api_retry", message)))
+
+    def _answered(self) -> None:
+        """An answer arrived: the retries announced before it succeeded."""
+        if self._retrying is not None:
+            self._out.append(ErrorRecovered(self._retrying, f"{self.provider}: the API answered after retrying"))
+            self._retrying = None
 
     def _begin(self, message_id: str) -> None:
         """A model turn starts with each new message; the previous one is complete."""
@@ -897,9 +936,12 @@ class StreamJsonTranslator:
         message = line.get("message")
         if not isinstance(message, dict):
             return
+        if message.get("model") == SYNTHETIC_MODEL:
+            return  # the CLI's own text (an API error's): not an answer, the result line tells the failure
+        self._answered()
         message_id = _s(message.get("id"))
         self._begin(message_id)
-        self.model = _s(message.get("model")) or self.model
+        self.model = _model(message.get("model")) or self.model
         if isinstance(message.get("usage"), dict):
             self._message_usage[message_id] = message["usage"]
         if message.get("stop_reason"):
@@ -953,12 +995,13 @@ class StreamJsonTranslator:
             self.num_turns = line["num_turns"]
         self.stop_reason = _s(line.get("stop_reason")) or self.stop_reason
         self.usage = self._final_usage(line.get("usage"))
-        if self.usage != TokenUsage():
-            self._out.append(TokenUsageUpdated(self.usage))
         cost = line.get("total_cost_usd")
         if isinstance(cost, int | float) and not isinstance(cost, bool):
+            # Before the tokens it covers: the CLI's own figure, so asm prices nothing beside it.
             self.cost = Cost(total_usd=float(cost))
             self._out.append(CostUpdated(self.cost, self.model))
+        if self.usage != TokenUsage():
+            self._out.append(TokenUsageUpdated(self.usage, self.model))
         if line.get("is_error") or _s(line.get("subtype")).startswith("error"):
             message = _s(line.get("error")) or _s(line.get("result")) or f"{self.provider} reported an error"
             status = line.get("api_error_status")
@@ -981,6 +1024,15 @@ class StreamJsonTranslator:
 
 def _s(value: object) -> str:
     return value if isinstance(value, str) else ""
+
+
+#: The model Claude Code names on messages it wrote itself (API errors, interruptions).
+SYNTHETIC_MODEL: Final = "<synthetic>"
+
+
+def _model(value: object) -> str:
+    """A model id from the stream ('' for none, and for the CLI's ``<synthetic>``)."""
+    return value if isinstance(value, str) and value != SYNTHETIC_MODEL else ""
 
 
 def _n(value: object) -> int:
