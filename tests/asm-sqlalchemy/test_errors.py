@@ -12,8 +12,10 @@ import sqlalchemy as sa
 import trio
 from asm_sqlalchemy import SqlAlchemyStore, create_sqlalchemy_store, create_sqlite_store
 
-from asm import AsmError, Event, Page, Session
-from asm.events import MessageStreamed
+from asm import AsmError, Event, Page, RunStatus, Session, SessionManager, SessionStatus
+from asm.events import MessageStreamed, ToolCallStarted
+from asm.model import new_id
+from asm.providers.scripted import ScriptedProvider
 
 
 async def test_an_unreachable_server_is_a_storage_error_with_the_password_masked() -> None:
@@ -203,3 +205,29 @@ async def test_a_waiter_whose_poll_fails_goes_on_by_rereading(sqlite_url: str, m
         assert [e.data for e in pages[0].events] == [MessageStreamed("x")]
         assert len(made) == 1 and made[0].calls >= 3
         assert store._waker is not None and store._waker._pool._idle == []  # type: ignore[attr-defined]
+
+
+async def test_text_that_is_not_unicode_is_stored_with_replacement_characters(store: SqlAlchemyStore) -> None:
+    """A prompt of bytes that are not UTF-8 (lone surrogates in Python), and output with them:
+    the run completes and both databases store U+FFFD in their place."""
+    bad, fixed = "bad \udcff\udcfe", "bad \ufffd\ufffd"
+    provider = ScriptedProvider([f"out {bad}", ToolCallStarted("t1", "Bash", {"cmd": bad})])
+    run = await SessionManager(store, provider=provider).run_once(bad, options={"note": bad})
+    assert run.status is RunStatus.COMPLETED
+    stored = await store.get_run(run.id)
+    assert stored.input.prompt == fixed and stored.input.options == {"note": fixed}
+    data = [e.data for e in (await store.read_events(run.session_id)).events]
+    assert MessageStreamed(f"out {fixed}") in data
+    assert ToolCallStarted("t1", "Bash", {"cmd": fixed}) in data
+    assert (await store.get_session(run.session_id)).status is SessionStatus.COMPLETED
+
+
+async def test_a_direct_save_of_text_that_is_not_unicode_is_a_validation_error(store: SqlAlchemyStore) -> None:
+    session = Session(id=new_id("ses"), agent_id="a \udcff")
+    with pytest.raises(AsmError) as caught:
+        await store.save_session(session)
+    assert caught.value.code == "validation_error" and "U+FFFD" in caught.value.message
+    event = Event.new(MessageStreamed("x \ud800"), session_id=new_id("ses"))
+    with pytest.raises(AsmError) as caught:
+        await store.append_events([event])
+    assert caught.value.code == "validation_error"

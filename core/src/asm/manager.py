@@ -24,6 +24,7 @@ import attrs
 import trio
 
 from asm._trio import single_errors
+from asm._unicode import scrub
 from asm.cost import Pricing
 from asm.errors import AsmError
 from asm.events import (
@@ -674,7 +675,9 @@ class SessionManager:
             await self.store.save_run(self._transformed(record))
 
     def _transformed(self, record: RecordT) -> RecordT:
-        """``record`` as the ``asm_transform_record`` hooks (redaction) leave it."""
+        """``record`` as it is stored: valid Unicode (asm._unicode), then as the
+        ``asm_transform_record`` hooks (redaction) leave it."""
+        record = scrub(record)
         for plugin_name, transform in self._record_transforms:
             try:
                 replaced = transform(record=record)
@@ -696,7 +699,8 @@ class SessionManager:
         return record
 
     def _make_event(self, session_id: str, run_id: str | None, data: EventData, provider: str | None) -> Event:
-        event = Event.new(data, session_id=session_id, run_id=run_id, provider=provider)
+        # Text that is not valid Unicode is recorded with U+FFFD in its place (asm._unicode).
+        event = Event.new(scrub(data), session_id=session_id, run_id=run_id, provider=provider)
         for plugin_name, transform in self._transforms:
             try:
                 replaced = transform(event=event)

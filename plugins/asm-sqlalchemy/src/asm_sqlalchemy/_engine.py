@@ -158,6 +158,14 @@ def database_errors(url: URL, doing: str) -> Iterator[None]:
         raise AsmError(
             "storage_error", f"{doing} on {mask_url(url)} failed: {exc}", details={"url": mask_url(url)}
         ) from None
+    except UnicodeEncodeError as exc:
+        # Lone surrogates (bytes that were not UTF-8): the SessionManager replaces them
+        # before storing; a direct caller is told to.
+        raise AsmError(
+            "validation_error",
+            f"{doing}: the text has characters that are not valid Unicode ({exc.reason}); "
+            "replace them with U+FFFD first (a SessionManager does so for you)",
+        ) from None
     except Exception as exc:
         if not _is_driver_error(exc):
             raise
