@@ -470,6 +470,59 @@ def test_a_reader_that_leaves_early_ends_the_run_quietly() -> None:
     assert stderr == "" and status == 0
 
 
+def with_closed_stdout(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``asm ARGS`` with stdout on a pipe nobody reads any more (`asm ... | head -0`)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to the pipe now fails with EPIPE
+    try:
+        return subprocess.run(
+            [str(ASM), *args], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60, env=os.environ.copy()
+        )
+    finally:
+        os.close(write_end)
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_command_whose_reader_left_exits_141_quietly_in_process() -> None:
+    err = io.StringIO()
+    assert run_cli(["plugins"], stdout=ClosedPipe(), stderr=err) == 141
+    assert err.getvalue() == ""
+
+
+LOUD_COMMAND = """
+import sys
+
+from asm import hookimpl
+
+
+def loud(args):
+    for n in range(100_000):
+        print(f"line {n}")
+        sys.stdout.flush()
+    return 0
+
+
+@hookimpl
+def asm_register_commands(register):
+    def add(commands):
+        commands.add_parser("loud").set_defaults(handler=loud)
+
+    register("loud", add)
+"""
+
+
+def test_a_command_whose_reader_left_exits_141_with_no_traceback(install_plugin: Any) -> None:
+    install_plugin("asm-loud", "loud", LOUD_COMMAND)
+    # Output that fails while the command runs, and output that fails only at exit.
+    for args in (["loud"], ["plugins"]):
+        result = with_closed_stdout(*args)
+        assert (result.returncode, result.stderr) == (141, ""), args
+
+
 def run_on_a_terminal(prompt: str, answer: str) -> str:
     """`asm run --provider throwaway-tools PROMPT` with its stdin and stdout on a pseudo-terminal."""
     import pty

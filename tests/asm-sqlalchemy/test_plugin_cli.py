@@ -105,6 +105,58 @@ def test_commands_report_bad_input_as_one_line_errors(tmp_path: Path) -> None:
     assert err.getvalue().startswith("asm: error [storage_connection_failed]") and "hunter2" not in err.getvalue()
 
 
+async def _stored_runs(tmp_path: Path, *prompts: str) -> list[str]:
+    """Run ``prompts`` on the echo provider into the default SQLite file; their session ids."""
+    loaded = load_config({"provider": "echo", "redact": False}, env={}, cwd=tmp_path)
+    async with open_runtime(loaded) as runtime:
+        return [(await runtime.run_once(prompt)).session_id for prompt in prompts]
+
+
+async def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`asm sessions list | head -1`, `asm events SID | head -1`: quiet, exit 141 (128 + SIGPIPE)."""
+    session_id, *_ = await _stored_runs(tmp_path, *(f"words {n} " * 2000 for n in range(3)))
+    for args in (["sessions", "list"], ["sessions", "list", "--json"], ["events", session_id]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # nobody reads: the first write fails with EPIPE
+        try:
+            result = subprocess.run(  # noqa: ASYNC221 - the test has nothing else to do meanwhile
+                [ASM, *args], cwd=tmp_path, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120
+            )
+        finally:
+            os.close(write_end)
+        assert (result.returncode, result.stderr) == (141, ""), args
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["sessions", "list", "--limit", str(2**63)], "--limit"),
+        (["sessions", "list", "--limit", "-1"], "--limit"),
+        (["sessions", "list", "--limit", "1" * 5000], "--limit"),
+        (["sessions", "list", "--limit", "ten"], "--limit"),
+        (["events", "ses_x", "--after", str(2**63)], "--after"),
+        (["events", "ses_x", "--after", str(2**64 + 1)], "--after"),
+        (["events", "ses_x", "--after", "-1"], "--after"),
+    ],
+)
+def test_numbers_out_of_range_are_validation_errors(args: list[str], option: str) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert run_cli(args, stdout=out, stderr=err) == 2
+    (line,) = err.getvalue().splitlines()
+    assert line.startswith(f"asm: error [validation_error]: argument {option}: "), line
+    assert "9223372036854775807" in line or "whole number" in line
+    assert len(line) < 300
+
+
+async def test_the_largest_numbers_are_accepted(tmp_path: Path) -> None:
+    (session_id,) = await _stored_runs(tmp_path, "hi")
+    listed = asm_cli("sessions", "list", "--limit", str(2**63 - 1), "--json", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["id"] == session_id
+    after = asm_cli("events", session_id, "--after", str(2**63 - 1), cwd=tmp_path)
+    assert (after.returncode, after.stdout, after.stderr) == (0, "", "")
+
+
 async def test_db_upgrade_and_current_on_an_old_database(sqlite_url: str, tmp_path: Path) -> None:
     await upgrade(sqlite_url, "0001")
     current = asm_cli("db", "current", "--url", sqlite_url, cwd=tmp_path)

@@ -9,11 +9,18 @@
 Plugins add subcommands through the ``asm_register_commands`` hook. Every
 ``AsmError`` is printed as one line (``asm: error [code]: message``), never a
 traceback; the exit status is 2 for bad input and 1 for any other failure.
+SIGTERM and SIGHUP stop ``asm run`` like Ctrl-C: the run and its session are
+stored ``cancelled``, the provider's processes stopped, and asm exits 143 / 129.
+A command whose reader leaves (``asm sessions list | head -1``) stops quietly
+with status 141 (128 + SIGPIPE, what the shell reports for a tool that SIGPIPE
+ended); ``asm run`` finishes and records its run all the same and exits with
+the run's status.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import math
@@ -26,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import trio
 
+from asm._signals import Stopped, cancelled_on_signals
 from asm.config import LoadedConfig, load_config
 from asm.errors import AsmError, ValidationError
 from asm.events import ApprovalRequested, Event, MessageStreamed
@@ -38,6 +46,9 @@ if TYPE_CHECKING:
     from asm.ports import Provider
 
 __all__ = ["main", "run_cli"]
+
+#: The exit status of a command whose reader closed the pipe: 128 + SIGPIPE.
+READER_GONE = 141
 
 
 def main() -> None:
@@ -70,19 +81,46 @@ def run_cli(argv: Sequence[str], *, stdout: TextIO | None = None, stderr: TextIO
         parser = _parser(registry, out, err)
         args = parser.parse_args(list(argv))
         status = args.handler(args)
+        # Output still buffered fails here, not in the exit-time flush, if its reader left.
+        out.flush()
+        if out is not sys.stdout:
+            sys.stdout.flush()  # plugin commands write there whatever run_cli was given
         return 0 if status is None else int(status)
     except _Exit as exit_:
         return exit_.status
     except KeyboardInterrupt:
         err.write("asm: interrupted\n")
         return 130
+    except Stopped as stopped:  # SIGTERM, SIGHUP: handled like Ctrl-C, with the shell's 128 + signal
+        err.write(f"asm: {stopped}; the run was cancelled\n")
+        return 128 + stopped.signal
+    except BrokenPipeError:
+        # The reader of asm's output left. (asm's own pipes and sockets fail as AsmErrors
+        # or trio.BrokenResourceError; a BrokenPipeError that gets here is stdout's.)
+        return _reader_left(out)
     except BaseExceptionGroup as group:
+        if group.subgroup(BrokenPipeError) is not None:
+            return _reader_left(out)
         matched, rest = group.split(AsmError)
         if matched is None or rest is not None:
             raise
         return _report(_first(matched), err)
     except AsmError as exc:
         return _report(exc, err)
+
+
+def _reader_left(out: TextIO) -> int:
+    """The reader of ``out`` closed the pipe: point the process's stdout at the null
+    device (what is still buffered, and Python's exit-time flush, go nowhere instead of
+    failing again) and return :data:`READER_GONE`."""
+    if out is sys.stdout or out is sys.__stdout__:
+        with contextlib.suppress(OSError, ValueError):  # no file descriptor to replace
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, out.fileno())
+            finally:
+                os.close(devnull)
+    return READER_GONE
 
 
 def _report(exc: AsmError, err: TextIO) -> int:
@@ -205,6 +243,7 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO)
         except BrokenPipeError:
             # `asm run ... | head -1`: the reader left; the run still ends (and is recorded) normally.
             reader_gone = True
+            _reader_left(out)
 
     if sys.stdin.isatty() and not registry.manager.has_plugin(_TerminalApprover.NAME):
         # Someone is at the keyboard: tool calls that need approval are asked about here.
@@ -213,7 +252,8 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO)
     async def go() -> int:
         async with open_runtime(loaded, registry=registry) as runtime:
             prompt, options = _run_input(words, runtime.provider())
-            run = await runtime.run_once(prompt, on_event=show, options=options)
+            async with cancelled_on_signals():
+                run = await runtime.run_once(prompt, on_event=show, options=options)
         if not args.json and not reader_gone:
             out.write("\n")
         run.raise_for_status()

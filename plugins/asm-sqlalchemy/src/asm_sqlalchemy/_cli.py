@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 import trio
 
@@ -28,9 +29,33 @@ from asm_sqlalchemy._store import SqlAlchemyStore
 
 __all__ = ["add_db", "add_events", "add_sessions"]
 
+#: The largest integer the databases hold (a signed 64-bit column): the top of every count and seq.
+INT64_MAX: Final = 2**63 - 1
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", help="config file (default: ./asm.toml)")
+
+
+def _whole_number(what: str) -> Callable[[str], int]:
+    """An argparse ``type`` for ``what`` (e.g. ``"a seq"``): a whole number from 0 to
+    :data:`INT64_MAX`. Anything else is a usage error (``validation_error``) saying
+    what to pass, never the driver's ``OverflowError``."""
+
+    def parse(text: str) -> int:
+        fix = f"pass {what} from 0 to {INT64_MAX}"
+        shown = text if len(text) <= 24 else f"{text[:21]}..."
+        try:
+            value = int(text)
+        except ValueError:
+            if text.strip().lstrip("+-").isdigit():  # longer than int() reads: far out of range anyway
+                raise argparse.ArgumentTypeError(f"{shown} is out of range; {fix}") from None
+            raise argparse.ArgumentTypeError(f"{shown!r} is not a whole number; {fix}") from None
+        if not 0 <= value <= INT64_MAX:
+            raise argparse.ArgumentTypeError(f"{shown} is out of range; {fix}")
+        return value
+
+    return parse
 
 
 def add_sessions(subparsers: Any) -> None:
@@ -43,7 +68,9 @@ def add_sessions(subparsers: Any) -> None:
     listing.add_argument("--agent", help="only this agent's sessions")
     listing.add_argument("--status", help="only sessions in this status (active, completed, ...)")
     listing.add_argument("--provider", help="only sessions on this provider")
-    listing.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    listing.add_argument(
+        "--limit", type=_whole_number("a number of sessions"), default=20, help="at most this many (default 20)"
+    )
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     _common(listing)
     listing.set_defaults(handler=_sessions_list)
@@ -59,7 +86,7 @@ def add_events(subparsers: Any) -> None:
     """``asm events SESSION [--after N] [--type T] [--follow]``."""
     events = subparsers.add_parser("events", help="a session's events; --follow waits for new ones")
     events.add_argument("session_id", metavar="SESSION")
-    events.add_argument("--after", type=int, default=0, help="only events after this seq")
+    events.add_argument("--after", type=_whole_number("a seq"), default=0, help="only events after this seq")
     events.add_argument("--type", action="append", dest="types", metavar="TYPE", help="only this type (repeatable)")
     events.add_argument("--follow", "-f", action="store_true", help="keep printing new events until the session ends")
     events.add_argument("--json", action="store_true", help="every event as a JSON line")
@@ -140,8 +167,6 @@ def _session_line(session: Session) -> str:
 def _sessions_list(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     store, _ = _build_store(args, registry)
-    if args.limit is not None and args.limit < 0:
-        raise AsmError("validation_error", f"--limit {args.limit} must be 0 or more")
 
     async def go() -> list[Session]:
         async with _opened(store):
@@ -195,8 +220,6 @@ def _sessions_show(args: argparse.Namespace, registry: PluginRegistry | None = N
 def _events(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     types = parse_event_types(args.types) if args.types else None
-    if args.after < 0:
-        raise AsmError("invalid_cursor", f"--after {args.after} must be a seq >= 0")
     store, _ = _build_store(args, registry)
 
     def show(event: Event) -> None:
