@@ -87,6 +87,13 @@ CODES: Final[dict[str, tuple[str, bool]]] = {
     "tool_not_found": ("tool", False),
     "tool_execution_failed": ("tool", False),
     "tool_permission_denied": ("tool", False),
+    # workspace: snapshots, diffs and rollback of the directory a run works in.
+    "workspace_not_found": ("resource", False),
+    "workspace_busy": ("validation", False),
+    "workspace_changed": ("validation", False),
+    "workspace_too_large": ("validation", False),
+    "workspace_rollback_unsupported": ("validation", False),
+    "workspace_error": ("runtime", False),
 }
 
 
