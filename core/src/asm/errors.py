@@ -69,6 +69,9 @@ CODES: Final[dict[str, tuple[str, bool]]] = {
     "storage_connection_failed": ("storage", True),
     "storage_write_failed": ("storage", False),
     "storage_read_failed": ("storage", False),
+    "storage_not_found": ("storage", False),
+    "storage_permission_denied": ("storage", False),
+    "artifact_corrupt": ("storage", False),
     "migration_required": ("storage", False),
     "dependency_not_available": ("storage", False),
     # runtime: the run itself ended abnormally.

@@ -11,10 +11,22 @@ from asm.events import EventType
 from asm.model import Run
 from asm.states import RunStatus
 
-__all__ = ["claim_refused", "parse_event_types", "validate_artifact_key", "validate_page_args"]
+__all__ = [
+    "claim_refused",
+    "parse_event_types",
+    "session_artifact_key",
+    "session_artifact_prefix",
+    "validate_artifact_key",
+    "validate_artifact_prefix",
+    "validate_page_args",
+]
 
 _KEY_SEGMENT: Final = re.compile(r"^[A-Za-z0-9._@+=,-]+$")
+_PREFIX_TAIL: Final = re.compile(r"^[A-Za-z0-9._@+=,-]*$")
 MAX_KEY_LENGTH: Final = 1024
+#: Longest segment: a file name on common filesystems holds 255 bytes, and a
+#: store may add a suffix of its own (a temporary name while writing).
+MAX_SEGMENT_LENGTH: Final = 200
 
 
 def validate_artifact_key(key: str) -> str:
@@ -42,6 +54,9 @@ def validate_artifact_key(key: str) -> str:
             if not _KEY_SEGMENT.match(segment):
                 problem = "it has characters other than letters, digits and ._@+=,-"
                 break
+            if len(segment) > MAX_SEGMENT_LENGTH:
+                problem = f"a segment is longer than {MAX_SEGMENT_LENGTH} characters"
+                break
     if problem:
         raise AsmError(
             "validation_error",
@@ -49,6 +64,67 @@ def validate_artifact_key(key: str) -> str:
             details={"key": key},
         )
     return key
+
+
+def validate_artifact_prefix(prefix: str) -> str:
+    """Return ``prefix`` if ``list(prefix)`` may use it, else raise ``validation_error``.
+
+    A prefix is a plain string prefix of keys: whole segments, then possibly
+    the start of one (``"runs/run_1/pa"``). Its whole segments follow the key
+    rules, so a prefix cannot reach outside the store either.
+
+    >>> validate_artifact_prefix("sessions/ses_1/")
+    'sessions/ses_1/'
+    >>> validate_artifact_prefix("../")
+    Traceback (most recent call last):
+    ...
+    asm.errors.ValidationError: artifact prefix '../' is not allowed: ...
+    """
+    if not isinstance(prefix, str):
+        raise AsmError("validation_error", f"artifact prefix must be a string, not {type(prefix).__name__}")
+    folder, _, tail = prefix.rpartition("/")
+    try:
+        if folder or prefix.startswith("/"):
+            validate_artifact_key(folder)
+        if not _PREFIX_TAIL.match(tail) or len(prefix) > MAX_KEY_LENGTH:
+            raise AsmError("validation_error", "")
+    except AsmError:
+        raise AsmError(
+            "validation_error",
+            f"artifact prefix {prefix!r} is not allowed: it must be the start of a valid key, like 'sessions/<id>/'",
+            details={"prefix": prefix},
+        ) from None
+    return prefix
+
+
+#: Where a session's artifacts live: every key under ``sessions/<session_id>/``.
+SESSION_ARTIFACTS: Final = "sessions"
+
+
+def session_artifact_prefix(session_id: str) -> str:
+    """The key prefix of a session's artifacts (the convention ``asm artifacts list`` reads).
+
+    >>> session_artifact_prefix("ses_1")
+    'sessions/ses_1/'
+    """
+    return validate_artifact_key(f"{SESSION_ARTIFACTS}/{session_id}") + "/"
+
+
+def session_artifact_key(session_id: str, *parts: str) -> str:
+    """A key under the session's prefix: ``sessions/<session_id>/<parts...>``, validated.
+
+    Runs put theirs under ``runs/<run_id>/``, e.g. a workspace patch:
+
+    >>> session_artifact_key("ses_1", "runs", "run_2", "workspace.patch")
+    'sessions/ses_1/runs/run_2/workspace.patch'
+    >>> session_artifact_key("ses_1", "../x")
+    Traceback (most recent call last):
+    ...
+    asm.errors.ValidationError: artifact key 'sessions/ses_1/../x' is not allowed: ...
+    """
+    if not parts:
+        raise AsmError("validation_error", "session_artifact_key needs at least one part after the session id")
+    return validate_artifact_key("/".join((SESSION_ARTIFACTS, session_id, *parts)))
 
 
 def claim_refused(stored: Run) -> AsmError:

@@ -28,12 +28,34 @@ INVALID_KEYS: dict[str, str] = {
     "newline": "a\nb",
     "escape": "a\x1bb",
     "too-long": "k" * 1025,
+    "segment-too-long": "a/" + "s" * 201,
+    "only-parent": "..",
+    "only-dot": ".",
+    "trailing-parent": "a/..",
+    "leading-dot-slash": "./a",
+    "home": "~/a",
+    "url": "s3://bucket/a",
+    "windows-drive": "C:\\a",
+    "unicode-slash": "a\u2215b",
+    "tab": "a\tb",
+    "delete-char": "a\x7fb",
 }
 
 
 async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
     for start in range(0, len(data), size):
         yield data[start : start + size]
+
+
+class _Interrupted(Exception):
+    """Raised by the iterator of a put, midway."""
+
+
+async def _interrupted(data: bytes, size: int) -> AsyncIterator[bytes]:
+    """The chunks of ``data`` up to past the middle, then :class:`_Interrupted`."""
+    async for chunk in _chunks(data[: len(data) // 2 + size], size):
+        yield chunk
+    raise _Interrupted("the source of the data failed midway")
 
 
 class ArtifactStoreContract:
@@ -157,6 +179,31 @@ class ArtifactStoreContract:
         assert len(chunks) > 1, "open_read must stream a large blob in several chunks"
         assert all(0 < len(chunk) <= chunk_size for chunk in chunks), "chunks must be non-empty, <= chunk_size"
         assert await artifact_store.get(key) == data
+
+    async def test_failed_streaming_put_stores_nothing(self, artifact_store: ArtifactStore) -> None:
+        """A ``put`` whose async iterator raises midway re-raises that error
+        and leaves nothing behind: a new key is not listed, gettable or
+        stat-able, and a key that existed keeps its old bytes.
+
+        Failing means a half-written artifact is visible (writes are not
+        atomic: write to a temporary name and rename, or commit an upload only
+        once every chunk is in).
+        """
+        prefix = unique("contract")
+        fresh, existing = f"{prefix}/fresh.bin", f"{prefix}/existing.bin"
+        await artifact_store.put(existing, b"old bytes", content_type="text/plain")
+        data = random.Random(99).randbytes(self.large_blob_size)
+        for key in (fresh, existing):
+            with pytest.raises(_Interrupted):
+                await artifact_store.put(key, _interrupted(data, 100_003), content_type="application/octet-stream")
+        assert [a.key for a in await artifact_store.list(prefix)] == [existing], "a failed put left a key listed"
+        with expect_asm_error("artifact_not_found", "get of a key whose only put failed"):
+            await artifact_store.get(fresh)
+        with expect_asm_error("artifact_not_found", "stat of a key whose only put failed"):
+            await artifact_store.stat(fresh)
+        assert await artifact_store.get(existing) == b"old bytes", "a failed put replaced the existing bytes"
+        stat = await artifact_store.stat(existing)
+        assert (stat.size, stat.sha256) == (9, hashlib.sha256(b"old bytes").hexdigest())
 
     async def test_unknown_key_raises_not_found(self, artifact_store: ArtifactStore) -> None:
         """``get``, ``stat`` and ``open_read`` of a missing key raise
