@@ -102,10 +102,18 @@ def asm_register_commands(register: Register) -> None:
 
 
 @hookspec
-def asm_transform_event(event: Event) -> Event | None:
+def asm_transform_event(event: Event) -> Event | list[Event] | Awaitable[Event | list[Event] | None] | None:
     """Called for every event before it is stored, in plugin order; return a
-    replacement (e.g. with secrets redacted) or ``None`` to keep it as is.
-    Each implementation sees the previous one's result."""
+    replacement with the same id, session and run (e.g. with secrets redacted:
+    ``attrs.evolve``) or ``None`` to keep it as is. Each implementation sees
+    the previous one's result (each event of it, for a list).
+
+    A list replaces the event by several of the same session and run: events
+    the plugin held back and releases now (made with ``Event.new``) before the
+    event itself, or ``[]`` to hold the event back (a streamed delta; a
+    lifecycle event cannot be dropped). Return an awaitable (e.g. of
+    ``trio.to_thread.run_sync``) to do slow work off the event loop. Anything
+    else, or an exception, fails the run with ``internal_error`` naming the plugin."""
 
 
 @hookspec

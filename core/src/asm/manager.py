@@ -698,33 +698,17 @@ class SessionManager:
                 record = replaced
         return record
 
-    def _make_event(self, session_id: str, run_id: str | None, data: EventData, provider: str | None) -> Event:
+    async def _make_events(
+        self, session_id: str, run_id: str | None, data: EventData, provider: str | None
+    ) -> list[Event]:
+        """The events to store for ``data``: as the ``asm_transform_event`` hooks
+        leave it — usually the one event, but a hook may hold it back (streamed
+        text, ``[]``) or release events before it (a list)."""
         # Text that is not valid Unicode is recorded with U+FFFD in its place (asm._unicode).
-        event = Event.new(scrub(data), session_id=session_id, run_id=run_id, provider=provider)
+        events = [Event.new(scrub(data), session_id=session_id, run_id=run_id, provider=provider)]
         for plugin_name, transform in self._transforms:
-            try:
-                replaced = transform(event=event)
-            except Exception as exc:
-                raise AsmError(
-                    "internal_error",
-                    f"plugin {plugin_name!r}: asm_transform_event raised {exc!r}; fix or uninstall the plugin",
-                    details={"plugin": plugin_name},
-                ) from exc
-            if replaced is None:
-                continue
-            if not isinstance(replaced, Event) or (replaced.id, replaced.session_id, replaced.run_id) != (
-                event.id,
-                event.session_id,
-                event.run_id,
-            ):
-                raise AsmError(
-                    "internal_error",
-                    f"plugin {plugin_name!r}: asm_transform_event must return None or an Event with the same "
-                    f"id, session_id and run_id (use attrs.evolve), not {type(replaced).__name__}",
-                    details={"plugin": plugin_name},
-                )
-            event = replaced
-        return event
+            events = [out for event in events for out in await _transform_event(plugin_name, transform, event)]
+        return events
 
     async def _publish(
         self,
@@ -736,7 +720,9 @@ class SessionManager:
         provider: str | None = None,
         quiet: bool = False,
     ) -> list[Event]:
-        events = [self._make_event(session_id, run_id, d, provider) for d in datas]
+        events = [event for d in datas for event in await self._make_events(session_id, run_id, d, provider)]
+        if not events:
+            return []
         stored = await self.store.append_events(events)
         await self._deliver(stored, on_event, quiet=quiet)
         return stored
@@ -808,6 +794,40 @@ def _end_event(run: Run) -> EventData:
 def _final_usage(result: RunResult | None, writer: _RunWriter) -> TokenUsage:
     """The provider's own final figure if it gave one, else the sum of its updates."""
     return result.usage if result is not None and result.usage != TokenUsage() else writer.usage
+
+
+async def _transform_event(plugin_name: str, transform: Callable[..., Any], event: Event) -> list[Event]:
+    """One ``asm_transform_event`` hook applied to ``event``: what it returns
+    (``None``, an event, a list of events, or an awaitable of one of these),
+    checked and as a list."""
+    try:
+        replaced = transform(event=event)
+        if inspect.isawaitable(replaced):
+            replaced = await replaced
+    except Exception as exc:
+        raise AsmError(
+            "internal_error",
+            f"plugin {plugin_name!r}: asm_transform_event raised {exc!r}; fix or uninstall the plugin",
+            details={"plugin": plugin_name},
+        ) from exc
+    if replaced is None:
+        return [event]
+    events = replaced if isinstance(replaced, list) else [replaced]
+    ids = [e.id for e in events if isinstance(e, Event)]
+    if (
+        len(ids) != len(events)
+        or len(set(ids)) != len(ids)
+        or any((e.session_id, e.run_id) != (event.session_id, event.run_id) for e in events)
+        or (event.type in LIFECYCLE_TYPES and event.id not in ids)
+    ):
+        raise AsmError(
+            "internal_error",
+            f"plugin {plugin_name!r}: asm_transform_event must return None or an Event (the event "
+            "replaced: same id, session_id and run_id, use attrs.evolve) or a list of Events of the same "
+            f"session and run, each once, lifecycle events kept; not {replaced!r:.200}",
+            details={"plugin": plugin_name},
+        )
+    return events
 
 
 def _authorizes(provider: Provider) -> bool:
@@ -1050,7 +1070,7 @@ class _RunWriter:
             raise AsmError("invalid_operation", f"run {self._run_id} has ended; its emit can no longer be used")
         if self.error is not None:
             raise self.error
-        self._buffer.append(self._manager._make_event(self._session_id, self._run_id, data, self._provider))
+        self._buffer.extend(await self._manager._make_events(self._session_id, self._run_id, data, self._provider))
         self._has_work.set()
         while len(self._buffer) >= self._capacity and self.error is None and not self._done.is_set():
             if self._has_space.is_set():

@@ -15,41 +15,76 @@ Used directly::
     registry = asm.load_plugins(extra=[EventRedactor()])
     manager = SessionManager(store, provider=..., plugins=registry)
 
-Limitation: a secret split across two ``message_streamed`` deltas is not seen
-as one (each delta is scrubbed alone); the complete ``message_received`` is.
+Streamed text (``message_streamed``, ``thinking_streamed``) is redacted as one
+text per run and stream, not delta by delta: the tail of a delta that could
+still be the start of a secret (``sk-an``, ``password=hun``, a PEM block
+without its END line yet) is held back and released, redacted, as soon as a
+later delta shows what it is, or when the run's next other event (its
+``message_received``, a tool call, its terminal event) ends the stream. A
+delta held back whole is dropped; its text comes with the next one.
+
+Every default pattern runs in linear time, and a payload of more than
+:data:`OFF_LOOP_CHARS` characters is redacted in a worker thread, so a large
+tool output does not stall the other runs of the process.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any, Final
 
 import attrs
+import trio
 
+from asm._secret_patterns import DEFAULTS, GENERIC_HOLD, SecretPattern, hold_regex, words
 from asm.errors import AsmError
-from asm.events import Event, EventData, MessageStreamed
+from asm.events import Event, EventType, MessageStreamed, ThinkingStreamed
 from asm.hookspecs import hookimpl
 from asm.model import Run, Session
 
-__all__ = ["DEFAULT_PATTERNS", "EventRedactor"]
+__all__ = ["DEFAULT_PATTERNS", "OFF_LOOP_CHARS", "EventRedactor", "mask_url"]
 
 #: kind -> pattern. Where a pattern has a group, only the group is replaced
 #: (a URL keeps its user and host, losing only the password).
-DEFAULT_PATTERNS: Final[dict[str, str]] = {
-    "pem_private_key": r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
-    "anthropic_key": r"sk-ant-[A-Za-z0-9_\-]{20,}",
-    "openai_key": r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
-    "aws_access_key": r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
-    "aws_secret_key": r"(?i:aws_?secret_?access_?key[\"']?\s*[:=]\s*[\"']?)([A-Za-z0-9/+=]{40,})",
-    "github_token": r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})",
-    "slack_token": r"\bxox[abprs]-[A-Za-z0-9\-]{10,}",
-    "google_api_key": r"\bAIza[0-9A-Za-z_\-]{35}",
-    "jwt": r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
-    "bearer_token": r"(?i:\bbearer\s+)([A-Za-z0-9._~+/=\-]{16,})",
-    "url_password": r"[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]+:([^/\s@]+)@",
-}
+DEFAULT_PATTERNS: Final[dict[str, str]] = {p.kind: p.pattern for p in DEFAULTS}
+
+#: A payload with more characters of text than this is redacted in a worker thread.
+OFF_LOOP_CHARS: Final = 64 * 1024
+
+#: The longest streamed tail held back: a longer possible secret is released
+#: (still redacted as far as the text so far shows one).
+MAX_HOLD_CHARS: Final = 16 * 1024
+
+# Text before the part being redacted that a match may start in: the released
+# streamed text kept for the next delta (never emitted again). Holds keep a
+# secret's start with its unfinished rest; this is for the boundaries
+# (``\b``-like look-behinds) and a key or ``Bearer`` released just before.
+_CONTEXT_CHARS: Final = 64
+
+_STREAMED: Final = (MessageStreamed, ThinkingStreamed)
+_RUN_ENDS: Final = frozenset(
+    {EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED, EventType.RUN_TIMEOUT}
+)
+
+Transformed = Event | list[Event] | None
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``***``, for
+    anything asm shows (errors, logs, ``asm config show``).
+
+    >>> mask_url("redis://:hunter2@cache:6379/0")
+    'redis://:***@cache:6379/0'
+    >>> mask_url("postgresql+psycopg://app:pw@db/asm")
+    'postgresql+psycopg://app:***@db/asm'
+    >>> mask_url("sqlite:///asm.db")
+    'sqlite:///asm.db'
+    """
+    return _URL_PASSWORD.sub(lambda m: m.group(0)[: m.start(1) - m.start()] + "***@", url)
+
+
+_URL_PASSWORD: Final = re.compile(DEFAULT_PATTERNS["url_password"])
 
 
 @attrs.frozen
@@ -78,32 +113,160 @@ class EventRedactor:
     """
 
     def __init__(self, extra_patterns: Mapping[str, str] | None = None, *, defaults: bool = True) -> None:
-        patterns = {**(DEFAULT_PATTERNS if defaults else {}), **(extra_patterns or {})}
-        self._rules = [_compile(kind, pattern) for kind, pattern in patterns.items()]
-        # One pass with the union first: most text has no secret, and that is the hot path.
-        self._any = re.compile("|".join(f"(?:{rule.pattern.pattern})" for rule in self._rules) or r"(?!)")
+        known: list[SecretPattern] = list(DEFAULTS) if defaults else []
+        for kind, pattern in (extra_patterns or {}).items():
+            _compile(kind, pattern)  # the error names the key
+            known = [p for p in known if p.kind != kind]  # a config pattern replaces the default of its kind
+            known.append(SecretPattern(kind, pattern))
+        self._rules = [_compile(p.kind, p.pattern) for p in known]
+        # Most text holds no secret: the hot path is one search for the literals
+        # every match contains (in lower-cased text), then only the kinds found.
+        self._by_anchor: dict[str, list[int]] = {}
+        self._unanchored: list[int] = []
+        for index, secret in enumerate(known):
+            for anchor in secret.anchors:
+                self._by_anchor.setdefault(anchor, []).append(index)
+            if not secret.anchors:
+                self._unanchored.append(index)
+        self._anchors = re.compile(words(*self._by_anchor) or r"(?!)")
+        # Patterns from config get the generic hold: asm knows nothing of how they start.
+        self._hold = re.compile(hold_regex(known, [GENERIC_HOLD] if extra_patterns else []))
+        # run id -> (event type, stream tag) -> the stream's held tail
+        self._runs: dict[str, dict[tuple[EventType, str | None], _Stream]] = {}
+
+    # -- text ------------------------------------------------------------------
 
     def redact_text(self, text: str) -> str:
         """``text`` with every secret replaced."""
-        if not self._any.search(text):
-            return text
-        for rule in self._rules:
-            text = rule.pattern.sub(functools.partial(_replace, kind=rule.kind), text)
-        return text
+        return self._redact_from(text, 0)
+
+    def _redact_from(self, text: str, start: int) -> str:
+        """``text[start:]`` redacted, ``text[:start]`` serving only as left context."""
+        spans = self._spans(text, start)
+        if not spans:
+            return text[start:]
+        out: list[str] = []
+        at = start
+        for begin, end, kind in spans:
+            out.append(text[at:begin])
+            out.append(f"[REDACTED:{kind}]")
+            at = end
+        out.append(text[at:])
+        return "".join(out)
+
+    def _spans(self, text: str, start: int) -> list[tuple[int, int, str]]:
+        """The secrets' spans in ``text`` that reach past ``start`` (cut to
+        begin there), merged where they overlap, in order. Matches are looked
+        for from ``_CONTEXT_CHARS`` before ``start``."""
+        lookback = max(0, start - _CONTEXT_CHARS)
+        candidates = self._candidates(text[lookback:] if lookback else text)
+        if not candidates:
+            return []
+        found: list[tuple[int, int, int]] = []
+        for index in candidates:
+            pattern = self._rules[index].pattern
+            for match in pattern.finditer(text, lookback):
+                if pattern.groups and match.group(1) is not None:
+                    begin, end = match.span(1)
+                else:
+                    begin, end = match.span()
+                if end > start and end > begin:
+                    found.append((max(begin, start), end, index))
+        found.sort(key=lambda span: (span[0], span[2]))  # where two begin together, the first kind wins
+        merged: list[tuple[int, int, str]] = []
+        for begin, end, index in found:
+            if merged and begin < merged[-1][1]:
+                last = merged[-1]
+                merged[-1] = (last[0], max(last[1], end), last[2])
+            else:
+                merged.append((begin, end, self._rules[index].kind))
+        return merged
+
+    def _candidates(self, text: str) -> list[int]:
+        """The rules worth running on ``text``, in order."""
+        lowered = text.lower()
+        if self._anchors.search(lowered) is None:
+            return self._unanchored
+        chosen = set(self._unanchored)
+        for anchor, indexes in self._by_anchor.items():
+            if anchor in lowered:
+                chosen.update(indexes)
+        return sorted(chosen)
+
+    # -- events ----------------------------------------------------------------
 
     @hookimpl
-    def asm_transform_event(self, event: Event) -> Event | None:
-        """The event with its payload scrubbed, or ``None`` when it holds no secret."""
+    def asm_transform_event(self, event: Event) -> Transformed | Awaitable[Transformed]:
+        """The event with its payload scrubbed, or ``None`` when it holds no
+        secret; streamed text is held back and released as described above
+        (a list: the released text, then the event, if any of it is left). An
+        awaitable when the payload is large (redacted in a worker thread)."""
         data = event.data
-        if type(data) is MessageStreamed:  # the hot path: one short string
-            if not self._any.search(data.delta):
-                return None
-            cleaned: EventData = attrs.evolve(data, delta=self.redact_text(data.delta))
-        else:
-            cleaned = self._redact(data)
-            if cleaned is data:
-                return None
-        return attrs.evolve(event, data=cleaned)
+        run_id = event.run_id
+        if run_id is not None and type(data) in _STREAMED:
+            return self._stream(event, run_id)
+        released = self._release(event, run_id) if run_id is not None else []
+        if _text_size(data) > OFF_LOOP_CHARS:
+            return self._off_loop(released, event)
+        cleaned = self._redact(data)
+        if not released:
+            return None if cleaned is data else attrs.evolve(event, data=cleaned)
+        return [*released, event if cleaned is data else attrs.evolve(event, data=cleaned)]
+
+    async def _off_loop(self, released: list[Event], event: Event) -> list[Event]:
+        cleaned = await trio.to_thread.run_sync(self._redact, event.data)
+        return [*released, attrs.evolve(event, data=cleaned)]
+
+    def _stream(self, event: Event, run_id: str) -> Transformed | Awaitable[Transformed]:
+        data: Any = event.data
+        key = (data.type, getattr(data, "stream", None))
+        # The run's other streams end here (text after thinking, stderr after stdout).
+        released = self._release(event, run_id, keep=key)
+        streams = self._runs.setdefault(run_id, {})
+        stream = streams.get(key)
+        if stream is None:
+            stream = streams[key] = _Stream()
+        text, start = stream.feed(data.delta, self._hold)
+        if len(text) - start > OFF_LOOP_CHARS:
+            return self._stream_off_loop(released, event, text, start)
+        cleaned = self._redact_from(text, start) if len(text) > start else ""
+        if not released and cleaned == data.delta:
+            return None
+        if cleaned:
+            released.append(attrs.evolve(event, data=attrs.evolve(data, delta=cleaned)))
+        return released
+
+    async def _stream_off_loop(self, released: list[Event], event: Event, text: str, start: int) -> list[Event]:
+        cleaned = await trio.to_thread.run_sync(self._redact_from, text, start)
+        data: Any = event.data
+        return [*released, attrs.evolve(event, data=attrs.evolve(data, delta=cleaned))]
+
+    def _release(self, event: Event, run_id: str, keep: tuple[EventType, str | None] | None = None) -> list[Event]:
+        """The held tails of ``run_id``'s streams (but ``keep``) as events, redacted,
+        to be stored before ``event``; a run's terminal event forgets its streams."""
+        streams = self._runs.get(run_id)
+        if not streams:
+            return []
+        if event.type in _RUN_ENDS:
+            del self._runs[run_id]
+        released = []
+        for key, stream in streams.items():
+            if key == keep:
+                continue
+            text, start = stream.flush()
+            if len(text) > start:
+                kind, tag = key
+                cleaned = self._redact_from(text, start)
+                data = (
+                    MessageStreamed(cleaned, tag) if kind is EventType.MESSAGE_STREAMED else ThinkingStreamed(cleaned)
+                )
+                released.append(Event.new(data, session_id=event.session_id, run_id=run_id, provider=event.provider))
+        return released
+
+    @hookimpl
+    def asm_run_finished(self, session: Session, run: Run) -> None:
+        """Forget the run's streams (their tails went out with its terminal event)."""
+        self._runs.pop(run.id, None)
 
     @hookimpl
     def asm_transform_record(self, record: Session | Run) -> Session | Run | None:
@@ -136,11 +299,52 @@ class EventRedactor:
         return value
 
 
-def _replace(match: re.Match[str], kind: str) -> str:
-    marker = f"[REDACTED:{kind}]"
-    if match.re.groups and match.group(1) is not None:
-        start, end = match.span(1)
-        whole_start = match.start()
-        text = match.group(0)
-        return text[: start - whole_start] + marker + text[end - whole_start :]
-    return marker
+class _Stream:
+    """One stream of deltas: the tail held back, and the released text just
+    before it (left context for the patterns, never emitted again)."""
+
+    __slots__ = ("context", "held")
+
+    def __init__(self) -> None:
+        self.context = ""
+        self.held = ""
+
+    def feed(self, delta: str, hold: re.Pattern[str]) -> tuple[str, int]:
+        """Take a delta: ``(text, start)``, where ``text[start:]`` is released
+        now (to redact, ``text[:start]`` its context) and the rest is held."""
+        text = self.context + self.held + delta
+        start = len(self.context)
+        # Only a tail up to MAX_HOLD_CHARS long may be held: the search starts there.
+        match = hold.search(text, max(start, len(text) - MAX_HOLD_CHARS))
+        cut = len(text) if match is None else match.start()
+        self.held = text[cut:]
+        if cut > start:
+            self.context = text[max(0, cut - _CONTEXT_CHARS) : cut]
+        return text[:cut], start
+
+    def flush(self) -> tuple[str, int]:
+        """The held tail, released (the stream ended), as ``(text, start)``."""
+        text, start = self.context + self.held, len(self.context)
+        self.context, self.held = text[-_CONTEXT_CHARS:], ""
+        return text, start
+
+
+def _text_size(value: Any, budget: int = OFF_LOOP_CHARS + 1) -> int:
+    """The characters of text in ``value``, counted up to ``budget``."""
+    if isinstance(value, str):
+        return len(value)
+    total = 0
+    items: Iterable[Any]
+    if isinstance(value, dict):
+        items = (*value.keys(), *value.values())
+    elif isinstance(value, list | tuple):
+        items = value
+    elif attrs.has(type(value)):
+        items = (getattr(value, f.name) for f in attrs.fields(type(value)))
+    else:
+        return 0
+    for item in items:
+        total += _text_size(item, budget - total)
+        if total >= budget:
+            break
+    return total
