@@ -384,3 +384,11 @@ async def test_cancelled_while_events_back_up(server: FakeAnthropicServer) -> No
         nursery.cancel_scope.cancel()
     gc.collect()
     await trio.testing.wait_all_tasks_blocked()
+
+
+def test_model_for_names_the_configured_model_before_the_run() -> None:
+    # run_started.model and pricing know the model even when it comes from [providers.claude]
+    provider = create_messages_provider({"model": "claude-opus-4-1"})
+    assert provider.model_for(asm.RunInput.coerce("hi")) == "claude-opus-4-1"
+    assert provider.model_for(asm.RunInput.coerce("hi", options={"model": "claude-haiku-4-5"})) == "claude-haiku-4-5"
+    assert ClaudeProvider().model_for(asm.RunInput.coerce("hi")) == "claude-sonnet-4-6"  # the default

@@ -440,3 +440,11 @@ async def test_cancelled_while_events_back_up(server: FakeOpenAIServer, api: str
         nursery.cancel_scope.cancel()
     gc.collect()
     await trio.testing.wait_all_tasks_blocked()
+
+
+def test_model_for_names_the_configured_model_before_the_run() -> None:
+    # run_started.model and pricing know the model even when it comes from [providers.openai]
+    provider = create_provider({"model": "gpt-4o"})
+    assert provider.model_for(asm.RunInput.coerce("hi")) == "gpt-4o"
+    assert provider.model_for(asm.RunInput.coerce("hi", options={"model": "o4-mini"})) == "o4-mini"
+    assert OpenAIProvider().model_for(asm.RunInput.coerce("hi")) == "gpt-5.1"  # the default

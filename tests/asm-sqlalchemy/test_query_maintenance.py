@@ -199,3 +199,21 @@ async def test_a_saved_run_round_trips_with_its_status(store: SqlAlchemyStore) -
     finished = attrs.evolve(run, status=RunStatus.COMPLETED)
     await store.save_run(finished)
     assert await store.list_runs("ses_rt", status=RunStatus.COMPLETED) == [finished]
+
+
+async def test_the_model_column_is_the_runs_model_whatever_its_end(store: SqlAlchemyStore) -> None:
+    # A failed run has no result; the model it ran on (say, codex's configured one) is Run.model.
+    await store.save_session(Session(id="ses_m", agent_id="a", provider="codex", created_at=T0))
+    failed = Run(
+        id="run_m",
+        session_id="ses_m",
+        input=RunInput.coerce("q"),
+        status=RunStatus.FAILED,
+        provider="codex",
+        usage=TokenUsage(4, 2),
+        model="gpt-5-codex",
+    )
+    await store.save_run(failed)
+    assert await store.get_run("run_m") == failed
+    summary = await store.usage_summary(group_by="model")
+    assert [(g["key"], g["runs"]) for g in summary["groups"]] == [("gpt-5-codex", 1)]

@@ -59,6 +59,8 @@ class ScriptedProvider:
 
     ``delay`` sleeps between steps; ``result`` replaces the default result
     (``output`` = the streamed text or the last ``message_received``).
+    ``model`` is the provider's configured model: a run's ``model`` option
+    overrides it (:meth:`model_for`).
     """
 
     def __init__(
@@ -95,6 +97,11 @@ class ScriptedProvider:
         """As given (streaming by default)."""
         return self._capabilities
 
+    def model_for(self, run: RunInput) -> str | None:
+        """The run's ``model`` option, else the ``model`` given here."""
+        model = run.options.get("model")
+        return model if isinstance(model, str) and model else self._model
+
     async def execute(self, run: RunInput, emit: Emit) -> RunResult:
         """Play the script."""
         streamed: list[str] = []
@@ -121,7 +128,7 @@ class ScriptedProvider:
         if self._result is not None:
             return self._result
         output = received if received is not None else "".join(streamed)
-        return RunResult(output=output, stop_reason="end_turn", model=self._model)
+        return RunResult(output=output, stop_reason="end_turn", model=self.model_for(run))
 
 
 class EchoProvider:
@@ -138,6 +145,10 @@ class EchoProvider:
     def capabilities(self) -> Capabilities:
         """Streaming only."""
         return Capabilities(streaming=True)
+
+    def model_for(self, run: RunInput) -> str:
+        """Always ``"echo"``: there is no other model to pick."""
+        return "echo"
 
     async def execute(self, run: RunInput, emit: Emit) -> RunResult:
         """Echo the last user message."""

@@ -149,6 +149,11 @@ class ClaudeProvider:
         """Streaming, tools and thinking."""
         return _CAPABILITIES
 
+    def model_for(self, run: RunInput) -> str | None:
+        """The run's ``model`` option, else the configured ``model`` ([providers.claude])."""
+        model = run.options.get("model", self.options.model)
+        return model if isinstance(model, str) and model else None
+
     async def execute(self, run: RunInput, emit: Emit) -> RunResult:
         """Run the tool loop: stream a model turn, run the tools it asked for,
         send their results back, until the model stops or ``max_turns``."""

@@ -89,6 +89,13 @@ class CodexProvider:
         """Tools, reasoning, code execution and file access; resumable threads."""
         return self._capabilities
 
+    def model_for(self, run: RunInput) -> str | None:
+        """The run's ``model`` option, else ``model`` from ``[providers.codex]``;
+        ``None`` when neither is set (codex's own config.toml decides, and its
+        stream does not say what it picked)."""
+        model = run.options.get("model", self.options.model)
+        return model if isinstance(model, str) and model else None
+
     def command(self, options: CodexOptions, resume: str | None) -> tuple[list[str], dict[str, str]]:
         """The argv (without the executable) and extra env of a run."""
         sdk_args, sdk_env = options.sdk_args(self.name)
@@ -121,7 +128,7 @@ class CodexProvider:
         prompt = run.prompt
         if options.system_prompt:
             prompt = f"{options.system_prompt}\n\n{prompt}"
-        state = _Stream(options.max_turns)
+        state = _Stream(options.max_turns, options.model)
         async with open_cli_process(
             [exe, *args],
             provider=self.name,
@@ -171,8 +178,10 @@ def _exit_error(proc: CLIProcess, code: int) -> AsmError:
 class _Stream:
     """One run's translation state: codex events in, asm payloads out."""
 
-    def __init__(self, max_turns: int | None) -> None:
+    def __init__(self, max_turns: int | None, model: str | None = None) -> None:
         self.max_turns = max_turns
+        #: the model asked for (codex's stream never names one): its tokens are priced by it
+        self.model = model
         self.thread_id: str | None = None
         self.output = ""
         self.usage = TokenUsage()
@@ -196,7 +205,7 @@ class _Stream:
             self.turns += 1
             usage = _usage(line.get("usage"))
             self.usage = self.usage + usage
-            return [TokenUsageUpdated(usage), TurnCompleted(self.turns)]
+            return [TokenUsageUpdated(usage, self.model), TurnCompleted(self.turns)]
         elif kind == "turn.failed":
             error = line.get("error")
             self.failure = _str(error.get("message")) if isinstance(error, dict) else "codex reported a failed turn"

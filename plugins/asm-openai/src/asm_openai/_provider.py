@@ -156,6 +156,11 @@ class OpenAIProvider:
         """Streaming, tools and reasoning."""
         return _CAPABILITIES
 
+    def model_for(self, run: RunInput) -> str | None:
+        """The run's ``model`` option, else the configured ``model`` ([providers.openai])."""
+        model = run.options.get("model", self.options.model)
+        return model if isinstance(model, str) and model else None
+
     async def execute(self, run: RunInput, emit: Emit) -> RunResult:
         """Run the tool loop: stream a model turn, run the tools it asked for,
         send their results back, until the model stops or ``max_turns``."""
