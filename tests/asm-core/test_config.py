@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asm import AsmConfig, AsmError, load_config
-from asm.config import user_config_path
+from asm.config import ConfigWarning, user_config_path
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -384,6 +384,36 @@ def test_an_unknown_asm_env_variable_is_named(monkeypatch: pytest.MonkeyPatch) -
     assert error.code == "invalid_config"
     assert "environment variable ASM_PROVDIER" in error.message
     assert "did you mean 'provider'?" in error.message
+
+
+def test_an_asm_variable_of_another_tool_is_a_warning_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASM_TMP", "/tmp/other-tool")
+    monkeypatch.setenv("ASM_PROVIDER", "scripted")
+
+    with pytest.warns(ConfigWarning) as caught:
+        loaded = load_config()
+
+    (warning,) = caught
+    assert str(warning.message).startswith("environment variable ASM_TMP is not an asm setting; ignored")
+    assert loaded.config.provider == "scripted"
+    assert "tmp" not in loaded.sources
+
+
+def test_a_nested_asm_variable_of_another_tool_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASM_CACHE__DIR", "/tmp/other-tool")
+
+    with pytest.warns(ConfigWarning, match="environment variable ASM_CACHE__DIR is not an asm setting"):
+        assert load_config().config == AsmConfig()
+
+
+def test_a_misspelt_reserved_variable_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASM_LOAD_PLUGIN", "asm-throwaway")
+
+    error = config_error()
+
+    assert error.code == "invalid_config"
+    assert "environment variable ASM_LOAD_PLUGIN" in error.message
+    assert "did you mean ASM_LOAD_PLUGINS?" in error.message
 
 
 def test_an_env_value_of_the_wrong_type_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -276,10 +276,30 @@ def test_asm_load_plugins_selects_entry_points_by_name() -> None:
 
 @pytest.mark.parametrize("name", ["asm-throwaway", "asm_throwaway", "ASM-Throwaway"])
 def test_asm_load_plugins_selects_entry_points_by_distribution_name(name: str) -> None:
-    registry = load_plugins(env={"ASM_LOAD_PLUGINS": f" {name} , somethingelse"})
+    registry = load_plugins(env={"ASM_LOAD_PLUGINS": f" {name} , asm-core"})
 
     assert "throwaway" in registry.names("providers")
     assert registry.broken == []
+
+
+def test_a_misspelt_asm_load_plugins_name_fails_with_a_did_you_mean() -> None:
+    with pytest.raises(AsmError) as caught:
+        load_plugins(env={"ASM_LOAD_PLUGINS": "asm-throwaway,asm-thowaway"})
+
+    assert caught.value.code == "invalid_config"
+    assert caught.value.message.startswith(
+        "ASM_LOAD_PLUGINS names 'asm-thowaway', which no installed asm plugin is called; did you mean 'asm-throwaway'?"
+    )
+    assert caught.value.details["unknown"] == ["asm-thowaway"]
+
+
+def test_an_asm_load_plugins_name_matching_nothing_installed_fails_listing_what_is() -> None:
+    with pytest.raises(AsmError) as caught:
+        load_plugins(env={"ASM_LOAD_PLUGINS": "asm-elsewhere"})
+
+    assert caught.value.code == "invalid_config"
+    assert "no installed asm plugin is called" in caught.value.message
+    assert "asm-throwaway" in caught.value.message  # what is installed
 
 
 def test_asm_load_plugins_can_select_only_the_broken_one() -> None:

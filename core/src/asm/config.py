@@ -22,6 +22,9 @@ keys with ``__``: ``ASM_PROVIDERS__ECHO__PREFIX=">> "``. Values are read as
 TOML values when they parse as one (numbers, booleans, arrays), else as strings;
 a string setting (``ASM_PROVIDER``, ``ASM_STORE``, ...) is always read as text.
 ``ASM_CONFIG``, ``ASM_LOAD_PLUGINS`` and ``ASM_TRACE_PLUGINS`` are not settings.
+A variable that names no setting (another tool's ``ASM_TMP``) is ignored with a
+:class:`ConfigWarning`; one a letter or two away from a setting's name
+(``ASM_PROVDIER``) is a typo and an ``invalid_config`` error.
 
 ``LoadedConfig.source_of(key)`` names the layer a value came from: ``default``,
 ``user config <path>``, ``project config <path>``, ``environment variable
@@ -33,7 +36,8 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -43,13 +47,69 @@ import platformdirs
 from asm.errors import AsmError
 from asm.serde import converter, describe_structure_error
 
-__all__ = ["AsmConfig", "LoadedConfig", "load_config", "user_config_path"]
+__all__ = [
+    "AsmConfig",
+    "ConfigWarning",
+    "LoadedConfig",
+    "close_match",
+    "load_config",
+    "typo_of",
+    "user_config_path",
+]
 
 #: Tables of plugin configs, by the kind of plugin they configure.
 PLUGIN_TABLES: Final = ("providers", "stores", "artifact_stores", "renderers", "sinks", "policies", "pricing", "tools")
 
 #: ASM_* variables that are not config keys.
 RESERVED_ENV: Final = frozenset({"ASM_LOAD_PLUGINS", "ASM_TRACE_PLUGINS", "ASM_CONFIG"})
+
+#: How alike (difflib's ratio) an unknown name must be to a known one to count as its typo
+#: (``asm-sqlalchmy`` / ``asm-sqlalchemy`` 0.96), rather than the name of something else
+#: (another tool's variable, a plugin not installed here); one edit away is a typo too.
+TYPO_CUTOFF: Final = 0.8
+
+
+class ConfigWarning(UserWarning):
+    """A config entry asm ignores, though it may be a mistake: a ``[<kind>.<name>]``
+    table for a plugin that is not installed, an ``ASM_*`` variable that is no
+    setting. The ``asm`` command prints each as one line, ``asm: warning: ...``;
+    an application sees it through :mod:`warnings` (turn it into an error with
+    ``warnings.simplefilter("error", asm.config.ConfigWarning)``)."""
+
+
+def close_match(name: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str | None:
+    """The choice most like ``name`` (for a did-you-mean), if any is at least ``cutoff`` alike.
+
+    >>> close_match("sqlitee", ["memory", "sqlite"])
+    'sqlite'
+    """
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def typo_of(name: str, choices: Iterable[str]) -> str | None:
+    """The choice ``name`` is a typo of: one edit away (a letter added, dropped,
+    changed, or two neighbours swapped) or at least :data:`TYPO_CUTOFF` alike.
+
+    >>> typo_of("ecoh", ["echo", "scripted"]), typo_of("nope", ["echo", "scripted"])
+    ('echo', None)
+    """
+    options = list(choices)
+    return next((c for c in options if _one_edit_apart(name, c)), None) or close_match(
+        name, options, cutoff=TYPO_CUTOFF
+    )
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    start = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    if len(a) == len(b):
+        rest = start + 1
+        swapped = a[start : start + 2] == b[start : start + 2][::-1] and a[start + 2 :] == b[start + 2 :]
+        return a[rest:] == b[rest:] or swapped
+    shorter, longer = (a, b) if len(a) < len(b) else (b, a)
+    return shorter[start:] == longer[start + 1 :]
 
 
 @attrs.frozen
@@ -74,6 +134,8 @@ class AsmConfig:
     redact: bool = True
     #: extra secret patterns, kind -> regular expression
     redact_patterns: dict[str, str] = attrs.field(factory=dict)
+    #: every run's workspace unless it gives its own: ``{path, backend, rollback_on, ...}`` (asm.workspace)
+    workspace: dict[str, Any] | None = None
     providers: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     stores: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     artifact_stores: dict[str, dict[str, Any]] = attrs.field(factory=dict)
@@ -208,10 +270,32 @@ def _from_env(env: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
             continue
         path = [part.lower() for part in name[4:].split("__")]
         origin = f"environment variable {name}"
+        if path[0] not in _FIELDS and not _env_typo(name, path[0]):
+            # Not a setting, nor a near miss of one: another tool's variable (ASM_TMP).
+            warnings.warn(
+                ConfigWarning(f"{origin} is not an asm setting; ignored (unset it if it was meant for asm)"),
+                stacklevel=3,
+            )
+            continue
         layer: dict[str, Any] = {}
         _set_path(layer, path, _env_value(env[name], path), origin=origin)
         layers.append((origin, layer))
     return layers
+
+
+def _env_typo(name: str, key: str) -> bool:
+    """Whether ``name`` (``ASM_<KEY>``, no setting) is a near miss of a setting (then the
+    layer check refuses it, with a did-you-mean) or of a reserved variable (refused here)."""
+    if typo_of(key, _FIELDS):
+        return True
+    reserved = typo_of(name, RESERVED_ENV)
+    if reserved:
+        raise AsmError(
+            "invalid_config",
+            f"environment variable {name} is not an asm setting; did you mean {reserved}?",
+            details={"origin": f"environment variable {name}", "key": key},
+        )
+    return False
 
 
 def _from_dotted(values: dict[str, Any]) -> dict[str, Any]:
@@ -237,8 +321,8 @@ def _check_layer(layer: dict[str, Any], origin: str) -> None:
         field = _FIELDS.get(key)
         if field is None:
             valid = ", ".join(sorted(_FIELDS))
-            close = difflib.get_close_matches(key, list(_FIELDS), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            close = close_match(key, _FIELDS)
+            hint = f"; did you mean {close!r}?" if close else ""
             raise AsmError(
                 "invalid_config",
                 f"{origin}: unknown config key {key!r}{hint} (valid keys: {valid})",

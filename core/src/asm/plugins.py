@@ -3,7 +3,8 @@
 Plugins are entry points in the group ``asm`` (each a module with
 ``@asm.hookimpl`` functions); asm-core's own built-ins register through the
 same hooks. ``ASM_LOAD_PLUGINS=a,b`` loads only the named entry points (or
-distributions; empty loads none but the built-ins); ``ASM_TRACE_PLUGINS=1``
+distributions; empty loads none but the built-ins; a name that no installed
+plugin has is an error, not a plugin quietly left out); ``ASM_TRACE_PLUGINS=1``
 traces every hook call to stderr.
 
 >>> registry = load_plugins()
@@ -27,6 +28,7 @@ import attrs
 import pluggy
 
 from asm import hookspecs
+from asm.config import close_match, typo_of
 from asm.errors import AsmError
 
 __all__ = [
@@ -173,9 +175,10 @@ class PluginRegistry:
             pass
         what = _SINGULAR[kind]
         installed = ", ".join(sorted(table)) or "none"
-        hint = ""
+        close = close_match(name, table)
+        hint = f"; did you mean {close!r}?" if close else ""
         if self.broken:
-            hint = "; these plugins failed to load: " + ", ".join(
+            hint += "; these plugins failed to load: " + ", ".join(
                 f"{b.entry_point} ({b.distribution or 'unknown distribution'}: {b.error})" for b in self.broken
             )
         raise AsmError(
@@ -386,6 +389,29 @@ def _extra_name(manager: pluggy.PluginManager, plugin: object) -> str:
     return name
 
 
+def _check_wanted(wanted: set[str]) -> None:
+    """Refuse ``ASM_LOAD_PLUGINS`` names that no installed plugin has: a misspelt
+    ``asm-sqlalchmy`` would otherwise drop persistence without a word."""
+    known: dict[str, str] = {"asm-core": "asm-core"}  # canonical form -> as installed
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        known.setdefault(_normalize(ep.name), ep.name)
+        if ep.dist is not None:
+            known.setdefault(_normalize(ep.dist.name), ep.dist.name)
+    unknown = sorted(name for name in wanted if _normalize(name) not in known)
+    if not unknown:
+        return
+    first = unknown[0]
+    close = typo_of(_normalize(first), known)
+    hint = f"; did you mean {known[close]!r}?" if close else ""
+    installed = ", ".join(sorted({n for n in known.values() if n.startswith("asm-")} or known.values()))
+    raise AsmError(
+        "invalid_config",
+        f"ASM_LOAD_PLUGINS names {first!r}, which no installed asm plugin is called{hint} "
+        f"(installed: {installed}); fix the name or install the plugin",
+        details={"unknown": unknown, "installed": sorted(known.values())},
+    )
+
+
 def _load_entry_points(
     manager: pluggy.PluginManager,
     wanted: set[str] | None,
@@ -394,6 +420,8 @@ def _load_entry_points(
     broken = []
     # Entry-point names and distribution names, both compared in canonical form.
     wanted_dists = {_normalize(name) for name in wanted} if wanted is not None else None
+    if wanted is not None:
+        _check_wanted(wanted)
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else None
         version = ep.dist.version if ep.dist is not None else None
