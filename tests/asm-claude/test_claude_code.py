@@ -13,12 +13,17 @@ from fake_cli_contract import CliMisbehaviourContract
 from fake_cli_fixtures import Install
 
 import asm
+import asm.cost
+import asm.serde
 from asm import AsmError, Cost, InMemorySessionStore, RunStatus, SessionManager, TokenUsage
 from asm.events import (
     CostUpdated,
+    ErrorOccurred,
+    ErrorRecovered,
     EventType,
     MessageReceived,
     MessageStreamed,
+    RunStarted,
     ToolCallCompleted,
     ToolCallStarted,
 )
@@ -216,3 +221,145 @@ async def test_policy_tool_rules_become_claude_codes_own_flags(install_fake: Ins
     # Plain names go to the CLI; the glob `rm*` cannot, and is judged as tool calls start.
     assert argv[argv.index("--allowedTools") + 1] == "Bash,Read"
     assert argv[argv.index("--disallowedTools") + 1] == "WebFetch,Write"
+
+
+# -- the model, cost, API errors and the CLI's own retries ---------------------------------
+
+FIXTURES = Path(__file__).resolve().parents[2] / "examples" / "fakes" / "streams"
+
+
+def recorded(name: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (FIXTURES / name).read_text().splitlines() if line.strip()]
+
+
+def api_retry(attempt: int, *, status: int | None = 529, error: str = "server_error") -> dict[str, Any]:
+    """A ``system``/``api_retry`` line as Claude Code prints it before each retry of a failed API call."""
+    return {
+        "type": "system",
+        "subtype": "api_retry",
+        "attempt": attempt,
+        "max_retries": 3,
+        "retry_delay_ms": 500 * 2 ** (attempt - 1),
+        "error_status": status,
+        "error": error,
+        "session_id": "c1ec53f3-37b7-4fae-b36d-38998bdcb6f3",
+        "uuid": f"retry-{attempt}",
+    }
+
+
+def write_stream(path: Path, lines: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def pricing(*models: str) -> asm.cost.Pricing:
+    from asm.cost import ModelPrice, Pricing, PricingTable
+
+    return Pricing([PricingTable("t", "", {m: ModelPrice(input=3, output=15) for m in models})])
+
+
+async def priced_run(provider: ClaudeCodeProvider, table: asm.cost.Pricing) -> tuple[asm.Run, list[object]]:
+    manager = SessionManager(InMemorySessionStore(), provider=provider, pricing=table)
+    done = await manager.run_once("run echo hi")
+    return done, [e.data for e in (await manager.store.read_events(done.session_id)).events]
+
+
+async def test_the_init_lines_model_is_the_runs_and_claude_codes_own_cost_is_the_only_one(
+    install_fake: Install,
+) -> None:
+    install_fake("claude", stream="claude_cli_stream_partial.jsonl")
+    # a priced model: the cost Claude Code reports is the run's, no second figure computed beside it
+    done, events = await priced_run(ClaudeCodeProvider(), pricing("claude-sonnet-4-5"))
+    assert [e for e in events if isinstance(e, CostUpdated)] == [CostUpdated(Cost("0.00042"), "claude-sonnet-4-5")]
+    assert [e.model for e in events if isinstance(e, asm.events.TokenUsageUpdated)] == ["claude-sonnet-4-5"]
+    assert done.model == "claude-sonnet-4-5" and done.cost == Cost("0.00042")
+    # a model no table prices: still no cost_unknown, Claude Code said what it cost
+    done, events = await priced_run(ClaudeCodeProvider(), pricing("another-model"))
+    assert [e for e in events if isinstance(e, ErrorOccurred)] == []
+    assert done.cost == Cost("0.00042")
+
+
+async def test_the_configured_model_is_named_before_the_run(install_fake: Install) -> None:
+    install_fake("claude", stream="claude_cli_stream_partial.jsonl")
+    provider = create_code_provider({"model": "claude-sonnet-4-5"})
+    assert provider.model_for(asm.RunInput.coerce("hi")) == "claude-sonnet-4-5"
+    assert provider.model_for(asm.RunInput.coerce("hi", options={"model": "opus"})) == "opus"
+    assert ClaudeCodeProvider().model_for(asm.RunInput.coerce("hi")) is None  # the init line will say
+    _, events = await priced_run(provider, pricing())
+    assert [e for e in events if isinstance(e, RunStarted)] == [RunStarted("claude-code", "claude-sonnet-4-5")]
+
+
+async def test_an_api_errors_text_is_not_the_answer(install_fake: Install) -> None:
+    # Claude Code turns an API error into a synthetic assistant message ("API Error: 529 ...", model
+    # "<synthetic>"): that is why the run failed, not something the model said.
+    install_fake("claude", stream="claude_cli_stream_error.jsonl", mode="exit=1")
+    done, events = await run(ClaudeCodeProvider())
+    assert done.status is RunStatus.FAILED and done.output == ""
+    payloads = content(events)
+    assert not [p for p in payloads if isinstance(p, MessageStreamed | MessageReceived)]
+    assert "<synthetic>" not in json.dumps([asm.serde.converter.unstructure(e) for e in events])
+    assert [p for p in payloads if isinstance(p, CostUpdated)] == [CostUpdated(Cost(0), "fake-529")]
+    assert done.model == "fake-529"
+    assert done.error is not None and "API Error: 529 Overloaded" in done.error.message
+
+
+async def test_each_retry_of_the_cli_is_an_event_and_success_after_it_a_recovery(
+    install_fake: Install, tmp_path: Path
+) -> None:
+    lines = recorded("claude_cli_stream_partial.jsonl")
+    stream = write_stream(tmp_path / "retried.jsonl", [lines[0], api_retry(1), api_retry(2), *lines[1:]])
+    install_fake("claude", stream=stream)
+    done, events = await run(ClaudeCodeProvider())
+    assert done.status is RunStatus.COMPLETED and done.output == "Hello from the fake server."
+    payloads = content(events)
+    retries = [p for p in payloads if isinstance(p, ErrorOccurred)]
+    assert [(p.error_code, p.provider_error and p.provider_error.kind) for p in retries] == [
+        ("provider_unavailable", "api_retry"),
+        ("provider_unavailable", "api_retry"),
+    ]
+    assert "retry 1/3 in 0.5s" in retries[0].error_message and "529" in retries[0].error_message
+    recovered = [p for p in payloads if isinstance(p, ErrorRecovered)]
+    assert len(recovered) == 1 and recovered[0].error_code == "provider_unavailable"
+    # the retries come first, the recovery before the first content of the answer
+    first_content = next(i for i, p in enumerate(payloads) if isinstance(p, ToolCallStarted | MessageStreamed))
+    assert payloads.index(recovered[0]) < first_content
+    assert max(payloads.index(r) for r in retries) < payloads.index(recovered[0])
+
+
+async def test_retries_that_run_out_fail_the_run_without_a_recovery(install_fake: Install, tmp_path: Path) -> None:
+    init, synthetic, result = recorded("claude_cli_stream_error.jsonl")
+    retries = [api_retry(1, status=429, error="rate_limit"), api_retry(2, status=429, error="rate_limit")]
+    stream = write_stream(tmp_path / "exhausted.jsonl", [init, *retries, synthetic, result])
+    install_fake("claude", stream=stream, mode="exit=1")
+    done, events = await run(ClaudeCodeProvider())
+    payloads = content(events)
+    assert [p.error_code for p in payloads if isinstance(p, ErrorOccurred)] == ["provider_rate_limited"] * 2
+    assert not [p for p in payloads if isinstance(p, ErrorRecovered | MessageStreamed)]
+    assert done.status is RunStatus.FAILED and done.error is not None and done.error.retryable
+
+
+async def test_the_clis_retries_are_bounded_by_default_and_configurable(
+    install_fake: Install, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = tmp_path / "record.json"
+    install_fake("claude", stream="claude_cli_stream.jsonl", record=record)
+
+    async def retries(provider: ClaudeCodeProvider, **options: object) -> str | None:
+        done, _ = await run(provider, **options)
+        assert done.status is RunStatus.COMPLETED, done.error
+        value: str | None = json.loads(record.read_text())["env"].get("CLAUDE_CODE_MAX_RETRIES")
+        return value
+
+    monkeypatch.delenv("CLAUDE_CODE_MAX_RETRIES", raising=False)
+    assert await retries(ClaudeCodeProvider()) == "3"  # not Claude Code's own 10 (minutes of silent waiting)
+    assert await retries(create_code_provider({"max_retries": 0})) == "0"
+    assert await retries(ClaudeCodeProvider(), max_retries=5) == "5"  # per run
+    monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "7")  # set where asm runs: respected
+    assert await retries(ClaudeCodeProvider()) == "7"
+    assert await retries(create_code_provider({"max_retries": 1})) == "1"
+
+
+def test_a_negative_retry_count_is_refused() -> None:
+    with pytest.raises(AsmError) as caught:
+        create_code_provider({"max_retries": -1})
+    assert caught.value.code == "invalid_config" and "max_retries must be >= 0" in caught.value.message

@@ -242,3 +242,32 @@ async def test_run_options_override_config(install_fake: Install, tmp_path: Path
 def test_registered_through_its_entry_point() -> None:
     registry = asm.load_plugins(env={"ASM_LOAD_PLUGINS": "asm-codex"})
     assert isinstance(registry.create("providers", "codex", {}), CodexProvider)
+
+
+async def test_the_configured_model_is_the_runs_model_and_prices_it(install_fake: Install) -> None:
+    # `model` in [providers.codex]: codex prints no model and no cost, so asm prices its tokens
+    from asm.cost import ModelPrice, Pricing, PricingTable
+    from asm.events import CostUpdated, RunStarted, TokenUsageUpdated
+
+    install_fake("codex", stream="codex_exec.jsonl")
+    pricing = Pricing([PricingTable("t", "", {"gpt-5-codex": ModelPrice(input=1, output=10)})])
+    manager = SessionManager(
+        InMemorySessionStore(), provider=create_provider({"model": "gpt-5-codex"}), pricing=pricing
+    )
+    done = await manager.run_once("run echo hi")
+    events = [e.data for e in (await manager.store.read_events(done.session_id)).events]
+    assert [e for e in events if isinstance(e, RunStarted)] == [RunStarted("codex", "gpt-5-codex")]
+    assert [e.model for e in events if isinstance(e, TokenUsageUpdated)] == ["gpt-5-codex"]
+    assert not [e for e in events if isinstance(e, ErrorOccurred) and e.error_code == "cost_unknown"]
+    assert [e.model for e in events if isinstance(e, CostUpdated)] == ["gpt-5-codex"]
+    assert done.model == "gpt-5-codex" and done.cost is not None
+    # a run option overrides it
+    done = await manager.run_once("run echo hi", options={"model": "o4-mini"})
+    assert done.model == "o4-mini"
+
+
+def test_model_for_says_which_model_before_the_run() -> None:
+    provider = create_provider({"model": "gpt-5-codex"})
+    assert provider.model_for(asm.RunInput.coerce("hi")) == "gpt-5-codex"
+    assert provider.model_for(asm.RunInput.coerce("hi", options={"model": "o4-mini"})) == "o4-mini"
+    assert CodexProvider().model_for(asm.RunInput.coerce("hi")) is None  # codex's own config decides

@@ -454,10 +454,11 @@ def test_stream_json_translator() -> None:
     ]
     assert translator.over_turns and translator.session_id == "s1"
     final = translator.translate([{"type": "result", "subtype": "success", "result": "Done", "total_cost_usd": 0.5}])
+    # the CLI's own cost before the tokens it covers (so asm computes none beside it); both name the model
     assert final == [
         TurnCompleted(2),
-        TokenUsageUpdated(TokenUsage(input_tokens=8, output_tokens=2, cache_read_tokens=3)),
         CostUpdated(Cost(total_usd=0.5), "m"),
+        TokenUsageUpdated(TokenUsage(input_tokens=8, output_tokens=2, cache_read_tokens=3), "m"),
     ]
     assert (translator.output, translator.finished, translator.failure) == ("Done", True, None)
 

@@ -13,6 +13,7 @@ become: docs/providers.md.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Final
 
 import attrs
@@ -49,6 +50,15 @@ INHERITED: Final = (
 #: The values of Claude Code's ``--permission-mode``.
 PERMISSION_MODES: Final = ("default", "acceptEdits", "plan", "bypassPermissions", "dontAsk")
 
+#: How often Claude Code retries a failed API call (429, 5xx, 529 overloaded) unless told
+#: otherwise. Its own default, 10 with exponential backoff, keeps a run waiting in silence for
+#: minutes on an overloaded API; a few retries ride out a blip, and the run then fails
+#: retryably, so asm's own retry or failover decides what happens next.
+DEFAULT_MAX_RETRIES: Final = 3
+
+#: The variable Claude Code reads its retry count from.
+MAX_RETRIES_ENV: Final = "CLAUDE_CODE_MAX_RETRIES"
+
 
 @attrs.frozen
 class ClaudeCodeOptions(CLIOptions):
@@ -62,6 +72,9 @@ class ClaudeCodeOptions(CLIOptions):
     disallowed_tools: list[str] = attrs.field(factory=list)
     #: Stream text token by token (``--include-partial-messages``).
     partial_messages: bool = True
+    #: Retries of a failed API call (``CLAUDE_CODE_MAX_RETRIES``); ``None``: the variable as
+    #: set in asm's environment, else :data:`DEFAULT_MAX_RETRIES`.
+    max_retries: int | None = None
 
 
 class ClaudeCodeProvider:
@@ -78,6 +91,12 @@ class ClaudeCodeProvider:
     def capabilities(self) -> Capabilities:
         """Tools, thinking, code execution and file access; resumable sessions."""
         return self._capabilities
+
+    def model_for(self, run: RunInput) -> str | None:
+        """The run's ``model`` option, else ``model`` from ``[providers.claude-code]``;
+        ``None`` when neither is set (Claude Code picks, and its ``init`` line says which)."""
+        model = run.options.get("model", self.options.model)
+        return model if isinstance(model, str) and model else None
 
     def command(self, options: ClaudeCodeOptions, resume: str | None) -> tuple[list[str], dict[str, str]]:
         """The argv (without the executable) and extra env of a run; the prompt goes on stdin."""
@@ -116,7 +135,8 @@ class ClaudeCodeProvider:
         if resume is not None and not isinstance(resume, str):
             raise AsmError("invalid_input", f"run option 'resume' must be a Claude Code session id, not {resume!r}")
         args, sdk_env = self.command(options, resume)
-        env = build_env(extra_allow=(*INHERITED, *options.inherit_env), set={**options.env, **sdk_env})
+        retries = _retries(options)
+        env = build_env(extra_allow=(*INHERITED, *options.inherit_env), set={**retries, **options.env, **sdk_env})
         exe = find_executable(options.path or "claude", provider=self.name, install_hint=INSTALL_HINT, env=env)
         cwd = check_cwd(options.cwd, provider=self.name)
         stream = StreamJsonTranslator(self.name)
@@ -149,8 +169,25 @@ def _checked(options: ClaudeCodeOptions, *, invalid: str) -> ClaudeCodeOptions:
         )
     if options.max_turns is not None and options.max_turns < 1:
         raise AsmError(invalid, f"claude-code max_turns must be >= 1, not {options.max_turns}")
+    if options.max_retries is not None and options.max_retries < 0:
+        raise AsmError(
+            invalid,
+            f"claude-code max_retries must be >= 0 (0: fail at the first API error), not {options.max_retries}",
+            details={"option": "max_retries"},
+        )
     options.sdk_args("claude-code")
     return options
+
+
+def _retries(options: ClaudeCodeOptions) -> dict[str, str]:
+    """``CLAUDE_CODE_MAX_RETRIES`` for the CLI: ``max_retries`` if set, else the
+    variable as asm's environment has it (inherited as is), else the default.
+    ``env`` / ``sdk_opts.env`` setting it win over all of these."""
+    if options.max_retries is not None:
+        return {MAX_RETRIES_ENV: str(options.max_retries)}
+    if MAX_RETRIES_ENV in os.environ:
+        return {}
+    return {MAX_RETRIES_ENV: str(DEFAULT_MAX_RETRIES)}
 
 
 def create_code_provider(config: dict[str, Any]) -> ClaudeCodeProvider:
