@@ -20,6 +20,8 @@ and, on request, misbehaves the ways real CLIs do::
 ``exit=N``          replay everything, then exit with status N
 ``ignore_sigterm``  ignore SIGTERM and fork a child that ignores it too; then hang
 ``slow=S``          sleep S seconds between lines
+``edit``            edit its working directory first, as an agent would: append a line to
+                    each ``*.txt``, write ``agent_notes.md``, delete ``obsolete*``
 
 ``record`` (a path) receives the fake's argv, cwd, environment and stdin as
 JSON; ``pidfile`` gets the pid of every process the fake starts, one a line.
@@ -88,6 +90,14 @@ def _hang() -> None:
     time.sleep(_HANG_SECONDS)
 
 
+def _edit(directory: Path) -> None:
+    for path in sorted(directory.glob("*.txt")):
+        path.write_text(path.read_text() + "edited by the agent\n")
+    (directory / "agent_notes.md").write_text("# notes\nthe agent was here\n")
+    for path in directory.glob("obsolete*"):
+        path.unlink()
+
+
 def main(config: dict[str, Any]) -> None:
     """Behave as the fake described by ``config`` (see :func:`install`)."""
     modes = {m.strip() for m in f"{config.get('mode', '')},{os.environ.get('FAKE_CLI_MODE', '')}".split(",")}
@@ -106,6 +116,8 @@ def main(config: dict[str, Any]) -> None:
             time.sleep(_HANG_SECONDS)
             os._exit(0)
         _note_pid(config, child)  # noted before any output: once output is seen, both pids are known
+    if "edit" in modes:
+        _edit(Path.cwd())
     out = sys.stdout.buffer
     lines = Path(config["stream"]).read_bytes().splitlines(keepends=True)
     if "long_line" in modes:

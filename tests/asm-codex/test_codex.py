@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from asm_codex import CodexOptions, CodexProvider, create_provider
-from fake_cli_contract import CliMisbehaviourContract
+from fake_cli_contract import AsmStoppedContract, CliMisbehaviourContract
 from fake_cli_fixtures import Install
 
 import asm
@@ -20,6 +22,8 @@ from asm.events import (
     ToolCallCompleted,
     ToolCallFailed,
     ToolCallStarted,
+    WorkspaceDiffComputed,
+    WorkspaceRolledBack,
 )
 from asm.ports import Provider
 from asm.testing import ProviderContract
@@ -46,6 +50,12 @@ class TestCodexMisbehaves(CliMisbehaviourContract):
 
     def provider(self, **options: Any) -> Provider:
         return CodexProvider(CodexOptions(**options))
+
+
+class TestCodexWhenAsmIsStopped(AsmStoppedContract):
+    provider_name = "codex"
+    cli = "codex"
+    stream = "codex_exec.jsonl"
 
 
 async def run(
@@ -271,3 +281,41 @@ def test_model_for_says_which_model_before_the_run() -> None:
     assert provider.model_for(asm.RunInput.coerce("hi")) == "gpt-5-codex"
     assert provider.model_for(asm.RunInput.coerce("hi", options={"model": "o4-mini"})) == "o4-mini"
     assert CodexProvider().model_for(asm.RunInput.coerce("hi")) is None  # codex's own config decides
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git work tree with a text file and a file the agent deletes."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    (repo / "notes.txt").write_text("first line\n")
+    (repo / "obsolete.cfg").write_text("old\n")
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "start"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, env={**os.environ, **env})
+    return repo
+
+
+@pytest.mark.parametrize(
+    ("stream", "mode", "rolled_back"),
+    [("codex_exec_error.jsonl", "edit,exit=1", True), ("codex_exec.jsonl", "edit", False)],
+)
+async def test_codex_editing_a_workspace_leaves_a_patch_and_is_rolled_back_on_failure(
+    install_fake: Install, repo: Path, stream: str, mode: str, rolled_back: bool
+) -> None:
+    install_fake("codex", stream=stream, mode=mode)
+    store, artifacts = InMemorySessionStore(), asm.InMemoryArtifactStore()
+    manager = SessionManager(store, provider=CodexProvider(), artifact_store=artifacts)
+    done = await manager.run_once("tidy up", options={"workspace": {"path": str(repo)}})
+    assert done.status is (RunStatus.FAILED if rolled_back else RunStatus.COMPLETED)
+    events = (await store.read_events(done.session_id)).events
+    (diffed,) = [e.data for e in events if isinstance(e.data, WorkspaceDiffComputed)]
+    assert diffed.files_changed == 3 and diffed.patch_ref is not None
+    patch = (await artifacts.get(diffed.patch_ref)).decode()
+    assert "+edited by the agent" in patch and "+the agent was here" in patch and "-old" in patch
+    assert any(isinstance(e.data, WorkspaceRolledBack) for e in events) is rolled_back
+    if rolled_back:
+        assert (repo / "notes.txt").read_text() == "first line\n"
+        assert (repo / "obsolete.cfg").exists() and not (repo / "agent_notes.md").exists()
+    else:
+        assert (repo / "agent_notes.md").exists() and not (repo / "obsolete.cfg").exists()

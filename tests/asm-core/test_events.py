@@ -25,7 +25,7 @@ SEED_TYPES = {
     "turn_completed", "workspace_snapshot_taken", "workspace_diff_computed", "policy_violation",
     "approval_requested", "approval_granted", "approval_denied",
 }  # fmt: skip
-ASM_ADDED = {"run_queued", "thinking_streamed", "cost_updated", "artifact_stored"}
+ASM_ADDED = {"run_queued", "thinking_streamed", "cost_updated", "artifact_stored", "workspace_rolled_back"}
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text() | st.floats(allow_nan=False)
 json_values = st.recursive(
@@ -62,6 +62,7 @@ def _strategy_for(annotation: Any) -> st.SearchStrategy[Any]:
         "Cost": costs,
         "ProviderError | None": st.none() | provider_errors,
         "dict[str, Any]": json_objects,
+        "tuple[str, ...]": st.lists(st.text(), max_size=5).map(tuple),
         "Any": json_values,
     }
     return by_type[annotation]

@@ -9,7 +9,11 @@ from typing import Any
 
 import pytest
 
-from asm import AsmError
+import asm
+from asm import AsmError, InMemoryArtifactStore, InMemorySessionStore, SessionManager
+from asm.events import ErrorOccurred, MessageStreamed, WorkspaceDiffComputed, WorkspaceRolledBack
+from asm.model import RunInput, RunResult
+from asm.ports import Emit
 from asm.workspace import WorkspaceOptions, diff, rollback, snapshot
 
 GIT_ENV = {
@@ -199,3 +203,105 @@ def test_bad_workspace_options_are_invalid_input(value: object, fragment: str) -
     with pytest.raises(AsmError) as caught:
         WorkspaceOptions.parse(value)
     assert caught.value.code == "invalid_input" and fragment in caught.value.message
+
+
+# -- a run's workspace ----------------------------------------------------------------------
+
+
+class Editor:
+    """Edits files in its ``cwd`` (as a CLI agent does), then ends as told."""
+
+    name = "editor"
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.fail = fail
+        self.cwds: list[str] = []
+
+    def capabilities(self) -> asm.Capabilities:
+        return asm.Capabilities(file_access=True)
+
+    async def execute(self, run: RunInput, emit: Emit) -> RunResult:
+        cwd = Path(run.options["cwd"])
+        self.cwds.append(str(cwd))
+        (cwd / "keep.txt").write_text("rewritten by the agent\n")
+        (cwd / "added.py").write_text("x = 1\n")
+        await emit(MessageStreamed("edited"))
+        if self.fail:
+            raise AsmError("provider_error", "the agent gave up halfway")
+        return RunResult(output="edited")
+
+
+async def run_in(workspace: dict[str, Any], provider: Editor) -> tuple[asm.Run, list[asm.Event], InMemoryArtifactStore]:
+    store, artifacts = InMemorySessionStore(), InMemoryArtifactStore()
+    manager = SessionManager(store, provider=provider, artifact_store=artifacts)
+    run = await manager.run_once("edit the files", options={"workspace": workspace})
+    return run, list((await store.read_events(run.session_id)).events), artifacts
+
+
+async def test_a_failed_run_is_rolled_back_and_its_patch_kept(repo: Path) -> None:
+    state = git_state(repo)
+    provider = Editor(fail=True)
+    run, events, artifacts = await run_in({"path": str(repo)}, provider)
+    assert run.status is asm.RunStatus.FAILED
+    assert provider.cwds == [str(repo)], "a CLI-like provider works in the workspace"
+    kinds = [e.type.value for e in events]
+    assert kinds[kinds.index("run_started") :] == [
+        "run_started",
+        "message_sent",
+        "workspace_snapshot_taken",
+        "message_streamed",
+        "workspace_snapshot_taken",
+        "artifact_stored",
+        "workspace_diff_computed",
+        "workspace_rolled_back",
+        "run_failed",
+        "session_failed",
+    ]
+    diffed = next(e.data for e in events if isinstance(e.data, WorkspaceDiffComputed))
+    assert (diffed.files_changed, diffed.insertions, diffed.deletions) == (2, 2, 3)
+    key = f"sessions/{run.session_id}/runs/{run.id}/workspace.patch"
+    assert diffed.patch_ref == key
+    patch = (await artifacts.get(key)).decode()
+    assert "+rewritten by the agent" in patch and "+x = 1" in patch
+    rolled = next(e.data for e in events if isinstance(e.data, WorkspaceRolledBack))
+    assert (rolled.outcome, rolled.paths) == ("failed", ("added.py", "keep.txt"))
+    assert (repo / "keep.txt").read_text() == "one\ntwo\nthree\n" and not (repo / "added.py").exists()
+    assert git_state(repo) == state
+
+
+async def test_a_completed_run_keeps_its_changes_unless_asked(repo: Path) -> None:
+    run, events, _ = await run_in({"path": str(repo)}, Editor())
+    assert run.status is asm.RunStatus.COMPLETED
+    assert not any(isinstance(e.data, WorkspaceRolledBack) for e in events)
+    assert (repo / "added.py").exists()
+    (repo / "added.py").unlink()
+    (repo / "keep.txt").write_text("one\ntwo\nthree\n")
+    run, events, _ = await run_in({"path": str(repo), "rollback_on": ["completed"]}, Editor())
+    assert any(isinstance(e.data, WorkspaceRolledBack) for e in events) and not (repo / "added.py").exists()
+
+
+async def test_a_failed_snapshot_fails_the_run_before_the_provider_starts(tmp_path: Path) -> None:
+    provider = Editor()
+    run, events, _ = await run_in({"path": str(tmp_path / "missing")}, provider)
+    assert run.status is asm.RunStatus.FAILED and run.error is not None
+    assert run.error.code == "workspace_not_found"
+    assert provider.cwds == [], "the provider never started"
+
+
+async def test_the_hash_backend_reports_changes_and_says_it_cannot_roll_back(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("before\n")
+    run, events, _ = await run_in({"path": str(tmp_path)}, Editor(fail=True))
+    assert run.status is asm.RunStatus.FAILED
+    diffed = next(e.data for e in events if isinstance(e.data, WorkspaceDiffComputed))
+    assert (diffed.files_changed, diffed.patch_ref) == (2, None)
+    (problem,) = [e.data for e in events if isinstance(e.data, ErrorOccurred)]
+    assert problem.error_code == "workspace_rollback_unsupported"
+    assert (tmp_path / "added.py").exists(), "nothing pretended to roll back"
+
+
+async def test_a_bad_workspace_option_is_refused_before_anything_is_stored() -> None:
+    store = InMemorySessionStore()
+    with pytest.raises(AsmError) as caught:
+        await SessionManager(store, provider=Editor()).run_once("x", options={"workspace": {"backend": "git"}})
+    assert caught.value.code == "invalid_input"
+    assert await store.list_sessions() == []

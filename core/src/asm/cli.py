@@ -27,14 +27,15 @@ import math
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import trio
 
 from asm._signals import Stopped, cancelled_on_signals
-from asm.config import LoadedConfig, load_config
+from asm.config import ConfigWarning, LoadedConfig, load_config
 from asm.errors import AsmError, ValidationError
 from asm.events import ApprovalRequested, Event, MessageStreamed
 from asm.hookspecs import hookimpl
@@ -80,7 +81,8 @@ def run_cli(argv: Sequence[str], *, stdout: TextIO | None = None, stderr: TextIO
         registry = load_plugins()
         parser = _parser(registry, out, err)
         args = parser.parse_args(list(argv))
-        status = args.handler(args)
+        with _warnings_as_lines(err):
+            status = args.handler(args)
         # Output still buffered fails here, not in the exit-time flush, if its reader left.
         out.flush()
         if out is not sys.stdout:
@@ -107,6 +109,25 @@ def run_cli(argv: Sequence[str], *, stdout: TextIO | None = None, stderr: TextIO
         return _report(_first(matched), err)
     except AsmError as exc:
         return _report(exc, err)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(err: TextIO) -> Iterator[None]:
+    """Inside the block, each :class:`~asm.config.ConfigWarning` (a config entry asm
+    ignores) is one line on ``err``, ``asm: warning: <message>``, once; other
+    warnings are shown as Python shows them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", ConfigWarning)
+        show_others = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, ConfigWarning):
+                err.write(f"asm: warning: {message}\n")
+            else:
+                show_others(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
 
 
 def _reader_left(out: TextIO) -> int:
@@ -188,6 +209,12 @@ def _parser(registry: PluginRegistry, out: TextIO, err: TextIO) -> argparse.Argu
     run.add_argument("--config", "-c", help="config file (default: ./asm.toml)")
     run.add_argument("--json", action="store_true", help="print every event as a JSON line")
     run.add_argument("--timeout", type=float, help="run timeout in seconds")
+    run.add_argument(
+        "--workspace",
+        "-w",
+        metavar="DIR",
+        help="the directory the agent works in: snapshot it, keep the patch, roll back a failed run",
+    )
     run.set_defaults(handler=functools.partial(_cmd_run, registry=registry, out=out))
 
     plugins = commands.add_parser("plugins", help="list installed plugins and what they register")
@@ -252,6 +279,8 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO)
     async def go() -> int:
         async with open_runtime(loaded, registry=registry) as runtime:
             prompt, options = _run_input(words, runtime.provider())
+            if args.workspace is not None:
+                options = {**(options or {}), "workspace": {**(loaded.config.workspace or {}), "path": args.workspace}}
             async with cancelled_on_signals():
                 run = await runtime.run_once(prompt, on_event=show, options=options)
         if not args.json and not reader_gone:
@@ -325,7 +354,7 @@ def render_config(loaded: LoadedConfig) -> str:
     """The merged config as TOML, each value commented with where it came from.
 
     The output parses back (``tomllib.loads``) to the merged config, less the
-    settings that are unset.
+    settings that are unset, and with the password of every URL shown as ``***``.
     """
     from asm.serde import unstructure
 
@@ -379,7 +408,7 @@ def _toml_value(value: Any) -> str:
         return "[" + ", ".join(_toml_value(v) for v in value if v is not None) + "]"
     if isinstance(value, datetime | date | time):
         return value.isoformat()
-    return _toml_string(str(value))
+    return _toml_string(mask_url(str(value)))  # a database's or Redis's password is not printed
 
 
 if __name__ == "__main__":  # pragma: no cover

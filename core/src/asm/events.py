@@ -60,6 +60,7 @@ __all__ = [
     "ToolCallStarted",
     "TurnCompleted",
     "WorkspaceDiffComputed",
+    "WorkspaceRolledBack",
     "WorkspaceSnapshotTaken",
 ]
 
@@ -99,6 +100,7 @@ class EventType(StrEnum):
     APPROVAL_DENIED = "approval_denied"
     WORKSPACE_SNAPSHOT_TAKEN = "workspace_snapshot_taken"
     WORKSPACE_DIFF_COMPUTED = "workspace_diff_computed"
+    WORKSPACE_ROLLED_BACK = "workspace_rolled_back"
     ARTIFACT_STORED = "artifact_stored"
     ERROR_OCCURRED = "error_occurred"
     ERROR_RECOVERED = "error_recovered"
@@ -400,6 +402,17 @@ class WorkspaceDiffComputed(EventData):
 
 
 @attrs.frozen
+class WorkspaceRolledBack(EventData):
+    """The working directory was put back as it was at snapshot ``ref`` (``paths``
+    restored or removed), because the run ended ``outcome``."""
+
+    type: ClassVar[EventType] = _T.WORKSPACE_ROLLED_BACK
+    ref: str
+    outcome: str
+    paths: tuple[str, ...] = ()
+
+
+@attrs.frozen
 class ArtifactStored(EventData):
     """A blob was stored in the artifact store under ``key``."""
 
@@ -463,6 +476,7 @@ PAYLOADS: Final[dict[EventType, type[EventData]]] = {
         ApprovalDenied,
         WorkspaceSnapshotTaken,
         WorkspaceDiffComputed,
+        WorkspaceRolledBack,
         ArtifactStored,
         ErrorOccurred,
         ErrorRecovered,

@@ -58,9 +58,11 @@ from asm.model import Cost, ErrorInfo, ProviderError, Run, RunInput, RunResult, 
 from asm.owners import current_owner, reporting_process_groups, with_process_group
 from asm.plugins import PluginRegistry
 from asm.policy import Policy, PolicyGuard, ToolAction, Violation, cli_tool_lists, merge_policies
-from asm.ports import EventCallback, Provider, SessionStore
+from asm.ports import ArtifactStore, EventCallback, Provider, SessionStore
 from asm.states import RunStatus, SessionStatus, check_run_transition, check_session_transition
 from asm.stores import claim_refused
+from asm.workspace import WorkspaceOptions
+from asm.workspace._run import RunWorkspace
 
 __all__ = ["SessionManager"]
 
@@ -85,7 +87,9 @@ class SessionManager:
     ``provider`` is the default provider; ``providers`` resolves provider names
     (a mapping or a ``name -> Provider`` callable, e.g. a runtime's). With
     ``plugins``, the runtime hooks (``asm_event``, ``asm_transform_event``,
-    lifecycle and approval hooks) are called.
+    lifecycle and approval hooks) are called. ``workspace`` is every run's
+    ``workspace`` option unless it gives its own (:mod:`asm.workspace`: snapshot,
+    diff, rollback), and its patch goes to ``artifact_store``.
     """
 
     def __init__(
@@ -103,6 +107,8 @@ class SessionManager:
         pricing: Pricing | None = None,
         policies: Iterable[Policy] = (),
         approval_timeout: float | None = 300.0,
+        artifact_store: ArtifactStore | None = None,
+        workspace: Mapping[str, Any] | str | None = None,
     ) -> None:
         if event_buffer_size < 1:
             raise AsmError("validation_error", f"event_buffer_size must be >= 1, not {event_buffer_size}")
@@ -118,6 +124,12 @@ class SessionManager:
         self.pricing = pricing
         self.policies = list(policies)
         self.approval_timeout = approval_timeout
+        #: where runs' artifacts go (a workspace's patch); ``None``: patches are not kept
+        self.artifact_store = artifact_store
+        #: every run's ``workspace`` option unless it gives its own (see :mod:`asm.workspace`)
+        self.workspace = workspace
+        if workspace is not None:
+            WorkspaceOptions.parse(workspace)  # a bad default fails here, not at the first run
         self._session_policies: dict[str, list[Policy]] = {}
         # Inputs as given, for runs started here: the stored copy may be redacted,
         # but the provider must get what the user wrote.
@@ -283,7 +295,7 @@ class SessionManager:
         ``input`` is a prompt string, a list of messages or a ``RunInput``;
         empty or malformed input is a ``validation_error``.
         """
-        run_input = RunInput.coerce(input, options=options)
+        run_input = _run_input(input, options)
         session = await self.store.get_session(session_id)
         if session.status is not SessionStatus.ACTIVE:
             raise AsmError(
@@ -352,6 +364,7 @@ class SessionManager:
         if policy is not None and policy.tool_rules:
             denied, allowed = cli_tool_lists(policy)
             run = attrs.evolve(run, input=attrs.evolve(run.input, denied_tools=denied, allowed_tools=allowed))
+        workspace, provider_input = self._workspace(run, chosen)
         active = self._active[run.id] = _ActiveRun(trio.CancelScope())
         token = _current_run.set(run.id)
         try:
@@ -367,7 +380,7 @@ class SessionManager:
                     if guard is not None and guard.policy.limits.max_duration_s is not None:
                         nursery.start_soon(writer.watch_duration, watchdog, guard.policy.limits.max_duration_s)
                     try:
-                        return await self._drive(session, run, chosen, writer, active, limit)
+                        return await self._drive(session, run, provider_input, chosen, writer, active, limit, workspace)
                     finally:
                         watchdog.cancel()
         finally:
@@ -375,14 +388,31 @@ class SessionManager:
             del self._active[run.id]
             active.done.set()
 
+    def _workspace(self, run: Run, provider: Provider) -> tuple[RunWorkspace | None, RunInput]:
+        """The run's workspace (its ``workspace`` option, else the manager's), and the
+        input the provider gets: without that option, and with the workspace as the
+        ``cwd`` of a provider that works on files (the CLI agents)."""
+        value = run.input.options.get("workspace", self.workspace)
+        if value is None:
+            return None, run.input
+        workspace = RunWorkspace(
+            WorkspaceOptions.parse(value), session_id=run.session_id, run_id=run.id, artifacts=self.artifact_store
+        )
+        options = {key: item for key, item in run.input.options.items() if key != "workspace"}
+        if "cwd" not in options and _works_on_files(provider):
+            options["cwd"] = workspace.options.path
+        return workspace, attrs.evolve(run.input, options=options)
+
     async def _drive(
         self,
         session: Session,
         run: Run,
+        provider_input: RunInput,
         provider: Provider,
         writer: _RunWriter,
         active: _ActiveRun,
         limit: float | None,
+        workspace: RunWorkspace | None,
     ) -> Run:
         result: RunResult | None = None
         returned: RunResult | None = None
@@ -404,8 +434,10 @@ class SessionManager:
                     await writer.publish(RunStarted(provider.name, writer.model))
                     for message in run.input.messages:
                         await writer.publish(MessageSent(message.content, message.role))
+                    if workspace is not None:
+                        await workspace.begin(writer.publish)  # fails the run before the provider starts
                     with reporting_process_groups(own_group):
-                        returned = await provider.execute(run.input, writer)
+                        returned = await provider.execute(provider_input, writer)
                     await writer.judge_result(returned)
                     # Cancelled (a policy, cancel_run) before the provider returned without
                     # reaching another checkpoint: the cancel stands, whatever it returned.
@@ -424,7 +456,9 @@ class SessionManager:
                         # Cancelled from outside (the caller's scope): record, then propagate.
                         info = ErrorInfo("cancelled", "run was cancelled (caller cancelled)")
                         cancelled = RunCancelled("caller cancelled")
-                        await self._finish(session, run, writer, RunStatus.CANCELLED, cancelled, error=info)
+                        await self._finish(
+                            session, run, writer, RunStatus.CANCELLED, cancelled, error=info, workspace=workspace
+                        )
                     raise
         with trio.CancelScope(shield=True):
             await writer.settle(returned)
@@ -435,21 +469,28 @@ class SessionManager:
         if error is not None:
             info = _error_info(error, self)
             data = RunFailed(info.code, info.message, info.retryable, info.provider_error)
-            return await self._finish(session, run, writer, RunStatus.FAILED, data, error=info)
+            return await self._finish(session, run, writer, RunStatus.FAILED, data, error=info, workspace=workspace)
         if deadline.cancelled_caught:
             timeout_s = float(limit or 0.0)
             why = f"run exceeded its timeout of {timeout_s:g}s; raise the timeout"
             info = ErrorInfo("timeout", why, True, details={"timeout_s": timeout_s})
-            return await self._finish(session, run, writer, RunStatus.TIMEOUT, RunTimeout(timeout_s), error=info)
+            timed_out = RunTimeout(timeout_s)
+            return await self._finish(
+                session, run, writer, RunStatus.TIMEOUT, timed_out, error=info, workspace=workspace
+            )
         if result is None:
             reason = active.reason or "cancelled"
             info = ErrorInfo("cancelled", f"run was cancelled ({reason})")
             cancelled = RunCancelled(reason)
             usage = _final_usage(returned, writer)
-            return await self._finish(session, run, writer, RunStatus.CANCELLED, cancelled, error=info, usage=usage)
+            return await self._finish(
+                session, run, writer, RunStatus.CANCELLED, cancelled, error=info, usage=usage, workspace=workspace
+            )
         usage = _final_usage(result, writer)
         data = RunCompleted(result.stop_reason, usage, writer.model)
-        return await self._finish(session, run, writer, RunStatus.COMPLETED, data, result=result, usage=usage)
+        return await self._finish(
+            session, run, writer, RunStatus.COMPLETED, data, result=result, usage=usage, workspace=workspace
+        )
 
     async def _finish(
         self,
@@ -462,6 +503,7 @@ class SessionManager:
         result: RunResult | None = None,
         error: ErrorInfo | None = None,
         usage: TokenUsage | None = None,
+        workspace: RunWorkspace | None = None,
     ) -> Run:
         # Everything the provider emitted is stored before the run is final;
         # the terminal event comes after the final state, so whoever sees it
@@ -470,6 +512,8 @@ class SessionManager:
         with trio.CancelScope(shield=True):
             await writer.close()
             check_run_transition(run.status, status)
+            # The workspace's after-work (diff, patch, rollback) is done before the run is final.
+            ending = [*(await workspace.end(status.value) if workspace is not None else ()), data]
             run = attrs.evolve(
                 run,
                 status=status,
@@ -484,7 +528,7 @@ class SessionManager:
             # After a consumer failed, the run's end is still recorded, just not re-delivered to it.
             quiet = writer.error is not None
             try:
-                await self._publish(run.session_id, run.id, [data], writer.on_event, provider=run.provider, quiet=quiet)
+                await self._publish(run.session_id, run.id, ending, writer.on_event, provider=run.provider, quiet=quiet)
             except AsmError:
                 if not writer.store_failed:
                     raise
@@ -547,7 +591,7 @@ class SessionManager:
         >>> run = await manager.run_once("What is 2 + 2?")  # doctest: +SKIP
         >>> run.raise_for_status().output  # doctest: +SKIP
         """
-        run_input = RunInput.coerce(input, options=options)
+        run_input = _run_input(input, options)
         chosen = self._resolve_provider(provider)
         session = self._new_session(agent_id, chosen.name, metadata, one_shot=True)
         run: Run | None = None
@@ -828,6 +872,21 @@ async def _transform_event(plugin_name: str, transform: Callable[..., Any], even
             details={"plugin": plugin_name},
         )
     return events
+
+
+def _run_input(input: object, options: Mapping[str, Any] | None) -> RunInput:
+    """``input`` as a ``RunInput``, or ``validation_error`` / ``invalid_input`` before anything is stored."""
+    run_input = RunInput.coerce(input, options=options)
+    if "workspace" in run_input.options:
+        WorkspaceOptions.parse(run_input.options["workspace"])
+    return run_input
+
+
+def _works_on_files(provider: Provider) -> bool:
+    try:
+        return bool(provider.capabilities().file_access)
+    except Exception:  # noqa: BLE001 - a provider that cannot say gets no cwd
+        return False
 
 
 def _authorizes(provider: Provider) -> bool:

@@ -13,6 +13,7 @@ when the block ends.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from asm.concurrency import ConcurrencyLimiter
-from asm.config import AsmConfig, LoadedConfig, load_config
+from asm.config import AsmConfig, ConfigWarning, LoadedConfig, load_config, typo_of
 from asm.cost import Pricing, pricing_table_from_config
 from asm.errors import AsmError
 from asm.manager import SessionManager
@@ -30,11 +31,12 @@ from asm.policy import Policy
 from asm.ports import ArtifactStore, Emit, EventCallback, Provider, Renderer, SessionStore, Sink
 from asm.redaction import EventRedactor
 from asm.rendering import RenderingPipeline
+from asm.workspace import WorkspaceOptions
 
 if TYPE_CHECKING:
     from asm.pubsub import Subscription
 
-__all__ = ["Runtime", "assemble", "open_runtime"]
+__all__ = ["Runtime", "assemble", "check_plugin_tables", "open_runtime"]
 
 
 @attrs.define
@@ -128,6 +130,57 @@ def _origins(loaded: LoadedConfig | None, kind: str, name: str, table: dict[str,
     return " and ".join(dict.fromkeys(origins))
 
 
+#: Kinds whose ``[<kind>.<name>]`` tables only configure the plugin of that name. (A
+#: ``[policies.<name>]`` or ``[pricing.<name>]`` table is a policy or a price list in itself.)
+_CONFIGURING_KINDS = ("providers", "stores", "artifact_stores", "renderers", "sinks", "tools")
+_WHAT = {
+    "providers": "provider",
+    "stores": "store",
+    "artifact_stores": "artifact store",
+    "renderers": "renderer",
+    "sinks": "sink",
+    "tools": "tool",
+}
+
+
+def check_plugin_tables(config: AsmConfig | LoadedConfig, registry: PluginRegistry) -> None:
+    """Check that each plugin table of ``config`` names a plugin of ``registry``.
+
+    A table named a letter or two away from an installed plugin (``[stores.sqlitee]``)
+    is a typo: ``invalid_config`` with a did-you-mean. A table for a plugin that is not
+    installed here (an ``asm.toml`` shared between machines) is ignored with a
+    :class:`~asm.config.ConfigWarning` - except a ``[sinks.<name>]`` table, which asks
+    for its sink, so assembling fails with ``plugin_not_found``. A table with a
+    ``plugin`` key names its plugin itself (a named instance) and is not checked here.
+    """
+    loaded = config if isinstance(config, LoadedConfig) else None
+    cfg = loaded.config if loaded is not None else config
+    assert isinstance(cfg, AsmConfig)
+    for kind in _CONFIGURING_KINDS:
+        installed = registry.names(kind)
+        tables: dict[str, dict[str, Any]] = getattr(cfg, kind)
+        for name, table in tables.items():
+            if name in installed or "plugin" in table:
+                continue
+            where = _origins(loaded, kind, name, table)
+            typo = typo_of(name, installed)
+            if typo is not None:
+                raise AsmError(
+                    "invalid_config",
+                    f"[{kind}.{name}] (from {where}): no {_WHAT[kind]} named {name!r} is installed; "
+                    f"did you mean [{kind}.{typo}]? Rename the table",
+                    details={"kind": kind, "name": name, "origin": where, "did_you_mean": typo},
+                )
+            if kind != "sinks":
+                warnings.warn(
+                    ConfigWarning(
+                        f"[{kind}.{name}] (from {where}) configures a {_WHAT[kind]} that is not installed here; "
+                        f"it is ignored (installed: {', '.join(installed) or 'none'})"
+                    ),
+                    stacklevel=2,
+                )
+
+
 #: The embedded default store, in order of preference, when the config names none.
 DEFAULT_STORES = ("sqlite", "memory")
 
@@ -147,11 +200,13 @@ def assemble(
     """Build a :class:`Runtime` (not yet opened) from ``config`` and the plugin registry.
 
     Unknown plugin names are ``plugin_not_found`` / ``provider_not_found``
-    errors listing what is installed.
+    errors listing what is installed; plugin tables are checked by
+    :func:`check_plugin_tables`.
     """
     loaded = config if isinstance(config, LoadedConfig) else None
     cfg = loaded.config if loaded is not None else (config if isinstance(config, AsmConfig) else AsmConfig())
     registry = registry or load_plugins()
+    check_plugin_tables(loaded or cfg, registry)
     context = (cfg, registry, loaded)
     store = _create(context, "stores", cfg.store or default_store(registry))
     artifact_store = _create(context, "artifact_stores", cfg.artifact_store)
@@ -186,6 +241,8 @@ def assemble(
             pricing=pricing,
             policies=policies,
             approval_timeout=cfg.approval_timeout,
+            artifact_store=artifact_store,
+            workspace=_workspace(cfg),
         ),
         sources=loaded,
     )
@@ -225,6 +282,16 @@ def _policies(context: tuple[AsmConfig, PluginRegistry, LoadedConfig | None]) ->
             policy = Policy.from_config(name, table, origin=origin)
         policies.append(policy)
     return policies
+
+
+def _workspace(cfg: AsmConfig) -> dict[str, Any] | None:
+    """The ``[workspace]`` table, checked now: a mistake in it is a config error, not a failed run."""
+    if cfg.workspace is not None:
+        try:
+            WorkspaceOptions.parse(cfg.workspace, where="[workspace]")
+        except AsmError as exc:
+            raise AsmError("invalid_config", exc.message, details={"key": "workspace"}) from None
+    return cfg.workspace
 
 
 REDACTOR_PLUGIN = "asm.redaction"

@@ -48,6 +48,7 @@ from asm.events import (
     ToolCallStarted,
     TurnCompleted,
     WorkspaceDiffComputed,
+    WorkspaceRolledBack,
     WorkspaceSnapshotTaken,
 )
 from asm.model import (
@@ -122,6 +123,7 @@ def sample_payloads() -> list[EventData]:
         ApprovalDenied("call_8", "bash", "not on the allow-list"),
         WorkspaceSnapshotTaken("before", "git", "4b825dc642cb6eb9a060e54bf8d69288fbee4904"),
         WorkspaceDiffComputed(3, 10, 2, "runs/run_1/patch.diff"),
+        WorkspaceRolledBack("0123abcd", "failed", ("a.txt", "new/b.txt")),
         ArtifactStored("runs/run_1/out.txt", 1234, "text/plain"),
         ErrorOccurred("provider_unavailable", "connection reset; retrying", None),
         ErrorRecovered("provider_unavailable", "retry succeeded"),
