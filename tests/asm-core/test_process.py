@@ -463,6 +463,18 @@ def test_stream_json_translator() -> None:
     assert (translator.output, translator.finished, translator.failure) == ("Done", True, None)
 
 
+def test_stream_json_api_retries_without_their_counts_still_read() -> None:
+    translator = StreamJsonTranslator("test")
+    out = translator.translate([{"type": "system", "subtype": "api_retry", "error": "overloaded", "attempt": "x"}])
+    assert [(e.error_code, e.error_message) for e in out if isinstance(e, ErrorOccurred)] == [
+        ("provider_unavailable", "test: API error (overloaded); retrying")
+    ]
+    line = {"type": "system", "subtype": "api_retry", "attempt": 2, "error_status": 429, "retry_delay_ms": 1500}
+    (retry,) = translator.translate([line])
+    assert isinstance(retry, ErrorOccurred) and retry.error_code == "provider_rate_limited"
+    assert retry.error_message == "test: API error 429 (error); retry 2 in 1.5s"
+
+
 def test_public_names() -> None:
     """What plugins may import from asm.process (a change here is an API change)."""
     import asm.process

@@ -909,9 +909,10 @@ class StreamJsonTranslator:
         error = _s(line.get("error")) or "error"
         delay = line.get("retry_delay_ms")
         wait = f" in {delay / 1000:.1f}s" if isinstance(delay, int | float) and not isinstance(delay, bool) else ""
-        attempt, most = line.get("attempt"), line.get("max_retries")
+        attempt, most = _n(line.get("attempt")), _n(line.get("max_retries"))
+        which = f"retry {attempt}/{most}" if attempt and most else f"retry {attempt}" if attempt else "retrying"
         failed = f"API error {status} ({error})" if status is not None else f"API error ({error})"
-        message = f"{self.provider}: {failed}; retry {attempt}/{most}{wait}"
+        message = f"{self.provider}: {failed}; {which}{wait}"
         code = classify_failure(error, status)
         if code == "provider_error":
             code = "provider_unavailable"  # the CLI retries only what it judges transient
