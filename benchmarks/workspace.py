@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     rows = []
+    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="asm-bench-workspace-") as scratch:
         root = Path(scratch) / "tree"
         root.mkdir()
@@ -106,7 +107,8 @@ def main() -> None:
         )
     body = f"""`benchmarks/workspace.py`: a tree of {args.files:,} files (~1 KB each, 100 directories)
 committed to git; per backend, a snapshot, an agent-like edit of 1% of the files (modify + add),
-a second snapshot and the diff; medians of {args.repeats} rounds. "snapshot + diff" is what a run
+a second snapshot and the diff; medians of {args.repeats} rounds; load average
+{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. "snapshot + diff" is what a run
 with a workspace adds after the provider ends (the first snapshot is taken before it starts). The
 git backend's first snapshot copies the user's index, so unchanged files are not re-hashed.
 
