@@ -208,3 +208,34 @@ async def test_a_runtime_with_a_sinks_redis_table_publishes_its_events(
                     break
         stored = (await runtime.store.read_events(run.session_id)).events
     assert received == list(stored)
+
+
+SECRET_DOWN_URL = "redis://:s3cret-pw@127.0.0.1:6390/0"  # a password, an empty user, and nothing listening
+
+
+async def test_a_redis_password_is_never_shown(caplog: pytest.LogCaptureFixture) -> None:
+    sink = RedisSink(SECRET_DOWN_URL, connect_timeout=0.5)
+    pipeline = RenderingPipeline(CompactRenderer(), [sink])
+    manager = asm.SessionManager(InMemorySessionStore(), provider=ScriptedProvider(["a"]), on_event=pipeline)
+    with caplog.at_level(logging.ERROR, logger="asm_redis"):
+        await manager.run_once("go")
+    with pytest.raises(AsmError) as info:
+        await pipeline.aclose()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for shown in (info.value.message, repr(info.value.details), logged):
+        assert "s3cret-pw" not in shown and "redis://:***@127.0.0.1:6390/0" in shown
+
+    with pytest.raises(AsmError) as info:
+        RedisPubSub("http://alice:s3cret-pw@nowhere")
+    assert info.value.code == "invalid_config"
+    assert "s3cret-pw" not in info.value.message + repr(info.value.details)
+
+
+def test_the_watch_command_masks_the_password() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "asm_redis", "watch", "ses_x", "--url", SECRET_DOWN_URL],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1 and "s3cret-pw" not in done.stderr and ":***@" in done.stderr

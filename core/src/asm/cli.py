@@ -40,6 +40,7 @@ from asm.errors import AsmError, ValidationError
 from asm.events import ApprovalRequested, Event, MessageStreamed
 from asm.hookspecs import hookimpl
 from asm.plugins import BrokenPlugin, PluginRegistry, load_plugins
+from asm.redaction import mask_url
 from asm.runtime import open_runtime
 from asm.serde import event_to_json
 

@@ -12,6 +12,7 @@ import redis
 import trio
 
 from asm import AsmError, Event, parse_options, session_topic
+from asm.redaction import mask_url
 from asm.serde import event_from_json, event_to_json
 
 __all__ = ["DEFAULT_URL", "RedisPubSub", "RedisSink", "RedisSinkOptions", "create_sink"]
@@ -24,10 +25,11 @@ T = TypeVar("T")
 
 
 def _unreachable(url: str, exc: Exception) -> AsmError:
+    shown = mask_url(url)  # the password never reaches an error, its details or a log line
     return AsmError(
         "storage_connection_failed",
-        f"cannot reach Redis at {url}: {exc}; start Redis there or fix the url",
-        details={"url": url},
+        f"cannot reach Redis at {shown}: {mask_url(str(exc))}; start Redis there or fix the url",
+        details={"url": shown},
     )
 
 
@@ -38,7 +40,7 @@ class RedisPubSub:
     publisher are never reordered). ``subscribe(topic)`` follows one channel,
     or a pattern when ``topic`` contains ``*`` (``asm.session.*``: every
     session). An unreachable server is ``storage_connection_failed`` naming
-    the URL.
+    the URL (its password masked, as everywhere asm shows a URL).
     """
 
     def __init__(self, url: str = DEFAULT_URL, *, connect_timeout: float = 2.0, poll_interval: float = 0.1) -> None:
@@ -49,7 +51,10 @@ class RedisPubSub:
                 url, socket_connect_timeout=connect_timeout, socket_timeout=max(connect_timeout, 5.0)
             )
         except ValueError as exc:
-            raise AsmError("invalid_config", f"bad Redis url {url!r}: {exc}", details={"url": url}) from None
+            shown = mask_url(url)
+            raise AsmError(
+                "invalid_config", f"bad Redis url {shown!r}: {mask_url(str(exc))}", details={"url": shown}
+            ) from None
         self._publishing = trio.CapacityLimiter(1)
 
     async def __aenter__(self) -> RedisPubSub:

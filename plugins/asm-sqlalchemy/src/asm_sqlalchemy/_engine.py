@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from asm import AsmError
+from asm.redaction import mask_url as mask_url_text
 
 __all__ = [
     "WRITE",
@@ -39,10 +41,10 @@ def normalize_url(url: str | URL) -> URL:
     ``sqlite://`` the standard library. Other databases are ``invalid_config``."""
     try:
         parsed = make_url(url) if isinstance(url, str) else url
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise AsmError(
             "invalid_config",
-            f"{_safe(url)!r} is not a database URL; use sqlite:///path/to/asm.db or "
+            f"{mask_url_text(str(url))!r} is not a database URL; use sqlite:///path/to/asm.db or "
             "postgresql+psycopg://user:password@host:5432/dbname",
         ) from None
     backend, _, driver = parsed.drivername.partition("+")
@@ -70,19 +72,9 @@ def normalize_url(url: str | URL) -> URL:
     )
 
 
-def _safe(url: object) -> str:
-    text = str(url)
-    if "@" in text and "://" in text:
-        scheme, _, rest = text.partition("://")
-        credentials, _, host = rest.rpartition("@")
-        user = credentials.partition(":")[0]
-        return f"{scheme}://{user}:***@{host}"
-    return text
-
-
 def mask_url(url: URL) -> str:
-    """``url`` as text with the password hidden."""
-    return url.render_as_string(hide_password=True)
+    """``url`` as text with the password hidden (asm's one rule for every URL it shows)."""
+    return mask_url_text(url.render_as_string(hide_password=False))
 
 
 def create_store_engine(
@@ -100,7 +92,7 @@ def create_store_engine(
     (see :mod:`asm_sqlalchemy._checkpoint`)."""
     if url.get_backend_name() == "sqlite":
         assert url.database is not None
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(url.database).expanduser())
         engine = create_engine(
             url,
             pool_size=pool_size,
@@ -201,7 +193,17 @@ def _is_connection_error(orig: BaseException) -> bool:
     return isinstance(orig, sqlite3.OperationalError) and "unable to open database" in str(orig)
 
 
+def _create_private(database: Path) -> None:
+    """Create a new SQLite file, and its directory if missing, readable by their
+    owner only (0600, 0700): events hold prompts and output. SQLite gives its WAL
+    and shared-memory files the database's mode. Existing ones are left as they are."""
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # an empty file is an empty database
+
+
 def _scrub(text: str, url: URL) -> str:
+    text = mask_url_text(text)
     if url.password:
         text = text.replace(str(url.password), "***")
     return text
