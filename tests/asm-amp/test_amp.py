@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from asm_amp import AmpOptions, AmpProvider, create_provider
-from fake_cli_contract import CliMisbehaviourContract
+from fake_cli_contract import AsmStoppedContract, CliMisbehaviourContract
 from fake_cli_fixtures import Install
 
 import asm
@@ -46,6 +46,12 @@ class TestAmpMisbehaves(CliMisbehaviourContract):
 
     def provider(self, **options: Any) -> Provider:
         return AmpProvider(AmpOptions(**options))
+
+
+class TestAmpWhenAsmIsStopped(AsmStoppedContract):
+    provider_name = "amp"
+    cli = "amp"
+    stream = "amp_stream.jsonl"
 
 
 async def run(provider: AmpProvider, prompt: str = "run echo hi", **options: object) -> tuple[asm.Run, list[asm.Event]]:

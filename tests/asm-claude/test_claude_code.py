@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from asm_claude.code import ClaudeCodeOptions, ClaudeCodeProvider, create_code_provider
-from fake_cli_contract import CliMisbehaviourContract
+from fake_cli_contract import AsmStoppedContract, CliMisbehaviourContract
 from fake_cli_fixtures import Install
 
 import asm
@@ -52,6 +52,12 @@ class TestClaudeCodeMisbehaves(CliMisbehaviourContract):
 
     def provider(self, **options: Any) -> Provider:
         return ClaudeCodeProvider(ClaudeCodeOptions(**options))
+
+
+class TestClaudeCodeWhenAsmIsStopped(AsmStoppedContract):
+    provider_name = "claude-code"
+    cli = "claude"
+    stream = "claude_cli_stream_partial.jsonl"
 
 
 async def run(

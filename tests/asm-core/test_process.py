@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import select
+import signal
+import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -497,3 +501,38 @@ def test_public_names() -> None:
         "run_options",
     ]
     assert all(hasattr(asm.process, name) for name in asm.process.__all__)
+
+
+HOST = """
+    import sys, trio
+    from asm.process import open_cli_process
+
+    async def main():
+        async with open_cli_process(sys.argv[1:], provider="test", terminate_grace=0.3) as proc:
+            await proc.receive_lines()  # the whole group is up
+            print("ready", flush=True)
+            await trio.sleep_forever()
+
+    trio.run(main)
+"""
+
+
+def test_a_killed_host_leaves_no_process_of_the_group(tmp_path: Path) -> None:
+    """SIGKILL of the process running open_cli_process (asm itself): no finally
+    runs, yet the child's whole group - deaf to SIGTERM, with a grandchild that
+    left its parent - is stopped, and nothing of asm's is left running either."""
+    pidfile = tmp_path / "pids"
+    child = script(IGNORES_SIGTERM_AND_FORKS.format(pidfile=str(pidfile)))
+    with subprocess.Popen([*script(HOST), *child], stdout=subprocess.PIPE) as host:
+        assert host.stdout is not None
+        ready, _, _ = select.select([host.stdout], [], [], 60)
+        assert ready and host.stdout.readline() == b"ready\n"
+        pids = pids_from(pidfile)
+        assert len(pids) == 3 and all(alive(pid) for pid in pids)
+        host.kill()
+        assert host.wait(timeout=60) == -signal.SIGKILL
+    deadline = time.monotonic() + 60
+    while marked_processes() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [pid for pid in pids if alive(pid)] == []
+    assert marked_processes() == []  # the group, and whatever watched over it

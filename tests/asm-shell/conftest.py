@@ -1,4 +1,5 @@
-"""Fixtures of the asm-shell tests: a session-wide check that no process outlives the tests."""
+"""Fixtures of the asm-shell tests: fake agent CLIs to run as commands (``install_fake``),
+and a session-wide check that no process outlives the tests."""
 
 from __future__ import annotations
 
@@ -7,6 +8,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "fakes"))
 
-from fake_cli_fixtures import no_process_left
+from fake_cli_fixtures import fake_bin, install_fake, no_process_left
 
-__all__ = ["no_process_left"]
+__all__ = ["fake_bin", "install_fake", "no_process_left"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from asm_shell import ShellOptions, ShellProvider, create_provider
+from fake_cli_contract import AsmStoppedContract
 
 import asm
 from asm import AsmError, InMemorySessionStore, RunStatus, SessionManager
@@ -27,6 +28,15 @@ class TestShellContract(ProviderContract):
 
     def slow_input(self) -> object:
         return "sleep 3600"
+
+
+class TestShellWhenAsmIsStopped(AsmStoppedContract):
+    provider_name = "shell"
+    cli = "fake-agent"
+    stream = "codex_exec.jsonl"
+
+    def words(self, fake: Path) -> list[str]:
+        return [str(fake)]
 
 
 async def run(provider: ShellProvider, prompt: str, **options: object) -> tuple[asm.Run, list[asm.Event]]:

@@ -37,7 +37,9 @@ What it guarantees:
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
+import math
 import os
 import re
 import shutil
@@ -440,32 +442,15 @@ async def open_cli_process(
     if not argv:
         raise AsmError("invalid_input", f"no command to run for {provider}")
     env = build_env() if env is None else dict(env)
+    # Started first, so that no moment passes with the child running and nobody to stop it.
+    watchdog = await _Watchdog.start(env, terminate_grace)
     try:
-        process = await trio.lowlevel.open_process(
-            list(argv),
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-            process_group=0,
-        )
-    except FileNotFoundError as exc:
-        missing = cwd if cwd is not None and not os.path.isdir(cwd) else argv[0]  # noqa: PTH112, ASYNC240
-        what = "working directory" if missing == cwd else "executable"
-        message = f"cannot start {provider}: the {what} {missing} does not exist"
-        raise AsmError(
-            "invalid_config" if what == "working directory" else "provider_not_found",
-            message,
-            details={"provider_error": ProviderError(provider, f"{what.replace(' ', '_')}_not_found", message)},
-        ) from exc
-    except PermissionError as exc:
-        message = f"cannot start {provider}: permission denied running {argv[0]} ({exc.strerror})"
-        raise AsmError(
-            "provider_not_found",
-            message,
-            details={"provider_error": ProviderError(provider, "not_executable", message)},
-        ) from exc
+        process = await _start(argv, provider=provider, cwd=cwd, env=env, stdin=stdin)
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await watchdog.aclose()
+        raise
+    watchdog.guard(process.pid)
     send: trio.MemorySendChannel[tuple[str, bytes]] | None = None
     receive: trio.MemoryReceiveChannel[tuple[str, bytes]] | None = None
     if merge_output:
@@ -499,7 +484,10 @@ async def open_cli_process(
                 nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
-            await _stop(process, terminate_grace)
+            try:
+                await _stop(process, terminate_grace)
+            finally:
+                await watchdog.aclose()  # the group is gone: the watchdog stands down
             for stream in (process.stdin, process.stdout, process.stderr):
                 if stream is not None:
                     await stream.aclose()
@@ -511,6 +499,122 @@ async def open_cli_process(
             f"{provider} did not finish within its timeout of {timeout:g}s; raise 'timeout' for longer tasks",
             code="provider_timeout",
         )
+
+
+async def _start(
+    argv: Sequence[str], *, provider: str, cwd: str | None, env: Mapping[str, str], stdin: bytes | None
+) -> trio.Process:
+    """Start ``argv`` as the leader of a new process group; a missing executable
+    or working directory, or one that cannot be run, is an ``AsmError`` saying which."""
+    try:
+        return await trio.lowlevel.open_process(
+            list(argv),
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            process_group=0,
+        )
+    except FileNotFoundError as exc:
+        missing = cwd if cwd is not None and not os.path.isdir(cwd) else argv[0]  # noqa: PTH112, ASYNC240
+        what = "working directory" if missing == cwd else "executable"
+        message = f"cannot start {provider}: the {what} {missing} does not exist"
+        raise AsmError(
+            "invalid_config" if what == "working directory" else "provider_not_found",
+            message,
+            details={"provider_error": ProviderError(provider, f"{what.replace(' ', '_')}_not_found", message)},
+        ) from exc
+    except PermissionError as exc:
+        message = f"cannot start {provider}: permission denied running {argv[0]} ({exc.strerror})"
+        raise AsmError(
+            "provider_not_found",
+            message,
+            details={"provider_error": ProviderError(provider, "not_executable", message)},
+        ) from exc
+
+
+#: The watchdog's script: ``/bin/sh`` reading a pipe whose write end only asm
+#: holds. The first line names the group to guard, ``done`` stands it down.
+#: End of file before ``done`` means asm died without stopping the group (no
+#: ``finally`` runs on SIGKILL): SIGTERM to the group, then SIGKILL once the
+#: grace (``$1``, in tenths of a second) is over. It ignores the terminal's
+#: signals, and lives in a process group of its own, so that Ctrl-C or a hangup
+#: does not take it down before asm has done its part.
+_WATCHDOG_SCRIPT: Final = """
+trap '' HUP INT
+read -r group || exit 0
+read -r word
+[ "$word" = done ] && exit 0
+kill -s TERM -- "-$group" 2>/dev/null || exit 0
+n=0
+while [ "$n" -lt "$1" ] && kill -s 0 -- "-$group" 2>/dev/null; do sleep 0.1; n=$((n + 1)); done
+kill -s KILL -- "-$group" 2>/dev/null
+exit 0
+"""
+
+
+class _Watchdog:
+    """Stops a CLI's process group if asm dies without doing it.
+
+    A parent-death signal (Linux ``PR_SET_PDEATHSIG``) would reach only the
+    direct child, not the agent's own children in its group, and it fires
+    when the *thread* that forked exits (trio starts processes from worker
+    threads that come and go); so a separate process watches instead: a
+    ``/bin/sh`` (about a megabyte, a millisecond to start) per CLI child,
+    which notices asm's death as the end of a pipe - the kernel closes asm's
+    end however asm dies. Started before the child, so the child never runs
+    unwatched. Where ``/bin/sh`` cannot be started, the child runs without.
+    """
+
+    def __init__(self, process: trio.Process | None, fd: int | None) -> None:
+        self._process = process
+        self._fd = fd
+
+    @classmethod
+    async def start(cls, env: Mapping[str, str], grace: float) -> _Watchdog:
+        """A watchdog waiting for :meth:`guard` (``env`` is the child's: it
+        finds ``sleep`` on its PATH, and leak checks that look for the child's
+        environment find the watchdog too)."""
+        read_end, write_end = os.pipe()  # not inherited by any other child (O_CLOEXEC)
+        try:
+            process = await trio.lowlevel.open_process(
+                ["/bin/sh", "-c", _WATCHDOG_SCRIPT, "asm-watchdog", str(max(1, math.ceil(grace * 10)))],
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={**env, "PATH": env.get("PATH") or os.defpath},
+                process_group=0,
+            )
+        except OSError:  # pragma: no cover - no /bin/sh (a minimal container): run unwatched
+            os.close(write_end)
+            return cls(None, None)
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        return cls(process, write_end)
+
+    def guard(self, pgid: int) -> None:
+        """Watch over the process group ``pgid`` from now on."""
+        self._send(f"{pgid}\n")
+
+    async def aclose(self) -> None:
+        """Stand down (asm stopped the group itself, or never started it) and reap the watchdog."""
+        if self._fd is None or self._process is None:
+            return
+        self._send("done\n")
+        os.close(self._fd)
+        self._fd = None
+        await self._process.wait()
+
+    def _send(self, line: str) -> None:
+        if self._fd is None:
+            return
+        # A few bytes into an empty pipe never block; if the watchdog was killed, there is nobody to tell.
+        with contextlib.suppress(OSError):
+            os.write(self._fd, line.encode())
 
 
 async def _stop_leftovers(process: trio.Process, grace: float) -> None:
