@@ -69,6 +69,38 @@ def test_run_prints_the_answer() -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, "hello world\n", "")
 
 
+def test_an_asm_variable_of_another_tool_is_one_warning_line() -> None:
+    result = asm("run", "hello", env={"ASM_TMP": "/tmp/other-tool"})
+
+    assert (result.returncode, result.stdout) == (0, "hello\n")
+    assert result.stderr == (
+        "asm: warning: environment variable ASM_TMP is not an asm setting; ignored (unset it if it was meant for asm)\n"
+    )
+
+
+def test_a_table_for_a_plugin_not_installed_here_is_one_warning_line(isolated: Any) -> None:
+    (isolated.project / "asm.toml").write_text('[providers.nope]\nmodel = "x"\n')
+
+    status, out, err = in_process("run", "hello")
+
+    assert (status, out) == (0, "hello\n")
+    assert err == (
+        f"asm: warning: [providers.nope] (from project config {isolated.project / 'asm.toml'}) configures a "
+        "provider that is not installed here; it is ignored (installed: echo, scripted, throwaway, throwaway-tools)\n"
+    )
+
+
+def test_a_misspelt_plugin_table_or_asm_load_plugins_name_is_an_error() -> None:
+    Path("asm.toml").write_text("[stores.memroy]\n")
+    typo = asm("run", "hello")
+    Path("asm.toml").unlink()
+    unknown = asm("run", "hello", env={"ASM_LOAD_PLUGINS": "asm-throwawy"})
+
+    assert typo.returncode == unknown.returncode == 2
+    assert "did you mean [stores.memory]?" in assert_one_error_line(typo.stderr, "invalid_config")
+    assert "did you mean 'asm-throwaway'?" in assert_one_error_line(unknown.stderr, "invalid_config")
+
+
 def test_run_joins_the_words_after_dashdash_for_a_provider_that_takes_no_argv() -> None:
     status, out, err = in_process("run", "--provider", "echo", "--", "-x", "a  b", "c")
 

@@ -156,6 +156,78 @@ def test_an_unknown_renderer_name_fails_at_assembly() -> None:
 # -- plugin tables ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        (
+            "[stores.memroy]",
+            "[stores.memroy] (from project config {path}): no store named 'memroy' is installed; "
+            "did you mean [stores.memory]?",
+        ),
+        (
+            "[providers.ecoh]",
+            "[providers.ecoh] (from project config {path}): no provider named 'ecoh' is installed; "
+            "did you mean [providers.echo]?",
+        ),
+        (
+            "[sinks.jsnol]",
+            "[sinks.jsnol] (from project config {path}): no sink named 'jsnol' is installed; "
+            "did you mean [sinks.jsonl]?",
+        ),
+    ],
+)
+def test_a_table_named_like_an_installed_plugin_is_a_typo(isolated: Any, table: str, expected: str) -> None:
+    path = write_project_config(isolated, f"{table}\noption = 1\n")
+
+    with pytest.raises(AsmError) as caught:
+        assemble(load_config())
+
+    assert caught.value.code == "invalid_config"
+    assert caught.value.message.startswith(expected.format(path=path))
+
+
+def test_a_table_for_a_plugin_not_installed_here_is_a_warning(isolated: Any) -> None:
+    path = write_project_config(isolated, '[providers.nope]\nmodel = "x"\n[stores.postgresish]\nurl = "x"\n')
+
+    with pytest.warns(asm.config.ConfigWarning) as caught:
+        runtime = assemble(load_config())
+
+    assert sorted(str(w.message) for w in caught) == [
+        f"[providers.nope] (from project config {path}) configures a provider that is not installed here; "
+        "it is ignored (installed: echo, scripted, throwaway, throwaway-tools)",
+        f"[stores.postgresish] (from project config {path}) configures a store that is not installed here; "
+        "it is ignored (installed: memory)",
+    ]
+    assert isinstance(runtime.store, asm.InMemorySessionStore)
+
+
+def test_a_table_from_the_environment_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASM_PROVIDERS__NOPE__MODEL", "x")
+
+    with pytest.warns(
+        asm.config.ConfigWarning,
+        match=r"^\[providers.nope\] \(from environment variable "
+        r"ASM_PROVIDERS__NOPE__MODEL\) configures a provider that is not installed here",
+    ):
+        assemble(load_config())
+
+
+def test_a_table_naming_its_plugin_is_not_an_unknown_plugin_table(isolated: Any) -> None:
+    # A named instance ([providers.fast] plugin = "echo") is checked by whatever builds it.
+    write_project_config(isolated, '[providers.fast]\nplugin = "echo"\n')
+
+    assemble(load_config())  # no warning (they are errors here), no error
+
+
+def test_policy_and_pricing_tables_need_no_plugin(isolated: Any) -> None:
+    write_project_config(
+        isolated,
+        "[policies.budget]\nmax_total_tokens = 100\n[pricing.mine]\nmodels = {}\n",
+    )
+
+    assemble(load_config())
+
+
 async def test_a_provider_table_goes_to_the_provider_factory(isolated: Any) -> None:
     write_project_config(isolated, '[providers.echo]\nprefix = "echo: "\n')
 

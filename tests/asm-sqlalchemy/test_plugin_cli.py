@@ -105,6 +105,16 @@ def test_commands_report_bad_input_as_one_line_errors(tmp_path: Path) -> None:
     assert err.getvalue().startswith("asm: error [storage_connection_failed]") and "hunter2" not in err.getvalue()
 
 
+def test_a_misspelt_store_table_is_an_error_in_the_commands_too(tmp_path: Path) -> None:
+    """`[stores.sqlitee]` would otherwise be ignored and the default file used."""
+    (tmp_path / "asm.toml").write_text(f'[stores.sqlitee]\npath = "{tmp_path / "mine.db"}"\n')
+    for args in (["sessions", "list"], ["events", "ses_x"], ["db", "current"]):
+        result = asm_cli(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith("asm: error [invalid_config]: [stores.sqlitee] (from project config ")
+        assert "did you mean [stores.sqlite]?" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
 async def _stored_runs(tmp_path: Path, *prompts: str) -> list[str]:
     """Run ``prompts`` on the echo provider into the default SQLite file; their session ids."""
     loaded = load_config({"provider": "echo", "redact": False}, env={}, cwd=tmp_path)

@@ -20,7 +20,7 @@ import trio
 from asm import AsmError, Event, Session, load_config, load_plugins
 from asm.plugins import PluginRegistry
 from asm.ports import SessionStore
-from asm.runtime import default_store
+from asm.runtime import check_plugin_tables, default_store
 from asm.serde import event_to_json, unstructure
 from asm.stores import parse_event_types
 from asm_sqlalchemy import _admin
@@ -127,6 +127,7 @@ def _help(parser: argparse.ArgumentParser) -> Any:
 def _build_store(args: argparse.Namespace, registry: PluginRegistry | None) -> Any:
     loaded = load_config(config_file=args.config)
     registry = registry or load_plugins()
+    check_plugin_tables(loaded, registry)  # a misspelt [stores.sqlitee] is not quietly ignored
     name = loaded.config.store or default_store(registry)
     return registry.create("stores", name, loaded.config.plugin_config("stores", name)), name
 
