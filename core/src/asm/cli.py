@@ -70,7 +70,9 @@ def run_cli(argv: Sequence[str], *, stdout: TextIO | None = None, stderr: TextIO
     Output goes to ``stdout`` / ``stderr`` (default: the process's). It never
     raises for a bad command line or an ``AsmError``: it prints one line,
     ``asm: error [code]: message``, and returns 2 for bad input (validation
-    errors, usage errors), 1 for any other failure.
+    errors, usage errors), 1 for any other failure, 141 if the reader of its
+    output left. A :class:`~asm.config.ConfigWarning` is one line on ``stderr``,
+    ``asm: warning: message``.
 
     >>> run_cli(["run", "--provider", "echo", "hello"])  # doctest: +SKIP
     hello
