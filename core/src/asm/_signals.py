@@ -51,14 +51,16 @@ async def cancelled_on_signals(signals: tuple[signal.Signals, ...] = STOP_SIGNAL
     unwinds are ignored (the unwinding is bounded: each provider's
     ``terminate_grace``); SIGKILL remains for the impatient.
 
-    Signals can only be caught in the main thread: elsewhere the block runs
-    with the default handling.
+    A signal the process ignores stays ignored (``nohup asm run ...`` keeps
+    running when the terminal hangs up). Signals can only be caught in the
+    main thread: elsewhere the block runs with the default handling.
     """
-    if threading.current_thread() is not threading.main_thread():
+    caught = tuple(s for s in signals if signal.getsignal(s) is not signal.SIG_IGN)
+    if threading.current_thread() is not threading.main_thread() or not caught:
         yield
         return
     received: list[signal.Signals] = []
-    with trio.open_signal_receiver(*signals) as incoming, single_errors():
+    with trio.open_signal_receiver(*caught) as incoming, single_errors():
         async with trio.open_nursery() as nursery:
 
             async def watch() -> None:
