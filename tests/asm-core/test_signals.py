@@ -39,7 +39,7 @@ async def test_a_stop_signal_cancels_the_block_then_says_which(stop: signal.Sign
 
 async def test_a_block_that_ends_first_ends_normally() -> None:
     async with cancelled_on_signals():
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
 
 
 @pytest.mark.usefixtures("hangups_ignored")
@@ -47,7 +47,7 @@ async def test_an_ignored_signal_stays_ignored() -> None:
     async with cancelled_on_signals():
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
         os.kill(os.getpid(), signal.SIGHUP)  # discarded by the kernel: nothing to cancel
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
     with trio.fail_after(60), pytest.raises(Stopped):
         async with cancelled_on_signals():
             os.kill(os.getpid(), signal.SIGTERM)
