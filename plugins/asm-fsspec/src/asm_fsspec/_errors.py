@@ -14,6 +14,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from asm import AsmError
+from asm.redaction import mask_url
 
 __all__ = ["Secrets", "map_errors"]
 
@@ -46,7 +47,9 @@ class Secrets:
         self.url = self.mask(url)
 
     def mask(self, text: str) -> str:
-        """``text`` with every credential value replaced by ``***``."""
+        """``text`` with every credential value, and the password of every URL in it
+        (however short), replaced by ``***``."""
+        text = mask_url(text)
         for value in self._values:
             text = text.replace(value, MASK)
         return text
