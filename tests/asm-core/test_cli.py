@@ -177,8 +177,9 @@ def test_plugins_lists_every_plugin_with_its_distribution_version_and_names() ->
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     core_version = metadata.version("asm-core")
-    assert lines[lines.index(f"asm-core {core_version}  [plugin asm-core]") + 1 :][:5] == [
+    assert lines[lines.index(f"asm-core {core_version}  [plugin asm-core]") + 1 :][:6] == [
         "  artifact_stores: memory",
+        "  commands: artifacts",
         "  providers: echo, scripted",
         "  renderers: compact",
         "  sinks: callback, file, jsonl, stdout",

@@ -21,6 +21,7 @@ BUILTINS = {
     "artifact_stores": ("memory",),
     "renderers": ("compact",),
     "sinks": ("callback", "file", "jsonl", "stdout"),
+    "commands": ("artifacts",),
 }
 BROKEN_IMPORT = "asm_broken needs a module that is not installed (on purpose)"
 

@@ -107,6 +107,13 @@ def asm_register_artifact_stores(register: Register) -> None:
 
 
 @hookimpl
+def asm_register_commands(register: Register) -> None:
+    from asm._artifacts_cli import add_artifacts
+
+    register("artifacts", add_artifacts)
+
+
+@hookimpl
 def asm_register_renderers(register: Register) -> None:
     register("compact", _compact)
 

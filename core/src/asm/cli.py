@@ -5,6 +5,7 @@
     asm run [--provider NAME] [--config FILE] [--json] [--timeout S] PROMPT
     asm plugins [--json]
     asm config show [--config FILE]
+    asm artifacts list SESSION | get KEY [-o FILE]
 
 Plugins add subcommands through the ``asm_register_commands`` hook. Every
 ``AsmError`` is printed as one line (``asm: error [code]: message``), never a
