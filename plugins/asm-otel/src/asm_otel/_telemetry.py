@@ -556,7 +556,8 @@ class Telemetry:
             "gen_ai.operation.name": "execute_tool",
             "gen_ai.tool.name": data.tool_name,
             "gen_ai.tool.call.id": data.tool_call_id,
-            "gen_ai.conversation.id": state.conversation,
+            # The conventions give a tool call no conversation id: asm's own names say where it ran.
+            "asm.session.id": state.conversation,
             "asm.run.id": event.run_id or "",
         }
         if self.capture_content:
