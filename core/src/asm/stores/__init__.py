@@ -12,6 +12,7 @@ from asm.model import Run
 from asm.states import RunStatus
 
 __all__ = [
+    "MAX_SEQ",
     "claim_refused",
     "parse_event_types",
     "session_artifact_key",
@@ -169,11 +170,20 @@ def parse_event_types(types: Iterable[EventType | str] | None) -> frozenset[Even
     return frozenset(parsed)
 
 
+#: The largest seq, cursor or limit a store takes: a 64-bit signed integer, as the databases keep it.
+MAX_SEQ: Final = 2**63 - 1
+
+
 def validate_page_args(after: int, before: int | None, limit: int | None) -> None:
-    """Reject negative cursors and limits with ``invalid_cursor`` / ``validation_error``."""
-    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-        raise AsmError("invalid_cursor", f"after={after!r} must be an integer seq >= 0")
-    if before is not None and (isinstance(before, bool) or not isinstance(before, int) or before < 1):
-        raise AsmError("invalid_cursor", f"before={before!r} must be an integer seq >= 1")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise AsmError("validation_error", f"limit={limit!r} must be an integer >= 1 or None")
+    """Reject cursors and limits outside ``0 .. 2**63 - 1`` with ``invalid_cursor`` /
+    ``validation_error`` (a database would overflow on a larger one)."""
+
+    def bad(value: object, low: int) -> bool:
+        return isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_SEQ
+
+    if bad(after, 0):
+        raise AsmError("invalid_cursor", f"after={after!r} must be an integer seq from 0 to 2**63-1")
+    if before is not None and bad(before, 1):
+        raise AsmError("invalid_cursor", f"before={before!r} must be an integer seq from 1 to 2**63-1")
+    if limit is not None and bad(limit, 1):
+        raise AsmError("validation_error", f"limit={limit!r} must be an integer from 1 to 2**63-1, or None")

@@ -622,7 +622,7 @@ class SessionStoreContract:
     async def test_read_events_rejects_bad_arguments(self, store: SessionStore) -> None:
         """A negative ``after`` (or ``before`` < 1) is ``invalid_cursor``;
         ``limit=0`` or a negative limit is ``validation_error`` - for
-        ``read_events`` and ``wait_for_events`` alike.
+        ``read_events`` and ``wait_for_events`` alike; so is anything past 2**63-1.
 
         Failing means bad input is silently clamped, which hides caller bugs
         (use :func:`asm.stores.validate_page_args`).
@@ -641,6 +641,11 @@ class SessionStoreContract:
             await store.wait_for_events(session.id, after=-1, timeout=self.short_timeout)
         with expect_asm_error("validation_error", "wait_for_events(limit=0)"):
             await store.wait_for_events(session.id, after=0, timeout=self.short_timeout, limit=0)
+        # Past a 64-bit integer: refused, not an OverflowError from the database driver.
+        with expect_asm_error("invalid_cursor", "read_events(after=2**63)"):
+            await store.read_events(session.id, after=2**63)
+        with expect_asm_error("validation_error", "read_events(limit=2**64)"):
+            await store.read_events(session.id, limit=2**64)
 
     async def test_paging_with_cursor_yields_every_event_once(self, store: SessionStore) -> None:
         """Following ``cursor`` page by page through a 250-event log (with page

@@ -15,16 +15,12 @@ from asm.events import (
     WorkspaceSnapshotTaken,
 )
 from asm.ports import ArtifactStore
+from asm.stores import session_artifact_key
 from asm.workspace import diff, rollback, snapshot
 from asm.workspace._model import Snapshot, WorkspaceOptions
 
 Publish = Callable[[EventData], Awaitable[None]]
 PATCH_CONTENT_TYPE = "text/x-diff"
-
-
-def patch_key(session_id: str, run_id: str) -> str:
-    """Where a run's workspace patch is stored (docs/artifacts.md: keys by session)."""
-    return f"sessions/{session_id}/runs/{run_id}/workspace.patch"
 
 
 class RunWorkspace:
@@ -80,7 +76,7 @@ class RunWorkspace:
             changes = await diff(before, after)
             key = None
             if changes.patch and self._artifacts is not None:
-                key = patch_key(self._session_id, self._run_id)
+                key = session_artifact_key(self._session_id, "runs", self._run_id, "workspace.patch")
                 data = changes.patch.encode("utf-8", "replace")
                 stored = await self._artifacts.put(key, data, content_type=PATCH_CONTENT_TYPE)
                 events.append(ArtifactStored(key, stored.size, PATCH_CONTENT_TYPE))

@@ -28,7 +28,7 @@ from asm import AsmError, ErrorInfo, Event, Page, ProviderError, Run, RunStatus,
 from asm.events import EventType, RunFailed, SessionFailed
 from asm.model import ProcessIdentity, RunOwner, utcnow
 from asm.owners import owner_state, stop_orphans
-from asm.stores import claim_refused, parse_event_types, validate_page_args
+from asm.stores import MAX_SEQ, claim_refused, parse_event_types, validate_page_args
 from asm_sqlalchemy._checkpoint import Checkpointer, wal_bytes
 from asm_sqlalchemy._codec import encode_event_json
 from asm_sqlalchemy._engine import WRITE, create_store_engine, database_errors, mask_url, normalize_url
@@ -682,10 +682,10 @@ class SqlAlchemyStore:
         if filters.get("until") is not None:
             query = query.where(_SESSIONS.c.created_at < _when(filters["until"], "until"))
         limit, offset = filters.get("limit"), filters.get("offset", 0) or 0
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-            raise AsmError("validation_error", f"limit={limit!r} must be an integer >= 0 or None")
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            raise AsmError("validation_error", f"offset={offset!r} must be an integer >= 0")
+        if limit is not None and not _count(limit, 0):
+            raise AsmError("validation_error", f"limit={limit!r} must be an integer from 0 to 2**63-1, or None")
+        if not _count(offset, 0):
+            raise AsmError("validation_error", f"offset={offset!r} must be an integer from 0 to 2**63-1")
         query = query.order_by(_SESSIONS.c.created_at.desc(), _SESSIONS.c.id.desc()).offset(offset)
         if limit is not None:
             query = query.limit(limit)
@@ -759,8 +759,8 @@ class SqlAlchemyStore:
         _check_filters(filters, _SEARCH_EVENT_FILTERS, "search_events")
         wanted = parse_event_types(filters.get("types"))
         limit = filters.get("limit", 100)
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-            raise AsmError("validation_error", f"limit={limit!r} must be an integer >= 1 or None")
+        if limit is not None and not _count(limit, 1):
+            raise AsmError("validation_error", f"limit={limit!r} must be an integer from 1 to 2**63-1, or None")
         query = select(_EVENTS.c.id, _EVENTS.c.seq, _EVENTS.c.body)
         if wanted is not None:
             query = query.where(_EVENTS.c.type.in_(sorted(t.value for t in wanted)))
@@ -959,6 +959,11 @@ def _usage_entry(key: Any, runs: int, tokens: Sequence[Any], cost: Any) -> dict[
     entry["total_tokens"] = entry["input_tokens"] + entry["output_tokens"]
     entry["cost_usd"] = float(cost) if cost is not None else None
     return entry
+
+
+def _count(value: object, low: int) -> bool:
+    """An integer from ``low`` to the largest the databases hold."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= MAX_SEQ
 
 
 def _check_filters(filters: dict[str, Any], allowed: frozenset[str], what: str) -> None:
