@@ -250,7 +250,8 @@ def test_config_show_prints_toml_that_reads_back_as_the_config(isolated: Any) ->
         isolated,
         "run_timeout = inf\n"
         '[providers.scripted]\nchunks = ["a", "b"]\ndelay = 0.5\n'
-        '[providers."my.plugin"]\noptions = { depth = 2, "odd key" = "x\\ny" }\nflag = true\n',
+        '[providers."my.plugin"]\noptions = { depth = 2, "odd key" = "x\\ny" }\nflag = true\n'
+        '[redact_patterns]\nticket = "T-[0-9]+"\n[workspace]\npath = "."\nrollback_on = ["failed"]\n',
     )
 
     status, out, _ = in_process("config", "show")
@@ -262,6 +263,8 @@ def test_config_show_prints_toml_that_reads_back_as_the_config(isolated: Any) ->
         "scripted": {"chunks": ["a", "b"], "delay": 0.5},
         "my.plugin": {"options": {"depth": 2, "odd key": "x\ny"}, "flag": True},
     }
+    assert parsed["redact_patterns"] == {"ticket": "T-[0-9]+"}  # plain tables, not plugin tables
+    assert parsed["workspace"] == {"path": ".", "rollback_on": ["failed"]}
 
 
 text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)

@@ -372,17 +372,28 @@ def render_config(loaded: LoadedConfig) -> str:
             lines.append(f"# {key} is unset  # {loaded.source_of(key)}")
         else:
             lines.append(f"{key} = {_toml_value(value)}  # {loaded.source_of(key)}")
-    for kind, plugins in tables:
-        for name, table in plugins.items():
-            lines.append("")
-            lines.append(f"[{kind}.{_toml_key(name)}]  # {loaded.source_of(f'{kind}.{name}')}")
-            for key, value in table.items():
-                where = loaded.source_of(f"{kind}.{name}.{key}")
-                if value is None:
-                    lines.append(f"# {_toml_key(key)} is unset  # {where}")
-                else:
-                    lines.append(f"{_toml_key(key)} = {_toml_value(value)}  # {where}")
+    for name, table in tables:
+        if not table:
+            continue
+        if all(isinstance(value, dict) for value in table.values()):
+            # A kind of plugin tables ([providers.<name>], ...): one table per plugin.
+            for plugin, options in table.items():
+                lines.extend(_toml_table(loaded, (name, plugin), options))
+        else:  # a plain table of settings ([workspace], [redact_patterns])
+            lines.extend(_toml_table(loaded, (name,), table))
     return "\n".join(lines) + "\n"
+
+
+def _toml_table(loaded: LoadedConfig, path: tuple[str, ...], table: dict[str, Any]) -> list[str]:
+    dotted = ".".join(path)
+    lines = ["", f"[{'.'.join(map(_toml_key, path))}]  # {loaded.source_of(dotted)}"]
+    for key, value in table.items():
+        where = loaded.source_of(f"{dotted}.{key}")
+        if value is None:
+            lines.append(f"# {_toml_key(key)} is unset  # {where}")
+        else:
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}  # {where}")
+    return lines
 
 
 def _toml_key(key: str) -> str:
