@@ -181,13 +181,26 @@ class OtelSink:
     def _shutdown(self) -> None:
         millis = int(self._shutdown_timeout * 1000)
         if self.tracer_provider is not None:
-            self.tracer_provider.force_flush(millis)
-            # What could not be exported in time is dropped now: stop the exporters'
-            # retries, so that shutting down does not wait for an endpoint that is down.
-            for guard in self._guards:
-                if guard.what == "spans":
-                    guard.abandon()
-            self.tracer_provider.shutdown()
+            # The SDK's force_flush does not honour its timeout (it exports in the calling
+            # thread, through the exporter's retries): flush in a thread of our own, and
+            # when it takes too long, stop the exporters' retries, which ends it. What
+            # could not be exported in time is dropped.
+            flushed = threading.Event()
+            provider = self.tracer_provider
+
+            def flush() -> None:
+                try:
+                    provider.force_flush(millis)
+                finally:
+                    flushed.set()
+
+            threading.Thread(target=flush, name="asm-otel flush", daemon=True).start()
+            if not flushed.wait(self._shutdown_timeout):
+                for guard in self._guards:
+                    if guard.what == "spans":
+                        guard.abandon()
+                flushed.wait(self._shutdown_timeout)
+            provider.shutdown()
         if self.meter_provider is not None:
             # Bounded by itself: the last collection waits at most ``millis``, then the
             # exporters are shut down (our guards abandon what is still retrying).
