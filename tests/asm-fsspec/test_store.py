@@ -198,6 +198,8 @@ async def test_a_missing_bucket_is_storage_not_found(moto: MotoServer) -> None:
     assert "create the bucket" in caught.value.message
     with expect("storage_not_found"):
         await store.put("k", b"x")
+    with expect("storage_not_found"):
+        await store.list()
 
 
 async def test_a_local_root_that_is_a_file_is_invalid_config(tmp_path: Path) -> None:

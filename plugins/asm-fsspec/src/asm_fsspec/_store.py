@@ -342,7 +342,9 @@ class FsspecArtifactStore:
         try:
             listed = self._fs.find(base)
         except FileNotFoundError:
-            return {}
+            if self._direct:
+                raise  # an object store finds nothing under a missing prefix: this is a missing bucket
+            return {}  # a folder no key has been put under yet
         start = len(self._root) + 1
         metas = {}
         for name in listed:
