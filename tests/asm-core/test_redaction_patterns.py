@@ -85,6 +85,8 @@ def test_the_redactor_runs_in_linear_time(piece: str) -> None:
         assert found <= BOUND, f"redact_text on {size} chars of {piece!r}: {found:.0f}x the linear baseline"
         held = ratio(redactor._hold.search, text)
         assert held <= BOUND, f"the stream hold on {size} chars of {piece!r}: {held:.0f}x the linear baseline"
+        quick = ratio(redactor._quick.search, text)
+        assert quick <= BOUND, f"the delta check on {size} chars of {piece!r}: {quick:.0f}x the linear baseline"
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,12 @@ secret-scanning rule sets (gitleaks, detect-secrets); the regexes are our own.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Final
 
 import attrs
 
-__all__ = ["DEFAULTS", "GENERIC_HOLD", "Hold", "SecretPattern", "hold_regex", "words"]
+__all__ = ["DEFAULTS", "GENERIC_HOLD", "Hold", "SecretPattern", "hold_regex", "quick_regex", "words"]
 
 
 @attrs.frozen
@@ -52,6 +52,12 @@ class SecretPattern:
     #: for streamed text: from where one of these matches to the end, the text is
     #: held back until the next delta shows whether it is a secret
     holds: tuple[Hold, ...] = ()
+    #: characters one of which every match contains (``=`` or ``:`` after a key):
+    #: text with none of them is not searched for this kind either
+    needs: str = ""
+    #: for a streamed delta, instead of the anchors: what every match begins with
+    #: (its literals exactly, then ``then``); a key and its ``=``, not the bare key
+    quick: Hold | None = None
 
 
 _TOKEN = r"A-Za-z0-9_\-"  # what most API tokens are made of
@@ -112,6 +118,26 @@ def words(*literals: str, after_first: str = "", ignore_case: bool = False) -> s
     return _exact(_trie(literals), after_first, ignore_case)
 
 
+def _by_first_char(parts: Iterable[tuple[str, str]]) -> str:
+    """An alternation of ``(first character, rest)`` regexes grouped by their first
+    character, each a literal: the engine looks only at positions holding one of
+    those characters, and there tries one group."""
+    by_first: dict[str, list[str]] = {}
+    for char, rest in parts:
+        by_first.setdefault(char, []).append(rest)
+    alternatives = [
+        re.escape(char) + (rests[0] if len(rests) == 1 else f"(?:{'|'.join(rests)})")
+        for char, rests in sorted(by_first.items())
+    ]
+    return "|".join(alternatives)
+
+
+def _first_chars(hold: Hold, rest: Callable[[_Trie], str]) -> Iterator[tuple[str, str]]:
+    for char, child in sorted(_trie(hold.literals).items()):
+        for variant in sorted({char.lower(), char.upper()} if hold.ignore_case else {char}):
+            yield variant, hold.after_first + rest(child)
+
+
 def hold_regex(patterns: Iterable[SecretPattern], extra: Iterable[str] = ()) -> str:
     """One regex, anchored at the end, for a tail of text that may still become
     a secret of one of ``patterns`` (or match one of the ``extra`` holds): where
@@ -120,18 +146,36 @@ def hold_regex(patterns: Iterable[SecretPattern], extra: Iterable[str] = ()) -> 
     Its alternatives are grouped by their first character, each a literal, so
     the engine looks only at positions holding one of those characters and
     there tries one alternative."""
-    by_first: dict[str, list[str]] = {}
-    for hold in (h for p in patterns for h in p.holds):
-        for char, child in sorted(_trie(hold.literals).items()):
-            rest = hold.after_first + _after(child, hold.then, hold.ignore_case)
-            for variant in sorted({char.lower(), char.upper()} if hold.ignore_case else {char}):
-                by_first.setdefault(variant, []).append(rest)
-    alternatives = [
-        re.escape(char) + (rests[0] if len(rests) == 1 else f"(?:{'|'.join(rests)})")
-        for char, rests in sorted(by_first.items())
+    parts = [
+        part
+        for hold in (h for p in patterns for h in p.holds)
+        for part in _first_chars(hold, lambda child, h=hold: _after(child, h.then, h.ignore_case))  # type: ignore[misc]
     ]
+    alternatives = [_by_first_char(parts)] if parts else []
     alternatives += extra
     return rf"(?:{'|'.join(alternatives) or '(?!)'})\Z"
+
+
+def quick_regex(patterns: Iterable[SecretPattern]) -> str:
+    """One regex that finds, in one pass, anything in a text that needs a closer
+    look: a tail that :func:`hold_regex` would hold, or a literal one of the
+    ``patterns``' anchors (any case). No match: the text is released as it is."""
+    patterns = list(patterns)
+    holds = [h for p in patterns for h in p.holds]
+    starts = [p.quick for p in patterns if p.quick is not None]
+    anchors = Hold(tuple(sorted({a for p in patterns if p.quick is None for a in p.anchors})), ignore_case=True)
+    parts = [
+        part
+        for hold in holds
+        for part in _first_chars(hold, lambda child, h=hold: f"(?:{_after(child, h.then, h.ignore_case)})\\Z")  # type: ignore[misc]
+    ]
+    parts += [
+        part
+        for start in starts
+        for part in _first_chars(start, lambda child, h=start: _exact(child, "", h.ignore_case) + h.then)  # type: ignore[misc]
+    ]
+    parts += _first_chars(anchors, lambda child: _exact(child, "", True))
+    return _by_first_char(parts) or "(?!)"
 
 
 def _token(kind: str, starts: tuple[str, ...], rest: str) -> SecretPattern:
@@ -167,21 +211,31 @@ _KEYS = tuple(
     )
     for sep in (("_", "-", ".", "") if b else ("",))
 )
-_NAME_START = r"(?:(?<![0-9A-Za-z])|(?<=[a-z0-9])(?=[A-Z]))"  # db_password, userPassword
 _KEY_SEP = r"[\"']?[ \t]*+(?::=|=>|[:=])[ \t]*+[\"'`]?"
 _VALUE = r"[^\s\"'`,;<>(){}\[\]]"
+def _exact_ignoring_case(node: _Trie) -> str:
+    return _exact(node, "", True)
+
+
+_KEY_START = r"(?:(?<![0-9A-Za-z][\s\S])|(?<=[a-z0-9][A-Z]))"  # after the key's first character
+_KEY_NAMES = Hold(_KEYS, after_first=_KEY_START, ignore_case=True)
+_TOKEN_NAME = Hold(("token",), after_first=r"(?<=[_.\-][\s\S])", ignore_case=True)
 _KEY_VALUE = SecretPattern(
     "key_value_secret",
-    rf"(?:{_NAME_START}(?i:{words(*_KEYS)})|(?<=[_.\-])(?i:token)){_KEY_SEP}({_VALUE}{{6,}}+)",
+    # Literal first characters (both cases), not (?i): the engine skips to candidates.
+    f"(?:{_by_first_char(p for h in (_KEY_NAMES, _TOKEN_NAME) for p in _first_chars(h, _exact_ignoring_case))})"
+    rf"{_KEY_SEP}({_VALUE}{{6,}}+)",
     ("key", "pass", "secret", "token"),
     (
         Hold(
             (*_KEYS, "token"),
             rf"[\"']?[ \t]*+(?:(?::=|=>|[:=])[ \t]*+[\"'`]?{_VALUE}*+)?",
-            r"(?:(?<![0-9A-Za-z][\s\S])|(?<=[a-z0-9][A-Z]))",
+            _KEY_START,
             ignore_case=True,
         ),
     ),
+    needs=":=",
+    quick=Hold((*_KEYS, "token"), _KEY_SEP, _KEY_START, ignore_case=True),
 )
 
 _PEM_NAME = r"[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?"
@@ -202,7 +256,7 @@ DEFAULTS: Final[tuple[SecretPattern, ...]] = (
             Hold(
                 ("-----BEGIN",),
                 rf"[^-\n]*+(?:-{{0,4}}|-----{_PEM_BODY}(?:-{{1,5}}(?:E(?:N(?:D[^-\n]*+-{{0,4}})?)?)?)?)",
-                r"(?<![-A-Za-z0-9][\s\S])",
+                r"(?<![-A-Z][\s\S])",  # not the dashes that end "...KEY-----"
             ),
         ),
     ),
@@ -286,6 +340,7 @@ DEFAULTS: Final[tuple[SecretPattern, ...]] = (
         r"://[^/\s:@]*+:([^/\s]+)@",
         ("://",),
         (Hold(("://",), r"[^/\s]*+"),),
+        needs="@",
     ),
     _KEY_VALUE,
 )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -751,7 +751,11 @@ class SessionManager:
         # Text that is not valid Unicode is recorded with U+FFFD in its place (asm._unicode).
         events = [Event.new(scrub(data), session_id=session_id, run_id=run_id, provider=provider)]
         for plugin_name, transform in self._transforms:
-            events = [out for event in events for out in await _transform_event(plugin_name, transform, event)]
+            transformed: list[Event] = []
+            for event in events:
+                out = _transform_event(plugin_name, transform, event)
+                transformed.extend(out if isinstance(out, list) else await out)
+            events = transformed
         return events
 
     async def _publish(
@@ -840,26 +844,51 @@ def _final_usage(result: RunResult | None, writer: _RunWriter) -> TokenUsage:
     return result.usage if result is not None and result.usage != TokenUsage() else writer.usage
 
 
-async def _transform_event(plugin_name: str, transform: Callable[..., Any], event: Event) -> list[Event]:
+def _transform_event(
+    plugin_name: str, transform: Callable[..., Any], event: Event
+) -> list[Event] | Coroutine[Any, Any, list[Event]]:
     """One ``asm_transform_event`` hook applied to ``event``: what it returns
-    (``None``, an event, a list of events, or an awaitable of one of these),
-    checked and as a list."""
+    (``None``, an event, a list of events), checked and as a list; a coroutine
+    giving that list when the hook answered with an awaitable (the caller awaits it)."""
     try:
         replaced = transform(event=event)
-        if inspect.isawaitable(replaced):
-            replaced = await replaced
     except Exception as exc:
-        raise AsmError(
-            "internal_error",
-            f"plugin {plugin_name!r}: asm_transform_event raised {exc!r}; fix or uninstall the plugin",
-            details={"plugin": plugin_name},
-        ) from exc
-    if replaced is None:
+        raise _transform_failed(plugin_name, exc) from exc
+    if replaced is None:  # the usual answer first: this runs for every event
         return [event]
-    events = replaced if isinstance(replaced, list) else [replaced]
-    ids = [e.id for e in events if isinstance(e, Event)]
+    if type(replaced) is Event and (replaced.id, replaced.session_id, replaced.run_id) == (
+        event.id,
+        event.session_id,
+        event.run_id,
+    ):
+        return [replaced]  # the next most usual: the event, changed
+    if type(replaced) is not list and type(replaced) is not Event and inspect.isawaitable(replaced):
+        return _awaited_transform(plugin_name, event, replaced)
+    return _checked_transform(plugin_name, event, replaced)
+
+
+async def _awaited_transform(plugin_name: str, event: Event, answer: Awaitable[Any]) -> list[Event]:
+    try:
+        replaced = await answer
+    except Exception as exc:
+        raise _transform_failed(plugin_name, exc) from exc
+    return [event] if replaced is None else _checked_transform(plugin_name, event, replaced)
+
+
+def _transform_failed(plugin_name: str, exc: Exception) -> AsmError:
+    return AsmError(
+        "internal_error",
+        f"plugin {plugin_name!r}: asm_transform_event raised {exc!r}; fix or uninstall the plugin",
+        details={"plugin": plugin_name},
+    )
+
+
+def _checked_transform(plugin_name: str, event: Event, replaced: object) -> list[Event]:
+    answer = replaced if isinstance(replaced, list) else [replaced]
+    events = [e for e in answer if isinstance(e, Event)]
+    ids = [e.id for e in events]
     if (
-        len(ids) != len(events)
+        len(events) != len(answer)
         or len(set(ids)) != len(ids)
         or any((e.session_id, e.run_id) != (event.session_id, event.run_id) for e in events)
         or (event.type in LIFECYCLE_TYPES and event.id not in ids)

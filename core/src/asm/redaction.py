@@ -37,7 +37,7 @@ from typing import Any, Final
 import attrs
 import trio
 
-from asm._secret_patterns import DEFAULTS, GENERIC_HOLD, SecretPattern, hold_regex, words
+from asm._secret_patterns import DEFAULTS, GENERIC_HOLD, SecretPattern, hold_regex, quick_regex, words
 from asm.errors import AsmError
 from asm.events import Event, EventType, MessageStreamed, ThinkingStreamed
 from asm.hookspecs import hookimpl
@@ -56,11 +56,12 @@ OFF_LOOP_CHARS: Final = 64 * 1024
 #: (still redacted as far as the text so far shows one).
 MAX_HOLD_CHARS: Final = 16 * 1024
 
-# Text before the part being redacted that a match may start in: the released
-# streamed text kept for the next delta (never emitted again). Holds keep a
-# secret's start with its unfinished rest; this is for the boundaries
-# (``\b``-like look-behinds) and a key or ``Bearer`` released just before.
-_CONTEXT_CHARS: Final = 64
+# Text before the part being redacted that is searched with it: the released
+# streamed text kept for the next delta (never emitted again). The holds keep
+# a secret's start (a key, ``Bearer``, a URL's user) with its unfinished rest,
+# so this is for the look-behinds at a token's start, and for a literal every
+# match contains (the longest is 20 characters) that straddles the two.
+_CONTEXT_CHARS: Final = 24
 
 _STREAMED: Final = (MessageStreamed, ThinkingStreamed)
 _RUN_ENDS: Final = frozenset(
@@ -119,18 +120,25 @@ class EventRedactor:
             known = [p for p in known if p.kind != kind]  # a config pattern replaces the default of its kind
             known.append(SecretPattern(kind, pattern))
         self._rules = [_compile(p.kind, p.pattern) for p in known]
+        self._needs = [p.needs for p in known]
         # Most text holds no secret: the hot path is one search for the literals
         # every match contains (in lower-cased text), then only the kinds found.
-        self._by_anchor: dict[str, list[int]] = {}
-        self._unanchored: list[int] = []
+        by_anchor: dict[str, set[int]] = {}
+        self._unanchored = frozenset(i for i, secret in enumerate(known) if not secret.anchors)
         for index, secret in enumerate(known):
             for anchor in secret.anchors:
-                self._by_anchor.setdefault(anchor, []).append(index)
-            if not secret.anchors:
-                self._unanchored.append(index)
-        self._anchors = re.compile(words(*self._by_anchor) or r"(?!)")
+                by_anchor.setdefault(anchor, set()).add(index)
+        # The search reports the longest literal starting at each position: one
+        # found also stands for those that are its prefixes (sk-ant- for sk-).
+        self._by_anchor = {
+            found: frozenset().union(*(kinds for other, kinds in by_anchor.items() if found.startswith(other)))
+            for found in by_anchor
+        }
+        self._anchors = re.compile(f"(?=({words(*by_anchor) or '(?!)'}))")
         # Patterns from config get the generic hold: asm knows nothing of how they start.
         self._hold = re.compile(hold_regex(known, [GENERIC_HOLD] if extra_patterns else []))
+        # Patterns from config have no literal to look for: then every delta gets the closer look.
+        self._quick = re.compile(quick_regex(known) if not self._unanchored else "")
         # run id -> (event type, stream tag) -> the stream's held tail
         self._runs: dict[str, dict[tuple[EventType, str | None], _Stream]] = {}
 
@@ -141,8 +149,14 @@ class EventRedactor:
         return self._redact_from(text, 0)
 
     def _redact_from(self, text: str, start: int) -> str:
-        """``text[start:]`` redacted, ``text[:start]`` serving only as left context."""
-        spans = self._spans(text, start)
+        """``text[start:]`` redacted, ``text[:start]`` serving only as left context
+        (searched from ``_CONTEXT_CHARS`` before ``start``)."""
+        lookback = start - _CONTEXT_CHARS if start > _CONTEXT_CHARS else 0
+        # Literals are looked for where one may overlap text[start:] (the longest has 20 characters).
+        found = self._anchors.findall((text[start - 19 :] if start > 19 else text).lower())
+        if not found and not self._unanchored:
+            return text[start:]  # the hot path: no literal any secret contains
+        spans = self._spans(text, start, lookback, found)
         if not spans:
             return text[start:]
         out: list[str] = []
@@ -154,16 +168,16 @@ class EventRedactor:
         out.append(text[at:])
         return "".join(out)
 
-    def _spans(self, text: str, start: int) -> list[tuple[int, int, str]]:
-        """The secrets' spans in ``text`` that reach past ``start`` (cut to
-        begin there), merged where they overlap, in order. Matches are looked
-        for from ``_CONTEXT_CHARS`` before ``start``."""
-        lookback = max(0, start - _CONTEXT_CHARS)
-        candidates = self._candidates(text[lookback:] if lookback else text)
-        if not candidates:
-            return []
+    def _spans(self, text: str, start: int, lookback: int, anchors: list[str]) -> list[tuple[int, int, str]]:
+        """The secrets' spans in ``text`` that reach past ``start`` (cut to begin
+        there), merged where they overlap, in order; matches are looked for from
+        ``lookback``, by the rules of the ``anchors`` found there."""
+        candidates = sorted(self._unanchored.union(*(self._by_anchor[anchor] for anchor in set(anchors))))
         found: list[tuple[int, int, int]] = []
         for index in candidates:
+            needs = self._needs[index]
+            if needs and not any(char in text for char in needs):
+                continue  # a key with no = or : after it, a URL with no @
             pattern = self._rules[index].pattern
             for match in pattern.finditer(text, lookback):
                 if pattern.groups and match.group(1) is not None:
@@ -181,17 +195,6 @@ class EventRedactor:
             else:
                 merged.append((begin, end, self._rules[index].kind))
         return merged
-
-    def _candidates(self, text: str) -> list[int]:
-        """The rules worth running on ``text``, in order."""
-        lowered = text.lower()
-        if self._anchors.search(lowered) is None:
-            return self._unanchored
-        chosen = set(self._unanchored)
-        for anchor, indexes in self._by_anchor.items():
-            if anchor in lowered:
-                chosen.update(indexes)
-        return sorted(chosen)
 
     # -- events ----------------------------------------------------------------
 
@@ -218,28 +221,46 @@ class EventRedactor:
         return [*released, attrs.evolve(event, data=cleaned)]
 
     def _stream(self, event: Event, run_id: str) -> Transformed | Awaitable[Transformed]:
+        # The hot path: every delta of every run comes here, so it is kept to a few
+        # steps for the usual delta (nothing held, nothing to hold, no literal).
         data: Any = event.data
-        key = (data.type, getattr(data, "stream", None))
-        # The run's other streams end here (text after thinking, stderr after stdout).
-        released = self._release(event, run_id, keep=key)
-        streams = self._runs.setdefault(run_id, {})
+        delta: str = data.delta
+        key = (data.type, data.stream if type(data) is MessageStreamed else None)
+        streams = self._runs.get(run_id)
+        if streams is None:
+            streams = self._runs[run_id] = {}
         stream = streams.get(key)
+        # The run's other streams end here (text after thinking, stderr after stdout).
+        released = self._release(event, run_id, keep=key) if len(streams) > (stream is not None) else []
         if stream is None:
             stream = streams[key] = _Stream()
-        text, start = stream.feed(data.delta, self._hold)
-        if len(text) - start > OFF_LOOP_CHARS:
-            return self._stream_off_loop(released, event, text, start)
-        cleaned = self._redact_from(text, start) if len(text) > start else ""
-        if not released and cleaned == data.delta:
-            return None
-        if cleaned:
-            released.append(attrs.evolve(event, data=attrs.evolve(data, delta=cleaned)))
+        context = stream.context
+        start = len(context)
+        text = context + stream.held + delta
+        if not released and self._quick.search(text, start) is None:
+            # The usual delta: no possible secret's start, no literal any secret contains.
+            out = text[start:]
+            stream.context, stream.held = text[-_CONTEXT_CHARS:], ""
+            return None if out == delta else attrs.evolve(event, data=_delta(data, out))
+        # Held back: from where a secret may have started and not ended (at most MAX_HOLD_CHARS).
+        match = self._hold.search(text, max(start, len(text) - MAX_HOLD_CHARS))
+        cut = len(text) if match is None else match.start()
+        stream.held = text[cut:]
+        if cut == start:
+            return released  # all of it held ([]: the delta is not stored now)
+        stream.context = text[cut - _CONTEXT_CHARS : cut] if cut > _CONTEXT_CHARS else text[:cut]
+        if cut - start > OFF_LOOP_CHARS:
+            return self._stream_off_loop(released, event, text[:cut], start)
+        cleaned = self._redact_from(text[:cut], start)
+        if not released:
+            return None if cleaned == delta else attrs.evolve(event, data=_delta(data, cleaned))
+        released.append(attrs.evolve(event, data=_delta(data, cleaned)))
         return released
 
     async def _stream_off_loop(self, released: list[Event], event: Event, text: str, start: int) -> list[Event]:
         cleaned = await trio.to_thread.run_sync(self._redact_from, text, start)
         data: Any = event.data
-        return [*released, attrs.evolve(event, data=attrs.evolve(data, delta=cleaned))]
+        return [*released, attrs.evolve(event, data=_delta(data, cleaned))]
 
     def _release(self, event: Event, run_id: str, keep: tuple[EventType, str | None] | None = None) -> list[Event]:
         """The held tails of ``run_id``'s streams (but ``keep``) as events, redacted,
@@ -309,24 +330,16 @@ class _Stream:
         self.context = ""
         self.held = ""
 
-    def feed(self, delta: str, hold: re.Pattern[str]) -> tuple[str, int]:
-        """Take a delta: ``(text, start)``, where ``text[start:]`` is released
-        now (to redact, ``text[:start]`` its context) and the rest is held."""
-        text = self.context + self.held + delta
-        start = len(self.context)
-        # Only a tail up to MAX_HOLD_CHARS long may be held: the search starts there.
-        match = hold.search(text, max(start, len(text) - MAX_HOLD_CHARS))
-        cut = len(text) if match is None else match.start()
-        self.held = text[cut:]
-        if cut > start:
-            self.context = text[max(0, cut - _CONTEXT_CHARS) : cut]
-        return text[:cut], start
-
     def flush(self) -> tuple[str, int]:
         """The held tail, released (the stream ended), as ``(text, start)``."""
         text, start = self.context + self.held, len(self.context)
         self.context, self.held = text[-_CONTEXT_CHARS:], ""
         return text, start
+
+
+def _delta(data: Any, text: str) -> MessageStreamed | ThinkingStreamed:
+    """``data`` (a streamed delta) with ``text`` instead (faster than ``attrs.evolve``)."""
+    return MessageStreamed(text, data.stream) if type(data) is MessageStreamed else ThinkingStreamed(text)
 
 
 def _text_size(value: Any, budget: int = OFF_LOOP_CHARS + 1) -> int:
