@@ -42,7 +42,7 @@ from asm.events import ApprovalRequested, Event, MessageStreamed
 from asm.hookspecs import hookimpl
 from asm.plugins import BrokenPlugin, PluginRegistry, load_plugins
 from asm.redaction import mask_url
-from asm.runtime import open_runtime
+from asm.runtime import configured, open_runtime
 from asm.serde import event_to_json
 
 if TYPE_CHECKING:
@@ -223,6 +223,7 @@ def _parser(registry: PluginRegistry, out: TextIO, err: TextIO) -> argparse.Argu
 
     plugins = commands.add_parser("plugins", help="list installed plugins and what they register")
     plugins.add_argument("--json", action="store_true", help="print as JSON")
+    plugins.add_argument("--config", "-c", help="config file whose named instances to list (default: ./asm.toml)")
     plugins.set_defaults(handler=functools.partial(_cmd_plugins, registry=registry, out=out))
 
     config = commands.add_parser("config", help="inspect the configuration")
@@ -326,12 +327,14 @@ class _TerminalApprover:
 
 def _cmd_plugins(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO) -> int:
     infos = registry.plugins()
+    instances = configured(registry, load_config(config_file=args.config).config).instances()
     if args.json:
         payload: dict[str, Any] = {
             "plugins": [
                 {"name": i.name, "distribution": i.distribution, "version": i.version, "registers": i.registers}
                 for i in infos
             ],
+            "instances": [{"kind": i.kind, "name": i.name, "built_from": i.built_from} for i in instances],
             "broken": [
                 {"entry_point": b.entry_point, "distribution": b.distribution, "error": b.error}
                 for b in registry.broken
@@ -343,6 +346,10 @@ def _cmd_plugins(args: argparse.Namespace, *, registry: PluginRegistry, out: Tex
         out.write(f"{info.distribution or info.name} {info.version or '(unknown version)'}  [plugin {info.name}]\n")
         for kind, names in sorted(info.registers.items()):
             out.write(f"  {kind}: {', '.join(names)}\n")
+    if instances:
+        out.write("named instances (from config)\n")
+        for instance in instances:
+            out.write(f"  {instance.kind}.{instance.name}: {instance.built_from} [plugin {instance.plugin}]\n")
     for broken in registry.broken:
         out.write(f"BROKEN {broken.entry_point} ({broken.distribution or 'unknown distribution'}): {broken.error}\n")
     return 0

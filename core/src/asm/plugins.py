@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 import re
@@ -83,6 +84,9 @@ class Registration:
     plugin: str
     distribution: str | None
     version: str | None
+    #: for a named instance (a config table ``[<kind>.<name>]`` with ``plugin = "<base>"``):
+    #: the registered name it is built from, by that factory, with the rest of its table
+    built_from: str | None = None
 
 
 @attrs.frozen
@@ -119,6 +123,8 @@ class PluginRegistry:
         self.broken: list[BrokenPlugin] = list(broken)
         self._distributions = {"asm-core": ("asm-core", _version("asm-core")), **(distributions or {})}
         self._registrations: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
+        #: kind -> name -> config table, for :meth:`create` without a config (see :meth:`configured`)
+        self._tables: dict[str, dict[str, dict[str, Any]]] = {}
         self._duplicate: AsmError | None = None
         self._collect()
 
@@ -188,17 +194,21 @@ class PluginRegistry:
         )
 
     def create(self, kind: str, name: str, config: Mapping[str, Any] | None = None) -> Any:
-        """Build the object ``name`` of ``kind`` from its config table.
+        """Build the object ``name`` of ``kind`` from its config table (``None``: the
+        table this registry was :meth:`configured` with, else none).
 
         A factory that takes a keyword argument ``registry`` gets this registry,
         to build what its config names (a provider's ``tools``, a router's members)
         from the same plugins, extras included, without loading them again."""
         registration = self.get(kind, name)
         factory = registration.factory
+        table = dict(config if config is not None else self._tables.get(kind, {}).get(name, {}))
+        if registration.built_from is not None:
+            table.pop("plugin", None)  # says which factory builds the instance; not an option of it
         try:
             if _takes_registry(factory):
-                return factory(dict(config or {}), registry=self)  # type: ignore[call-arg]
-            return factory(dict(config or {}))
+                return factory(table, registry=self)  # type: ignore[call-arg]
+            return factory(table)
         except AsmError:
             raise
         except Exception as exc:
@@ -207,6 +217,61 @@ class PluginRegistry:
                 f"{_SINGULAR[kind]} {name!r} could not be created from its config: {exc}",
                 details={"kind": kind, "name": name},
             ) from exc
+
+    def configured(self, tables: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> PluginRegistry:
+        """This registry as a config sees it (``tables``: kind -> name -> table, e.g.
+        ``{"providers": config.providers}``): :meth:`create` without a config uses a
+        name's table, and a table with ``plugin = "<registered name>"`` whose own name
+        is not registered becomes a *named instance*, registered under its name and
+        built by that plugin's factory from the rest of its table. So two Claude
+        models can live side by side::
+
+            [providers.fast]
+            plugin = "claude"
+            model = "claude-haiku-4-5"
+
+        An instance named like a registered plugin, an instance of an instance, and a
+        ``plugin`` that is not registered are ``invalid_config``. This registry is
+        left as it was; the plugins (and their hooks) are shared.
+        """
+        derived = copy.copy(self)
+        derived._registrations = {kind: dict(table) for kind, table in self._registrations.items()}
+        derived._tables = {kind: {name: dict(t) for name, t in by_name.items()} for kind, by_name in tables.items()}
+        for kind, by_name in tables.items():
+            registered = self._table(kind)
+            what = _SINGULAR[kind]
+            for name, table in by_name.items():
+                if "plugin" not in table:
+                    continue
+                base = table["plugin"]
+                where = f"[{kind}.{name}] plugin = {base!r}"
+                if name in registered:
+                    raise AsmError(
+                        "invalid_config",
+                        f"{where}: {name!r} is the name of an installed {what}, so it cannot be an instance of "
+                        f"another; give the instance a name of its own",
+                        details={"kind": kind, "name": name},
+                    )
+                if not isinstance(base, str) or base not in registered:
+                    if isinstance(base, str) and base in by_name and "plugin" in by_name[base]:
+                        problem = f"{base!r} is itself an instance; name the plugin it is built from"
+                    else:
+                        close = close_match(str(base), registered)
+                        hint = f"; did you mean {close!r}?" if close else ""
+                        installed = ", ".join(sorted(registered)) or "none"
+                        problem = f"no {what} named {base!r} is installed (installed: {installed}){hint}"
+                    raise AsmError("invalid_config", f"{where}: {problem}", details={"kind": kind, "name": name})
+                derived._registrations[kind][name] = attrs.evolve(registered[base], name=name, built_from=base)
+        return derived
+
+    def instances(self) -> list[Registration]:
+        """The named instances (see :meth:`configured`), by kind and name."""
+        return [
+            registration
+            for kind in KINDS
+            for registration in self.registrations(kind)
+            if registration.built_from is not None
+        ]
 
     def registrations(self, kind: str) -> list[Registration]:
         """Every registration of ``kind``, sorted by name."""
@@ -223,7 +288,8 @@ class PluginRegistry:
             owners[name] = self._distribution_of(name)
         for kind in KINDS:
             for registration in self._registrations[kind].values():
-                infos.setdefault(registration.plugin, {}).setdefault(kind, []).append(registration.name)
+                if registration.built_from is None:  # instances are listed by :meth:`instances`
+                    infos.setdefault(registration.plugin, {}).setdefault(kind, []).append(registration.name)
         return [
             PluginInfo(
                 name=name,

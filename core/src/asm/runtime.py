@@ -143,6 +143,12 @@ _WHAT = {
 }
 
 
+def configured(registry: PluginRegistry, config: AsmConfig) -> PluginRegistry:
+    """``registry`` with the config's plugin tables and named instances
+    (:meth:`PluginRegistry.configured`)."""
+    return registry.configured({kind: getattr(config, kind) for kind in _CONFIGURING_KINDS})
+
+
 def check_plugin_tables(config: AsmConfig | LoadedConfig, registry: PluginRegistry) -> None:
     """Check that each plugin table of ``config`` names a plugin of ``registry``.
 
@@ -205,7 +211,7 @@ def assemble(
     """
     loaded = config if isinstance(config, LoadedConfig) else None
     cfg = loaded.config if loaded is not None else (config if isinstance(config, AsmConfig) else AsmConfig())
-    registry = registry or load_plugins()
+    registry = configured(registry or load_plugins(), cfg)
     check_plugin_tables(loaded or cfg, registry)
     context = (cfg, registry, loaded)
     store = _create(context, "stores", cfg.store or default_store(registry))
