@@ -784,6 +784,7 @@ class SessionManager:
         """
         callbacks = [c for c in (self._on_event, on_event) if c is not None]
         hook = self._event_hook
+        direct = _direct_event_hooks(hook)
         listeners = self._listeners
         for event in events:
             try:
@@ -793,7 +794,12 @@ class SessionManager:
                     outcome = callback(event)
                     if outcome is not None:
                         await outcome
-                if hook is not None:
+                if direct is not None:
+                    for function in direct:
+                        outcome = function(event)
+                        if outcome is not None and inspect.isawaitable(outcome):
+                            await outcome
+                elif hook is not None:
                     for outcome in hook(event=event):
                         if inspect.isawaitable(outcome):
                             await outcome
@@ -822,6 +828,30 @@ class SessionManager:
             raise AsmError(
                 "internal_error", f"a plugin's {name} hook raised {exc!r}; fix or uninstall the plugin"
             ) from exc
+
+
+def _direct_event_hooks(hook: Callable[..., list[Any]] | None) -> list[Callable[[Event], Any]] | None:
+    """The ``asm_event`` implementations to call directly, in pluggy's order (last
+    registered first), or ``None`` to call them through pluggy (a hook wrapper).
+
+    pluggy's call machinery costs about 2 us per call, more than a telemetry plugin's
+    own work on an event; like ``asm_transform_event``, ``asm_event`` is called
+    directly. Read once per delivered batch, so a plugin registered meanwhile is seen
+    from the next batch."""
+    impls = getattr(hook, "get_hookimpls", None)
+    if impls is None:
+        return None
+    functions: list[Callable[[Event], Any]] = []
+    for impl in reversed(impls()):
+        if impl.hookwrapper or impl.wrapper:
+            return None
+        functions.append(impl.function if impl.argnames else _without_event(impl.function))
+    return functions
+
+
+def _without_event(function: Callable[[], Any]) -> Callable[[Event], Any]:
+    """An ``asm_event`` implementation that takes no argument (pluggy allows it)."""
+    return lambda _event: function()
 
 
 _RUN_ENDS: Final = (EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED, EventType.RUN_TIMEOUT)
