@@ -158,7 +158,8 @@ def free_port() -> int:
 async def test_an_endpoint_that_is_down_drops_spans_with_one_warning_and_the_run_goes_on(
     otel_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    # With a password in the URL: the warning names the endpoint, never the password.
+    otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://otel:s3cret-pw@127.0.0.1:{free_port()}")
     caplog.set_level(logging.DEBUG)
     with trio.fail_after(60):
         async with asm.open_runtime(provider="echo", store="memory", sinks={"otel": {"shutdown_timeout": 0.5}}) as rt:
@@ -169,6 +170,8 @@ async def test_an_endpoint_that_is_down_drops_spans_with_one_warning_and_the_run
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert warnings[0].levelno == logging.WARNING
     assert "cannot export spans" in warnings[0].getMessage() and "runs are unaffected" in warnings[0].getMessage()
+    assert "otel:***@127.0.0.1" in warnings[0].getMessage()
+    assert not [r for r in caplog.records if "s3cret-pw" in r.getMessage()]
     # The exporters' own error per batch and retry were not also shown.
     assert not [r for r in caplog.records if r.name.startswith("opentelemetry.exporter")]
     assert sink.export_failures >= 1

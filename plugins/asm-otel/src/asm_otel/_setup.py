@@ -38,6 +38,7 @@ from opentelemetry.trace import TracerProvider
 from asm import AsmError, Event, parse_options
 from asm.config import typo_of
 from asm.plugins import PluginRegistry
+from asm.redaction import mask_url
 from asm_otel._telemetry import Telemetry
 
 __all__ = ["OtelOptions", "OtelSink", "create_sink", "instrument", "uninstrument"]
@@ -394,7 +395,7 @@ class _Guard:
     def __init__(self, exporter: SpanExporter | MetricExporter, what: str, endpoint: str, health: _Health) -> None:
         self.exporter = exporter
         self.what = what
-        self.endpoint = endpoint
+        self.endpoint = mask_url(endpoint)  # a password in it is never logged
         self.health = health
         self._abandoned = False
 
