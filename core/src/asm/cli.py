@@ -214,6 +214,13 @@ def _parser(registry: PluginRegistry, out: TextIO, err: TextIO) -> argparse.Argu
     run.add_argument("--json", action="store_true", help="print every event as a JSON line")
     run.add_argument("--timeout", type=float, help="run timeout in seconds")
     run.add_argument(
+        "--require",
+        action="append",
+        default=[],
+        metavar="CAPABILITY",
+        help="a capability the provider must have (tools, thinking, vision, ...); repeatable",
+    )
+    run.add_argument(
         "--workspace",
         "-w",
         metavar="DIR",
@@ -287,7 +294,7 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO)
             if args.workspace is not None:
                 options = {**(options or {}), "workspace": {**(loaded.config.workspace or {}), "path": args.workspace}}
             async with cancelled_on_signals():
-                run = await runtime.run_once(prompt, on_event=show, options=options)
+                run = await runtime.run_once(prompt, on_event=show, options=options, required_capabilities=args.require)
         if not args.json and not reader_gone:
             out.write("\n")
         run.raise_for_status()

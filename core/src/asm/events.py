@@ -193,6 +193,8 @@ class RunStarted(EventData):
     type: ClassVar[EventType] = _T.RUN_STARTED
     provider: str
     model: str | None = None
+    #: optional capabilities the run asked for that the provider lacks
+    missing_capabilities: tuple[str, ...] = ()
 
 
 @attrs.frozen

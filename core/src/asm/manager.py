@@ -54,7 +54,19 @@ from asm.events import (
     TokenUsageUpdated,
     ToolCallStarted,
 )
-from asm.model import Cost, ErrorInfo, ProviderError, Run, RunInput, RunResult, Session, TokenUsage, new_id, utcnow
+from asm.model import (
+    Capabilities,
+    Cost,
+    ErrorInfo,
+    ProviderError,
+    Run,
+    RunInput,
+    RunResult,
+    Session,
+    TokenUsage,
+    new_id,
+    utcnow,
+)
 from asm.owners import current_owner, reporting_process_groups, with_process_group
 from asm.plugins import PluginRegistry
 from asm.policy import Policy, PolicyGuard, ToolAction, Violation, cli_tool_lists, merge_policies
@@ -289,13 +301,18 @@ class SessionManager:
         provider: str | None = None,
         options: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        required_capabilities: Iterable[str] = (),
+        optional_capabilities: Iterable[str] = (),
     ) -> Run:
         """Create a ``pending`` run in an active session (no event yet).
 
         ``input`` is a prompt string, a list of messages or a ``RunInput``;
-        empty or malformed input is a ``validation_error``.
+        empty or malformed input is a ``validation_error``. The provider that
+        executes the run must have every one of ``required_capabilities``
+        (``missing_required_capability`` before it starts, otherwise); the
+        ``optional_capabilities`` it lacks are named in ``run_started``.
         """
-        run_input = _run_input(input, options)
+        run_input = _run_input(input, options, required_capabilities, optional_capabilities)
         session = await self.store.get_session(session_id)
         if session.status is not SessionStatus.ACTIVE:
             raise AsmError(
@@ -354,6 +371,7 @@ class SessionManager:
         chosen = self._resolve_provider(provider if provider is not None else run.provider)
         if run.status is not RunStatus.PENDING:
             raise claim_refused(run)  # running elsewhere, or ended: as a lost claim race says
+        _check_capabilities(chosen, run.input)
         run = attrs.evolve(
             run, status=RunStatus.RUNNING, started_at=utcnow(), provider=chosen.name, owner=current_owner()
         )
@@ -431,7 +449,8 @@ class SessionManager:
                 try:
                     await self._call_hook("asm_run_starting", session=session, run=run)
                     writer.model = _planned_model(provider, run.input)
-                    await writer.publish(RunStarted(provider.name, writer.model))
+                    lacking = _capabilities(provider).missing(run.input.optional_capabilities)
+                    await writer.publish(RunStarted(provider.name, writer.model, lacking))
                     for message in run.input.messages:
                         await writer.publish(MessageSent(message.content, message.role))
                     if workspace is not None:
@@ -584,15 +603,20 @@ class SessionManager:
         options: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         policies: Iterable[Policy] = (),
+        required_capabilities: Iterable[str] = (),
+        optional_capabilities: Iterable[str] = (),
     ) -> Run:
         """One run in a new session: create, activate, execute, then complete
         the session (or fail / cancel it as the run ended). Returns the run.
+        A provider without one of ``required_capabilities`` is refused before
+        anything is stored.
 
         >>> run = await manager.run_once("What is 2 + 2?")  # doctest: +SKIP
         >>> run.raise_for_status().output  # doctest: +SKIP
         """
-        run_input = _run_input(input, options)
+        run_input = _run_input(input, options, required_capabilities, optional_capabilities)
         chosen = self._resolve_provider(provider)
+        _check_capabilities(chosen, run_input)
         session = self._new_session(agent_id, chosen.name, metadata, one_shot=True)
         run: Run | None = None
         try:
@@ -933,26 +957,48 @@ def _checked_transform(plugin_name: str, event: Event, replaced: object) -> list
     return events
 
 
-def _run_input(input: object, options: Mapping[str, Any] | None) -> RunInput:
+def _run_input(
+    input: object,
+    options: Mapping[str, Any] | None,
+    required: Iterable[str] = (),
+    optional: Iterable[str] = (),
+) -> RunInput:
     """``input`` as a ``RunInput``, or ``validation_error`` / ``invalid_input`` before anything is stored."""
     run_input = RunInput.coerce(input, options=options)
     if "workspace" in run_input.options:
         WorkspaceOptions.parse(run_input.options["workspace"])
+    wanted: tuple[str, ...] = (*run_input.required_capabilities, *required)
+    wished: tuple[str, ...] = (*run_input.optional_capabilities, *optional)
+    if (wanted, wished) != (run_input.required_capabilities, run_input.optional_capabilities):
+        run_input = attrs.evolve(run_input, required_capabilities=wanted, optional_capabilities=wished)
     return run_input
 
 
-def _works_on_files(provider: Provider) -> bool:
+def _capabilities(provider: Provider) -> Capabilities:
     try:
-        return bool(provider.capabilities().file_access)
-    except Exception:  # noqa: BLE001 - a provider that cannot say gets no cwd
-        return False
+        return provider.capabilities()
+    except Exception:  # noqa: BLE001 - a provider that cannot say is taken to have nothing extra
+        return Capabilities()
+
+
+def _check_capabilities(provider: Provider, run_input: RunInput) -> None:
+    """Refuse a provider without a capability the run requires."""
+    missing = _capabilities(provider).missing(run_input.required_capabilities)
+    if missing:
+        raise AsmError(
+            "missing_required_capability",
+            f"provider {provider.name!r} lacks {', '.join(missing)}, which the run requires; "
+            "choose a provider that has it (asm plugins lists them) or drop the requirement",
+            details={"provider": provider.name, "missing": list(missing)},
+        )
+
+
+def _works_on_files(provider: Provider) -> bool:
+    return _capabilities(provider).file_access  # a provider that cannot say gets no cwd
 
 
 def _authorizes(provider: Provider) -> bool:
-    try:
-        return bool(provider.capabilities().authorizes_tools)
-    except Exception:  # noqa: BLE001 - a provider that cannot say is judged as its tools start
-        return False
+    return _capabilities(provider).authorizes_tools  # one that cannot say is judged as its tools start
 
 
 def _option_model(run: RunInput) -> str | None:

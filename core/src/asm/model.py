@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from asm.events import Event
 
 __all__ = [
+    "CAPABILITY_NAMES",
     "Artifact",
     "Capabilities",
     "Cost",
@@ -151,6 +152,40 @@ class Capabilities:
     #: the prompt is a command: the run option ``argv`` (a list of strings) gives its exact
     #: arguments, and ``asm run`` passes a prompt of several words that way instead of joining them
     takes_argv: bool = False
+    #: images in the input are understood
+    vision: bool = False
+
+    def missing(self, names: Sequence[str]) -> tuple[str, ...]:
+        """Which of the capability ``names`` this provider lacks.
+
+        >>> Capabilities(tools=True).missing(["tools", "thinking"])
+        ('thinking',)
+        """
+        return tuple(name for name in names if not getattr(self, name))
+
+
+#: The capability names a run may require (the fields of :class:`Capabilities`).
+CAPABILITY_NAMES: Final = tuple(field.name for field in attrs.fields(Capabilities))
+
+
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):  # "tools" is one capability, not five letters
+        return (value,)
+    return tuple(value)
+
+
+def _check_capabilities(_: object, attribute: attrs.Attribute[tuple[str, ...]], names: tuple[str, ...]) -> None:
+    for name in names:
+        if name not in CAPABILITY_NAMES:
+            from asm.config import close_match
+
+            close = close_match(name, CAPABILITY_NAMES)
+            hint = f"did you mean {close!r}? " if close else ""
+            raise AsmError(
+                "validation_error",
+                f"{attribute.name}: {name!r} is not a capability; {hint}capabilities are {', '.join(CAPABILITY_NAMES)}",
+                details={"capability": name},
+            )
 
 
 @attrs.frozen
@@ -256,6 +291,10 @@ class RunInput:
     #: set by the manager, for providers whose tools run inside a CLI with flags of its own
     denied_tools: tuple[str, ...] = ()
     allowed_tools: tuple[str, ...] | None = None
+    #: capabilities the provider must have (else the run is refused before it starts) and ones
+    #: it should have (those it lacks are named in ``run_started``); see :class:`Capabilities`
+    required_capabilities: tuple[str, ...] = attrs.field(default=(), converter=_names, validator=_check_capabilities)
+    optional_capabilities: tuple[str, ...] = attrs.field(default=(), converter=_names, validator=_check_capabilities)
 
     @property
     def prompt(self) -> str:
