@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from typing import Any, Final
 
@@ -27,18 +27,22 @@ from opentelemetry.util.types import AttributeValue
 
 from asm import hookimpl
 from asm.events import (
+    PAYLOADS,
     ApprovalDenied,
     ApprovalGranted,
     CostUpdated,
     ErrorOccurred,
     Event,
-    EventType,
+    EventData,
     MessageReceived,
     MessageSent,
     MessageStreamed,
     PolicyViolation,
+    RunCancelled,
+    RunFailed,
     RunQueued,
     RunStarted,
+    ThinkingStreamed,
     TokenUsageUpdated,
     ToolCallCompleted,
     ToolCallFailed,
@@ -188,7 +192,7 @@ class Telemetry:
         meter: Meter = meters.get_meter(SCOPE, version)
         self._runs: dict[str, _Run] = {}
         self._sessions: dict[str, _Session] = {}
-        self._stored: dict[EventType, int] = dict.fromkeys(EventType, 0)
+        self._stored: dict[type[EventData], int] = dict.fromkeys(PAYLOADS.values(), 0)
         self._queued: set[str] = set()
         self._active: set[str] = set()
         self._token_usage = meter.create_histogram(
@@ -220,26 +224,27 @@ class Telemetry:
         meter.create_observable_up_down_counter(
             "asm.runs.active", [self._observe_active], unit="{run}", description="Runs executing in this process."
         )
-        self._handlers = {
-            EventType.MESSAGE_STREAMED: self._on_streamed,
-            EventType.THINKING_STREAMED: self._on_model_output,
-            EventType.MESSAGE_RECEIVED: self._on_received,
-            EventType.MESSAGE_SENT: self._on_sent,
-            EventType.TOKEN_USAGE_UPDATED: self._on_usage,
-            EventType.TURN_COMPLETED: self._on_turn,
-            EventType.TOOL_CALL_STARTED: self._on_tool_started,
-            EventType.TOOL_CALL_COMPLETED: self._on_tool_ended,
-            EventType.TOOL_CALL_FAILED: self._on_tool_ended,
-            EventType.RUN_STARTED: self._on_run_started,
-            EventType.RUN_QUEUED: self._on_queued,
+        # Keyed by payload class: a class hashes in C, an enum member in Python.
+        self._handlers: dict[type[EventData], Callable[[Event], None]] = {
+            MessageStreamed: self._on_streamed,
+            ThinkingStreamed: self._on_model_output,
+            MessageReceived: self._on_received,
+            MessageSent: self._on_sent,
+            TokenUsageUpdated: self._on_usage,
+            TurnCompleted: self._on_turn,
+            ToolCallStarted: self._on_tool_started,
+            ToolCallCompleted: self._on_tool_ended,
+            ToolCallFailed: self._on_tool_ended,
+            RunStarted: self._on_run_started,
+            RunQueued: self._on_queued,
             # A run cancelled while queued ends without being executed here.
-            EventType.RUN_CANCELLED: self._on_run_ended,
-            EventType.RUN_FAILED: self._on_run_ended,
-            EventType.POLICY_VIOLATION: self._on_span_event,
-            EventType.APPROVAL_GRANTED: self._on_span_event,
-            EventType.APPROVAL_DENIED: self._on_span_event,
-            EventType.ERROR_OCCURRED: self._on_span_event,
-            EventType.COST_UPDATED: self._on_cost,
+            RunCancelled: self._on_run_ended,
+            RunFailed: self._on_run_ended,
+            PolicyViolation: self._on_span_event,
+            ApprovalGranted: self._on_span_event,
+            ApprovalDenied: self._on_span_event,
+            ErrorOccurred: self._on_span_event,
+            CostUpdated: self._on_cost,
         }
 
     # -- hooks -----------------------------------------------------------------
@@ -349,8 +354,9 @@ class Telemetry:
     @hookimpl
     def asm_event(self, event: Event) -> None:
         """Count the event; turns, tool calls and notable moments become spans and span events."""
-        self._stored[event.type] += 1
-        handler = self._handlers.get(event.type)
+        kind = type(event.data)
+        self._stored[kind] += 1
+        handler = self._handlers.get(kind)
         if handler is not None:
             handler(event)
 
@@ -672,7 +678,8 @@ class Telemetry:
         self._token_usage.record(output_tokens, {**base, "gen_ai.token.type": "output"})
 
     def _observe_stored(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(count, {"asm.event.type": kind.value}) for kind, count in self._stored.items() if count]
+        counts = self._stored.items()
+        return [Observation(count, {"asm.event.type": kind.type.value}) for kind, count in counts if count]
 
     def _observe_queued(self, options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(len(self._queued))]
