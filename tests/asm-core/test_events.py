@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asm import AsmError
-from asm.events import PAYLOADS, Event, EventData, EventType, MessageStreamed, RunFailed
+from asm.events import PAYLOADS, Event, EventData, EventType, MessageStreamed, RouteSkip, RunFailed
 from asm.model import Cost, ProviderError, TokenUsage
 from asm.serde import event_from_dict, event_from_json, event_to_dict, event_to_json
 
@@ -25,7 +25,20 @@ SEED_TYPES = {
     "turn_completed", "workspace_snapshot_taken", "workspace_diff_computed", "policy_violation",
     "approval_requested", "approval_granted", "approval_denied",
 }  # fmt: skip
-ASM_ADDED = {"run_queued", "thinking_streamed", "cost_updated", "artifact_stored", "workspace_rolled_back"}
+ASM_ADDED = {
+    "run_queued",
+    "thinking_streamed",
+    "cost_updated",
+    "artifact_stored",
+    "workspace_rolled_back",
+    "run_retrying",
+    # routing (asm-router's decisions)
+    "route_selected",
+    "route_failed_over",
+    "circuit_opened",
+    "circuit_half_open",
+    "circuit_closed",
+}
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text() | st.floats(allow_nan=False)
 json_values = st.recursive(
@@ -63,6 +76,7 @@ def _strategy_for(annotation: Any) -> st.SearchStrategy[Any]:
         "ProviderError | None": st.none() | provider_errors,
         "dict[str, Any]": json_objects,
         "tuple[str, ...]": st.lists(st.text(), max_size=5).map(tuple),
+        "tuple[RouteSkip, ...]": st.lists(st.builds(RouteSkip, st.text(), st.text(), st.text()), max_size=3).map(tuple),
         "Any": json_values,
     }
     return by_type[annotation]

@@ -136,6 +136,8 @@ class AsmConfig:
     redact_patterns: dict[str, str] = attrs.field(factory=dict)
     #: every run's workspace unless it gives its own: ``{path, backend, rollback_on, ...}`` (asm.workspace)
     workspace: dict[str, Any] | None = None
+    #: retries of a provider that fails before any output: ``{max_retries, base_delay, max_delay}`` (asm.retry)
+    retry: dict[str, Any] | None = None
     providers: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     stores: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     artifact_stores: dict[str, dict[str, Any]] = attrs.field(factory=dict)

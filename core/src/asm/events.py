@@ -29,6 +29,9 @@ __all__ = [
     "ApprovalGranted",
     "ApprovalRequested",
     "ArtifactStored",
+    "CircuitClosed",
+    "CircuitHalfOpen",
+    "CircuitOpened",
     "CostUpdated",
     "ErrorOccurred",
     "ErrorRecovered",
@@ -40,11 +43,15 @@ __all__ = [
     "MessageStreamed",
     "PolicyViolation",
     "ProviderError",
+    "RouteFailedOver",
+    "RouteSelected",
+    "RouteSkip",
     "RunCancelled",
     "RunCompleted",
     "RunFailed",
     "RunQueued",
     "RunStarted",
+    "RunRetrying",
     "RunTimeout",
     "SessionCancelled",
     "SessionCompleted",
@@ -94,6 +101,7 @@ class EventType(StrEnum):
     RUN_FAILED = "run_failed"
     RUN_CANCELLED = "run_cancelled"
     RUN_TIMEOUT = "run_timeout"
+    RUN_RETRYING = "run_retrying"
     POLICY_VIOLATION = "policy_violation"
     APPROVAL_REQUESTED = "approval_requested"
     APPROVAL_GRANTED = "approval_granted"
@@ -104,6 +112,11 @@ class EventType(StrEnum):
     ARTIFACT_STORED = "artifact_stored"
     ERROR_OCCURRED = "error_occurred"
     ERROR_RECOVERED = "error_recovered"
+    ROUTE_SELECTED = "route_selected"
+    ROUTE_FAILED_OVER = "route_failed_over"
+    CIRCUIT_OPENED = "circuit_opened"
+    CIRCUIT_HALF_OPEN = "circuit_half_open"
+    CIRCUIT_CLOSED = "circuit_closed"
 
 
 _T = EventType
@@ -224,6 +237,18 @@ class RunCancelled(EventData):
 
     type: ClassVar[EventType] = _T.RUN_CANCELLED
     reason: str | None = None
+
+
+@attrs.frozen
+class RunRetrying(EventData):
+    """Attempt ``attempt`` of the run failed with ``error_code`` before any output;
+    the provider is tried again after ``delay_s`` seconds (see :mod:`asm.retry`)."""
+
+    type: ClassVar[EventType] = _T.RUN_RETRYING
+    attempt: int
+    delay_s: float
+    error_code: str
+    error_message: str
 
 
 @attrs.frozen
@@ -446,6 +471,83 @@ class ErrorRecovered(EventData):
     message: str | None = None
 
 
+# -- routing (the router provider, asm-router) -------------------------------
+
+
+@attrs.frozen
+class RouteSkip:
+    """A member a router passed over for an attempt: ``reason`` is a code
+    (``circuit_open``, ``probe_in_flight``, ``missing_capability``, ``over_budget``,
+    ``tried``) and ``detail`` says it in words."""
+
+    member: str
+    reason: str
+    detail: str = ""
+
+
+@attrs.frozen
+class RouteSelected(EventData):
+    """Router ``router`` gave attempt ``attempt`` (from 1) to ``member`` because of
+    ``reason`` (``sticky``, ``preferred``, ``weighted``, ``probe``); ``skipped`` lists
+    the members it passed over and why."""
+
+    type: ClassVar[EventType] = _T.ROUTE_SELECTED
+    router: str
+    member: str
+    reason: str
+    attempt: int = 1
+    model: str | None = None
+    skipped: tuple[RouteSkip, ...] = ()
+
+
+@attrs.frozen
+class RouteFailedOver(EventData):
+    """``member`` failed attempt ``attempt`` with a retryable ``error_code`` before
+    any output, so router ``router`` tries another member."""
+
+    type: ClassVar[EventType] = _T.ROUTE_FAILED_OVER
+    router: str
+    member: str
+    attempt: int
+    error_code: str
+    error_message: str
+
+
+@attrs.frozen
+class CircuitOpened(EventData):
+    """``member``'s circuit (for ``model``, when the member was asked for one) opened
+    after ``failures`` failures: it gets no run for ``cooldown_s`` seconds."""
+
+    type: ClassVar[EventType] = _T.CIRCUIT_OPENED
+    router: str
+    member: str
+    model: str | None
+    failures: int
+    cooldown_s: float
+    error_code: str
+
+
+@attrs.frozen
+class CircuitHalfOpen(EventData):
+    """``member``'s cooldown is over: this run is the one probe that decides
+    whether its circuit closes again or reopens."""
+
+    type: ClassVar[EventType] = _T.CIRCUIT_HALF_OPEN
+    router: str
+    member: str
+    model: str | None = None
+
+
+@attrs.frozen
+class CircuitClosed(EventData):
+    """``member``'s probe run succeeded: it takes runs again."""
+
+    type: ClassVar[EventType] = _T.CIRCUIT_CLOSED
+    router: str
+    member: str
+    model: str | None = None
+
+
 PAYLOADS: Final[dict[EventType, type[EventData]]] = {
     cls.type: cls
     for cls in (
@@ -472,6 +574,7 @@ PAYLOADS: Final[dict[EventType, type[EventData]]] = {
         RunFailed,
         RunCancelled,
         RunTimeout,
+        RunRetrying,
         PolicyViolation,
         ApprovalRequested,
         ApprovalGranted,
@@ -482,6 +585,11 @@ PAYLOADS: Final[dict[EventType, type[EventData]]] = {
         ArtifactStored,
         ErrorOccurred,
         ErrorRecovered,
+        RouteSelected,
+        RouteFailedOver,
+        CircuitOpened,
+        CircuitHalfOpen,
+        CircuitClosed,
     )
 }
 

@@ -31,6 +31,7 @@ from asm.policy import Policy
 from asm.ports import ArtifactStore, Emit, EventCallback, Provider, Renderer, SessionStore, Sink
 from asm.redaction import EventRedactor
 from asm.rendering import RenderingPipeline
+from asm.retry import RetryPolicy, with_retries
 from asm.workspace import WorkspaceOptions
 
 if TYPE_CHECKING:
@@ -54,13 +55,16 @@ class Runtime:
     #: shared by every SessionServer opened on this runtime
     limiter: ConcurrencyLimiter = attrs.field(factory=ConcurrencyLimiter)
     sources: LoadedConfig | None = None
+    #: the ``[retry]`` policy every provider of this runtime is wrapped in (``None``: no retries)
+    retry: RetryPolicy | None = None
     _providers: dict[str, Provider] = attrs.field(factory=dict)
 
     def provider(self, name: str | None = None) -> Provider:
-        """The provider ``name`` (default: the configured one), built once from its config table."""
+        """The provider ``name`` (default: the configured one), built once from its config
+        table, and retried as ``[retry]`` says (:mod:`asm.retry`)."""
         name = name or self.config.provider
         if name not in self._providers:
-            self._providers[name] = _create(self, "providers", name)
+            self._providers[name] = with_retries(_create(self, "providers", name), self.retry)
         return self._providers[name]
 
     async def run_once(
@@ -251,6 +255,7 @@ def assemble(
             workspace=_workspace(cfg),
         ),
         sources=loaded,
+        retry=_retry(cfg),
     )
     return runtime
 
@@ -288,6 +293,11 @@ def _policies(context: tuple[AsmConfig, PluginRegistry, LoadedConfig | None]) ->
             policy = Policy.from_config(name, table, origin=origin)
         policies.append(policy)
     return policies
+
+
+def _retry(cfg: AsmConfig) -> RetryPolicy | None:
+    """The ``[retry]`` table as a policy, checked at assembly."""
+    return RetryPolicy.from_config(cfg.retry) if cfg.retry is not None else None
 
 
 def _workspace(cfg: AsmConfig) -> dict[str, Any] | None:
