@@ -484,17 +484,22 @@ def test_public_names() -> None:
     import asm.process
 
     assert sorted(asm.process.__all__) == [
+        "CLIAgentProvider",
+        "CLICommand",
         "CLIOptions",
         "CLIProcess",
+        "CLIProvider",
         "DEFAULT_ENV_ALLOWLIST",
         "DEFAULT_MAX_LINE_BYTES",
         "DEFAULT_TERMINATE_GRACE",
         "IncrementalText",
         "JsonLineReader",
+        "LineTranslator",
         "StreamJsonTranslator",
         "build_env",
         "check_cwd",
         "classify_failure",
+        "exit_error",
         "find_executable",
         "open_cli_process",
         "parse_json_line",
