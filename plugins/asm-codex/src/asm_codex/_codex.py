@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Any, ClassVar, Final
 
 import attrs
 
-from asm import AsmError, Capabilities, RunInput, RunResult, TokenUsage, parse_options
+from asm import AsmError, RunResult, TokenUsage
 from asm.events import (
     ErrorOccurred,
     EventData,
@@ -19,22 +20,9 @@ from asm.events import (
     ToolCallStarted,
     TurnCompleted,
 )
-from asm.ports import Emit
-from asm.process import (
-    CLIOptions,
-    CLIProcess,
-    JsonLineReader,
-    build_env,
-    check_cwd,
-    classify_failure,
-    find_executable,
-    open_cli_process,
-    run_options,
-)
+from asm.process import CLIAgentProvider, CLICommand, CLIOptions, CLIProcess, LineTranslator, classify_failure
 
 __all__ = ["CodexOptions", "CodexProvider", "create_provider"]
-
-INSTALL_HINT: Final = "npm install -g @openai/codex"
 
 #: Variables the CLI inherits besides asm's default allow-list.
 INHERITED: Final = (
@@ -74,126 +62,77 @@ class CodexOptions(CLIOptions):
     config: dict[str, Any] = attrs.field(factory=dict)
 
 
-class CodexProvider:
-    """Runs ``codex exec --json``; see :class:`CodexOptions`."""
+class CodexProvider(CLIAgentProvider[CodexOptions]):
+    """Runs ``codex exec --json``; see :class:`CodexOptions`. Its stream does not
+    name the model: ``model_for`` is the ``model`` option, else codex's own
+    config.toml decides."""
 
     name = "codex"
+    options_type = CodexOptions
+    program = "codex"
+    install_hint = "npm install -g @openai/codex"
+    inherited_env = INHERITED
+    flags: ClassVar = {
+        "skip_git_repo_check": "--skip-git-repo-check",
+        "model": "--model",
+        "permission_mode": PERMISSION_MODES,
+    }
+    resume_id = "a codex thread id string"
 
-    def __init__(self, options: CodexOptions | None = None) -> None:
-        self.options = _checked(options or CodexOptions(), invalid="invalid_config")
-        self._capabilities = Capabilities(
-            streaming=True, tools=True, thinking=True, native_resume=True, code_execution=True, file_access=True
-        )
-
-    def capabilities(self) -> Capabilities:
-        """Tools, reasoning, code execution and file access; resumable threads."""
-        return self._capabilities
-
-    def model_for(self, run: RunInput) -> str | None:
-        """The run's ``model`` option, else ``model`` from ``[providers.codex]``;
-        ``None`` when neither is set (codex's own config.toml decides, and its
-        stream does not say what it picked)."""
-        model = run.options.get("model", self.options.model)
-        return model if isinstance(model, str) and model else None
-
-    def command(self, options: CodexOptions, resume: str | None) -> tuple[list[str], dict[str, str]]:
-        """The argv (without the executable) and extra env of a run."""
-        sdk_args, sdk_env = options.sdk_args(self.name)
-        argv = ["exec", "--json"]
-        if options.skip_git_repo_check:
-            argv.append("--skip-git-repo-check")
-        if options.model:
-            argv += ["--model", options.model]
-        if options.permission_mode:
-            argv += PERMISSION_MODES[options.permission_mode]
+    def command(self, options: CodexOptions, prompt: str, resume: str | None) -> CLICommand:
+        """``codex exec --json`` with the flags, ``-c`` overrides, then ``resume <id>`` and
+        ``-``: the prompt (after the system prompt) comes on stdin, no argv limit, no quoting."""
+        args = ["exec", "--json", *self.option_args(options)]
         for key, value in options.config.items():
-            argv += ["-c", f"{key}={_toml(value)}"]
-        argv += sdk_args
-        if resume:
-            argv += ["resume", resume]
-        argv.append("-")  # the prompt comes on stdin: no argv length limit, no quoting
-        return argv, sdk_env
-
-    async def execute(self, run: RunInput, emit: Emit) -> RunResult:
-        """Run codex on the prompt, translating its JSONL stream into events."""
-        options, extra = run_options(run, self.options, self.name, extra=("resume",))
-        options = _checked(options, invalid="invalid_input")
-        resume = extra.get("resume")
-        if resume is not None and not isinstance(resume, str):
-            raise AsmError("invalid_input", f"run option 'resume' must be a codex thread id string, not {resume!r}")
-        args, sdk_env = self.command(options, resume)
-        env = build_env(extra_allow=(*INHERITED, *options.inherit_env), set={**options.env, **sdk_env})
-        exe = find_executable(options.path or "codex", provider=self.name, install_hint=INSTALL_HINT, env=env)
-        cwd = check_cwd(options.cwd, provider=self.name)
-        prompt = run.prompt
+            args += ["-c", f"{key}={_toml(value)}"]
         if options.system_prompt:
             prompt = f"{options.system_prompt}\n\n{prompt}"
-        state = _Stream(options.max_turns, options.model)
-        async with open_cli_process(
-            [exe, *args],
-            provider=self.name,
-            cwd=cwd,
-            env=env,
-            stdin=prompt.encode(),
-            timeout=options.timeout,
-            terminate_grace=options.terminate_grace,
-            max_line_bytes=options.max_line_bytes,
-            error_text_max_bytes=emit.error_text_max_bytes,
-            error_text_max_lines=emit.error_text_max_lines,
-        ) as proc:
-            reader = JsonLineReader(proc, emit)
-            while batch := await reader.receive():
-                for line in batch:
-                    for data in state.translate(line):
-                        await emit(data)
-                if state.over_turns:
-                    raise proc.error(
-                        "max_turns",
-                        f"codex went past max_turns={options.max_turns}; asm stopped it",
-                    )
-            code = await proc.wait()
-            if state.failure is not None:
-                raise proc.error("turn_failed", state.failure, code=classify_failure(state.failure))
-            if code != 0:
-                raise _exit_error(proc, code)
-        metadata: dict[str, Any] = {}
-        if state.thread_id:
-            metadata = {"thread_id": state.thread_id, "cli_session_id": state.thread_id}
-        return RunResult(
-            output=state.output,
-            stop_reason="completed",
-            usage=state.usage,
-            model=options.model,
-            metadata=metadata,
-        )
+        return CLICommand(args, [*(["resume", resume] if resume else []), "-"], stdin=prompt)
+
+    def translator(self, options: CodexOptions) -> LineTranslator:
+        """A run's :class:`_Stream`: codex's tokens are named and priced by the configured model."""
+        return _Stream(options.max_turns, options.model)
+
+    def check(self, options: CodexOptions, *, invalid: str) -> None:
+        """Each ``config`` value must be writable as TOML."""
+        del invalid
+        for value in options.config.values():
+            _toml(value)
 
 
-def _exit_error(proc: CLIProcess, code: int) -> AsmError:
-    stderr, _ = proc.stderr_text()
-    last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
-    message = f"codex exited with status {code}" + (f": {last}" if last else "")
-    return proc.error("exit", message, code=classify_failure(last) if last else "provider_error")
-
-
-class _Stream:
-    """One run's translation state: codex events in, asm payloads out."""
+class _Stream(LineTranslator):
+    """One run's translation: codex events in, asm payloads out."""
 
     def __init__(self, max_turns: int | None, model: str | None = None) -> None:
-        self.max_turns = max_turns
+        super().__init__("codex", max_turns=max_turns)
         #: the model asked for (codex's stream never names one): its tokens are priced by it
         self.model = model
         self.thread_id: str | None = None
-        self.output = ""
         self.usage = TokenUsage()
-        self.turns = 0
         self.started: dict[str, str] = {}
         self.failure: str | None = None
 
-    @property
-    def over_turns(self) -> bool:
-        return self.max_turns is not None and self.turns > self.max_turns
+    def translate(self, lines: Sequence[dict[str, Any]]) -> list[EventData]:
+        out: list[EventData] = []
+        for line in lines:
+            out += self._line(line)
+        return out
 
-    def translate(self, line: dict[str, Any]) -> list[EventData]:
+    def failed(self, proc: CLIProcess) -> AsmError | None:
+        """A ``turn.failed`` / ``error`` line fails the run (kind ``turn_failed``)."""
+        if self.failure is None:
+            return None
+        return proc.error("turn_failed", self.failure, code=classify_failure(self.failure))
+
+    def result(self) -> RunResult:
+        metadata: dict[str, Any] = {}
+        if self.thread_id:
+            metadata = {"thread_id": self.thread_id, "cli_session_id": self.thread_id}
+        return RunResult(
+            output=self.output, stop_reason="completed", usage=self.usage, model=self.model, metadata=metadata
+        )
+
+    def _line(self, line: dict[str, Any]) -> list[EventData]:
         kind = line.get("type")
         if kind == "thread.started":
             self.thread_id = _str(line.get("thread_id")) or None
@@ -323,21 +262,6 @@ def _toml(value: object) -> str:
     raise AsmError("invalid_config", f"codex config override value {value!r} must be a string, number, bool or list")
 
 
-def _checked(options: CodexOptions, *, invalid: str) -> CodexOptions:
-    if options.permission_mode is not None and options.permission_mode not in PERMISSION_MODES:
-        raise AsmError(
-            invalid,
-            f"codex permission_mode {options.permission_mode!r} is not one of {', '.join(PERMISSION_MODES)}",
-            details={"option": "permission_mode"},
-        )
-    if options.max_turns is not None and options.max_turns < 1:
-        raise AsmError(invalid, f"codex max_turns must be >= 1, not {options.max_turns}")
-    for value in options.config.values():
-        _toml(value)
-    options.sdk_args("codex")
-    return options
-
-
 def create_provider(config: dict[str, Any]) -> CodexProvider:
     """The factory: ``[providers.codex]`` -> a :class:`CodexProvider`."""
-    return CodexProvider(parse_options(CodexOptions, config, "codex provider"))
+    return CodexProvider.from_config(config)
