@@ -158,3 +158,13 @@ async def test_a_transform_may_not_drop_a_lifecycle_event() -> None:
     run = await SessionManager(store, provider=ScriptedProvider(["x"]), plugins=registry).run_once("go")
     assert run.error is not None and run.error.code == "internal_error"
     assert "lifecycle events kept" in run.error.message
+
+
+async def test_a_large_delta_is_redacted_off_the_event_loop() -> None:
+    key = SECRETS["anthropic_key"]
+    answer = EventRedactor().asm_transform_event(
+        Event.new(MessageStreamed("x" * OFF_LOOP_CHARS + f" {key} done"), session_id="ses_1", run_id="run_1")
+    )
+    assert inspect.isawaitable(answer)
+    (cleaned,) = await answer
+    assert cleaned.data.delta.endswith(" [REDACTED:anthropic_key] done")

@@ -237,7 +237,7 @@ class EventRedactor:
         context = stream.context
         start = len(context)
         text = context + stream.held + delta
-        if not released and self._quick.search(text, start) is None:
+        if not released and len(delta) <= OFF_LOOP_CHARS and self._quick.search(text, start) is None:
             # The usual delta: no possible secret's start, no literal any secret contains.
             out = text[start:]
             stream.context, stream.held = text[-_CONTEXT_CHARS:], ""
