@@ -14,26 +14,14 @@ become: docs/providers.md.
 from __future__ import annotations
 
 import os
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import attrs
 
-from asm import AsmError, Capabilities, RunInput, RunResult, parse_options
-from asm.ports import Emit
-from asm.process import (
-    CLIOptions,
-    JsonLineReader,
-    StreamJsonTranslator,
-    build_env,
-    check_cwd,
-    find_executable,
-    open_cli_process,
-    run_options,
-)
+from asm import AsmError
+from asm.process import CLIAgentProvider, CLICommand, CLIOptions, LineTranslator, StreamJsonTranslator
 
 __all__ = ["ClaudeCodeOptions", "ClaudeCodeProvider", "create_code_provider"]
-
-INSTALL_HINT: Final = "npm install -g @anthropic-ai/claude-code"
 
 #: Variables the CLI inherits besides asm's default allow-list.
 INHERITED: Final = (
@@ -77,106 +65,49 @@ class ClaudeCodeOptions(CLIOptions):
     max_retries: int | None = None
 
 
-class ClaudeCodeProvider:
-    """Runs ``claude -p --output-format stream-json --verbose``; see :class:`ClaudeCodeOptions`."""
+class ClaudeCodeProvider(CLIAgentProvider[ClaudeCodeOptions]):
+    """Runs ``claude -p --output-format stream-json --verbose``; see :class:`ClaudeCodeOptions`.
+    ``model_for`` is the ``model`` option, else Claude Code picks and its ``init`` line says which."""
 
     name = "claude-code"
+    options_type = ClaudeCodeOptions
+    program = "claude"
+    install_hint = "npm install -g @anthropic-ai/claude-code"
+    inherited_env = INHERITED
+    flags: ClassVar = {
+        "partial_messages": "--include-partial-messages",
+        "model": "--model",
+        "permission_mode": {mode: ["--permission-mode", mode] for mode in PERMISSION_MODES},
+        "max_turns": "--max-turns",
+        "system_prompt": "--system-prompt",
+        "append_system_prompt": "--append-system-prompt",
+        "allowed_tools": "--allowedTools",
+        "disallowed_tools": "--disallowedTools",
+    }
+    resume_id = "a Claude Code session id"
+    #: the run's policies become ``--allowedTools`` / ``--disallowedTools``: a denied tool never starts
+    tool_lists = ("allowed_tools", "disallowed_tools")
 
-    def __init__(self, options: ClaudeCodeOptions | None = None) -> None:
-        self.options = _checked(options or ClaudeCodeOptions(), invalid="invalid_config")
-        self._capabilities = Capabilities(
-            streaming=True, tools=True, thinking=True, native_resume=True, code_execution=True, file_access=True
-        )
-
-    def capabilities(self) -> Capabilities:
-        """Tools, thinking, code execution and file access; resumable sessions."""
-        return self._capabilities
-
-    def model_for(self, run: RunInput) -> str | None:
-        """The run's ``model`` option, else ``model`` from ``[providers.claude-code]``;
-        ``None`` when neither is set (Claude Code picks, and its ``init`` line says which)."""
-        model = run.options.get("model", self.options.model)
-        return model if isinstance(model, str) and model else None
-
-    def command(self, options: ClaudeCodeOptions, resume: str | None) -> tuple[list[str], dict[str, str]]:
-        """The argv (without the executable) and extra env of a run; the prompt goes on stdin."""
-        sdk_args, sdk_env = options.sdk_args(self.name)
-        argv = ["-p", "--output-format", "stream-json", "--verbose"]
-        if options.partial_messages:
-            argv.append("--include-partial-messages")
-        if options.model:
-            argv += ["--model", options.model]
-        if options.permission_mode:
-            argv += ["--permission-mode", options.permission_mode]
-        if options.max_turns is not None:
-            argv += ["--max-turns", str(options.max_turns)]
-        if options.system_prompt:
-            argv += ["--system-prompt", options.system_prompt]
-        if options.append_system_prompt:
-            argv += ["--append-system-prompt", options.append_system_prompt]
-        if options.allowed_tools:
-            argv += ["--allowedTools", ",".join(options.allowed_tools)]
-        if options.disallowed_tools:
-            argv += ["--disallowedTools", ",".join(options.disallowed_tools)]
+    def command(self, options: ClaudeCodeOptions, prompt: str, resume: str | None) -> CLICommand:
+        """``claude -p`` in stream-json with the flags and ``--resume``; the prompt on stdin."""
+        args = ["-p", "--output-format", "stream-json", "--verbose", *self.option_args(options)]
         if resume:
-            argv += ["--resume", resume]
-        return argv + sdk_args, sdk_env
+            args += ["--resume", resume]
+        return CLICommand(args, stdin=prompt, env=_retries(options))
 
-    async def execute(self, run: RunInput, emit: Emit) -> RunResult:
-        """Run Claude Code on the prompt, translating its stream-json into events."""
-        options, extra = run_options(run, self.options, self.name, extra=("resume",))
-        options = _checked(options, invalid="invalid_input")
-        if run.denied_tools or run.allowed_tools is not None:
-            # The run's policies, as Claude Code's own flags: a denied tool is never started.
-            allowed = options.allowed_tools if run.allowed_tools is None else list(run.allowed_tools)
-            denied = [*options.disallowed_tools, *(t for t in run.denied_tools if t not in options.disallowed_tools)]
-            options = attrs.evolve(options, allowed_tools=allowed, disallowed_tools=denied)
-        resume = extra.get("resume")
-        if resume is not None and not isinstance(resume, str):
-            raise AsmError("invalid_input", f"run option 'resume' must be a Claude Code session id, not {resume!r}")
-        args, sdk_env = self.command(options, resume)
-        retries = _retries(options)
-        env = build_env(extra_allow=(*INHERITED, *options.inherit_env), set={**retries, **options.env, **sdk_env})
-        exe = find_executable(options.path or "claude", provider=self.name, install_hint=INSTALL_HINT, env=env)
-        cwd = check_cwd(options.cwd, provider=self.name)
-        stream = StreamJsonTranslator(self.name)
-        async with open_cli_process(
-            [exe, *args],
-            provider=self.name,
-            cwd=cwd,
-            env=env,
-            stdin=run.prompt.encode(),
-            timeout=options.timeout,
-            terminate_grace=options.terminate_grace,
-            max_line_bytes=options.max_line_bytes,
-            error_text_max_bytes=emit.error_text_max_bytes,
-            error_text_max_lines=emit.error_text_max_lines,
-        ) as proc:
-            reader = JsonLineReader(proc, emit)
-            while batch := await reader.receive():
-                for data in stream.translate(batch):
-                    await emit(data)
-            stream.check_ended(proc, await proc.wait())
-        return stream.result()
+    def translator(self, options: ClaudeCodeOptions) -> LineTranslator:
+        """The stream-json translator (Claude Code enforces ``--max-turns`` itself)."""
+        del options
+        return StreamJsonTranslator(self.name)
 
-
-def _checked(options: ClaudeCodeOptions, *, invalid: str) -> ClaudeCodeOptions:
-    if options.permission_mode is not None and options.permission_mode not in PERMISSION_MODES:
-        raise AsmError(
-            invalid,
-            f"claude-code permission_mode {options.permission_mode!r} is not one of {', '.join(PERMISSION_MODES)}",
-            details={"option": "permission_mode"},
-        )
-    if options.max_turns is not None and options.max_turns < 1:
-        raise AsmError(invalid, f"claude-code max_turns must be >= 1, not {options.max_turns}")
-    if options.max_retries is not None and options.max_retries < 0:
-        raise AsmError(
-            invalid,
-            f"claude-code max_retries must be >= 0 (0: fail at the first API error), not {options.max_retries}",
-            details={"option": "max_retries"},
-        )
-    options.sdk_args("claude-code")
-    return options
+    def check(self, options: ClaudeCodeOptions, *, invalid: str) -> None:
+        """``max_retries`` must be >= 0."""
+        if options.max_retries is not None and options.max_retries < 0:
+            raise AsmError(
+                invalid,
+                f"claude-code max_retries must be >= 0 (0: fail at the first API error), not {options.max_retries}",
+                details={"option": "max_retries"},
+            )
 
 
 def _retries(options: ClaudeCodeOptions) -> dict[str, str]:
@@ -192,4 +123,4 @@ def _retries(options: ClaudeCodeOptions) -> dict[str, str]:
 
 def create_code_provider(config: dict[str, Any]) -> ClaudeCodeProvider:
     """The factory: ``[providers.claude-code]`` -> a :class:`ClaudeCodeProvider`."""
-    return ClaudeCodeProvider(parse_options(ClaudeCodeOptions, config, "claude-code provider"))
+    return ClaudeCodeProvider.from_config(config)
