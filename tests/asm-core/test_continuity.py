@@ -1,0 +1,188 @@
+"""asm.continuity: a session's conversation rebuilt from its event log, tool pairs intact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import asm
+from asm import InMemorySessionStore, SessionManager
+from asm.continuity import INTERRUPTED, Entry, Transcript, build_transcript, transcript
+from asm.events import (
+    EventData,
+    MessageReceived,
+    MessageSent,
+    MessageStreamed,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunStarted,
+    ThinkingStreamed,
+    ToolCallCompleted,
+    ToolCallFailed,
+    ToolCallStarted,
+)
+from asm.providers.scripted import Fail, ScriptedProvider, Stall
+from asm.serde import structure, unstructure
+
+
+async def session_of(*scripts: list[Any]) -> tuple[InMemorySessionStore, str]:
+    """One session, one run per script, in order."""
+    store = InMemorySessionStore()
+    manager = SessionManager(store)
+    session = await manager.start_session(agent_id="a")
+    await manager.activate_session(session.id)
+    for index, script in enumerate(scripts):
+        run = await manager.start_run(session.id, f"question {index}")
+        await manager.execute_run(run.id, provider=ScriptedProvider(script), timeout=0.2)
+    return store, session.id
+
+
+def shape(t: Transcript) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    for e in t.entries:
+        if e.kind == "message":
+            out.append(("message", e.role, e.content, "partial" if e.partial else ""))
+        elif e.kind == "thinking":
+            out.append(("thinking", e.content))
+        elif e.kind == "tool_call":
+            out.append(("call", e.tool_call_id or ""))
+        else:
+            out.append(("result", e.tool_call_id or "", "synthetic" if e.synthetic else ""))
+    return out
+
+
+async def test_runs_become_the_conversation_in_order_with_tool_pairs() -> None:
+    store, sid = await session_of(
+        ["hello ", "there", MessageReceived("hello there")],
+        [
+            ThinkingStreamed("let me look"),
+            ToolCallStarted("t1", "read", {"path": "a.txt"}),
+            ToolCallCompleted("t1", "read", "file text"),
+            ToolCallStarted("t2", "grep", {}),
+            ToolCallFailed("t2", "grep", "no match"),
+            MessageReceived("found it"),
+        ],
+    )
+    t = await transcript(store, sid)
+    assert shape(t) == [
+        ("message", "user", "question 0", ""),
+        ("message", "assistant", "hello there", ""),
+        ("message", "user", "question 1", ""),
+        ("thinking", "let me look"),
+        ("call", "t1"),
+        ("result", "t1", ""),
+        ("call", "t2"),
+        ("result", "t2", ""),
+        ("message", "assistant", "found it", ""),
+    ]
+    results = [e for e in t.entries if e.kind == "tool_result"]
+    assert [(r.tool_output, r.is_error) for r in results] == [("file text", False), ("no match", True)]
+    assert t.dropped == () and t.repaired == ()
+    assert structure(unstructure(t), Transcript) == t, "round-trips through the one converter"
+
+
+async def test_a_run_cut_mid_tool_gets_a_synthetic_result_and_is_marked_partial() -> None:
+    store, sid = await session_of(
+        ["working", ToolCallStarted("t1", "bash", {"cmd": "make"}), Stall()],  # times out mid-tool
+        ["next answer", MessageReceived("next answer")],
+    )
+    t = await transcript(store, sid)
+    assert shape(t) == [
+        ("message", "user", "question 0", "partial"),
+        ("call", "t1"),
+        ("result", "t1", "synthetic"),
+        ("message", "assistant", "working", "partial"),  # what it streamed stands in for its answer
+        ("message", "user", "question 1", ""),
+        ("message", "assistant", "next answer", ""),
+    ]
+    synthetic = t.entries[2]
+    assert synthetic.tool_output == INTERRUPTED and synthetic.is_error and synthetic.partial
+    assert t.repaired == ("t1",)
+
+
+async def test_a_failed_run_keeps_what_it_streamed_marked_partial() -> None:
+    store, sid = await session_of(["half an ", "answer", Fail(asm.AsmError("provider_unavailable", "down"))])
+    t = await transcript(store, sid)
+    assert shape(t)[-1] == ("message", "assistant", "half an answer", "partial")
+
+
+def test_an_orphan_result_is_dropped_and_reported() -> None:
+    events = list(
+        events_of(
+            "r1",
+            [MessageSent("q"), ToolCallCompleted("ghost", "read", "?"), MessageReceived("a")],
+            RunCompleted(),
+        )
+    )
+    t = build_transcript("ses", events)
+    assert t.dropped == ("ghost",)
+    assert [e.kind for e in t.entries] == ["message", "message"]
+
+
+async def test_upto_cuts_the_log_at_a_seq() -> None:
+    store, sid = await session_of(["a", MessageReceived("a")], ["b", MessageReceived("b")])
+    whole = await transcript(store, sid)
+    first_run_end = next(e.seq for e in (await store.read_events(sid)).events if e.type is asm.EventType.RUN_COMPLETED)
+    cut = await transcript(store, sid, upto=first_run_end)
+    assert cut.upto == first_run_end and len(cut.entries) == 2 and len(whole.entries) == 4
+
+
+# -- the pairing invariant, for any runs cut at any event ------------------------------------
+
+_seq = iter(range(1, 10**9))
+
+
+def events_of(run_id: str, steps: list[EventData], end: EventData | None) -> list[asm.Event]:
+    datas: list[EventData] = [RunStarted("p"), *steps, *([end] if end is not None else [])]
+    return [asm.Event.new(d, session_id="ses", run_id=run_id).with_seq(next(_seq)) for d in datas]
+
+
+def _call(i: int, done: int) -> list[EventData]:
+    started = ToolCallStarted(f"c{i}", "tool", {"i": i})
+    ending = [[], [ToolCallCompleted(f"c{i}", "tool", i)], [ToolCallFailed(f"c{i}", "tool", "x")]][done]
+    return [started, *ending]
+
+
+step = st.one_of(
+    st.text(max_size=3).map(lambda s: [MessageStreamed(s)]),
+    st.text(max_size=3).map(lambda s: [MessageReceived(s)]),
+    st.text(max_size=3).map(lambda s: [ThinkingStreamed(s)]),
+    st.tuples(st.integers(0, 5), st.integers(0, 2)).map(lambda a: _call(*a)),
+    st.integers(0, 5).map(lambda i: [ToolCallCompleted(f"c{i}", "tool", "late")]),  # maybe an orphan
+)
+ends = st.sampled_from([RunCompleted(), RunFailed("provider_error", "x"), RunCancelled("stop"), None])
+runs = st.lists(st.tuples(st.lists(step, max_size=6), ends), min_size=1, max_size=4)
+
+
+def pairs_hold(entries: tuple[Entry, ...]) -> bool:
+    """Every call is answered before anything else is said; every result answers an open call."""
+    open_calls: set[str] = set()
+    for entry in entries:
+        if entry.kind == "tool_call":
+            open_calls.add(entry.tool_call_id or "")
+        elif entry.kind == "tool_result":
+            if entry.tool_call_id not in open_calls:
+                return False
+            open_calls.discard(entry.tool_call_id or "")
+        elif open_calls:
+            return False
+    return not open_calls
+
+
+@settings(max_examples=300, deadline=None)
+@given(runs=runs, cut=st.integers(0, 60))
+def test_any_runs_cut_at_any_event_make_a_transcript_whose_tool_pairs_hold(
+    runs: list[tuple[list[list[EventData]], EventData | None]], cut: int
+) -> None:
+    events: list[asm.Event] = []
+    for index, (steps, end) in enumerate(runs):
+        flat = [MessageSent(f"q{index}"), *(d for s in steps for d in s)]
+        events.extend(events_of(f"r{index}", flat, end))
+    events = events[: max(1, len(events) - cut)]
+    t = build_transcript("ses", events)
+    assert pairs_hold(t.entries), shape(t)
+    assert all(e.tool_output == INTERRUPTED and e.is_error for e in t.entries if e.synthetic)
+    assert len(t.repaired) == sum(e.synthetic for e in t.entries)
