@@ -10,19 +10,10 @@ from typing import Any, Final
 
 import attrs
 
-from asm import AsmError, Capabilities, RunInput, RunResult, parse_options
+from asm import AsmError, Capabilities, RunInput, RunResult
 from asm.events import MessageStreamed
 from asm.ports import Emit
-from asm.process import (
-    DEFAULT_MAX_LINE_BYTES,
-    DEFAULT_TERMINATE_GRACE,
-    CLIProcess,
-    IncrementalText,
-    build_env,
-    check_cwd,
-    find_executable,
-    open_cli_process,
-)
+from asm.process import DEFAULT_TERMINATE_GRACE, CLIProcess, CLIProvider, IncrementalText, check_cwd
 
 __all__ = ["ShellOptions", "ShellProvider", "create_provider"]
 
@@ -55,25 +46,25 @@ class ShellOptions:
     max_output_bytes: int = 1024 * 1024
 
 
-class ShellProvider:
+class ShellProvider(CLIProvider[ShellOptions]):
     """Runs the prompt as a command; see :class:`ShellOptions`."""
 
     name = "shell"
+    options_type = ShellOptions
+    install_hint = "check the command's spelling and PATH"
+    supports = Capabilities(streaming=True, code_execution=True, file_access=True, takes_argv=True)
 
-    def __init__(self, options: ShellOptions | None = None) -> None:
-        self.options = options or ShellOptions()
-        if self.options.shell and self.options.allowed_commands is not None:
+    def checked(self, options: ShellOptions, *, invalid: str) -> ShellOptions:
+        """``allowed_commands`` cannot go with ``shell = true``."""
+        del invalid
+        if options.shell and options.allowed_commands is not None:
             raise AsmError(
                 "invalid_config",
                 "invalid shell provider config: allowed_commands cannot be enforced on shell strings "
                 "(a string can chain any commands); drop 'shell = true' or 'allowed_commands'",
                 details={"options": ["shell", "allowed_commands"]},
             )
-        self._capabilities = Capabilities(streaming=True, code_execution=True, file_access=True, takes_argv=True)
-
-    def capabilities(self) -> Capabilities:
-        """Streams output; runs code with file access."""
-        return self._capabilities
+        return options
 
     def command(self, run: RunInput) -> list[str]:
         """The argv a run executes (checked against ``allowed_commands``)."""
@@ -115,24 +106,18 @@ class ShellProvider:
         cwd_option = run.options.get("cwd")
         cwd = check_cwd(cwd_option, provider=self.name, code="invalid_input") if cwd_option else None
         cwd = cwd or check_cwd(options.cwd, provider=self.name)
-        env = build_env(extra_allow=options.inherit_env, set=options.env)
-        argv[0] = find_executable(
-            argv[0], provider=self.name, install_hint="check the command's spelling and PATH", env=env
-        )
+        env = self.environment(options, options.env)
+        argv[0] = self.executable(argv[0], env)
         stdin = run.options.get("stdin")
-        timeout = run.options.get("timeout", options.timeout)
         output = _Tail(options.max_output_bytes)
-        async with open_cli_process(
+        async with self.open_process(
             argv,
-            provider=self.name,
-            cwd=cwd,
+            emit,
+            options,
             env=env,
+            cwd=cwd,
+            timeout=run.options.get("timeout", options.timeout),
             stdin=stdin.encode() if isinstance(stdin, str) else None,
-            timeout=timeout,
-            terminate_grace=options.terminate_grace,
-            max_line_bytes=DEFAULT_MAX_LINE_BYTES,
-            error_text_max_bytes=emit.error_text_max_bytes,
-            error_text_max_lines=emit.error_text_max_lines,
             merge_output=True,
         ) as proc:
             assert proc.output_chunks is not None
@@ -237,4 +222,4 @@ class _Tail:
 
 def create_provider(config: dict[str, Any]) -> ShellProvider:
     """The factory: ``[providers.shell]`` -> a :class:`ShellProvider`."""
-    return ShellProvider(parse_options(ShellOptions, config, "shell provider"))
+    return ShellProvider.from_config(config)
