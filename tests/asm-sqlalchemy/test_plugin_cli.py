@@ -88,6 +88,20 @@ def test_the_main_job_persists_and_the_commands_show_it(tmp_path: Path) -> None:
     current = asm_cli("db", "current", cwd=tmp_path)
     assert current.returncode == 0 and "up to date" in current.stdout
 
+    forked = asm_cli("sessions", "fork", session["id"], "--at", "4", cwd=tmp_path)
+    assert forked.returncode == 0, forked.stderr
+    fork_id = forked.stdout.split()[0]
+    assert forked.stdout == f"{fork_id}  forked from {session['id']} at seq 4\n"
+    fork_events = asm_cli("events", fork_id, "--json", cwd=tmp_path)
+    assert [json.loads(line)["type"] for line in fork_events.stdout.splitlines()] == [
+        json.loads(line)["type"] for line in every.stdout.splitlines()[:4]
+    ]
+    fork_shown = asm_cli("sessions", "show", fork_id, cwd=tmp_path)
+    assert "status    pending" in fork_shown.stdout
+    assert f"forked    from {session['id']} at seq 4" in fork_shown.stdout
+    beyond = asm_cli("sessions", "fork", session["id"], "--at", str(count + 1), cwd=tmp_path)
+    assert beyond.returncode == 2 and beyond.stderr.startswith("asm: error [validation_error]: at_seq=")
+
 
 def test_commands_report_bad_input_as_one_line_errors(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()

@@ -30,6 +30,7 @@ __all__ = [
     "Capabilities",
     "Cost",
     "ErrorInfo",
+    "ForkPoint",
     "Message",
     "Page",
     "ProcessIdentity",
@@ -355,6 +356,14 @@ class RunResult:
 
 
 @attrs.frozen
+class ForkPoint:
+    """Where a forked session's history came from: the first ``seq`` events of ``session_id``."""
+
+    session_id: str
+    seq: int
+
+
+@attrs.frozen
 class Session:
     """A conversation with one agent: a sequence of runs and their events."""
 
@@ -370,6 +379,8 @@ class Session:
     error: ErrorInfo | None = None
     #: made by ``run_once`` for one run: it ends with that run (recovery of the run ends it too)
     one_shot: bool = False
+    #: for a fork (``SessionStore.fork_session``): the session and seq its history was copied from
+    forked_from: ForkPoint | None = None
 
 
 @attrs.frozen

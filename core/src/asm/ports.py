@@ -172,6 +172,14 @@ class SessionStore(Protocol):
         """Store events (in order), assigning each its session's next seq."""
         ...
 
+    async def fork_session(self, session_id: str, *, at_seq: int) -> Session:
+        """A new ``pending`` session whose history is the first ``at_seq`` events of
+        ``session_id`` (seq 1..at_seq, new event ids, ``forked_from`` recorded); the
+        original is untouched. ``session_not_found``, or ``validation_error`` for an
+        ``at_seq`` outside 1..latest seq. :func:`asm.stores.fork_by_copy` does it
+        for any store."""
+        ...
+
     async def read_events(
         self,
         session_id: str,

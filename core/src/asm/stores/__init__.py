@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+import attrs
 
 from asm.errors import AsmError
 from asm.events import EventType
-from asm.model import Run
-from asm.states import RunStatus
+from asm.model import ForkPoint, Run, Session, new_id, utcnow
+from asm.states import RunStatus, SessionStatus
+
+if TYPE_CHECKING:
+    from asm.ports import SessionStore
 
 __all__ = [
     "MAX_SEQ",
     "claim_refused",
+    "fork_by_copy",
     "parse_event_types",
     "session_artifact_key",
     "session_artifact_prefix",
@@ -126,6 +132,50 @@ def session_artifact_key(session_id: str, *parts: str) -> str:
     if not parts:
         raise AsmError("validation_error", "session_artifact_key needs at least one part after the session id")
     return validate_artifact_key("/".join((SESSION_ARTIFACTS, session_id, *parts)))
+
+
+#: Events copied per append by :func:`fork_by_copy` (one page read, one group commit).
+FORK_BATCH: Final = 1000
+
+
+async def fork_by_copy(store: SessionStore, session_id: str, *, at_seq: int) -> Session:
+    """``store.fork_session`` for any store: save a new ``pending`` session like
+    ``session_id`` with ``forked_from`` set, then append copies of its first
+    ``at_seq`` events (new ids; type, data, time, run and provider as they were),
+    a page at a time: O(at_seq) reads and writes, seqs 1..at_seq.
+
+    >>> fork = await fork_by_copy(store, session.id, at_seq=12)  # doctest: +SKIP
+    """
+    original = await store.get_session(session_id)
+    latest = await store.latest_seq(session_id)
+    if isinstance(at_seq, bool) or not isinstance(at_seq, int) or not 1 <= at_seq <= latest:
+        raise AsmError(
+            "validation_error",
+            f"at_seq={at_seq!r} is outside session {session_id}'s log; pass a seq from 1 to {latest}",
+            details={"session_id": session_id, "latest_seq": latest},
+        )
+    now = utcnow()
+    fork = attrs.evolve(
+        original,
+        id=new_id("ses"),
+        status=SessionStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        error=None,
+        one_shot=False,
+        forked_from=ForkPoint(session_id, at_seq),
+    )
+    await store.save_session(fork)
+    after = 0
+    while after < at_seq:
+        page = await store.read_events(session_id, after=after, before=at_seq + 1, limit=FORK_BATCH)
+        copies = [attrs.evolve(e, id=new_id("evt"), session_id=fork.id, seq=None) for e in page.events]
+        if copies:
+            await store.append_events(copies)
+        if not page.has_more:
+            break
+        after = page.cursor
+    return fork
 
 
 def claim_refused(stored: Run) -> AsmError:

@@ -19,7 +19,7 @@ from asm.errors import AsmError
 from asm.events import Event, EventType
 from asm.model import Artifact, Page, Run, Session, utcnow
 from asm.states import RunStatus, SessionStatus
-from asm.stores import claim_refused, parse_event_types, validate_artifact_key, validate_page_args
+from asm.stores import claim_refused, fork_by_copy, parse_event_types, validate_artifact_key, validate_page_args
 
 __all__ = ["InMemoryArtifactStore", "InMemorySessionStore"]
 
@@ -92,6 +92,10 @@ class InMemorySessionStore:
     async def save_run(self, run: Run) -> None:
         """Insert or replace ``run``."""
         self._runs[run.id] = run
+
+    async def fork_session(self, session_id: str, *, at_seq: int) -> Session:
+        """A new session holding copies of ``session_id``'s first ``at_seq`` events."""
+        return await fork_by_copy(self, session_id, at_seq=at_seq)
 
     async def claim_run(self, run: Run) -> None:
         """Save ``run`` (now ``running``) if the stored copy is still ``pending``,

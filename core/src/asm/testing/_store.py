@@ -61,6 +61,7 @@ from asm.events import (
 from asm.model import (
     Cost,
     ErrorInfo,
+    ForkPoint,
     Message,
     ProcessIdentity,
     ProviderError,
@@ -226,6 +227,8 @@ class SessionStoreContract:
             metadata={"user": "zoë", "n": 3, "ratio": 0.25, "flags": [True, False, None], "nested": {"k": ["v", 1]}},
             tags=("alpha", "beta"),
             error=ErrorInfo("provider_error", "provider failed", False, _PROVIDER_ERROR, {"attempt": 2}),
+            one_shot=True,
+            forked_from=ForkPoint(parent.id, 3),
         )
         await store.save_session(session)
         got = await store.get_session(session.id)
@@ -351,6 +354,35 @@ class SessionStoreContract:
         with expect_asm_error("invalid_operation", "claim_run of a completed run"):
             await store.claim_run(attrs.evolve(run, status=RunStatus.RUNNING, owner=owners[0]))
         assert await store.get_run(run.id) == done, "a refused claim changed the stored run"
+
+    async def test_fork_session_copies_the_first_events_and_leaves_the_original(self, store: SessionStore) -> None:
+        """``fork_session(id, at_seq=n)`` makes a new ``pending`` session (``forked_from``
+        recorded) whose log is the first ``n`` events - same types, data, times and
+        runs, new ids, seqs 1..n - and leaves the original as it was; ``at_seq`` outside
+        1..latest is ``validation_error``, an unknown session ``session_not_found``.
+        Failing means "edit a message and regenerate" (fork + new run) loses or
+        changes history."""
+        original = await self._new_session(store, status=SessionStatus.COMPLETED)
+        await store.append_events(self._events(original.id, 7, run_id=unique("run")))
+        before = await self._read_all(store, original.id)
+        fork = await store.fork_session(original.id, at_seq=4)
+        assert fork.id != original.id and fork.status is SessionStatus.PENDING
+        assert fork.forked_from == ForkPoint(original.id, 4) and fork.agent_id == original.agent_id
+        assert await store.get_session(fork.id) == fork
+        copied = await self._read_all(store, fork.id)
+        assert [e.seq for e in copied] == [1, 2, 3, 4]
+        assert [(e.type, e.data, e.at, e.run_id, e.provider) for e in copied] == [
+            (e.type, e.data, e.at, e.run_id, e.provider) for e in before[:4]
+        ], "the fork's history is the original's first events"
+        assert not {e.id for e in copied} & {e.id for e in before}, "copies get ids of their own"
+        assert await self._read_all(store, original.id) == before, "the original is untouched"
+        await store.append_events(self._events(fork.id, 1))
+        assert await store.latest_seq(fork.id) == 5 and await store.latest_seq(original.id) == 7
+        for bad in (0, 8, -1):
+            with expect_asm_error("validation_error", f"fork_session(at_seq={bad})"):
+                await store.fork_session(original.id, at_seq=bad)
+        with expect_asm_error("session_not_found", "fork_session of an unknown session"):
+            await store.fork_session(unique("ses"), at_seq=1)
 
     async def test_unknown_ids_raise_not_found(self, store: SessionStore) -> None:
         """``get_session`` / ``get_run`` of an unknown id raise ``AsmError`` with

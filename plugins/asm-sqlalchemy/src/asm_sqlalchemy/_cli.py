@@ -59,7 +59,7 @@ def _whole_number(what: str) -> Callable[[str], int]:
 
 
 def add_sessions(subparsers: Any) -> None:
-    """``asm sessions list`` and ``asm sessions show ID``."""
+    """``asm sessions list``, ``asm sessions show ID`` and ``asm sessions fork ID --at SEQ``."""
     sessions = subparsers.add_parser("sessions", help="list and show stored sessions")
     commands = sessions.add_subparsers(title="sessions commands", metavar="COMMAND")
     sessions.set_defaults(handler=_help(sessions))
@@ -80,6 +80,12 @@ def add_sessions(subparsers: Any) -> None:
     show.add_argument("--json", action="store_true", help="as JSON")
     _common(show)
     show.set_defaults(handler=_sessions_show)
+
+    fork = commands.add_parser("fork", help="a new session whose history is another's first events")
+    fork.add_argument("session_id", metavar="ID", help="the session to fork")
+    fork.add_argument("--at", type=_whole_number("a seq"), required=True, help="copy events 1..AT (a seq of ID)")
+    _common(fork)
+    fork.set_defaults(handler=_sessions_fork)
 
 
 def add_events(subparsers: Any) -> None:
@@ -207,6 +213,8 @@ def _sessions_show(args: argparse.Namespace, registry: PluginRegistry | None = N
     out.write(f"created   {_when(session.created_at)}\n")
     out.write(f"updated   {_when(session.updated_at)}\n")
     out.write(f"events    {count}\n")
+    if session.forked_from is not None:
+        out.write(f"forked    from {session.forked_from.session_id} at seq {session.forked_from.seq}\n")
     if session.error is not None:
         out.write(f"error     [{session.error.code}] {session.error.message}\n")
     out.write(f"runs      {len(runs)}\n")
@@ -215,6 +223,20 @@ def _sessions_show(args: argparse.Namespace, registry: PluginRegistry | None = N
         out.write(f"  {run.id}  {run.status.value:<9}  {run.provider or '-'}  {usage}\n")
         if run.error is not None:
             out.write(f"    error [{run.error.code}] {run.error.message}\n")
+    return 0
+
+
+def _sessions_fork(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    store, _ = _build_store(args, registry)
+
+    async def go() -> Session:
+        async with _opened(store):
+            fork: Session = await store.fork_session(args.session_id, at_seq=args.at)
+            return fork
+
+    fork = trio.run(go)
+    out.write(f"{fork.id}  forked from {args.session_id} at seq {args.at}\n")
     return 0
 
 

@@ -28,7 +28,7 @@ from asm import AsmError, ErrorInfo, Event, Page, ProviderError, Run, RunStatus,
 from asm.events import EventType, RunFailed, SessionFailed
 from asm.model import ProcessIdentity, RunOwner, utcnow
 from asm.owners import owner_state, stop_orphans
-from asm.stores import MAX_SEQ, claim_refused, parse_event_types, validate_page_args
+from asm.stores import MAX_SEQ, claim_refused, fork_by_copy, parse_event_types, validate_page_args
 from asm_sqlalchemy._checkpoint import Checkpointer, wal_bytes
 from asm_sqlalchemy._codec import encode_event_json
 from asm_sqlalchemy._engine import WRITE, create_store_engine, database_errors, mask_url, normalize_url
@@ -332,6 +332,11 @@ class SqlAlchemyStore:
         """Insert or replace ``run`` (a running run is recorded as owned by this process)."""
         row = run_row(run, host=self._host, pid=self._pid)
         await self._run(lambda e: self._upsert(e, _RUNS, row), f"saving run {run.id}")
+
+    async def fork_session(self, session_id: str, *, at_seq: int) -> Session:
+        """A new session holding copies of ``session_id``'s first ``at_seq`` events
+        (read and appended a page at a time: one group commit per 1,000)."""
+        return await fork_by_copy(self, session_id, at_seq=at_seq)
 
     async def claim_run(self, run: Run) -> None:
         """Save ``run`` (now ``running``) if the stored copy is still ``pending``: one
