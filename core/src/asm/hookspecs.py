@@ -13,7 +13,9 @@ config table (a dict, ``{}`` when there is none, e.g. ``[providers.myname]``
 in ``asm.toml``) and returns the object; a factory with a keyword argument
 ``registry`` also gets the :class:`asm.plugins.PluginRegistry` it is built
 from, to build what its config names (tools, member providers) from the same
-plugins. A name registered twice (by two plugins) is an error naming both.
+plugins, and one with a keyword argument ``name`` gets the name it is built
+under (a named instance's own). A name registered twice (by two plugins) is an
+error naming both.
 
 **Runtime hooks** observe or shape the flow of a run. They are plain
 functions; those that may need to wait may return an awaitable, which asm

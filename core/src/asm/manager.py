@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -1080,6 +1081,20 @@ class _RunWriter:
         """The run's cost so far: the provider's own figure if it reports one, else
         computed from its tokens; ``None`` while any tokens were spent on an unpriced model."""
         return self._reported_cost if self._reported_cost is not None else self._computed_cost
+
+    @property
+    def pricing(self) -> Pricing | None:
+        """The runtime's pricing tables (:class:`asm.ports.BudgetView`)."""
+        return self._manager.pricing
+
+    def remaining_cost_usd(self) -> Decimal | None:
+        """The run's cost budget left (:class:`asm.ports.BudgetView`): its policies'
+        tightest ``max_cost_usd`` less what it has cost so far; ``None`` without one."""
+        bound = self._guard.policy.limits.max_cost_usd if self._guard is not None else None
+        if bound is None:
+            return None
+        spent = self.cost
+        return max(Decimal(0), bound - (spent.total_usd if spent is not None else Decimal(0)))
 
     async def __call__(self, data: EventData, /) -> None:
         """Queue one payload from the provider (waits only while the queue is full)."""

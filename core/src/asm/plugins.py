@@ -199,16 +199,21 @@ class PluginRegistry:
 
         A factory that takes a keyword argument ``registry`` gets this registry,
         to build what its config names (a provider's ``tools``, a router's members)
-        from the same plugins, extras included, without loading them again."""
+        from the same plugins, extras included, without loading them again; one
+        that takes ``name`` gets ``name`` (an instance's own name, not its plugin's:
+        a router names itself in its events and finds itself among its members)."""
         registration = self.get(kind, name)
         factory = registration.factory
         table = dict(config if config is not None else self._tables.get(kind, {}).get(name, {}))
         if registration.built_from is not None:
             table.pop("plugin", None)  # says which factory builds the instance; not an option of it
+        keywords: dict[str, Any] = {}
+        if _takes_keyword(factory, "registry"):
+            keywords["registry"] = self
+        if _takes_keyword(factory, "name"):
+            keywords["name"] = name
         try:
-            if _takes_registry(factory):
-                return factory(table, registry=self)  # type: ignore[call-arg]
-            return factory(table)
+            return factory(table, **keywords)
         except AsmError:
             raise
         except Exception as exc:
@@ -334,9 +339,9 @@ class _Register:
         return f"<register {self._kind} for plugin {self._plugin!r}>"
 
 
-def _takes_registry(factory: Callable[..., Any]) -> bool:
+def _takes_keyword(factory: Callable[..., Any], keyword: str) -> bool:
     try:
-        parameter = inspect.signature(factory).parameters.get("registry")
+        parameter = inspect.signature(factory).parameters.get(keyword)
     except (TypeError, ValueError):  # no signature to read (some builtins)
         return False
     return parameter is not None and parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD)

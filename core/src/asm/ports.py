@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
+from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
+from asm.cost import Pricing
 from asm.events import Event, EventData, EventType
 from asm.model import Artifact, Capabilities, Page, Run, RunInput, RunResult, Session
 from asm.states import RunStatus, SessionStatus
 
 __all__ = [
     "ArtifactStore",
+    "BudgetView",
     "Emit",
     "EventCallback",
     "Maintenance",
@@ -57,6 +60,29 @@ class Emit(Protocol):
         before emitting ``tool_call_started``: the run's policies decide (deny →
         refused, ask → :meth:`request_approval`), and where they say nothing,
         ``default`` (the provider's permission mode: ``allow``, ``ask``, ``deny``)."""
+        ...
+
+
+@runtime_checkable
+class BudgetView(Protocol):
+    """What the manager's ``emit`` also tells a provider that chooses by cost (the
+    ``router`` provider of asm-router skips a member whose estimated cost exceeds
+    the budget left). Optional: an ``emit`` built elsewhere (a test's) may lack it,
+    so check with ``isinstance(emit, BudgetView)``.
+
+    >>> async def execute(self, run, emit):  # doctest: +SKIP
+    ...     if isinstance(emit, BudgetView) and emit.pricing is not None:
+    ...         left = emit.remaining_cost_usd()  # None: no cost limit in force
+    """
+
+    @property
+    def pricing(self) -> Pricing | None:
+        """The runtime's pricing tables; ``None`` when cost tracking is off."""
+        ...
+
+    def remaining_cost_usd(self) -> Decimal | None:
+        """The run's cost budget left: the tightest ``max_cost_usd`` of the policies
+        in force less what the run has cost so far; ``None`` when no policy limits cost."""
         ...
 
 
