@@ -213,6 +213,8 @@ _KEYS = tuple(
 )
 _KEY_SEP = r"[\"']?[ \t]*+(?::=|=>|[:=])[ \t]*+[\"'`]?"
 _VALUE = r"[^\s\"'`,;<>(){}\[\]]"
+
+
 def _exact_ignoring_case(node: _Trie) -> str:
     return _exact(node, "", True)
 
