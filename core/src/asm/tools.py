@@ -42,6 +42,7 @@ import attrs
 import trio
 from attrs import AttrsInstance
 
+from asm.config import close_match
 from asm.errors import AsmError
 from asm.events import ToolCallCompleted, ToolCallFailed
 from asm.plugins import PluginRegistry, load_plugins, parse_options
@@ -327,10 +328,12 @@ def run_options(
         return options, known
     unknown = sorted(set(given) - allowed)
     if unknown:
+        close = close_match(unknown[0], allowed)
+        hint = f"; did you mean {close!r}?" if close else ""
         raise AsmError(
             "invalid_input",
             f"unknown {provider} run option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-            f"valid: {', '.join(sorted(allowed))}",
+            f"valid: {', '.join(sorted(allowed))}{hint}",
         )
     chosen = run_tools(given["tools"], known) if "tools" in given else known
     changes = {k: v for k, v in given.items() if k != "tools"}

@@ -26,7 +26,18 @@ from typing import Any
 
 import attrs
 
-__all__ = ["STALL_LIMIT", "FakeHTTPServer", "RecordedRequest", "Reply", "cut_stream", "reset_reply", "sse"]
+__all__ = [
+    "STALL_LIMIT",
+    "FakeHTTPServer",
+    "RecordedRequest",
+    "Reply",
+    "cut_stream",
+    "json_reply",
+    "reset_reply",
+    "serve_main",
+    "sse",
+    "sse_reply",
+]
 
 #: How long a stalled reply waits for the client to go away before giving up.
 STALL_LIMIT = 60.0
@@ -67,6 +78,22 @@ def sse(events: Sequence[tuple[str | None, Any]]) -> bytes:
         text = data if isinstance(data, str) else json.dumps(data)
         out.append((f"event: {name}\n" if name else "") + f"data: {text}\n\n")
     return "".join(out).encode()
+
+
+def sse_reply(body: bytes, headers: dict[str, str] | None = None, **kwargs: Any) -> Reply:
+    """A 200 answer streaming ``body`` (``sse(...)`` bytes) as ``text/event-stream``;
+    ``kwargs`` as for :class:`Reply` (``chunks``, ``stall``)."""
+    return Reply(200, body, {"content-type": "text/event-stream", **(headers or {})}, **kwargs)
+
+
+def json_reply(
+    status: int, body: Any, *, headers: dict[str, str] | None = None, retry_after: float | None = None
+) -> Reply:
+    """A JSON answer (an API's error response, typically); ``retry_after`` sets the header of that name."""
+    all_headers = {"content-type": "application/json", **(headers or {})}
+    if retry_after is not None:
+        all_headers["retry-after"] = f"{retry_after:g}"
+    return Reply(status, json.dumps(body).encode(), all_headers)
 
 
 def cut_stream(reply: Reply, *, keep: float = 0.5) -> Reply:
@@ -210,3 +237,25 @@ class FakeHTTPServer:
                         return
 
         return Handler
+
+
+def serve_main(
+    make: Callable[[int], FakeHTTPServer],
+    argv: Sequence[str] | None = None,
+    *,
+    url: Callable[[Any], str] = lambda server: str(server.url),
+    description: str | None = None,
+) -> None:
+    """A fake server's command line (``python -m <plugin>.testing [--port N]``):
+    serve ``make(port)`` until interrupted; the first line printed is ``url(server)``,
+    the base URL to point a provider at."""
+    import argparse
+    import contextlib
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    args = parser.parse_args(argv)
+    with make(args.port) as server:
+        print(url(server), flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
