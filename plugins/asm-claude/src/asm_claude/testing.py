@@ -21,9 +21,7 @@ and failures (:func:`error_reply`, :func:`reset_reply`, :func:`cut_stream`).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -35,6 +33,7 @@ from asm.testing.http import FakeHTTPServer as FakeHTTPServer
 from asm.testing.http import RecordedRequest as RecordedRequest
 from asm.testing.http import Reply as Reply
 from asm.testing.http import cut_stream as cut_stream
+from asm.testing.http import json_reply, serve_main, sse_reply
 from asm.testing.http import reset_reply as reset_reply
 from asm.testing.http import sse as sse
 
@@ -53,7 +52,7 @@ __all__ = [
 
 
 def _stream_reply(body: bytes, **kwargs: Any) -> Reply:
-    return Reply(200, body, {"content-type": "text/event-stream", "request-id": "req_fake"}, **kwargs)
+    return sse_reply(body, {"request-id": "req_fake"}, **kwargs)
 
 
 def _message_start(model: str, input_tokens: int, cache_read: int, cache_write: int) -> dict[str, Any]:
@@ -207,11 +206,8 @@ def error_reply(
     headers: dict[str, str] | None = None,
 ) -> Reply:
     """An HTTP error in the API's format: ``{"type": "error", "error": {"type", "message"}}``."""
-    body = json.dumps({"type": "error", "error": {"type": error_type, "message": message}, "request_id": "req_fake"})
-    all_headers = {"content-type": "application/json", "request-id": "req_fake", **(headers or {})}
-    if retry_after is not None:
-        all_headers["retry-after"] = f"{retry_after:g}"
-    return Reply(status, body.encode(), all_headers)
+    body = {"type": "error", "error": {"type": error_type, "message": message}, "request_id": "req_fake"}
+    return json_reply(status, body, headers={"request-id": "req_fake", **(headers or {})}, retry_after=retry_after)
 
 
 def _echo_responder(request: RecordedRequest) -> Reply:
@@ -243,16 +239,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     ``python -m asm_claude.testing [--port N]``
     """
-    import argparse
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
-    args = parser.parse_args(argv)
-    server = FakeAnthropicServer(port=args.port)
-    with server:
-        print(server.url, flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+    serve_main(lambda port: FakeAnthropicServer(port=port), argv, description=main.__doc__)
 
 
 if __name__ == "__main__":
