@@ -7,11 +7,11 @@ Events in the real wire formats, records every request it gets, and can
 misbehave on demand::
 
     with FakeOpenAIServer() as server:
-        server.queue(responses_text_stream("Hello!"))             # the next reply
-        server.queue(error_reply(429, "rate_limit_exceeded", retry_after=12))
+        # the next two replies: a streamed answer, then a rate limit
+        server.queue(responses_text_stream("Hello!"), error_reply(429, "rate_limit_exceeded", retry_after=12))
         provider = OpenAIProvider(api_key="test", base_url=server.base_url)
-        ...
-        server.requests[0].body["model"]
+        ...  # run it; then look at what the server was sent:
+        assert server.requests[0].body["model"] == "gpt-5.1"
 
 Replies are taken from the queue in order; when it is empty, ``responder``
 (default: stream the request's last user text back, in the format of the path
@@ -21,9 +21,7 @@ disconnects.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -35,6 +33,7 @@ from asm.testing.http import FakeHTTPServer as FakeHTTPServer
 from asm.testing.http import RecordedRequest as RecordedRequest
 from asm.testing.http import Reply as Reply
 from asm.testing.http import cut_stream as cut_stream
+from asm.testing.http import json_reply, serve_main, sse_reply
 from asm.testing.http import reset_reply as reset_reply
 from asm.testing.http import sse as sse
 
@@ -53,10 +52,6 @@ __all__ = [
     "responses_tool_stream",
     "sse",
 ]
-
-
-def _stream_reply(body: bytes, **kwargs: Any) -> Reply:
-    return Reply(200, body, {"content-type": "text/event-stream", "x-request-id": "req_fake"}, **kwargs)
 
 
 def _response(model: str, status: str, output: list[Any], usage: dict[str, Any] | None) -> dict[str, Any]:
@@ -81,6 +76,10 @@ def _usage(input_tokens: int, output_tokens: int, cached: int) -> dict[str, Any]
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": input_tokens + output_tokens,
     }
+
+
+def _stream_reply(body: bytes, **kwargs: Any) -> Reply:
+    return sse_reply(body, {"x-request-id": "req_fake"}, **kwargs)
 
 
 def responses_events(
@@ -280,11 +279,8 @@ def error_reply(
     headers: dict[str, str] | None = None,
 ) -> Reply:
     """An HTTP error in the API's format: ``{"error": {"message", "type", "param", "code"}}``."""
-    body = json.dumps({"error": {"message": message, "type": code, "param": None, "code": code}})
-    all_headers = {"content-type": "application/json", "x-request-id": "req_fake", **(headers or {})}
-    if retry_after is not None:
-        all_headers["retry-after"] = f"{retry_after:g}"
-    return Reply(status, body.encode(), all_headers)
+    body = {"error": {"message": message, "type": code, "param": None, "code": code}}
+    return json_reply(status, body, headers={"x-request-id": "req_fake", **(headers or {})}, retry_after=retry_after)
 
 
 def _echo_responder(request: RecordedRequest) -> Reply:
@@ -322,20 +318,11 @@ class FakeOpenAIServer(FakeHTTPServer):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Serve the fake API until interrupted; the first line printed is its base URL.
+    """Serve the fake API until interrupted; the first line printed is its base URL (``.../v1``).
 
     ``python -m asm_openai.testing [--port N]``
     """
-    import argparse
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
-    args = parser.parse_args(argv)
-    server = FakeOpenAIServer(port=args.port)
-    with server:
-        print(server.base_url, flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+    serve_main(lambda port: FakeOpenAIServer(port=port), argv, url=lambda s: s.base_url, description=main.__doc__)
 
 
 if __name__ == "__main__":
