@@ -574,3 +574,14 @@ def test_status_is_a_frozen_value() -> None:
     status = make_router({"a": Member("a")}).status()
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         status.name = "x"  # type: ignore[misc]
+
+
+async def test_a_member_is_retried_up_to_its_limit_then_failed_over() -> None:
+    from asm.events import RunRetrying
+
+    a, b = Member("a", "fail"), Member("b")
+    router = make_router({"a": a, "b": b}, retry={"max_retries": 2, "base_delay": 0, "max_delay": 0})
+    run, events = await run_through(router)
+    assert run.output == "from b" and a.calls == 3
+    story = [type(e).__name__ for e in events if isinstance(e, RouteSelected | RouteFailedOver | RunRetrying)]
+    assert story == ["RouteSelected", "RunRetrying", "RunRetrying", "RouteFailedOver", "RouteSelected"]
