@@ -47,7 +47,7 @@ from asm.providers.http import (
     option,
 )
 from asm.testing import ProviderContract
-from asm.testing.http import FakeHTTPServer, RecordedRequest, Reply, cut_stream, sse
+from asm.testing.http import FakeHTTPServer, RecordedRequest, Reply, cut_stream, json_reply, sse, sse_reply
 from asm.tools import ToolOutcome
 
 # -- 1. options -----------------------------------------------------------------
@@ -196,23 +196,20 @@ def lyre_events(
 
 def lyre_stream(text: str = "", **kwargs: Any) -> Reply:
     """A 200 answer streaming :func:`lyre_events`."""
-    return Reply(200, sse(lyre_events(text, **kwargs)), {"content-type": "text/event-stream"})
+    return sse_reply(sse(lyre_events(text, **kwargs)))
 
 
 def lyre_error(status: int, code: str, message: str = "fake error", *, retry_after: float | None = None) -> Reply:
     """An error response in Lyre's format."""
-    headers = {"content-type": "application/json", "x-lyre-request": "req_fake"}
-    if retry_after is not None:
-        headers["retry-after"] = f"{retry_after:g}"
-    body = f'{{"error": {{"code": "{code}", "message": "{message}"}}}}'.encode()
-    return Reply(status, body, headers)
+    body = {"error": {"code": code, "message": message}}
+    return json_reply(status, body, headers={"x-lyre-request": "req_fake"}, retry_after=retry_after)
 
 
 def echo(request: RecordedRequest) -> Reply:
     """Without queued replies: stream the last message back (model ``slow``: stall mid-stream)."""
-    last = request.body["messages"][-1]["text"] if isinstance(request.body, dict) else ""
-    reply = lyre_stream(last or "(empty)", model=request.body.get("model", "lyre-1"))
-    return cut_stream(attrs.evolve(reply, stall=True)) if request.body.get("model") == "slow" else reply
+    model, last = request.body["model"], request.body["messages"][-1]["text"]
+    reply = lyre_stream(last or "(empty)", model=model)
+    return cut_stream(attrs.evolve(reply, stall=True)) if model == "slow" else reply
 
 
 class FakeLyreServer(FakeHTTPServer):
