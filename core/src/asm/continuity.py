@@ -140,6 +140,8 @@ class _Builder:
             run.thinking.append(data.delta)
         elif isinstance(data, ToolCallStarted):
             self._flush_thinking(run, run_id)
+            if data.tool_call_id in self._open:  # the same id again: the first call never got its result
+                self._close_calls()
             call = Entry(
                 "tool_call",
                 tool_call_id=data.tool_call_id,
@@ -169,9 +171,11 @@ class _Builder:
             self._end_run(run, run_id, completed=event.type is EventType.RUN_COMPLETED)
 
     def _flush_thinking(self, run: _Run, run_id: str | None) -> None:
-        if run.thinking:
-            self.entries.append(Entry("thinking", content="".join(run.thinking), run_id=run_id))
-            run.thinking.clear()
+        text = "".join(run.thinking)
+        run.thinking.clear()
+        if text:
+            self._close_calls()  # thinking starts a new turn: the last one's calls are over
+            self.entries.append(Entry("thinking", content=text, run_id=run_id))
 
     def _close_calls(self) -> None:
         """A result belongs right after its call's turn: calls still open when anything
