@@ -286,6 +286,7 @@ async def test_a_failed_snapshot_fails_the_run_before_the_provider_starts(tmp_pa
     assert run.status is asm.RunStatus.FAILED and run.error is not None
     assert run.error.code == "workspace_not_found"
     assert provider.cwds == [], "the provider never started"
+    assert not any(isinstance(e.data, MessageStreamed) for e in events)
 
 
 async def test_the_hash_backend_reports_changes_and_says_it_cannot_roll_back(tmp_path: Path) -> None:
