@@ -42,7 +42,7 @@ def test_a_runtimes_registry_builds_an_instance_from_its_own_table() -> None:
     ("providers", "fragment"),
     [
         ({"echo": {"plugin": "scripted"}}, "'echo' is the name of an installed provider"),
-        ({"fast": {"plugin": "ecoh"}}, "no provider named 'ecoh' is installed (installed: echo, "),
+        ({"fast": {"plugin": "ecoh"}}, "no provider named 'ecoh' is installed (installed: "),
         ({"fast": {"plugin": "ecoh"}}, "did you mean 'echo'?"),
         ({"a": {"plugin": "echo"}, "b": {"plugin": "a"}}, "'a' is itself an instance"),
         ({"fast": {"plugin": 3}}, "[providers.fast] plugin = 3"),

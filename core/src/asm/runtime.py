@@ -257,6 +257,11 @@ def assemble(
         sources=loaded,
         retry=_retry(cfg),
     )
+    for instance in registry.instances():
+        if instance.kind == "providers":
+            # Built now: a mistake in a table the user wrote for a name of their own (a
+            # router's members, weights, a cycle) is a config error here, not at a run.
+            runtime.provider(instance.name)
     return runtime
 
 
