@@ -1,0 +1,42 @@
+"""asm-gemini: provider ``gemini``, the Google Gemini API on the ``google-genai`` SDK.
+
+See :mod:`asm_gemini._provider` for the options and the event mapping,
+:mod:`asm_gemini._wire` for the wire format, and :mod:`asm_gemini.testing` for a
+fake Gemini server to test against offline.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from asm import hookimpl
+from asm.hookspecs import Register
+
+if TYPE_CHECKING:
+    from asm.plugins import PluginRegistry
+    from asm_gemini._provider import GeminiOptions, GeminiProvider
+
+__all__ = ["GeminiOptions", "GeminiProvider", "asm_register_providers", "create_provider"]
+
+
+def create_provider(config: dict[str, Any], *, registry: PluginRegistry | None = None) -> GeminiProvider:
+    """Build the ``gemini`` provider from its config table (imports the SDK on first use, so
+    loading asm's plugins stays fast); ``registry`` resolves tool names (default: the installed plugins)."""
+    from asm_gemini._provider import create_provider as create
+
+    return create(config, registry=registry)
+
+
+def __getattr__(name: str) -> Any:
+    # GeminiOptions / GeminiProvider stay importable from the package, loaded on first use.
+    if name in ("GeminiOptions", "GeminiProvider"):
+        from asm_gemini import _provider
+
+        return getattr(_provider, name)
+    raise AttributeError(name)
+
+
+@hookimpl
+def asm_register_providers(register: Register) -> None:
+    """Register the ``gemini`` provider."""
+    register("gemini", create_provider)
