@@ -75,5 +75,6 @@ api_run() {
 }
 api_run asm_claude.testing claude ANTHROPIC_API_KEY "hello from the fake Anthropic API"
 api_run asm_openai.testing openai OPENAI_API_KEY "hello from the fake OpenAI API"
+api_run asm_gemini.testing gemini GEMINI_API_KEY "hello from the fake Gemini API"
 
 header "all examples passed"

@@ -85,10 +85,10 @@ def _chunk(parts: list[dict[str, Any]], model: str, finish: str | None = None, *
     return {"candidates": [candidate], "modelVersion": model, "responseId": "resp_fake", **extra}
 
 
-def chunks_reply(chunks: Sequence[dict[str, Any]], **kwargs: Any) -> Reply:
-    """A 200 answer streaming ``chunks`` (``GenerateContentResponse`` objects) as
+def chunks_reply(responses: Sequence[dict[str, Any]], **kwargs: Any) -> Reply:
+    """A 200 answer streaming ``responses`` (``GenerateContentResponse`` objects) as
     ``data:`` events; ``kwargs`` as for :class:`Reply` (``chunks`` offsets, ``stall``)."""
-    return sse_reply(sse([(None, chunk) for chunk in chunks]), **kwargs)
+    return sse_reply(sse([(None, response) for response in responses]), **kwargs)
 
 
 def text_chunks(
@@ -230,7 +230,8 @@ def _echo_responder(request: RecordedRequest) -> Reply:
     if not request.path.partition("?")[0].endswith(":streamGenerateContent"):
         return error_reply(404, f"the fake Gemini server serves only streamGenerateContent, not {request.path}")
     if not model.startswith(("gemini", "slow")):
-        return error_reply(404, f"models/{model} is not found for API version v1beta, or is not supported")
+        version = request.path.strip("/").partition("/")[0]
+        return error_reply(404, f"models/{model} is not found for API version {version}, or is not supported")
     body = request.body if isinstance(request.body, dict) else {}
     contents = body.get("contents") or [{}]
     parts = contents[-1].get("parts") or []
