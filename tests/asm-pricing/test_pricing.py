@@ -17,12 +17,12 @@ MILLION = 1_000_000
 
 def shipped() -> Pricing:
     registry = asm.load_plugins()
-    return Pricing(registry.create("pricing", name, {}) for name in ("anthropic", "openai"))
+    return Pricing(registry.create("pricing", name, {}) for name in ("anthropic", "openai", "google"))
 
 
 def test_the_tables_are_registered_through_the_entry_point() -> None:
     registry = asm.load_plugins()
-    assert {"anthropic", "openai"} <= set(registry.names("pricing"))
+    assert {"anthropic", "openai", "google"} <= set(registry.names("pricing"))
     assert registry.get("pricing", "anthropic").distribution == "asm-pricing"
     table = registry.create("pricing", "anthropic", {})
     assert table.as_of and "claude-sonnet-4-5" in table.models
@@ -38,6 +38,9 @@ def test_the_tables_are_registered_through_the_entry_point() -> None:
         ("gpt-4o-mini-2024-07-18", "0.15", "0.60"),  # the longest known prefix wins
         ("gpt-4o-2024-08-06", "2.50", "10"),
         ("gpt-5", "1.25", "10"),
+        ("gemini-2.5-pro", "1.25", "10"),
+        ("gemini-2.5-flash", "0.30", "2.50"),
+        ("gemini-2.5-flash-lite", "0.10", "0.40"),  # not gemini-2.5-flash: the longest prefix
     ],
 )
 def test_models_are_matched_by_id_alias_and_dated_version(model: str, input_price: str, output_price: str) -> None:

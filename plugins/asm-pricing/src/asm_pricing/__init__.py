@@ -1,4 +1,4 @@
-"""asm-pricing: Anthropic and OpenAI list prices as asm pricing tables.
+"""asm-pricing: Anthropic, OpenAI and Google Gemini list prices as asm pricing tables.
 
 Each table's factory takes its ``[pricing.<name>]`` config table, whose
 ``models`` override or add prices (see the README).
@@ -11,9 +11,9 @@ from typing import Any
 from asm import hookimpl
 from asm.cost import PricingTable, pricing_table_from_config
 from asm.hookspecs import Register
-from asm_pricing._tables import ANTHROPIC, ANTHROPIC_AS_OF, OPENAI, OPENAI_AS_OF
+from asm_pricing._tables import ANTHROPIC, ANTHROPIC_AS_OF, GOOGLE, GOOGLE_AS_OF, OPENAI, OPENAI_AS_OF
 
-__all__ = ["anthropic_table", "openai_table"]
+__all__ = ["anthropic_table", "google_table", "openai_table"]
 
 
 def _table(name: str, as_of: str, models: dict[str, dict[str, Any]], config: dict[str, Any]) -> PricingTable:
@@ -33,8 +33,14 @@ def openai_table(config: dict[str, Any]) -> PricingTable:
     return _table("openai", OPENAI_AS_OF, OPENAI, config)
 
 
+def google_table(config: dict[str, Any]) -> PricingTable:
+    """Gemini model prices, with ``config``'s overrides."""
+    return _table("google", GOOGLE_AS_OF, GOOGLE, config)
+
+
 @hookimpl
 def asm_register_pricing(register: Register) -> None:
-    """Register the ``anthropic`` and ``openai`` tables."""
+    """Register the ``anthropic``, ``openai`` and ``google`` tables."""
     register("anthropic", anthropic_table)
     register("openai", openai_table)
+    register("google", google_table)

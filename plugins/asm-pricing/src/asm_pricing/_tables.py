@@ -2,6 +2,9 @@
 
 Anthropic: cache_write is the 5-minute cache write price, cache_read the cache hit price.
 OpenAI: cached input is the cache read price; writing the cache costs the input price.
+Google: Gemini Developer API (paid tier, text), prompts up to 200k tokens; context caching's
+read price (a cache hit) as cache_read; implicit caching writes at the input price (explicit
+caches' hourly storage is not modelled).
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from typing import Any
 
 ANTHROPIC_AS_OF = "2025-11-24"
 OPENAI_AS_OF = "2025-11-24"
+# Google's published Gemini Developer API pricing page, as listed in January 2026.
+GOOGLE_AS_OF = "2026-01-08"
 
 
 def _claude(i: str, o: str, write: str, read: str, *aliases: str) -> dict[str, Any]:
@@ -44,4 +49,17 @@ OPENAI: dict[str, dict[str, Any]] = {
     "o3": _openai("2", "8", "0.50"),
     "o3-mini": _openai("1.10", "4.40", "0.55"),
     "o4-mini": _openai("1.10", "4.40", "0.275"),
+}
+
+
+def _gemini(i: str, o: str, read: str, *aliases: str) -> dict[str, Any]:
+    return {"input": i, "output": o, "cache_write": i, "cache_read": read, "aliases": aliases}
+
+
+#: Output prices include thinking tokens (billed as output; asm counts them so).
+GOOGLE: dict[str, dict[str, Any]] = {
+    "gemini-2.5-pro": _gemini("1.25", "10", "0.125"),
+    "gemini-2.5-flash": _gemini("0.30", "2.50", "0.03"),
+    "gemini-2.5-flash-lite": _gemini("0.10", "0.40", "0.01"),
+    "gemini-2.0-flash": _gemini("0.10", "0.40", "0.025"),
 }
