@@ -1,17 +1,18 @@
 """API provider overhead: a 5,000-delta streamed answer from a fake server on loopback.
 
 For each provider (``claude`` on the Anthropic Messages API, ``openai`` on the
-Responses API), in the same run:
+Responses API, ``gemini`` on the Gemini API's ``streamGenerateContent``), in the same run:
 
 (a) the SDK alone consuming the stream (``messages.create(stream=True)`` /
-    ``responses.create(stream=True)``, iterating its typed events);
+    ``responses.create(stream=True)`` / google-genai's ``aio.models.generate_content_stream``,
+    iterating its typed events);
 (b) ``SessionManager.run_once`` on the provider with the in-memory store;
 (c) the same with the ``sqlite`` store, when a plugin provides one (asm-sqlalchemy).
 
 Each side creates its SDK client and reads the whole stream from the same fake
 server. Targets: (b)/(a) <= 1.03, (c)/(a) <= 1.10 (median times).
 
-    python benchmarks/provider_overhead.py [--deltas N] [--repeats R] [--no-write]
+    python benchmarks/provider_overhead.py [--deltas N] [--repeats R] [--providers claude,openai,gemini] [--no-write]
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ TARGET_SQLITE = 1.10
 #: One SSL context for every SDK client, as the providers keep one: building it (loading the CA
 #: bundle) costs tens of ms, which would otherwise dominate a run this short.
 SSL_CONTEXT = httpx2.create_ssl_context()
+SYNC_HTTP = httpx2.Client(verify=SSL_CONTEXT)
 
 
 def anthropic_http() -> Any:
@@ -138,6 +140,53 @@ def openai_side(count: int) -> tuple[Any, Callable[[str], Any], Callable[[str], 
     return server, sdk, raw, provider
 
 
+def gemini_side(count: int) -> tuple[Any, Callable[[str], Any], Callable[[str], Any], Callable[[str], Any]]:
+    from asm_gemini import GeminiProvider
+    from asm_gemini.testing import FakeGeminiServer, text_stream
+    from google import genai
+
+    reply = text_stream(deltas(count), model="gemini-2.5-flash")
+    server = FakeGeminiServer(lambda _request: reply)
+
+    def client(url: str, http: httpx2.AsyncClient) -> genai.Client:
+        # The SDK's own async client keeps a pool per asyncio loop, which trio has not: hand it one;
+        # and a sync one with the shared SSL context, else it builds its own and loads a CA bundle.
+        options = {"base_url": url, "api_version": "v1beta", "httpx_async_client": http, "httpx_client": SYNC_HTTP}
+        return genai.Client(api_key="k", vertexai=False, http_options=options)  # type: ignore[arg-type]
+
+    async def sdk(url: str) -> int:
+        seen = 0
+        async with httpx2.AsyncClient(verify=SSL_CONTEXT) as http:
+            stream = await client(url, http).aio.models.generate_content_stream(model="gemini-2.5-flash", contents="go")
+            async for chunk in stream:
+                if chunk.text:
+                    seen += 1
+        return seen
+
+    async def raw(url: str) -> int:
+        size = 0
+        async with httpx2.AsyncClient(verify=SSL_CONTEXT) as http:
+            api = client(url, http).aio._api_client
+            sent = api._build_request(
+                "post",
+                "models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+                {"contents": [{"parts": [{"text": "go"}]}]},
+            )
+            response = (await api._async_request(sent, None, stream=True)).response_stream
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+            await response.aclose()
+        return size
+
+    def provider(url: str) -> GeminiProvider:
+        return GeminiProvider(api_key="k", base_url=url, model="gemini-2.5-flash")
+
+    return server, sdk, raw, provider
+
+
+SIDES = {"claude": claude_side, "openai": openai_side, "gemini": gemini_side}
+
+
 # -- timing ------------------------------------------------------------------
 
 
@@ -205,13 +254,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--deltas", type=int, default=5_000)
     parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--providers", default=",".join(SIDES), help="which providers, comma-separated")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/performance.md alone")
     args = parser.parse_args()
     sqlite = "sqlite" in asm.load_plugins().names("stores")
     load_start = os.getloadavg()[0]
     rows = []
     verdicts = []
-    for name, side in (("claude", claude_side), ("openai", openai_side)):
+    for name, side in ((name, SIDES[name]) for name in args.providers.split(",")):
         times = measure(name, side, args.deltas, args.repeats, sqlite)
         baseline = statistics.median(times["sdk"])
         rows.append(row(f"`{name}`: HTTP bytes only, no parsing", times["raw"], baseline, args.deltas))
@@ -237,9 +287,11 @@ def main() -> None:
     findings = "\n".join(f"- {v}" for v in verdicts)
     load = f"{load_start:.1f} / {os.getloadavg()[0]:.1f}"
     body = f"""
-A fake server on loopback (`asm_claude.testing` / `asm_openai.testing`, a thread) streams a
-{args.deltas:,}-delta answer. (a) is the SDK alone iterating its typed stream
-(`messages.create(stream=True)` / `responses.create(stream=True)`); (b) is `SessionManager.run_once`
+A fake server on loopback (`asm_claude.testing` / `asm_openai.testing` / `asm_gemini.testing`, a
+thread) streams a {args.deltas:,}-delta answer (for gemini, a `GenerateContentResponse` chunk per
+delta). (a) is the SDK alone iterating its typed stream (`messages.create(stream=True)` /
+`responses.create(stream=True)` / google-genai's `aio.models.generate_content_stream`, its pydantic
+`GenerateContentResponse` per chunk); (b) is `SessionManager.run_once`
 on the provider with the in-memory store, every delta becoming a stored `message_streamed` event;
 (c) is (b) with the `sqlite` store (asm-sqlalchemy, a fresh database file). Each side creates its
 SDK client (with one shared SSL context, as the providers do) and reads the whole stream; best and
@@ -271,7 +323,9 @@ work, the store's share of the work stops running beside the provider's and adds
 """
     print(body)
     if not args.no_write:
-        write_section("provider_overhead", body)
+        # A run of some providers only has its own section, leaving the full run's figures alone.
+        everyone = args.providers == ",".join(SIDES)
+        write_section("provider_overhead" if everyone else f"provider_overhead ({args.providers})", body)
 
 
 if __name__ == "__main__":
