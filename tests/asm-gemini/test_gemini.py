@@ -510,20 +510,20 @@ def test_the_sdk_reads_the_fake_stream(server: FakeGeminiServer) -> None:
         text_stream(["Hi", " there"], thinking="hmm", thoughts_tokens=3),
         function_call_stream([("add", {"a": 1, "b": 2})]),
     )
-    client = genai.Client(api_key="k", http_options={"base_url": server.url})
-    chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="hello"))
-    thought = chunks[0].candidates[0].content.parts[0]
-    assert (thought.thought, thought.text) == (True, "hmm")
-    assert "".join(c.text or "" for c in chunks[1:]) == "Hi there"
-    assert chunks[-1].candidates[0].finish_reason == "STOP"
-    assert chunks[-1].usage_metadata.thoughts_token_count == 3
-    (call,) = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="add"))
-    assert call.function_calls[0].name == "add" and call.function_calls[0].args == {"a": 1, "b": 2}
-    assert server.requests[0].path.endswith("/models/gemini-2.5-flash:streamGenerateContent?alt=sse")
-    server.queue(error_reply(429, "slow down", retry_delay=7))
-    with pytest.raises(errors.ClientError) as caught:
-        list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="x"))
-    assert (caught.value.code, caught.value.status) == (429, "RESOURCE_EXHAUSTED")
+    with genai.Client(api_key="k", http_options={"base_url": server.url}) as client:
+        chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="hello"))
+        thought = chunks[0].candidates[0].content.parts[0]
+        assert (thought.thought, thought.text) == (True, "hmm")
+        assert "".join(c.text or "" for c in chunks[1:]) == "Hi there"
+        assert chunks[-1].candidates[0].finish_reason == "STOP"
+        assert chunks[-1].usage_metadata.thoughts_token_count == 3
+        (call,) = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="add"))
+        assert call.function_calls[0].name == "add" and call.function_calls[0].args == {"a": 1, "b": 2}
+        assert server.requests[0].path.endswith("/models/gemini-2.5-flash:streamGenerateContent?alt=sse")
+        server.queue(error_reply(429, "slow down", retry_delay=7))
+        with pytest.raises(errors.ClientError) as caught:
+            list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="x"))
+        assert (caught.value.code, caught.value.status) == (429, "RESOURCE_EXHAUSTED")
 
 
 def test_the_command_line_prints_the_url() -> None:
