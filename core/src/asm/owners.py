@@ -85,14 +85,19 @@ def current_owner() -> RunOwner:
     return RunOwner(host=socket.gethostname(), process=process_identity(os.getpid()), boot_id=_boot_id())
 
 
-def _exists(pid: int) -> bool:
+def _there(send: Callable[[int, int], None], target: int) -> bool:
+    """Is ``target`` (a PID for ``os.kill``, a group for ``os.killpg``) there? Signal 0 asks."""
     try:
-        os.kill(pid, 0)
+        send(target, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # there, but not ours to signal
         return True
     return True
+
+
+def _exists(pid: int) -> bool:
+    return _there(os.kill, pid)
 
 
 def _same_process(recorded: ProcessIdentity) -> bool | None:
@@ -119,13 +124,7 @@ def owner_state(owner: RunOwner) -> OwnerState:
 
 
 def _group_exists(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return _there(os.killpg, pgid)
 
 
 def _orphan_groups(owner: RunOwner) -> list[int]:
