@@ -17,7 +17,7 @@ import trio
 from asm_sqlalchemy import SqlAlchemyStore
 
 from asm import EchoProvider, Page, ProcessIdentity, Run, RunOwner, RunStatus, Session, SessionManager, SessionStatus
-from asm.owners import current_owner, process_identity
+from asm.owners import current_owner, group_running, process_identity
 from asm.providers.scripted import ScriptedProvider
 
 CHILD = str(Path(__file__).resolve().parent / "_child.py")
@@ -207,7 +207,7 @@ async def test_recover_ends_the_one_shot_session_of_a_killed_run_once(url: str, 
         os.kill(child.pid, signal.SIGKILL)
         await trio.to_thread.run_sync(child.communicate)
         assert await store.recover_interrupted_runs() == [run_id]
-        assert not _group_exists(pgid), "the killed owner's agent process group was left running"
+        assert not group_running(pgid), "the killed owner's agent process group was left running"
         session = await store.get_session(session_id)
         assert session.one_shot and session.status is SessionStatus.FAILED
         kinds = [e.type for e in (await store.read_events(session_id)).events]
@@ -216,14 +216,6 @@ async def test_recover_ends_the_one_shot_session_of_a_killed_run_once(url: str, 
 
 def sleeper_in_its_own_group() -> subprocess.Popen[bytes]:
     return subprocess.Popen(["sleep", "300"], process_group=0)
-
-
-def _group_exists(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def _running_run(store: SqlAlchemyStore, owner: RunOwner) -> Run:

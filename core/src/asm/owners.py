@@ -40,6 +40,7 @@ from asm.model import ProcessIdentity, RunOwner
 __all__ = [
     "OwnerState",
     "current_owner",
+    "group_running",
     "owner_state",
     "process_group_started",
     "process_identity",
@@ -61,16 +62,22 @@ def _boot_id() -> str | None:
         return None
 
 
-def _start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks after boot (Linux), else ``None``."""
+def _stat(pid: int | str) -> list[bytes] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (field 3, the state,
+    first), or ``None`` (no such process, or no ``/proc``)."""
     try:
         stat = (_PROC / str(pid) / "stat").read_bytes()
     except OSError:
         return None
-    # Fields after the command name, which is in parentheses and may hold anything.
-    fields = stat[stat.rfind(b")") + 2 :].split()
+    # The command name is in parentheses and may hold anything, ")" included.
+    return stat[stat.rfind(b")") + 2 :].split()
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks after boot (Linux), else ``None``."""
+    fields = _stat(pid)
     try:
-        return int(fields[19])  # field 22 of stat(5), the third after ")" being field 3
+        return int(fields[19]) if fields is not None else None  # field 22 of stat(5)
     except (IndexError, ValueError):
         return None
 
@@ -127,6 +134,23 @@ def _group_exists(pgid: int) -> bool:
     return _there(os.killpg, pgid)
 
 
+def group_running(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` is still running and ours to signal
+    (zombies waiting for a parent to reap them do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    if not _PROC.is_dir():  # pragma: no cover - not Linux: trust the signal check
+        return True
+    with os.scandir(_PROC) as entries:
+        for entry in entries:
+            fields = _stat(entry.name) if entry.name.isdigit() else None
+            if fields is not None and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+                return True
+    return False
+
+
 def _orphan_groups(owner: RunOwner) -> list[int]:
     """The owner's process groups that still run and are still the ones it started."""
     if owner.boot_id is not None and _boot_id() is not None and owner.boot_id != _boot_id():
@@ -151,7 +175,7 @@ async def stop_orphans(owner: RunOwner, *, grace: float = 2.0) -> list[int]:
         _signal_group(pgid, signal.SIGTERM)
     with trio.move_on_after(grace):
         # Another process's exit has no event to wait on here: poll it.
-        while any(_group_exists(pgid) for pgid in groups):  # noqa: ASYNC110
+        while any(group_running(pgid) for pgid in groups):  # noqa: ASYNC110
             await trio.sleep(0.02)
     for pgid in groups:
         _signal_group(pgid, signal.SIGKILL)

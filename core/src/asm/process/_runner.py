@@ -20,7 +20,7 @@ import trio
 from asm._trio import single_errors
 from asm.errors import AsmError
 from asm.model import ProviderError, truncate_text
-from asm.owners import process_group_started
+from asm.owners import group_running, process_group_started
 
 #: Variables a CLI child inherits from asm's environment by default: what
 #: programs need to find things, speak the locale and reach the network.
@@ -285,7 +285,7 @@ class CLIProcess:
         status (negative: killed by that signal). Processes the child left
         behind in its group are stopped first, so they cannot hold stderr open."""
         code = await self.process.wait()
-        if _group_alive(self.pid):
+        if group_running(self.pid):
             await _stop(self.process, self._grace)
         with trio.move_on_after(self._grace):
             await self._stderr_done.wait()
@@ -548,7 +548,7 @@ async def _stop_leftovers(process: trio.Process, grace: float) -> None:
     """Once the CLI exits, stop what it left in its group: a background child
     holding stdout open would otherwise keep the reader waiting for EOF."""
     await process.wait()
-    if _group_alive(process.pid):
+    if group_running(process.pid):
         await _stop(process, grace)
 
 
@@ -573,35 +573,10 @@ def _signal_group(pgid: int, sig: signal.Signals) -> bool:
     return True
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group is still running (zombies waiting for
-    another parent to reap them do not count)."""
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    proc = Path("/proc")
-    if not proc.is_dir():  # pragma: no cover - not Linux: trust the signal check
-        return True
-    with os.scandir(proc) as entries:
-        for entry in entries:
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                    stat = handle.read()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-                return True
-    return False
-
-
 async def _wait_group(pgid: int, until: float) -> bool:
     """Poll until the group is gone or the trio clock reaches ``until``; whether it is gone."""
     delay = 0.005
-    while _group_alive(pgid):
+    while group_running(pgid):
         if trio.current_time() >= until:
             return False
         await trio.sleep(min(delay, max(0.0, until - trio.current_time())))
@@ -621,7 +596,7 @@ async def _stop(process: trio.Process, grace: float) -> None:
         if process.returncode is None:
             _signal_group(pgid, signal.SIGKILL)
             await process.wait()
-    elif _group_alive(pgid):
+    elif group_running(pgid):
         # The CLI exited but left processes of its group behind.
         _signal_group(pgid, signal.SIGTERM)
     if not await _wait_group(pgid, deadline):
