@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
@@ -16,7 +15,6 @@ from asm_claude.messages import ClaudeProvider, create_messages_provider, retry_
 from asm_claude.testing import (
     FakeAnthropicServer,
     Reply,
-    cut_stream,
     error_reply,
     recorded_bytes,
     recorded_stream,
@@ -35,6 +33,7 @@ from asm.events import (
     TurnCompleted,
 )
 from asm.testing import ProviderContract
+from asm.testing.http_contract import Fault, HTTPProviderFaultContract, provider_payloads, run_once
 
 
 @pytest.fixture
@@ -46,19 +45,6 @@ def server() -> Iterator[FakeAnthropicServer]:
 @pytest.fixture
 def provider(server: FakeAnthropicServer) -> ClaudeProvider:
     return ClaudeProvider(api_key="test-key", base_url=server.url)
-
-
-async def run_once(provider: ClaudeProvider, prompt: object = "hi", **options: Any) -> tuple[asm.Run, list[Any]]:
-    manager = asm.SessionManager(asm.InMemorySessionStore(), provider=provider)
-    run = await manager.run_once(prompt, options=options)
-    events = (await manager.store.read_events(run.session_id, run_id=run.id)).events
-    return run, [e.data for e in events]
-
-
-def content(payloads: list[Any]) -> list[Any]:
-    """The provider's own payloads (no run lifecycle, no message_sent)."""
-    names = {"run_started", "run_completed", "run_failed", "message_sent"}
-    return [p for p in payloads if p.type.value not in names]
 
 
 class TestClaudeContract(ProviderContract):
@@ -80,7 +66,7 @@ async def test_recorded_stream_is_normalized(server: FakeAnthropicServer, provid
     text = "Okay, let's check the weather for San Francisco, CA:"
     call_id = "toolu_01T1x1fJ34qAmk2tNTrN7Up6"
     not_run = "not run: the run reached max_turns=1"
-    assert content(payloads) == [
+    assert provider_payloads(payloads) == [
         ThinkingStreamed("User wants weather; I should call get_weather."),
         MessageStreamed("Okay, let"),
         MessageStreamed("'s check the weather for San Francisco, CA:"),
@@ -134,7 +120,7 @@ async def test_cache_usage_counts_as_input(server: FakeAnthropicServer, provider
 async def test_thinking_is_streamed_apart_from_text(server: FakeAnthropicServer, provider: ClaudeProvider) -> None:
     server.queue(text_stream("the answer", thinking="let me think"))
     run, payloads = await run_once(provider)
-    assert content(payloads)[:3] == [
+    assert provider_payloads(payloads)[:3] == [
         ThinkingStreamed("let me think"),
         MessageStreamed("the "),
         MessageStreamed("answer"),
@@ -151,7 +137,7 @@ def test_arbitrary_splits_give_the_same_events(cuts: list[int]) -> None:
         with FakeAnthropicServer() as fake:
             fake.queue(recorded_stream(chunks=sorted(set(cuts))))
             provider = ClaudeProvider(api_key="k", base_url=fake.url, max_turns=1)
-            return content((await run_once(provider))[1])
+            return provider_payloads((await run_once(provider))[1])
 
     whole = trio.run(_whole)
     assert trio.run(main) == whole
@@ -160,58 +146,52 @@ def test_arbitrary_splits_give_the_same_events(cuts: list[int]) -> None:
 async def _whole() -> list[Any]:
     with FakeAnthropicServer() as fake:
         fake.queue(recorded_stream())
-        return content((await run_once(ClaudeProvider(api_key="k", base_url=fake.url, max_turns=1)))[1])
+        return provider_payloads((await run_once(ClaudeProvider(api_key="k", base_url=fake.url, max_turns=1)))[1])
 
 
 # -- errors ------------------------------------------------------------------
 
 
-HTTP_FAILURES = {
-    "429": (error_reply(429, "rate_limit_error", "slow down", retry_after=12), "provider_rate_limited", True),
-    "529": (error_reply(529, "overloaded_error", "Overloaded"), "provider_unavailable", True),
-    "500": (error_reply(500, "api_error", "boom"), "provider_unavailable", True),
-    "401": (error_reply(401, "authentication_error", "bad key"), "provider_authentication_failed", False),
-    "403": (error_reply(403, "permission_error", "no"), "provider_authentication_failed", False),
-    "400": (error_reply(400, "invalid_request_error", "max_tokens too big"), "provider_error", False),
-    "reset": (reset_reply(), "provider_unavailable", True),
+FAILURES = {
+    "429": Fault(
+        error_reply(429, "rate_limit_error", "slow down", retry_after=12),
+        "provider_rate_limited",
+        True,
+        "rate_limit_error",
+    ),
+    "529": Fault(error_reply(529, "overloaded_error", "Overloaded"), "provider_unavailable", True, "overloaded_error"),
+    "500": Fault(error_reply(500, "api_error", "boom"), "provider_unavailable", True, "api_error"),
+    "401": Fault(
+        error_reply(401, "authentication_error", "bad key"),
+        "provider_authentication_failed",
+        False,
+        "authentication_error",
+    ),
+    "403": Fault(
+        error_reply(403, "permission_error", "no"), "provider_authentication_failed", False, "permission_error"
+    ),
+    "400": Fault(
+        error_reply(400, "invalid_request_error", "max_tokens too big"),
+        "provider_error",
+        False,
+        "invalid_request_error",
+    ),
+    "reset": Fault(reset_reply(), "provider_unavailable", True, "connection_error"),
 }
-KINDS = {
-    "429": "rate_limit_error",
-    "529": "overloaded_error",
-    "500": "api_error",
-    "401": "authentication_error",
-    "403": "permission_error",
-    "400": "invalid_request_error",
-    "reset": "connection_error",
-}
 
 
-@pytest.mark.parametrize(
-    ("reply", "code", "retryable", "kind"),
-    [(*HTTP_FAILURES[name], KINDS[name]) for name in HTTP_FAILURES],
-    ids=list(HTTP_FAILURES),
-)
-async def test_http_failures_fail_the_run(
-    server: FakeAnthropicServer, provider: ClaudeProvider, reply: Reply, code: str, retryable: bool, kind: str
-) -> None:
-    server.queue(reply)
-    run, payloads = await run_once(provider)
-    assert run.status is asm.RunStatus.FAILED
-    assert run.error is not None
-    assert (run.error.code, run.error.retryable) == (code, retryable)
-    assert run.error.provider_error is not None
-    assert (run.error.provider_error.provider, run.error.provider_error.kind) == ("claude", kind)
-    assert payloads[-1].type.value == "run_failed"
-    assert payloads[-1].provider_error == run.error.provider_error
+class TestClaudeFaults(HTTPProviderFaultContract):
+    provider_name = "claude"
+    key_variables = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+    failures = FAILURES
 
+    @pytest.fixture
+    def make_provider(self, server: FakeAnthropicServer) -> Callable[..., ClaudeProvider]:
+        return lambda **options: ClaudeProvider(**{"api_key": "test-key", "base_url": server.url, **options})
 
-async def test_rate_limit_says_when_to_retry(server: FakeAnthropicServer, provider: ClaudeProvider) -> None:
-    server.queue(error_reply(429, "rate_limit_error", "slow down", retry_after=12))
-    run, _ = await run_once(provider)
-    assert run.error is not None
-    assert run.error.details["retry_after"] == 12.0
-    assert run.error.details["status"] == 429
-    assert "retry after 12s" in run.error.message
+    @pytest.fixture
+    def text_reply(self) -> Callable[[str], Reply]:
+        return text_stream
 
 
 def test_retry_after_forms() -> None:
@@ -228,38 +208,6 @@ async def test_bad_request_says_what_to_fix(server: FakeAnthropicServer, provide
     assert run.error is not None
     assert "max_tokens: too large" in run.error.message
     assert "fix the request" in run.error.message
-
-
-async def test_missing_key_names_the_env_var_and_config_key(
-    server: FakeAnthropicServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
-    run, _ = await run_once(ClaudeProvider(base_url=server.url))
-    assert run.error is not None
-    assert run.error.code == "provider_authentication_failed"
-    assert "ANTHROPIC_API_KEY" in run.error.message
-    assert "api_key in [providers.claude]" in run.error.message
-    assert server.requests == []
-
-
-async def test_the_env_var_key_is_used(server: FakeAnthropicServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "from-env")
-    run, _ = await run_once(ClaudeProvider(base_url=server.url))
-    assert run.status is asm.RunStatus.COMPLETED
-    headers = server.requests[0].headers
-    assert "from-env" in (headers.get("authorization", "") + headers.get("x-api-key", ""))
-
-
-async def test_cut_stream_is_interrupted(server: FakeAnthropicServer, provider: ClaudeProvider) -> None:
-    server.queue(cut_stream(recorded_stream()))
-    run, payloads = await run_once(provider)
-    assert run.error is not None
-    assert run.error.code == "provider_unavailable"
-    assert run.error.retryable
-    assert run.error.provider_error is not None
-    assert run.error.provider_error.kind == "stream_interrupted"
-    assert payloads[-1].provider_error.kind == "stream_interrupted"
 
 
 async def test_mid_stream_error_event(server: FakeAnthropicServer, provider: ClaudeProvider) -> None:
@@ -290,24 +238,6 @@ async def test_malformed_sse_fails_the_run(server: FakeAnthropicServer, provider
     assert run.error.code == "provider_error"
     assert run.error.provider_error is not None
     assert run.error.provider_error.kind == "malformed_stream"
-
-
-async def test_cancellation_closes_the_connection(server: FakeAnthropicServer) -> None:
-    provider = ClaudeProvider(api_key="k", base_url=server.url, model="slow")
-    manager = asm.SessionManager(asm.InMemorySessionStore(), provider=provider)
-    streamed = trio.Event()
-
-    def on_event(event: asm.Event) -> None:
-        if isinstance(event.data, MessageStreamed):
-            streamed.set()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: manager.run_once("one two three four", on_event=on_event))
-        await streamed.wait()
-        nursery.cancel_scope.cancel()
-    # The server sees the client go away (the stalled reply ends on EOF).
-    assert await trio.to_thread.run_sync(server.disconnected.wait, 10)
-    assert server.disconnects == 1
 
 
 # -- options -----------------------------------------------------------------
@@ -362,28 +292,6 @@ def test_options_are_frozen_values() -> None:
     provider = ClaudeProvider(model="m")
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         provider.options.model = "other"  # type: ignore[misc]
-
-
-async def test_cancelled_while_events_back_up(server: FakeAnthropicServer) -> None:
-    """Cancelled while emit waits for room (a slow consumer): the connection is
-    closed and nothing is left half-read (no abandoned generator warnings)."""
-    server.queue(text_stream([f"d{i} " for i in range(2000)]))
-    provider = ClaudeProvider(api_key="k", base_url=server.url)
-    manager = asm.SessionManager(asm.InMemorySessionStore(), provider=provider, event_buffer_size=1)
-    seen = trio.Event()
-
-    async def slow_consumer(event: asm.Event) -> None:
-        if isinstance(event.data, MessageStreamed):
-            seen.set()
-            await trio.sleep(0.01)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: manager.run_once("x", on_event=slow_consumer))
-        await seen.wait()
-        await trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope.cancel()
-    gc.collect()
-    await trio.testing.wait_all_tasks_blocked()
 
 
 def test_model_for_names_the_configured_model_before_the_run() -> None:

@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import trio
-import trio.testing
 
 import asm
-from asm.events import MessageStreamed, ToolCallFailed, ToolCallStarted
+from asm.events import ToolCallFailed, ToolCallStarted
 from asm.providers import http as kit
-from asm.testing.http import Reply, cut_stream, reset_reply, sse
+from asm.testing.http import Reply, reset_reply, sse
+from asm.testing.http_contract import Fault, HTTPProviderFaultContract, run_once
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
@@ -31,7 +30,7 @@ from provider_in_an_afternoon import (
     lyre_stream,
 )
 
-__all__ = ["TestLyreContract"]  # the contract suite, collected here too
+__all__ = ["TestLyreContract"]  # the provider contract suite, collected here too
 
 
 @pytest.fixture
@@ -44,13 +43,6 @@ def server() -> Iterator[FakeLyreServer]:
 @pytest.fixture
 def provider(server: FakeLyreServer) -> LyreProvider:
     return LyreProvider(api_key="k", base_url=server.url)
-
-
-async def run_once(provider: Any, prompt: object = "hi", **options: Any) -> tuple[asm.Run, list[Any]]:
-    manager = asm.SessionManager(asm.InMemorySessionStore(), provider=provider)
-    run = await manager.run_once(prompt, options=options)
-    events = (await manager.store.read_events(run.session_id, run_id=run.id)).events
-    return run, [e.data for e in events]
 
 
 def test_the_kit_exports() -> None:
@@ -89,39 +81,43 @@ def test_the_kit_exports() -> None:
 
 
 FAILURES = {
-    "429": (lyre_error(429, "rate_limited", "slow down", retry_after=7), "provider_rate_limited", True, "rate_limited"),
-    "500": (lyre_error(500, "internal", "boom"), "provider_unavailable", True, "internal"),
-    "503": (lyre_error(503, "overloaded", "busy"), "provider_unavailable", True, "overloaded"),
-    "401": (lyre_error(401, "bad_key", "who are you"), "provider_authentication_failed", False, "bad_key"),
-    "402": (lyre_error(402, "out_of_credit", "top up"), "provider_quota_exceeded", False, "out_of_credit"),
-    "400": (lyre_error(400, "bad_request", "max_tokens too big"), "provider_error", False, "bad_request"),
-    "404-not-json": (Reply(404, b"<html>no</html>"), "provider_error", False, "http_404"),
-    "reset": (reset_reply(), "provider_unavailable", True, "connection_error"),
+    "429": Fault(
+        lyre_error(429, "rate_limited", "slow down", retry_after=7), "provider_rate_limited", True, "rate_limited"
+    ),
+    "500": Fault(lyre_error(500, "internal", "boom"), "provider_unavailable", True, "internal"),
+    "503": Fault(lyre_error(503, "overloaded", "busy"), "provider_unavailable", True, "overloaded"),
+    "401": Fault(lyre_error(401, "bad_key", "who are you"), "provider_authentication_failed", False, "bad_key"),
+    "402": Fault(lyre_error(402, "out_of_credit", "top up"), "provider_quota_exceeded", False, "out_of_credit"),
+    "400": Fault(lyre_error(400, "bad_request", "max_tokens too big"), "provider_error", False, "bad_request"),
+    "404-not-json": Fault(Reply(404, b"<html>no</html>"), "provider_error", False, "http_404"),
+    "reset": Fault(reset_reply(), "provider_unavailable", True, "connection_error"),
 }
 
 
-@pytest.mark.parametrize(("reply", "code", "retryable", "kind"), list(FAILURES.values()), ids=list(FAILURES))
-async def test_http_failures_fail_the_run(
-    server: FakeLyreServer, provider: LyreProvider, reply: Reply, code: str, retryable: bool, kind: str
-) -> None:
-    server.queue(reply)
-    run, payloads = await run_once(provider)
-    assert run.status is asm.RunStatus.FAILED
-    assert run.error is not None
-    assert (run.error.code, run.error.retryable) == (code, retryable), run.error
-    assert run.error.provider_error is not None
-    assert (run.error.provider_error.provider, run.error.provider_error.kind) == ("lyre", kind)
-    assert payloads[-1].provider_error == run.error.provider_error
+class TestLyreFaults(HTTPProviderFaultContract):
+    provider_name = "lyre"
+    key_variables = ("LYRE_API_KEY",)
+    failures = FAILURES
+    retry_after = 7.0
+    rate_limit_message = "the Lyre API answered 429 (rate_limited): slow down; retry after 7s"
+    missing_key_kind = "missing_api_key"
+    cut_stream_says = "before its final event (end)"
+    refused_says = "lost the connection to the Lyre API ("
+
+    @pytest.fixture
+    def make_provider(self, server: FakeLyreServer) -> Callable[..., LyreProvider]:
+        return lambda **options: LyreProvider(**{"api_key": "k", "base_url": server.url, **options})
+
+    @pytest.fixture
+    def text_reply(self) -> Callable[[str], Reply]:
+        return lyre_stream
 
 
-async def test_429_says_when_to_retry(server: FakeLyreServer, provider: LyreProvider) -> None:
-    server.queue(lyre_error(429, "rate_limited", "slow down", retry_after=7))
+async def test_429_names_the_request(server: FakeLyreServer, provider: LyreProvider) -> None:
+    server.queue(FAILURES["429"].reply)
     run, _ = await run_once(provider)
     assert run.error is not None
-    assert run.error.details["retry_after"] == 7.0
-    assert run.error.details["status"] == 429
     assert run.error.details["request_id"] == "req_fake"
-    assert run.error.message == "the Lyre API answered 429 (rate_limited): slow down; retry after 7s"
 
 
 async def test_a_bad_key_says_where_keys_go(server: FakeLyreServer, provider: LyreProvider) -> None:
@@ -131,35 +127,6 @@ async def test_a_bad_key_says_where_keys_go(server: FakeLyreServer, provider: Ly
     assert "set a valid key in the LYRE_API_KEY environment variable or api_key in [providers.lyre]" in (
         run.error.message
     )
-
-
-async def test_a_missing_key_sends_nothing(server: FakeLyreServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("LYRE_API_KEY", raising=False)
-    run, _ = await run_once(LyreProvider(base_url=server.url))
-    assert run.error is not None
-    assert (run.error.code, run.error.provider_error and run.error.provider_error.kind) == (
-        "provider_authentication_failed",
-        "missing_api_key",
-    )
-    assert "LYRE_API_KEY" in run.error.message and "[providers.lyre]" in run.error.message
-    assert server.requests == []
-
-
-async def test_the_env_var_key_is_sent(server: FakeLyreServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LYRE_API_KEY", "from-env")
-    run, _ = await run_once(LyreProvider(base_url=server.url))
-    assert run.status is asm.RunStatus.COMPLETED
-    assert server.requests[0].headers["authorization"] == "Bearer from-env"
-
-
-async def test_a_cut_stream_is_interrupted(server: FakeLyreServer, provider: LyreProvider) -> None:
-    server.queue(cut_stream(lyre_stream("one two three four five six")))
-    run, payloads = await run_once(provider)
-    assert run.error is not None
-    assert (run.error.code, run.error.retryable) == ("provider_unavailable", True)
-    assert run.error.provider_error is not None and run.error.provider_error.kind == "stream_interrupted"
-    assert "before its final event (end)" in run.error.message
-    assert any(isinstance(p, MessageStreamed) for p in payloads), "what came before the cut was streamed"
 
 
 async def test_a_mid_stream_error_event(server: FakeLyreServer, provider: LyreProvider) -> None:
@@ -191,41 +158,6 @@ async def test_malformed_events_fail_the_run(server: FakeLyreServer, provider: L
     assert run.error.code == "provider_error"
     assert run.error.provider_error is not None and run.error.provider_error.kind == "malformed_stream"
     assert run.error.message.startswith("the Lyre stream is malformed: event ")
-
-
-async def test_a_stall_is_cancelled_promptly_and_the_connection_closed(server: FakeLyreServer) -> None:
-    provider = LyreProvider(api_key="k", base_url=server.url, model="slow")
-    manager = asm.SessionManager(asm.InMemorySessionStore(), provider=provider)
-    streamed = trio.Event()
-
-    def on_event(event: asm.Event) -> None:
-        if isinstance(event.data, MessageStreamed):
-            streamed.set()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: manager.run_once("one two three four", on_event=on_event))
-        await streamed.wait()
-        await trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope.cancel()
-    assert await trio.to_thread.run_sync(server.disconnected.wait, 10)
-    assert server.disconnects == 1
-
-
-async def test_a_bad_base_url_is_a_config_error() -> None:
-    run, _ = await run_once(LyreProvider(api_key="k", base_url="ftp://example.invalid"))
-    assert run.error is not None
-    assert (run.error.code, run.error.retryable) == ("provider_error", False)
-    assert run.error.provider_error is not None and run.error.provider_error.kind == "invalid_base_url"
-    assert "fix base_url in [providers.lyre]" in run.error.message
-
-
-async def test_a_refused_connection_is_unavailable() -> None:
-    with FakeLyreServer() as gone:
-        url = gone.url
-    run, _ = await run_once(LyreProvider(api_key="k", base_url=url))
-    assert run.error is not None
-    assert (run.error.code, run.error.retryable) == ("provider_unavailable", True)
-    assert run.error.message.startswith("lost the connection to the Lyre API (")
 
 
 # -- the tool loop -------------------------------------------------------------

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import trio
-import trio.testing
 from asm_gemini import GeminiProvider, create_provider
 from asm_gemini.testing import (
     FakeGeminiServer,
     Reply,
     chunks_reply,
-    cut_stream,
     error_reply,
     function_call_stream,
     prompt_blocked_stream,
@@ -40,6 +37,7 @@ from asm.events import (
 )
 from asm.testing import ProviderContract
 from asm.testing.http import sse_reply
+from asm.testing.http_contract import Fault, HTTPProviderFaultContract, provider_payloads, run_once
 
 
 @pytest.fixture
@@ -51,19 +49,6 @@ def server() -> Iterator[FakeGeminiServer]:
 @pytest.fixture
 def provider(server: FakeGeminiServer) -> GeminiProvider:
     return GeminiProvider(api_key="test-key", base_url=server.url)
-
-
-async def run_once(provider: GeminiProvider, prompt: object = "hi", **options: Any) -> tuple[asm.Run, list[Any]]:
-    manager = asm.SessionManager(asm.InMemorySessionStore(), provider=provider)
-    run = await manager.run_once(prompt, options=options)
-    events = (await manager.store.read_events(run.session_id, run_id=run.id)).events
-    return run, [e.data for e in events]
-
-
-def content(payloads: list[Any]) -> list[Any]:
-    """The provider's own payloads (no run lifecycle, no message_sent)."""
-    names = {"run_started", "run_completed", "run_failed", "message_sent"}
-    return [p for p in payloads if p.type.value not in names]
 
 
 class TestGeminiContract(ProviderContract):
@@ -88,7 +73,7 @@ async def test_text_thinking_and_usage(server: FakeGeminiServer, provider: Gemin
     server.queue(reply)
     run, payloads = await run_once(provider)
     usage = asm.TokenUsage(input_tokens=100, output_tokens=34)
-    assert content(payloads) == [
+    assert provider_payloads(payloads) == [
         ThinkingStreamed("Greet back."),
         MessageStreamed("Hello"),
         MessageStreamed(" there"),
@@ -174,7 +159,7 @@ async def test_any_split_gives_the_same_events(size: int) -> None:
             reply = chunks_reply(chunks)
             offsets = tuple(range(split, len(reply.body), split)) if split else ()
             fake.queue(chunks_reply(chunks, chunks=offsets))
-            return content((await run_once(GeminiProvider(api_key="k", base_url=fake.url)))[1])
+            return provider_payloads((await run_once(GeminiProvider(api_key="k", base_url=fake.url)))[1])
 
     assert await events(size) == await events(None)
 
@@ -281,29 +266,40 @@ async def test_max_turns_stops_the_loop(server: FakeGeminiServer) -> None:
 # -- errors ---------------------------------------------------------------------------
 
 FAILURES = {
-    "429": (error_reply(429, "slow down", retry_delay=12), "provider_rate_limited", True, "resource_exhausted"),
-    "429-per-day": (error_reply(429, "quota", per_day=True), "provider_quota_exceeded", False, "resource_exhausted"),
-    "500": (error_reply(500, "boom"), "provider_unavailable", True, "internal"),
-    "503": (error_reply(503, "overloaded"), "provider_unavailable", True, "unavailable"),
-    "403": (error_reply(403, "no"), "provider_authentication_failed", False, "permission_denied"),
-    "400": (error_reply(400, "bad input"), "provider_error", False, "invalid_argument"),
-    "404-not-json": (Reply(404, b"<html>no</html>"), "provider_error", False, "not found"),
-    "reset": (reset_reply(), "provider_unavailable", True, "connection_error"),
+    "429": Fault(error_reply(429, "slow down", retry_delay=12), "provider_rate_limited", True, "resource_exhausted"),
+    "429-per-day": Fault(
+        error_reply(429, "quota", per_day=True), "provider_quota_exceeded", False, "resource_exhausted"
+    ),
+    "500": Fault(error_reply(500, "boom"), "provider_unavailable", True, "internal"),
+    "503": Fault(error_reply(503, "overloaded"), "provider_unavailable", True, "unavailable"),
+    "403": Fault(error_reply(403, "no"), "provider_authentication_failed", False, "permission_denied"),
+    "400": Fault(error_reply(400, "bad input"), "provider_error", False, "invalid_argument"),
+    "404-not-json": Fault(Reply(404, b"<html>no</html>"), "provider_error", False, "not found"),
+    "reset": Fault(reset_reply(), "provider_unavailable", True, "connection_error"),
 }
 
 
-@pytest.mark.parametrize(("reply", "code", "retryable", "kind"), list(FAILURES.values()), ids=list(FAILURES))
-async def test_http_failures_fail_the_run(
-    server: FakeGeminiServer, provider: GeminiProvider, reply: Reply, code: str, retryable: bool, kind: str
-) -> None:
-    server.queue(reply)
-    run, payloads = await run_once(provider)
-    assert run.status is asm.RunStatus.FAILED
-    assert run.error is not None
-    assert (run.error.code, run.error.retryable) == (code, retryable), run.error
-    assert run.error.provider_error is not None
-    assert (run.error.provider_error.provider, run.error.provider_error.kind) == ("gemini", kind)
-    assert payloads[-1].provider_error == run.error.provider_error
+class TestGeminiFaults(HTTPProviderFaultContract):
+    provider_name = "gemini"
+    key_variables = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    key_header, key_format = "x-goog-api-key", "{}"
+    failures = FAILURES
+    rate_limit_message = "the Gemini API answered 429 (resource_exhausted): slow down; retry after 12s"
+    missing_key_says = (
+        "no Gemini API key: set the GEMINI_API_KEY environment variable or api_key in [providers.gemini] of asm.toml"
+        " (GOOGLE_API_KEY is read too)"
+    )
+    missing_key_kind = "missing_api_key"
+    cut_stream_says = "before its final event (a chunk with a finishReason)"
+    refused_says = "lost the connection to the Gemini API ("
+
+    @pytest.fixture
+    def make_provider(self, server: FakeGeminiServer) -> Callable[..., GeminiProvider]:
+        return lambda **options: GeminiProvider(**{"api_key": "test-key", "base_url": server.url, **options})
+
+    @pytest.fixture
+    def text_reply(self) -> Callable[[str], Reply]:
+        return text_stream
 
 
 async def test_429_retry_delay_from_the_body(server: FakeGeminiServer, provider: GeminiProvider) -> None:
@@ -343,27 +339,9 @@ async def test_an_invalid_key_is_an_authentication_failure(server: FakeGeminiSer
     )
 
 
-async def test_a_missing_key_sends_nothing(server: FakeGeminiServer, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_google_api_key_is_read_too(server: FakeGeminiServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
-    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
-    run, _ = await run_once(GeminiProvider(base_url=server.url))
-    assert run.error is not None
-    assert run.error.provider_error is not None
-    assert (run.error.code, run.error.provider_error.kind) == ("provider_authentication_failed", "missing_api_key")
-    assert run.error.message.startswith(
-        "no Gemini API key: set the GEMINI_API_KEY environment variable or api_key in [providers.gemini] of asm.toml"
-        " (GOOGLE_API_KEY is read too)"
-    )
-    assert server.requests == []
-
-
-@pytest.mark.parametrize("variable", ["GEMINI_API_KEY", "GOOGLE_API_KEY"])
-async def test_the_key_from_the_environment(
-    server: FakeGeminiServer, monkeypatch: pytest.MonkeyPatch, variable: str
-) -> None:
-    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
-    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
-    monkeypatch.setenv(variable, "from-env")
+    monkeypatch.setenv("GOOGLE_API_KEY", "from-env")
     run, _ = await run_once(GeminiProvider(base_url=server.url))
     assert run.status is asm.RunStatus.COMPLETED, run.error
     assert server.requests[0].headers["x-goog-api-key"] == "from-env"
@@ -390,16 +368,6 @@ async def test_a_safety_block_is_a_clear_failure(
         "safety_blocked",
     )
     assert run.error.message == f"Gemini blocked {blocked}; rephrase the prompt, or set safetySettings in sdk_opts"
-
-
-async def test_a_cut_stream_is_interrupted(server: FakeGeminiServer, provider: GeminiProvider) -> None:
-    server.queue(cut_stream(text_stream("one two three four five six")))
-    run, payloads = await run_once(provider)
-    assert run.error is not None and run.error.provider_error is not None
-    assert (run.error.code, run.error.retryable) == ("provider_unavailable", True)
-    assert run.error.provider_error.kind == "stream_interrupted"
-    assert "before its final event (a chunk with a finishReason)" in run.error.message
-    assert any(isinstance(p, MessageStreamed) for p in payloads), "what came before the cut was streamed"
 
 
 @pytest.mark.parametrize(
@@ -430,40 +398,6 @@ async def test_malformed_chunks_fail_the_run(server: FakeGeminiServer, provider:
     run, _ = await run_once(provider)
     assert run.error is not None and run.error.provider_error is not None
     assert (run.error.code, run.error.provider_error.kind) == ("provider_error", "malformed_stream")
-
-
-async def test_a_stall_is_cancelled_promptly_and_the_connection_closed(server: FakeGeminiServer) -> None:
-    provider = GeminiProvider(api_key="k", base_url=server.url, model="slow")
-    manager = asm.SessionManager(asm.InMemorySessionStore(), provider=provider)
-    streamed = trio.Event()
-
-    def on_event(event: asm.Event) -> None:
-        if isinstance(event.data, MessageStreamed):
-            streamed.set()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: manager.run_once("one two three four", on_event=on_event))
-        await streamed.wait()
-        await trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope.cancel()
-    assert await trio.to_thread.run_sync(server.disconnected.wait, 10)
-    assert server.disconnects == 1
-
-
-async def test_a_bad_base_url_is_a_config_error() -> None:
-    run, _ = await run_once(GeminiProvider(api_key="k", base_url="ftp://example.invalid"))
-    assert run.error is not None and run.error.provider_error is not None
-    assert (run.error.code, run.error.provider_error.kind) == ("provider_error", "invalid_base_url")
-    assert "fix base_url in [providers.gemini]" in run.error.message
-
-
-async def test_a_refused_connection_is_unavailable() -> None:
-    with FakeGeminiServer() as gone:
-        url = gone.url
-    run, _ = await run_once(GeminiProvider(api_key="k", base_url=url))
-    assert run.error is not None
-    assert (run.error.code, run.error.retryable) == ("provider_unavailable", True)
-    assert run.error.message.startswith("lost the connection to the Gemini API (")
 
 
 # -- options --------------------------------------------------------------------------

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import hypothesis
@@ -17,7 +16,6 @@ from asm_openai.testing import (
     FakeOpenAIServer,
     Reply,
     chat_text_stream,
-    cut_stream,
     error_reply,
     recorded_bytes,
     recorded_stream,
@@ -36,6 +34,7 @@ from asm.events import (
     TurnCompleted,
 )
 from asm.testing import ProviderContract
+from asm.testing.http_contract import Fault, HTTPProviderFaultContract, provider_payloads, run_once
 
 APIS = ["responses", "chat"]
 RECORDED = {"responses": "openai_responses_stream.sse", "chat": "openai_chat_stream.sse"}
@@ -59,19 +58,6 @@ def provider(server: FakeOpenAIServer, api: str) -> OpenAIProvider:
 
 def text_stream(api: str, text: str, **kwargs: Any) -> Reply:
     return responses_text_stream(text, **kwargs) if api == "responses" else chat_text_stream(text, **kwargs)
-
-
-async def run_once(provider: OpenAIProvider, prompt: object = "hi", **options: Any) -> tuple[asm.Run, list[Any]]:
-    manager = asm.SessionManager(asm.InMemorySessionStore(), provider=provider)
-    run = await manager.run_once(prompt, options=options)
-    events = (await manager.store.read_events(run.session_id, run_id=run.id)).events
-    return run, [e.data for e in events]
-
-
-def content(payloads: list[Any]) -> list[Any]:
-    """The provider's own payloads (no run lifecycle, no message_sent)."""
-    names = {"run_started", "run_completed", "run_failed", "message_sent"}
-    return [p for p in payloads if p.type.value not in names]
 
 
 class TestResponsesContract(ProviderContract):
@@ -103,7 +89,7 @@ async def test_recorded_responses_stream(server: FakeOpenAIServer) -> None:
     provider = OpenAIProvider(api_key="k", base_url=server.base_url)
     run, payloads = await run_once(provider, "Weather in Paris?", max_turns=1)
     not_run = "not run: the run reached max_turns=1"
-    assert content(payloads) == [
+    assert provider_payloads(payloads) == [
         MessageStreamed("Let me"),
         MessageStreamed(" check the weather"),
         MessageStreamed("."),
@@ -125,7 +111,7 @@ async def test_recorded_chat_stream(server: FakeOpenAIServer) -> None:
     server.queue(recorded_stream(RECORDED["chat"]))
     provider = OpenAIProvider(api_key="k", base_url=server.base_url, api="chat")
     run, payloads = await run_once(provider, "Weather in Paris?", max_turns=1)
-    assert content(payloads)[:6] == [
+    assert provider_payloads(payloads)[:6] == [
         MessageStreamed("Checking"),
         MessageStreamed(" now."),
         ToolCallStarted("call_DdmO9pD3xa9XTPNJ32zg2hcA", "get_weather", {"location": "Paris"}),
@@ -149,7 +135,7 @@ async def test_stop_reason_and_cached_tokens(server: FakeOpenAIServer, provider:
 async def test_reasoning_is_thinking(server: FakeOpenAIServer, provider: OpenAIProvider, api: str) -> None:
     server.queue(text_stream(api, "four", reasoning="2 + 2 = 4"))
     run, payloads = await run_once(provider)
-    assert content(payloads)[:2] == [ThinkingStreamed("2 + 2 = 4"), MessageStreamed("four")]
+    assert provider_payloads(payloads)[:2] == [ThinkingStreamed("2 + 2 = 4"), MessageStreamed("four")]
     assert run.output == "four"
 
 
@@ -212,57 +198,51 @@ def test_arbitrary_splits_give_the_same_events(api_name: str, data: st.DataObjec
         with FakeOpenAIServer() as fake:
             fake.queue(recorded_stream(RECORDED[api_name], chunks=chunks))
             provider = OpenAIProvider(api_key="k", base_url=fake.base_url, api=api_name, max_turns=1)
-            return content((await run_once(provider))[1])
+            return provider_payloads((await run_once(provider))[1])
 
     assert trio.run(events, sorted(set(cuts))) == trio.run(events, [])
 
 
 # -- errors ------------------------------------------------------------------
 
-HTTP_FAILURES = {
-    "429": (error_reply(429, "rate_limit_exceeded", "slow down", retry_after=12), "provider_rate_limited", True),
-    "500": (error_reply(500, "server_error", "boom"), "provider_unavailable", True),
-    "503": (error_reply(503, "server_error", "overloaded"), "provider_unavailable", True),
-    "401": (error_reply(401, "invalid_api_key", "bad key"), "provider_authentication_failed", False),
-    "403": (error_reply(403, "unsupported_country", "no"), "provider_authentication_failed", False),
-    "400": (error_reply(400, "invalid_request_error", "bad input"), "provider_error", False),
-    "reset": (reset_reply(), "provider_unavailable", True),
+FAILURES = {
+    "429": Fault(
+        error_reply(429, "rate_limit_exceeded", "slow down", retry_after=12),
+        "provider_rate_limited",
+        True,
+        "rate_limit_exceeded",
+    ),
+    "500": Fault(error_reply(500, "server_error", "boom"), "provider_unavailable", True, "server_error"),
+    "503": Fault(error_reply(503, "server_error", "overloaded"), "provider_unavailable", True, "server_error"),
+    "401": Fault(
+        error_reply(401, "invalid_api_key", "bad key"), "provider_authentication_failed", False, "invalid_api_key"
+    ),
+    "403": Fault(
+        error_reply(403, "unsupported_country", "no"), "provider_authentication_failed", False, "unsupported_country"
+    ),
+    "400": Fault(
+        error_reply(400, "invalid_request_error", "bad input"), "provider_error", False, "invalid_request_error"
+    ),
+    "reset": Fault(reset_reply(), "provider_unavailable", True, "connection_error"),
 }
-KINDS = {
-    "429": "rate_limit_exceeded",
-    "500": "server_error",
-    "503": "server_error",
-    "401": "invalid_api_key",
-    "403": "unsupported_country",
-    "400": "invalid_request_error",
-    "reset": "connection_error",
-}
 
 
-@pytest.mark.parametrize(
-    ("reply", "code", "retryable", "kind"),
-    [(*HTTP_FAILURES[name], KINDS[name]) for name in HTTP_FAILURES],
-    ids=list(HTTP_FAILURES),
-)
-async def test_http_failures_fail_the_run(
-    server: FakeOpenAIServer, provider: OpenAIProvider, reply: Reply, code: str, retryable: bool, kind: str
-) -> None:
-    server.queue(reply)
-    run, payloads = await run_once(provider)
-    assert run.status is asm.RunStatus.FAILED
-    assert run.error is not None
-    assert (run.error.code, run.error.retryable) == (code, retryable)
-    assert run.error.provider_error is not None
-    assert (run.error.provider_error.provider, run.error.provider_error.kind) == ("openai", kind)
-    assert payloads[-1].provider_error == run.error.provider_error
+class TestOpenAIFaults(HTTPProviderFaultContract):
+    """Both APIs (the module's ``provider`` is parametrized by ``api``)."""
 
+    provider_name = "openai"
+    key_variables = ("OPENAI_API_KEY",)
+    failures = FAILURES
 
-async def test_rate_limit_says_when_to_retry(server: FakeOpenAIServer, provider: OpenAIProvider) -> None:
-    server.queue(error_reply(429, "rate_limit_exceeded", "slow down", retry_after=12))
-    run, _ = await run_once(provider)
-    assert run.error is not None
-    assert (run.error.details["retry_after"], run.error.details["status"]) == (12.0, 429)
-    assert "retry after 12s" in run.error.message
+    @pytest.fixture
+    def make_provider(self, server: FakeOpenAIServer, api: str) -> Callable[..., OpenAIProvider]:
+        return lambda **options: OpenAIProvider(
+            **{"api_key": "test-key", "base_url": server.base_url, "api": api, **options}
+        )
+
+    @pytest.fixture
+    def text_reply(self, api: str) -> Callable[[str], Reply]:
+        return lambda text: text_stream(api, text)
 
 
 async def test_quota_is_not_retryable(server: FakeOpenAIServer, provider: OpenAIProvider) -> None:
@@ -276,34 +256,6 @@ def test_retry_after_forms() -> None:
     assert retry_after_seconds({"retry-after-ms": "250"}) == 0.25
     assert retry_after_seconds({"retry-after": "7"}) == 7.0
     assert retry_after_seconds({"retry-after": "later"}) is None
-
-
-async def test_missing_key_names_the_env_var_and_config_key(
-    server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    run, _ = await run_once(OpenAIProvider(base_url=server.base_url))
-    assert run.error is not None
-    assert run.error.code == "provider_authentication_failed"
-    assert "OPENAI_API_KEY" in run.error.message
-    assert "api_key in [providers.openai]" in run.error.message
-    assert server.requests == []
-
-
-async def test_the_env_var_key_is_used(server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "from-env")
-    run, _ = await run_once(OpenAIProvider(base_url=server.base_url))
-    assert run.status is asm.RunStatus.COMPLETED
-    assert server.requests[0].headers["authorization"] == "Bearer from-env"
-
-
-async def test_cut_stream_is_interrupted(server: FakeOpenAIServer, provider: OpenAIProvider, api: str) -> None:
-    server.queue(cut_stream(recorded_stream(RECORDED[api])))
-    run, _ = await run_once(provider)
-    assert run.error is not None
-    assert (run.error.code, run.error.retryable) == ("provider_unavailable", True)
-    assert run.error.provider_error is not None
-    assert run.error.provider_error.kind == "stream_interrupted"
 
 
 MID_STREAM = {
@@ -354,23 +306,6 @@ async def test_malformed_sse_fails_the_run(server: FakeOpenAIServer, api_name: s
     assert run.error.provider_error.kind == "malformed_stream"
 
 
-async def test_cancellation_closes_the_connection(server: FakeOpenAIServer, api: str) -> None:
-    provider = OpenAIProvider(api_key="k", base_url=server.base_url, api=api, model="slow")
-    manager = asm.SessionManager(asm.InMemorySessionStore(), provider=provider)
-    streamed = trio.Event()
-
-    def on_event(event: asm.Event) -> None:
-        if isinstance(event.data, MessageStreamed):
-            streamed.set()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: manager.run_once("one two three four", on_event=on_event))
-        await streamed.wait()
-        nursery.cancel_scope.cancel()
-    assert await trio.to_thread.run_sync(server.disconnected.wait, 10)
-    assert server.disconnects == 1
-
-
 # -- options -----------------------------------------------------------------
 
 
@@ -418,28 +353,6 @@ async def test_sdk_client_options_go_to_the_client(server: FakeOpenAIServer) -> 
     run, _ = await run_once(provider)
     assert run.output == "after retry"
     assert len(server.requests) == 2
-
-
-async def test_cancelled_while_events_back_up(server: FakeOpenAIServer, api: str) -> None:
-    """Cancelled while emit waits for room (a slow consumer): the connection is
-    closed and nothing is left half-read (no abandoned generator warnings)."""
-    server.queue(text_stream(api, " ".join(f"d{i}" for i in range(2000))))
-    provider = OpenAIProvider(api_key="k", base_url=server.base_url, api=api)
-    manager = asm.SessionManager(asm.InMemorySessionStore(), provider=provider, event_buffer_size=1)
-    seen = trio.Event()
-
-    async def slow_consumer(event: asm.Event) -> None:
-        if isinstance(event.data, MessageStreamed):
-            seen.set()
-            await trio.sleep(0.01)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: manager.run_once("x", on_event=slow_consumer))
-        await seen.wait()
-        await trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope.cancel()
-    gc.collect()
-    await trio.testing.wait_all_tasks_blocked()
 
 
 def test_model_for_names_the_configured_model_before_the_run() -> None:

@@ -115,6 +115,17 @@ ProviderContract (fixtures ``provider`` and ``slow_provider``)
         The timeout of the timeout test; the slow run must outlast it.
     ``wait_limit = 30.0``
         Seconds before a test that should finish fails as hung.
+
+HTTPProviderFaultContract (in :mod:`asm.testing.http_contract`; fixtures ``server``, ``provider``,
+``make_provider`` and ``text_reply``)
+    The faults of an HTTP API provider against its fake server (built on
+    :mod:`asm.testing.http`): a table of error replies (class attribute
+    ``failures``: name -> ``Fault(reply, code, retryable, kind)``, with a
+    ``"429"`` carrying a retry-after), a reset, a cut stream, a stall
+    cancelled mid-stream, cancelling while events back up, a missing key, the
+    key from the environment, a bad base URL, a refused connection. Its
+    module docstring has the example and the flags; ``run_once`` and
+    ``provider_payloads`` there are the helpers its tests use.
 """
 
 from __future__ import annotations
@@ -132,6 +143,7 @@ if pytest is not None:
         "asm.testing._common",
         "asm.testing._provider",
         "asm.testing._store",
+        "asm.testing.http_contract",
     )
 
     from asm.testing._artifacts import INVALID_KEYS as INVALID_KEYS
