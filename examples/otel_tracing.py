@@ -9,24 +9,17 @@ See docs/telemetry.md.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import asm_otel
+import trio
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-# This script is named like the library it shows: its folder, first on sys.path when it
-# runs, must not hide the real ``opentelemetry`` package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import asm_otel  # noqa: E402
-import trio  # noqa: E402
-from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-
-import asm  # noqa: E402
-from asm.events import TokenUsageUpdated, ToolCallCompleted, ToolCallStarted, TurnCompleted  # noqa: E402
-from asm.model import TokenUsage  # noqa: E402
+import asm
+from asm.events import TokenUsageUpdated, ToolCallCompleted, ToolCallStarted, TurnCompleted
+from asm.model import TokenUsage
 
 SCRIPT = [
     "Let me read it. ",
