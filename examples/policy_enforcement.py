@@ -34,9 +34,10 @@ async def main() -> None:
     assert run.status is asm.RunStatus.CANCELLED
 
     # 3. A run-level policy that only warns: the run finishes, the violation is on record.
+    # (Stacked on the cancelling policies above it would cancel: "cancel" beats "warn".)
     watcher = Policy("watch", Limits(max_output_tokens=10), on_violation="warn")
     chatty = ScriptedProvider(["long answer", TokenUsageUpdated(asm.TokenUsage(5, 50))])
-    run = await manager.run_once("explain", provider=chatty, policies=[watcher])
+    run = await asm.SessionManager(store).run_once("explain", provider=chatty, policies=[watcher])
     kinds = [e.type.value for e in (await store.read_events(run.session_id)).events]
     print(f"3. {run.status} with {kinds.count('policy_violation')} warning")
     assert run.status is asm.RunStatus.COMPLETED and "policy_violation" in kinds
