@@ -39,6 +39,7 @@ from asm.events import (
     EventData,
     EventType,
     MessageSent,
+    MessageStreamed,
     PolicyViolation,
     RunCancelled,
     RunCompleted,
@@ -52,6 +53,7 @@ from asm.events import (
     SessionPaused,
     SessionResumed,
     SessionStarted,
+    ThinkingStreamed,
     TokenUsageUpdated,
     ToolCallStarted,
 )
@@ -774,7 +776,9 @@ class SessionManager:
         leave it — usually the one event, but a hook may hold it back (streamed
         text, ``[]``) or release events before it (a list)."""
         # Text that is not valid Unicode is recorded with U+FFFD in its place (asm._unicode).
-        events = [Event.new(scrub(data), session_id=session_id, run_id=run_id, provider=provider)]
+        if not _ascii_delta(data):
+            data = scrub(data)
+        events = [Event.new(data, session_id=session_id, run_id=run_id, provider=provider)]
         for plugin_name, transform in self._transforms:
             transformed: list[Event] = []
             for event in events:
@@ -956,6 +960,14 @@ def _checked_transform(plugin_name: str, event: Event, replaced: object) -> list
             details={"plugin": plugin_name},
         )
     return events
+
+
+def _ascii_delta(data: EventData) -> bool:
+    """A streamed delta of ASCII text: the usual event, with nothing for ``scrub`` to
+    replace, so it is not walked (a check in O(1): ``str.isascii`` reads a flag)."""
+    if isinstance(data, MessageStreamed):
+        return data.delta.isascii() and (data.stream is None or data.stream.isascii())
+    return isinstance(data, ThinkingStreamed) and data.delta.isascii()
 
 
 def _run_input(
