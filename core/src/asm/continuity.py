@@ -30,6 +30,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from asm.events import (
+    RUN_END_TYPES,
     Event,
     EventType,
     MessageReceived,
@@ -49,16 +50,10 @@ EntryKind = Literal["message", "tool_call", "tool_result", "thinking"]
 #: The output of a synthetic result for a tool call that never got one.
 INTERRUPTED: Final = {"error": "tool call was interrupted"}
 
-_RUN_ENDS: Final = {
-    EventType.RUN_COMPLETED: "completed",
-    EventType.RUN_FAILED: "failed",
-    EventType.RUN_CANCELLED: "cancelled",
-    EventType.RUN_TIMEOUT: "timeout",
-}
 #: What a transcript is read from (token usage, costs and the rest are not read at all).
 TRANSCRIPT_TYPES: Final = (
     EventType.RUN_STARTED,
-    *_RUN_ENDS,
+    *sorted(RUN_END_TYPES),
     EventType.MESSAGE_SENT,
     EventType.MESSAGE_RECEIVED,
     EventType.MESSAGE_STREAMED,
@@ -167,7 +162,7 @@ class _Builder:
                     run_id=run_id,
                 )
             )
-        elif event.type in _RUN_ENDS:
+        elif event.type in RUN_END_TYPES:
             self._end_run(run, run_id, completed=event.type is EventType.RUN_COMPLETED)
 
     def _flush_thinking(self, run: _Run, run_id: str | None) -> None:

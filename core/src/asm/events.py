@@ -24,6 +24,7 @@ from asm.model import Cost, ProviderError, TokenUsage, new_id, utcnow
 __all__ = [
     "LIFECYCLE_TYPES",
     "PAYLOADS",
+    "RUN_END_TYPES",
     "SCHEMA_VERSION",
     "ApprovalDenied",
     "ApprovalGranted",
@@ -594,9 +595,11 @@ PAYLOADS: Final[dict[EventType, type[EventData]]] = {
 }
 
 #: Types only the manager emits: a provider that emits one is failed.
+#: The types that end a run: exactly one of them is a run's last event.
+RUN_END_TYPES: Final = frozenset({_T.RUN_COMPLETED, _T.RUN_FAILED, _T.RUN_CANCELLED, _T.RUN_TIMEOUT})
+
 LIFECYCLE_TYPES: Final = frozenset(
-    {t for t in EventType if t.value.startswith("session_")}
-    | {_T.RUN_QUEUED, _T.RUN_STARTED, _T.RUN_COMPLETED, _T.RUN_FAILED, _T.RUN_CANCELLED, _T.RUN_TIMEOUT}
+    {t for t in EventType if t.value.startswith("session_")} | {_T.RUN_QUEUED, _T.RUN_STARTED} | RUN_END_TYPES
 )
 
 

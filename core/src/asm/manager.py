@@ -19,7 +19,7 @@ import contextvars
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import trio
@@ -30,6 +30,7 @@ from asm.cost import Pricing
 from asm.errors import AsmError
 from asm.events import (
     LIFECYCLE_TYPES,
+    RUN_END_TYPES,
     ApprovalDenied,
     ApprovalGranted,
     ApprovalRequested,
@@ -37,7 +38,6 @@ from asm.events import (
     ErrorOccurred,
     Event,
     EventData,
-    EventType,
     MessageSent,
     MessageStreamed,
     PolicyViolation,
@@ -661,7 +661,7 @@ class SessionManager:
                 await self._save(run)
             if run is not None:
                 # Its end event may be what failed to append (the run's record was saved first).
-                told = await self.store.read_events(session_id, run_id=run.id, types=_RUN_ENDS, limit=1)
+                told = await self.store.read_events(session_id, run_id=run.id, types=RUN_END_TYPES, limit=1)
                 if not told.events:
                     data = _end_event(run)
                     await self._publish(session_id, run.id, [data], on_event, provider=run.provider, quiet=True)
@@ -881,9 +881,6 @@ def _direct_event_hooks(hook: Callable[..., list[Any]] | None) -> list[Callable[
 def _without_event(function: Callable[[], Any]) -> Callable[[Event], Any]:
     """An ``asm_event`` implementation that takes no argument (pluggy allows it)."""
     return lambda _event: function()
-
-
-_RUN_ENDS: Final = (EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED, EventType.RUN_TIMEOUT)
 
 
 def _end_event(run: Run) -> EventData:

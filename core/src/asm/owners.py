@@ -45,6 +45,7 @@ __all__ = [
     "process_group_started",
     "process_identity",
     "reporting_process_groups",
+    "signal_group",
     "stop_orphans",
     "with_process_group",
 ]
@@ -172,19 +173,24 @@ async def stop_orphans(owner: RunOwner, *, grace: float = 2.0) -> list[int]:
     Call it only for an owner :func:`owner_state` says is ``dead``."""
     groups = _orphan_groups(owner)
     for pgid in groups:
-        _signal_group(pgid, signal.SIGTERM)
+        signal_group(pgid, signal.SIGTERM)
     with trio.move_on_after(grace):
         # Another process's exit has no event to wait on here: poll it.
         while any(group_running(pgid) for pgid in groups):  # noqa: ASYNC110
             await trio.sleep(0.02)
     for pgid in groups:
-        _signal_group(pgid, signal.SIGKILL)
+        signal_group(pgid, signal.SIGKILL)
     return groups
 
 
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+def signal_group(pgid: int, signum: signal.Signals) -> bool:
+    """Send ``signum`` to group ``pgid``; False if no process of it is there to get it
+    (gone, or not ours: its id taken by someone else's process)."""
+    try:
         os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def with_process_group(owner: RunOwner, pgid: int) -> RunOwner:

@@ -39,7 +39,7 @@ import trio
 
 from asm._secret_patterns import DEFAULTS, GENERIC_HOLD, SecretPattern, hold_regex, quick_regex, words
 from asm.errors import AsmError
-from asm.events import Event, EventType, MessageStreamed, ThinkingStreamed
+from asm.events import RUN_END_TYPES, Event, EventType, MessageStreamed, ThinkingStreamed
 from asm.hookspecs import hookimpl
 from asm.model import Run, Session
 
@@ -64,9 +64,6 @@ MAX_HOLD_CHARS: Final = 16 * 1024
 _CONTEXT_CHARS: Final = 24
 
 _STREAMED: Final = (MessageStreamed, ThinkingStreamed)
-_RUN_ENDS: Final = frozenset(
-    {EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED, EventType.RUN_TIMEOUT}
-)
 
 Transformed = Event | list[Event] | None
 
@@ -268,7 +265,7 @@ class EventRedactor:
         streams = self._runs.get(run_id)
         if not streams:
             return []
-        if event.type in _RUN_ENDS:
+        if event.type in RUN_END_TYPES:
             del self._runs[run_id]
         released = []
         for key, stream in streams.items():

@@ -20,7 +20,7 @@ import trio
 from asm._trio import single_errors
 from asm.errors import AsmError
 from asm.model import ProviderError, truncate_text
-from asm.owners import group_running, process_group_started
+from asm.owners import group_running, process_group_started, signal_group
 
 #: Variables a CLI child inherits from asm's environment by default: what
 #: programs need to find things, speak the locale and reach the network.
@@ -562,17 +562,6 @@ async def _feed_stdin(process: trio.Process, data: bytes) -> None:
         pass  # the child exited (or closed stdin) without reading everything
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> bool:
-    """Send ``sig`` to the group; False if no process of the group exists."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover - the pgid was reused by someone else's process
-        return False
-    return True
-
-
 async def _wait_group(pgid: int, until: float) -> bool:
     """Poll until the group is gone or the trio clock reaches ``until``; whether it is gone."""
     delay = 0.005
@@ -590,15 +579,15 @@ async def _stop(process: trio.Process, grace: float) -> None:
     pgid = process.pid  # the child leads its own group (process_group=0)
     deadline = trio.current_time() + grace
     if process.returncode is None and process.poll() is None:
-        _signal_group(pgid, signal.SIGTERM)
+        signal_group(pgid, signal.SIGTERM)
         with trio.move_on_at(deadline):
             await process.wait()
         if process.returncode is None:
-            _signal_group(pgid, signal.SIGKILL)
+            signal_group(pgid, signal.SIGKILL)
             await process.wait()
     elif group_running(pgid):
         # The CLI exited but left processes of its group behind.
-        _signal_group(pgid, signal.SIGTERM)
+        signal_group(pgid, signal.SIGTERM)
     if not await _wait_group(pgid, deadline):
-        _signal_group(pgid, signal.SIGKILL)
+        signal_group(pgid, signal.SIGKILL)
         await _wait_group(pgid, trio.current_time() + grace)
