@@ -38,6 +38,8 @@ ASM_ADDED = {
     "circuit_opened",
     "circuit_half_open",
     "circuit_closed",
+    # storage (compaction's marker)
+    "events_compacted",
 }
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text() | st.floats(allow_nan=False)

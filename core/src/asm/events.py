@@ -39,6 +39,7 @@ __all__ = [
     "Event",
     "EventData",
     "EventType",
+    "EventsCompacted",
     "MessageReceived",
     "MessageSent",
     "MessageStreamed",
@@ -118,6 +119,7 @@ class EventType(StrEnum):
     CIRCUIT_OPENED = "circuit_opened"
     CIRCUIT_HALF_OPEN = "circuit_half_open"
     CIRCUIT_CLOSED = "circuit_closed"
+    EVENTS_COMPACTED = "events_compacted"
 
 
 _T = EventType
@@ -549,6 +551,23 @@ class CircuitClosed(EventData):
     model: str | None = None
 
 
+# -- storage -----------------------------------------------------------------
+
+
+@attrs.frozen
+class EventsCompacted(EventData):
+    """A store compacted ``count`` redundant ``message_streamed`` deltas of run
+    ``run_id`` (it stored their ``message_received``): seqs ``first_seq`` to
+    ``last_seq`` are gone from the log but this marker, which sits at ``last_seq``
+    (see ``SessionStore.compact_events`` and docs/continuity.md)."""
+
+    type: ClassVar[EventType] = _T.EVENTS_COMPACTED
+    first_seq: int
+    last_seq: int
+    count: int
+    run_id: str | None = None
+
+
 PAYLOADS: Final[dict[EventType, type[EventData]]] = {
     cls.type: cls
     for cls in (
@@ -591,6 +610,7 @@ PAYLOADS: Final[dict[EventType, type[EventData]]] = {
         CircuitOpened,
         CircuitHalfOpen,
         CircuitClosed,
+        EventsCompacted,
     )
 }
 

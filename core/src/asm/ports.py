@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from asm.cost import Pricing
 from asm.events import Event, EventData, EventType
 from asm.model import Artifact, Capabilities, Page, Run, RunInput, RunResult, Session
 from asm.states import RunStatus, SessionStatus
+
+if TYPE_CHECKING:
+    from asm.stores import Compaction
 
 __all__ = [
     "ArtifactStore",
@@ -200,10 +204,23 @@ class SessionStore(Protocol):
 
     async def fork_session(self, session_id: str, *, at_seq: int) -> Session:
         """A new ``pending`` session whose history is the first ``at_seq`` events of
-        ``session_id`` (seq 1..at_seq, new event ids, ``forked_from`` recorded); the
+        ``session_id`` (seq 1..at_seq, new event ids, ``forked_from`` recorded; a
+        compacted range is its one marker, so the fork has fewer seqs); the
         original is untouched. ``session_not_found``, or ``validation_error`` for an
         ``at_seq`` outside 1..latest seq. :func:`asm.stores.fork_by_copy` does it
         for any store."""
+        ...
+
+    async def compact_events(self, session_id: str, *, older_than: datetime | None = None) -> Compaction:
+        """Replace the redundant ``message_streamed`` deltas of ``session_id`` - those
+        of ended runs whose ``message_received`` is stored (with ``older_than``, runs
+        that ended before it) - by ``events_compacted`` markers: each range of one
+        run's deltas (:func:`asm.stores.plan_compaction`) keeps one event, the marker
+        at its last seq, and the others are deleted. No seq changes; a reader paging
+        from any cursor sees each event or a marker covering it, never a gap nothing
+        accounts for, never an event twice. At most :data:`asm.stores.COMPACT_BATCH`
+        deltas per transaction, safe while others append and read; running it again
+        finds nothing more. ``session_not_found`` for an unknown session."""
         ...
 
     async def read_events(
@@ -216,7 +233,8 @@ class SessionStore(Protocol):
         types: Iterable[EventType | str] | None = None,
         run_id: str | None = None,
     ) -> Page:
-        """A page of events with ``after < seq < before``, oldest first."""
+        """A page of events with ``after < seq < before``, oldest first (a ``types``
+        filter with ``message_streamed`` also returns ``events_compacted``)."""
         ...
 
     async def wait_for_events(

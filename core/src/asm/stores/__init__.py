@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 import attrs
 
 from asm.errors import AsmError
-from asm.events import EventType
+from asm.events import RUN_END_TYPES, Event, EventsCompacted, EventType
 from asm.model import ForkPoint, Run, Session, new_id, utcnow
 from asm.states import RunStatus, SessionStatus
 
@@ -17,9 +18,14 @@ if TYPE_CHECKING:
     from asm.ports import SessionStore
 
 __all__ = [
+    "COMPACT_BATCH",
     "MAX_SEQ",
+    "Compaction",
+    "CompactRange",
     "claim_refused",
+    "compaction_batches",
     "fork_by_copy",
+    "plan_compaction",
     "parse_event_types",
     "session_artifact_key",
     "session_artifact_prefix",
@@ -166,16 +172,28 @@ async def fork_by_copy(store: SessionStore, session_id: str, *, at_seq: int) -> 
         forked_from=ForkPoint(session_id, at_seq),
     )
     await store.save_session(fork)
-    after = 0
+    after = copied = 0
     while after < at_seq:
         page = await store.read_events(session_id, after=after, before=at_seq + 1, limit=FORK_BATCH)
-        copies = [attrs.evolve(e, id=new_id("evt"), session_id=fork.id, seq=None) for e in page.events]
+        copies = [_copy(e, fork.id, copied + i + 1) for i, e in enumerate(page.events)]
         if copies:
             await store.append_events(copies)
+            copied += len(copies)
         if not page.has_more:
             break
         after = page.cursor
     return fork
+
+
+def _copy(event: Event, session_id: str, seq: int) -> Event:
+    """``event`` as the fork's ``seq``-th event (nobody else knows the new session yet:
+    its seqs are 1, 2, 3, ...). A fork's log is dense: an ``events_compacted`` marker
+    it copies stands alone at ``seq``, which its ``first_seq``/``last_seq`` name
+    (``count`` still says how many deltas of the original it stands for)."""
+    data = event.data
+    if isinstance(data, EventsCompacted):
+        data = attrs.evolve(data, first_seq=seq, last_seq=seq)
+    return attrs.evolve(event, id=new_id("evt"), session_id=session_id, seq=None, data=data)
 
 
 def claim_refused(stored: Run) -> AsmError:
@@ -199,6 +217,8 @@ def claim_refused(stored: Run) -> AsmError:
 
 def parse_event_types(types: Iterable[EventType | str] | None) -> frozenset[EventType] | None:
     """Normalize a ``types=`` filter; an unknown type is a ``validation_error``.
+    A filter with ``message_streamed`` also gets ``events_compacted``: a reader of
+    deltas sees the markers standing for compacted ones, never a silent gap.
 
     >>> sorted(parse_event_types(["run_started"]))
     [<EventType.RUN_STARTED: 'run_started'>]
@@ -217,6 +237,9 @@ def parse_event_types(types: Iterable[EventType | str] | None) -> frozenset[Even
                 f"unknown event type {value!r} in types=; valid types are: {', '.join(t.value for t in EventType)}",
                 details={"type": value},
             ) from None
+    if EventType.MESSAGE_STREAMED in parsed:
+        # A reader of deltas is told where compaction took some away (see plan_compaction).
+        parsed.add(EventType.EVENTS_COMPACTED)
     return frozenset(parsed)
 
 
@@ -237,3 +260,127 @@ def validate_page_args(after: int, before: int | None, limit: int | None) -> Non
         raise AsmError("invalid_cursor", f"before={before!r} must be an integer seq from 1 to 2**63-1")
     if limit is not None and bad(limit, 1):
         raise AsmError("validation_error", f"limit={limit!r} must be an integer from 1 to 2**63-1, or None")
+
+
+# -- compaction ----------------------------------------------------------------
+
+#: Deltas one compaction transaction replaces at most (a longer range gets several markers).
+COMPACT_BATCH: Final = 2000
+
+_DELTA: Final = EventType.MESSAGE_STREAMED.value
+_ANSWER: Final = EventType.MESSAGE_RECEIVED.value
+_ENDS: Final = frozenset(t.value for t in RUN_END_TYPES)
+
+
+@attrs.frozen
+class CompactRange:
+    """``count`` deltas of run ``run_id`` next to each other in a session's log, at
+    seqs ``first_seq`` .. ``last_seq``: compaction deletes those before ``last_seq``
+    and replaces the one at ``last_seq`` by :meth:`marker` (with the last delta's
+    time and provider)."""
+
+    first_seq: int
+    last_seq: int
+    count: int
+    run_id: str
+    at: datetime
+    provider: str | None = None
+
+    def marker(self, session_id: str, at: datetime | None = None) -> Event:
+        """The ``events_compacted`` event that takes ``last_seq``."""
+        data = EventsCompacted(self.first_seq, self.last_seq, self.count, self.run_id)
+        return Event(new_id("evt"), session_id, self.run_id, data, at or self.at, self.last_seq, self.provider)
+
+
+@attrs.frozen
+class Compaction:
+    """What ``SessionStore.compact_events`` did to a session: ``deltas`` streamed
+    deltas replaced by ``markers`` ``events_compacted`` markers, of ``runs`` runs."""
+
+    session_id: str
+    deltas: int = 0
+    markers: int = 0
+    runs: int = 0
+
+    @property
+    def removed(self) -> int:
+        """How many fewer events the log holds."""
+        return self.deltas - self.markers
+
+
+#: One event of a session's log as compaction needs it: seq, type name, run id, time, provider.
+LogRow = tuple[int, str, str | None, datetime, str | None]
+
+
+def plan_compaction(
+    rows: Iterable[LogRow], *, older_than: datetime | None = None, max_range: int = COMPACT_BATCH
+) -> list[CompactRange]:
+    """The ranges of a session's log (``rows``, every event in seq order, no bodies
+    needed) whose ``message_streamed`` deltas are redundant: those of runs that
+    ended (a ``run_completed``/``failed``/``cancelled``/``timeout`` is stored) and
+    stored a ``message_received`` - the transcript reads that, never their deltas.
+    With ``older_than``, only runs that ended before it (compare like with like:
+    both aware or both naive UTC).
+
+    A range is a maximal stretch of one run's deltas with nothing else between
+    them (thinking deltas, tool calls, another run's deltas and earlier markers
+    all end one), cut every ``max_range`` deltas. Every store's ``compact_events``
+    can use it: read the rows, then apply the ranges a batch per transaction.
+
+    >>> from datetime import UTC
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> rows = [(1, "run_started", "r", t, None), (2, "message_streamed", "r", t, None),
+    ...         (3, "message_streamed", "r", t, None), (4, "message_received", "r", t, None),
+    ...         (5, "run_completed", "r", t, None)]
+    >>> [(r.first_seq, r.last_seq, r.count) for r in plan_compaction(rows)]
+    [(2, 3, 2)]
+    """
+    rows = rows if isinstance(rows, list) else list(rows)
+    answered: set[str] = set()
+    ended: dict[str, datetime] = {}
+    for _seq, kind, run_id, at, _provider in rows:
+        if run_id is not None:
+            if kind == _ANSWER:
+                answered.add(run_id)
+            elif kind in _ENDS:
+                ended[run_id] = at
+    done = {r for r in answered if r in ended and (older_than is None or ended[r] < older_than)}
+    ranges: list[CompactRange] = []
+    first = last = count = 0
+    run: str | None = None
+    at_last: datetime | None = None
+    provider: str | None = None
+    for seq, kind, run_id, at, row_provider in rows:
+        if kind == _DELTA and run_id in done:
+            if run is not None and run_id == run and count < max_range:
+                last, count, at_last, provider = seq, count + 1, at, row_provider
+                continue
+            if run is not None:
+                assert at_last is not None
+                ranges.append(CompactRange(first, last, count, run, at_last, provider))
+            first = last = seq
+            count, run, at_last, provider = 1, run_id, at, row_provider
+        elif run is not None:
+            assert at_last is not None
+            ranges.append(CompactRange(first, last, count, run, at_last, provider))
+            run = None
+    if run is not None:
+        assert at_last is not None
+        ranges.append(CompactRange(first, last, count, run, at_last, provider))
+    return ranges
+
+
+def compaction_batches(ranges: list[CompactRange], size: int = COMPACT_BATCH) -> list[list[CompactRange]]:
+    """``ranges`` in groups of about ``size`` deltas: one transaction each."""
+    batches: list[list[CompactRange]] = []
+    current: list[CompactRange] = []
+    total = 0
+    for item in ranges:
+        if current and total + item.count > size:
+            batches.append(current)
+            current, total = [], 0
+        current.append(item)
+        total += item.count
+    if current:
+        batches.append(current)
+    return batches

@@ -9,8 +9,10 @@ in between, so appends are atomic with respect to other tasks).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
 
 import attrs
 import trio
@@ -19,7 +21,15 @@ from asm.errors import AsmError
 from asm.events import Event, EventType
 from asm.model import Artifact, Page, Run, Session, utcnow
 from asm.states import RunStatus, SessionStatus
-from asm.stores import claim_refused, fork_by_copy, parse_event_types, validate_artifact_key, validate_page_args
+from asm.stores import (
+    Compaction,
+    claim_refused,
+    fork_by_copy,
+    parse_event_types,
+    plan_compaction,
+    validate_artifact_key,
+    validate_page_args,
+)
 
 __all__ = ["InMemoryArtifactStore", "InMemorySessionStore"]
 
@@ -27,11 +37,13 @@ __all__ = ["InMemoryArtifactStore", "InMemorySessionStore"]
 @attrs.define
 class _Log:
     events: list[Event] = attrs.field(factory=list)
+    seqs: list[int] = attrs.field(factory=list)  # events' seqs, for bisect (compaction leaves holes)
+    head: int = 0  # the last seq given out
     changed: trio.Event = attrs.field(factory=trio.Event)
 
 
 class InMemorySessionStore:
-    """Sessions, runs and events in dicts; seq is the index in the session's log + 1."""
+    """Sessions, runs and events in dicts; each session's log a list in seq order."""
 
     def __init__(self) -> None:
         self._sessions: dict[str, Session] = {}
@@ -133,8 +145,10 @@ class InMemorySessionStore:
             log = self._logs.get(event.session_id)
             if log is None:
                 log = self._logs[event.session_id] = _Log()
-            sequenced = event.with_seq(len(log.events) + 1)
+            log.head += 1
+            sequenced = event.with_seq(log.head)
             log.events.append(sequenced)
+            log.seqs.append(log.head)
             by_id[event.id] = sequenced
             stored.append(sequenced)
             touched[event.session_id] = log
@@ -158,9 +172,11 @@ class InMemorySessionStore:
         validate_page_args(after, before, limit)
         wanted = parse_event_types(types)
         log = self._logs.get(session_id)
-        events = log.events if log is not None else []
-        end = len(events) if before is None else min(len(events), before - 1)
-        window = events[after:end]
+        if log is None:
+            log = _Log()
+        end = log.head if before is None else min(log.head, before - 1)
+        seqs = log.seqs
+        window = log.events[bisect.bisect_right(seqs, after) : bisect.bisect_right(seqs, end)]
         if wanted is not None or run_id is not None:
             window = [
                 e
@@ -189,7 +205,7 @@ class InMemorySessionStore:
                 log = self._logs.get(session_id)
                 if log is None:
                     log = self._logs[session_id] = _Log()
-                if len(log.events) > after:
+                if log.head > after:
                     break
                 await log.changed.wait()
         return await self.read_events(session_id, after=after, limit=limit)
@@ -197,7 +213,37 @@ class InMemorySessionStore:
     async def latest_seq(self, session_id: str) -> int:
         """The highest stored seq of the session, 0 if none."""
         log = self._logs.get(session_id)
-        return len(log.events) if log is not None else 0
+        return log.head if log is not None else 0
+
+    async def compact_events(self, session_id: str, *, older_than: datetime | None = None) -> Compaction:
+        """Replace the redundant deltas of ``session_id`` by ``events_compacted`` markers
+        (:func:`asm.stores.plan_compaction`); one pass over the log, atomic (it does not
+        await in between)."""
+        await self.get_session(session_id)
+        log = self._logs.get(session_id)
+        if log is None:
+            return Compaction(session_id)
+        rows = [(e.seq or 0, e.data.type.value, e.run_id, e.at, e.provider) for e in log.events]
+        ranges = plan_compaction(rows, older_than=older_than)
+        if not ranges:
+            return Compaction(session_id)
+        markers = {r.last_seq: r.marker(session_id) for r in ranges}
+        gone = {seq for r in ranges for seq in range(r.first_seq, r.last_seq)}
+        kept: list[Event] = []
+        for event in log.events:
+            seq = event.seq or 0
+            if seq in gone or seq in markers:
+                self._by_id.pop(event.id, None)
+                if seq in gone:
+                    continue
+                event = markers[seq]
+                self._by_id[event.id] = event
+            kept.append(event)
+        log.events = kept
+        log.seqs = [e.seq or 0 for e in kept]
+        await trio.lowlevel.checkpoint()
+        deltas = sum(r.count for r in ranges)
+        return Compaction(session_id, deltas, len(ranges), len({r.run_id for r in ranges}))
 
 
 def _not_found(kind: str, ident: str) -> AsmError:

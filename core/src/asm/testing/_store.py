@@ -26,6 +26,7 @@ from asm.events import (
     ErrorRecovered,
     Event,
     EventData,
+    EventsCompacted,
     EventType,
     MessageReceived,
     MessageSent,
@@ -148,6 +149,7 @@ def sample_payloads() -> list[EventData]:
         CircuitOpened("smart", "deep", None, 5, 30.0, "provider_unavailable"),
         CircuitHalfOpen("smart", "deep", "claude-opus-4-1"),
         CircuitClosed("smart", "deep"),
+        EventsCompacted(3, 9, 7, "run_1"),
     ]
 
 
@@ -383,6 +385,205 @@ class SessionStoreContract:
                 await store.fork_session(original.id, at_seq=bad)
         with expect_asm_error("session_not_found", "fork_session of an unknown session"):
             await store.fork_session(unique("ses"), at_seq=1)
+
+    # -- compaction ------------------------------------------------------------
+
+    @staticmethod
+    def _run_events(session_id: str, run_id: str, shape: str, *, at: datetime | None = None) -> list[Event]:
+        """A run's events from a shape: ``s`` run_started, ``d`` a delta, ``t`` a thinking
+        delta, ``c``/``r`` a tool call and its result, ``m`` message_received, ``E`` run_completed,
+        ``F`` run_failed."""
+        call = f"call_{run_id[-4:]}"
+
+        def made(c: str, i: int) -> EventData:
+            return {
+                "s": RunStarted("contract"),
+                "d": MessageStreamed(f"{run_id[-4:]}-{i} "),
+                "t": ThinkingStreamed(f"hmm {i}"),
+                "c": ToolCallStarted(call, "read", {"i": i}),
+                "r": ToolCallCompleted(call, "read", "ok"),
+                "m": MessageReceived(f"answer of {run_id[-4:]}"),
+                "E": RunCompleted("end_turn"),
+                "F": RunFailed("provider_error", "boom"),
+            }[c]
+
+        events = [
+            Event.new(made(c, i), session_id=session_id, run_id=run_id, provider="contract")
+            for i, c in enumerate(shape)
+        ]
+        return events if at is None else [attrs.evolve(e, at=at) for e in events]
+
+    @staticmethod
+    def _covered(seen: Sequence[Event]) -> list[int]:
+        """The seqs a reader was told about: each event's, and each marker's range."""
+        seqs: list[int] = []
+        for event in seen:
+            if isinstance(event.data, EventsCompacted):
+                seqs += range(event.data.first_seq, event.data.last_seq + 1)
+            else:
+                assert event.seq is not None
+                seqs.append(event.seq)
+        return seqs
+
+    async def test_compact_events_replaces_redundant_deltas_by_markers(self, store: SessionStore) -> None:
+        """``compact_events`` replaces each range of one run's ``message_streamed`` deltas
+        - of ended runs whose ``message_received`` is stored - by an ``events_compacted``
+        marker at the range's last seq (``first_seq``, ``last_seq``, ``count``, ``run_id``)
+        and leaves every other event, every seq and ``latest_seq`` as they were: the
+        deltas of a run without an answer or still running stay, thinking deltas and
+        tool calls end a range, interleaved runs get a marker each. A second call finds
+        nothing; ``older_than`` limits it to runs that ended before; an unknown session
+        is ``session_not_found``. Failing means compaction loses data the transcript
+        needs, renumbers the log, or leaves a reader a gap it cannot account for."""
+        session = await self._new_session(store)
+        answered, unanswered, running, one, two = (unique("run") for _ in range(5))
+        events = self._run_events(session.id, answered, "sdddtddcrdmE")
+        events += self._run_events(session.id, unanswered, "sddF")
+        events += self._run_events(session.id, running, "sddm")
+        # Two runs at once: their deltas alternate.
+        first, second = self._run_events(session.id, one, "sdddmE"), self._run_events(session.id, two, "sdddmE")
+        events += [first[0], second[0], first[1], second[1], first[2], first[3], second[2], second[3]]
+        events += [first[4], second[4], first[5], second[5]]
+        stored = await store.append_events(events)
+        latest = await store.latest_seq(session.id)
+
+        cutoff = min(e.at for e in stored) - timedelta(seconds=1)
+        nothing = await store.compact_events(session.id, older_than=cutoff)
+        assert (nothing.deltas, nothing.markers) == (0, 0), "older_than before every run's end compacts nothing"
+        done = await store.compact_events(session.id)
+        after = await self._read_all(store, session.id)
+        markers = [e for e in after if isinstance(e.data, EventsCompacted)]
+        # answered: d2-4, d6-7 (thinking between), d10 (a tool call between); one: d1 and d2-3 (two's d
+        # between); two: d1 and d2-3.
+        s = {e.id: e.seq for e in stored}
+        expect = [
+            (s[events[1].id], s[events[3].id], 3, answered),
+            (s[events[5].id], s[events[6].id], 2, answered),
+            (s[events[9].id], s[events[9].id], 1, answered),
+        ]
+        expect += [
+            (stored[i].seq, stored[j].seq, n, run)
+            for i, j, n, run in ((22, 22, 1, one), (23, 23, 1, two), (24, 25, 2, one), (26, 27, 2, two))
+        ]
+        got = [(m.data.first_seq, m.data.last_seq, m.data.count, m.data.run_id) for m in markers]  # type: ignore[attr-defined]
+        assert sorted(got, key=lambda g: g[0] or 0) == sorted(expect, key=lambda g: g[0] or 0), got
+        assert all(m.seq == m.data.last_seq and m.run_id == m.data.run_id for m in markers)  # type: ignore[attr-defined]
+        assert (done.deltas, done.markers, done.runs, done.removed) == (12, 7, 3, 5)
+        kept = [e for e in stored if not (e.type is EventType.MESSAGE_STREAMED and e.run_id in (answered, one, two))]
+        assert [e for e in after if not isinstance(e.data, EventsCompacted)] == kept, "every other event stays"
+        assert self._covered(after) == list(range(1, latest + 1)), "each seq is an event or under a marker"
+        assert await store.latest_seq(session.id) == latest
+        deltas = (await store.read_events(session.id, types=["message_streamed"])).events
+        assert {e.type for e in deltas} == {EventType.MESSAGE_STREAMED, EventType.EVENTS_COMPACTED}, (
+            "a types filter with message_streamed also returns the markers"
+        )
+        again = await store.compact_events(session.id)
+        assert (again.deltas, again.markers) == (0, 0) and await self._read_all(store, session.id) == after
+        appended = await store.append_events(self._events(session.id, 1))
+        assert appended[0].seq == latest + 1, "appends go on after the last seq, not into a compacted hole"
+        with expect_asm_error("session_not_found", "compact_events of an unknown session"):
+            await store.compact_events(unique("ses"))
+
+    async def test_compaction_keeps_storage_to_the_messages(self, store: SessionStore) -> None:
+        """A session of 20 answered runs of 50 deltas each holds, once compacted, 4 events
+        per run (start, marker, answer, end), and a fork of it is as dense, its markers
+        renumbered to the seq each holds in the fork. Failing means a long-lived
+        session's storage grows with every delta ever streamed."""
+        session = await self._new_session(store)
+        for _ in range(20):
+            await store.append_events(self._run_events(session.id, unique("run"), "s" + "d" * 50 + "mE"))
+        done = await store.compact_events(session.id)
+        assert (done.deltas, done.markers, done.removed) == (1000, 20, 980)
+        after = await self._read_all(store, session.id)
+        assert len(after) == 80 and await store.latest_seq(session.id) == 20 * 53
+        fork = await store.fork_session(session.id, at_seq=53 * 10)
+        copied = await self._read_all(store, fork.id)
+        assert [e.seq for e in copied] == list(range(1, 41)), "a fork's log is dense"
+        forked = [e for e in copied if isinstance(e.data, EventsCompacted)]
+        assert [(e.data.first_seq, e.data.last_seq, e.data.count) for e in forked] == [  # type: ignore[attr-defined]
+            (e.seq, e.seq, 50) for e in forked
+        ]
+
+    async def test_a_reader_paging_across_compaction_misses_nothing(self, store: SessionStore) -> None:
+        """A reader paging from seq 1 (2 events a page) while runs are appended and
+        compaction runs between its pages - at every point of the log - gets each event
+        or the marker covering it, exactly once: no silent gap, no event twice, seqs
+        increasing. Failing means a subscriber replaying a session loses or repeats
+        events when retention compacts it under its feet."""
+        shape = "sdddmE"
+        for stop in range(9):
+            session = await self._new_session(store)
+            runs = [unique("run") for _ in range(3)]
+            await store.append_events(self._run_events(session.id, runs[0], shape))
+            await store.append_events(self._run_events(session.id, runs[1], shape[:4]))  # still streaming
+            seen: list[Event] = []
+            cursor = pages = 0
+            while True:
+                if pages == stop:  # the second run ends, a third starts, then compaction
+                    await store.append_events(self._run_events(session.id, runs[1], shape[4:]))
+                    await store.append_events(self._run_events(session.id, runs[2], shape[:3]))
+                    await store.compact_events(session.id)
+                    await store.append_events(self._run_events(session.id, runs[2], shape[3:]))
+                page = await store.read_events(session.id, after=cursor, limit=2)
+                pages += 1
+                seen += page.events
+                cursor = page.cursor
+                if not page.has_more and pages > stop:
+                    break
+            ids = [e.id for e in seen]
+            assert len(ids) == len(set(ids)), f"an event was read twice (compaction before page {stop + 1})"
+            assert [e.seq or 0 for e in seen] == sorted({e.seq or 0 for e in seen}), "seqs must increase"
+            covered = self._covered(seen)
+            latest = await store.latest_seq(session.id)
+            assert sorted(set(covered)) == list(range(1, latest + 1)), (
+                f"compaction before page {stop + 1}: seqs {sorted(set(range(1, latest + 1)) - set(covered))} "
+                "were neither read nor covered by a marker"
+            )
+
+    async def test_compaction_beside_an_appender_and_a_follower(self, store: SessionStore) -> None:
+        """Compaction running again and again while another task appends run after run
+        and a follower long-polls (``wait_for_events``) from seq 1: the follower gets
+        each event or a marker covering it, once, and the log ends compacted. Failing
+        means compaction loses or corrupts events appended meanwhile, or a live
+        subscriber sees a silent gap."""
+        session = await self._new_session(store)
+        runs = [unique("run") for _ in range(6)]
+        seen: list[Event] = []
+        finished = trio.Event()
+
+        async def appender() -> None:
+            for run_id in runs:
+                events = self._run_events(session.id, run_id, "sddddmE")
+                for start in range(0, len(events), 3):
+                    await store.append_events(events[start : start + 3])
+                    await trio.lowlevel.checkpoint()
+            finished.set()
+
+        async def compactor() -> None:
+            while not finished.is_set():
+                await store.compact_events(session.id)
+                await trio.lowlevel.checkpoint()
+            await store.compact_events(session.id)
+
+        async def follower() -> None:
+            cursor = 0
+            while not (seen and seen[-1].type is EventType.RUN_COMPLETED and seen[-1].run_id == runs[-1]):
+                page = await store.wait_for_events(session.id, after=cursor, timeout=None, limit=3)
+                seen.extend(page.events)
+                cursor = page.cursor
+
+        with guard(self.wait_limit, "an appender, a compactor and a follower of one session"):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(follower)
+                nursery.start_soon(compactor)
+                nursery.start_soon(appender)
+        latest = await store.latest_seq(session.id)
+        assert latest == 6 * 7
+        ids = [e.id for e in seen]
+        assert len(ids) == len(set(ids)), "the follower got an event twice"
+        assert sorted(set(self._covered(seen))) == list(range(1, latest + 1)), "the follower missed events"
+        final = await self._read_all(store, session.id)
+        assert len(final) == 6 * 4 and self._covered(final) == list(range(1, latest + 1))
 
     async def test_unknown_ids_raise_not_found(self, store: SessionStore) -> None:
         """``get_session`` / ``get_run`` of an unknown id raise ``AsmError`` with

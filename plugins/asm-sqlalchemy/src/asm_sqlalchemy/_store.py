@@ -28,7 +28,18 @@ from asm import AsmError, ErrorInfo, Event, Page, ProviderError, Run, RunStatus,
 from asm.events import EventType, RunFailed, SessionFailed
 from asm.model import ProcessIdentity, RunOwner, utcnow
 from asm.owners import owner_state, stop_orphans
-from asm.stores import MAX_SEQ, claim_refused, fork_by_copy, parse_event_types, validate_page_args
+from asm.stores import (
+    MAX_SEQ,
+    Compaction,
+    CompactRange,
+    LogRow,
+    claim_refused,
+    compaction_batches,
+    fork_by_copy,
+    parse_event_types,
+    plan_compaction,
+    validate_page_args,
+)
 from asm_sqlalchemy._checkpoint import Checkpointer, wal_bytes
 from asm_sqlalchemy._codec import encode_event_json
 from asm_sqlalchemy._engine import WRITE, create_store_engine, database_errors, mask_url, normalize_url
@@ -337,6 +348,65 @@ class SqlAlchemyStore:
         """A new session holding copies of ``session_id``'s first ``at_seq`` events
         (read and appended a page at a time: one group commit per 1,000)."""
         return await fork_by_copy(self, session_id, at_seq=at_seq)
+
+    async def compact_events(self, session_id: str, *, older_than: datetime | None = None) -> Compaction:
+        """Replace the redundant deltas of ``session_id`` by ``events_compacted`` markers
+        (:func:`asm.stores.plan_compaction`): one read of the log's seqs, types, runs
+        and times (no bodies), then a transaction per batch of ranges, each range a
+        DELETE of its deltas but the last and an UPDATE of that one into the marker.
+        Both only touch rows that are still deltas, so a compaction racing another
+        does each range once; appends and reads go on meanwhile (a reader's query
+        sees a batch wholly or not at all)."""
+        await self.get_session(session_id)
+        cutoff = None if older_than is None else naive_utc(older_than)
+        rows = await self._run(lambda e: self._log_rows(e, session_id), f"reading the log of session {session_id}")
+        ranges = plan_compaction(rows, older_than=cutoff)
+        deltas = markers = 0
+        runs: set[str] = set()
+        for batch in compaction_batches(ranges):
+            apply = functools.partial(self._compact_sync, session_id=session_id, batch=batch)
+            with trio.CancelScope(shield=True):  # a batch started is finished and counted
+                done = await self._run(apply, f"compacting session {session_id}")
+            deltas, markers = deltas + sum(r.count for r in done), markers + len(done)
+            runs.update(r.run_id for r in done)
+        return Compaction(session_id, deltas, markers, len(runs))
+
+    def _log_rows(self, engine: Engine, session_id: str) -> list[LogRow]:
+        mark = self._mark
+        sql = f"SELECT seq, type, run_id, at, provider FROM asm_events WHERE session_id = {mark} ORDER BY seq"
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(sql, (session_id,)).all()
+        if self.dialect == "sqlite":  # the raw column is naive UTC text
+            return [(seq, kind, run, datetime.fromisoformat(at), provider) for seq, kind, run, at, provider in rows]
+        return [tuple(row) for row in rows]
+
+    def _compact_sync(self, engine: Engine, session_id: str, batch: list[CompactRange]) -> list[CompactRange]:
+        """Apply ``batch`` in one transaction; the ranges this call compacted."""
+        mark, delta = self._mark, EventType.MESSAGE_STREAMED.value
+        remove = (
+            f"DELETE FROM asm_events WHERE session_id = {mark} AND seq >= {mark} AND seq < {mark} AND type = {mark}"
+        )
+        replace = (
+            f"UPDATE asm_events SET id = {mark}, type = {mark}, body = {mark} "
+            f"WHERE session_id = {mark} AND seq = {mark} AND type = {mark}"
+        )
+        done: list[CompactRange] = []
+        text_bytes = 0
+        with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+            for item in batch:
+                marker = item.marker(session_id, item.at.replace(tzinfo=UTC))
+                body = encode_event_json(marker)
+                replaced = conn.exec_driver_sql(
+                    replace, (marker.id, marker.type.value, body, session_id, item.last_seq, delta)
+                ).rowcount
+                if not replaced:  # another compaction got here first
+                    continue
+                conn.exec_driver_sql(remove, (session_id, item.first_seq, item.last_seq, delta))
+                done.append(item)
+                text_bytes += len(body)
+        rows = sum(item.count for item in done)
+        self._wrote(text_bytes + _DELETED_ROW_BYTES * rows, rows)
+        return done
 
     async def claim_run(self, run: Run) -> None:
         """Save ``run`` (now ``running``) if the stored copy is still ``pending``: one
