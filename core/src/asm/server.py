@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
 
@@ -402,6 +402,28 @@ async def _resolve_session(
     return session_id
 
 
+#: The entry-point group of server backends: ``name = "module:open_session_server"``.
+SERVER_BACKENDS = "asm.server_backends"
+
+
+def server_backend(name: str) -> Callable[..., AbstractAsyncContextManager[Any]]:
+    """The ``open_session_server`` of the server backend ``name`` (``[server] backend``),
+    or ``invalid_config`` naming the installed ones."""
+    from importlib.metadata import entry_points
+
+    found = {point.name: point for point in entry_points(group=SERVER_BACKENDS)}
+    if name not in found:
+        installed = ", ".join(["local", *sorted(found)])
+        raise AsmError(
+            "invalid_config",
+            f"[server] backend = {name!r}: no such server backend is installed (installed: {installed}); "
+            "install its plugin (asm-celery for celery) or remove the key",
+            details={"key": "server.backend", "installed": ["local", *sorted(found)]},
+        )
+    opener: Callable[..., AbstractAsyncContextManager[Any]] = found[name].load()
+    return opener
+
+
 @contextlib.asynccontextmanager
 async def open_session_server(
     target: Runtime | SessionManager | SessionStore,
@@ -426,7 +448,28 @@ async def open_session_server(
     servers (a runtime's servers share its ``limiter``, from the config keys
     ``max_parallel_sessions`` / ``max_parallel_runs``). Leaving the block cancels the runs still queued or running; call
     :meth:`SessionServer.drain` first to let them finish.
+
+    With a runtime whose config says ``[server] backend = "celery"`` (or another
+    installed server backend), the runs go to that backend (asm-celery: ``asm
+    worker`` processes on any machine) behind the same API.
     """
+    backend = target.config.server.get("backend", "local") if isinstance(target, Runtime) else "local"
+    if backend != "local":
+        opened = server_backend(backend)(
+            target,
+            provider,
+            session=session,
+            agent_id=agent_id,
+            metadata=metadata,
+            max_concurrent_runs=max_concurrent_runs,
+            max_queued_runs=max_queued_runs,
+            limiter=limiter,
+            run_timeout=run_timeout,
+            on_event=on_event,
+        )
+        async with opened as remote:
+            yield remote
+        return
     _positive("max_concurrent_runs", max_concurrent_runs, 1)
     _positive("max_queued_runs", max_queued_runs, 0)
     if isinstance(target, Runtime):

@@ -1,0 +1,57 @@
+"""asm-celery: runs executed by Celery workers across processes and machines.
+
+A client opens a server on a runtime whose config says ``[server] backend =
+"celery"`` (or calls :func:`open_session_server` itself); ``asm worker``
+processes on any machine execute the runs. Sessions, runs and events live in
+one PostgreSQL database (asm-sqlalchemy); the broker (RabbitMQ) only carries
+run ids::
+
+    # asm.toml
+    store = "sqlalchemy"
+    [stores.sqlalchemy]
+    url = "postgresql+psycopg://asm@127.0.0.1:5432/asm"
+    [server]
+    backend = "celery"
+    [celery]
+    broker_url = "amqp://guest:guest@127.0.0.1:5672//"
+
+    $ asm worker &                                   # as many as you like, anywhere
+
+    async with asm.open_runtime() as rt, asm.open_session_server(rt) as server:
+        run = await server.wait(await server.submit("hello"))
+
+Exactly once: a worker claims a run with an atomic compare-and-set in the
+dispatch ledger (``asm_celery_runs``) under a lease it renews by heartbeat;
+per-session FIFO, ``max_concurrent_runs`` and ``max_parallel_runs`` are checked
+in that same transaction. A worker that dies is taken over when its task is
+redelivered (``on_worker_lost``). See docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+from asm import hookimpl
+from asm.hookspecs import Register
+from asm_celery._app import TASK_NAME, make_app
+from asm_celery._client import CelerySessionServer, open_session_server
+from asm_celery._options import CeleryOptions, celery_options
+from asm_celery._worker import INTERRUPTED, WorkerHost
+
+__all__ = [
+    "INTERRUPTED",
+    "TASK_NAME",
+    "CeleryOptions",
+    "CelerySessionServer",
+    "WorkerHost",
+    "asm_register_commands",
+    "celery_options",
+    "make_app",
+    "open_session_server",
+]
+
+
+@hookimpl
+def asm_register_commands(register: Register) -> None:
+    """``asm worker``."""
+    from asm_celery import _cli
+
+    register("worker", _cli.add_worker)

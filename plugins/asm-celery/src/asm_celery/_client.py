@@ -1,0 +1,420 @@
+"""The client: a SessionServer whose runs Celery workers execute (private)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal
+
+import trio
+from celery import Celery
+
+from asm import AsmError, Run, RunStatus, Session
+from asm.concurrency import ConcurrencyLimiter
+from asm.events import RUN_END_TYPES, EventType, RunFailed, RunQueued
+from asm.model import ErrorInfo
+from asm.ports import EventCallback, Provider
+from asm.pubsub import Subscription, open_subscription
+from asm.runtime import Runtime
+from asm.server import ServerStatus
+from asm.states import SessionStatus
+from asm_celery._app import TASK_NAME, make_app
+from asm_celery._ledger import Ledger
+from asm_celery._options import CeleryOptions, celery_options
+from asm_celery._store import ledger_for
+from asm_celery._worker import end_run
+
+__all__ = ["CelerySessionServer", "open_session_server"]
+
+
+class CelerySessionServer:
+    """A :class:`asm.SessionServer` with the same methods whose runs are executed by
+    ``asm worker`` processes on any machine: made by :func:`open_session_server`
+    (or by ``asm.open_session_server(runtime)`` with ``[server] backend = "celery"``).
+
+    ``submit`` stores the run ``pending`` with ``run_queued``, records it in the
+    dispatch ledger, then publishes its task; ``wait`` long-polls the store;
+    ``cancel`` reaches a run queued or executing on any worker."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        session_id: str,
+        *,
+        app: Celery,
+        ledger: Ledger,
+        options: CeleryOptions,
+        provider: str | None,
+        max_concurrent_runs: int,
+        max_queued_runs: int,
+        run_timeout: float | None,
+        on_event: EventCallback | None,
+    ) -> None:
+        self.runtime = runtime
+        self.manager = runtime.manager
+        self.session_id = session_id
+        self.max_concurrent_runs = max_concurrent_runs
+        self.max_queued_runs = max_queued_runs
+        self.options = options
+        self.app = app
+        self.limiter: ConcurrencyLimiter | None = None
+        self._ledger = ledger
+        self._provider = provider
+        self._run_timeout = run_timeout
+        self._on_event = on_event
+        self._submitted: dict[str, RunStatus | None] = {}
+        self._submit_lock = trio.Lock()
+        self._draining = False
+        self._closed = False
+        self._queued: tuple[str, ...] = ()
+        self._running: tuple[str, ...] = ()
+
+    # -- the API -----------------------------------------------------------------
+
+    async def submit(
+        self,
+        input: object,
+        *,
+        provider: Provider | str | None = None,
+        options: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """Queue a run for the workers and return its id (``run_queued`` is stored
+        before the task is published). ``queue_full`` when ``max_queued_runs`` runs
+        of the session wait; ``server_draining`` after :meth:`drain`. A broker that
+        cannot be reached fails the run (stored ``failed``) and raises
+        ``storage_connection_failed`` naming the broker without its password."""
+        if provider is not None and not isinstance(provider, str):
+            raise AsmError(
+                "validation_error",
+                "a run for Celery workers names its provider (provider='name', built by each worker from its "
+                "config), not a provider object",
+            )
+        async with self._submit_lock:
+            self._check_open()
+            waiting = [row for row in await self._ledger.open_rows(self.session_id) if row.state == "pending"]
+            if len(waiting) >= self.max_queued_runs:
+                raise AsmError(
+                    "queue_full",
+                    f"session {self.session_id} already has {len(waiting)} runs queued "
+                    f"(max_queued_runs={self.max_queued_runs}); retry later or raise max_queued_runs",
+                    details={"session_id": self.session_id, "max_queued_runs": self.max_queued_runs},
+                )
+            run = await self.manager.start_run(
+                self.session_id, input, provider=provider or self._provider, options=options, metadata=metadata
+            )
+            try:
+                queued = await self.manager.record_event(
+                    self.session_id,
+                    RunQueued(len(waiting) + 1),
+                    run_id=run.id,
+                    provider=run.provider,
+                    on_event=self._on_event,
+                )
+                assert queued.seq is not None
+                await self._ledger.add(
+                    run.id,
+                    self.session_id,
+                    queued.seq,
+                    self.max_concurrent_runs,
+                    timeout if timeout is not None else self._run_timeout,
+                )
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await self.manager.cancel_run(run.id, reason="not queued")
+                raise
+            self._submitted[run.id] = None
+            await self._publish(run)
+            return run.id
+
+    async def wait(self, run_id: str, *, timeout: float | None = None) -> Run:
+        """The run once it has ended, wherever it ran (long-polls the store).
+        ``run_not_found`` for a run of another session; ``timeout`` when
+        ``timeout`` seconds pass first (the run goes on)."""
+        run = await self._own_run(run_id)
+        store = self.runtime.store
+        with trio.move_on_after(float("inf") if timeout is None else timeout):
+            while True:
+                after = await store.latest_seq(self.session_id)
+                run = await store.get_run(run_id)
+                # Ended: its record is final first, then its end event is stored; both are in.
+                if (
+                    run.status.is_terminal
+                    and (await store.read_events(self.session_id, run_id=run_id, types=RUN_END_TYPES, limit=1)).events
+                ):
+                    if run_id in self._submitted:
+                        self._submitted[run_id] = run.status
+                    return run
+                await store.wait_for_events(self.session_id, after=after, timeout=self.options.lease_s)
+        raise AsmError(
+            "timeout",
+            f"run {run_id} did not end within {timeout:g}s; it goes on (wait again, or cancel it)",
+            details={"run_id": run_id},
+        )
+
+    async def cancel(self, run_id: str, *, reason: str | None = None) -> Run:
+        """Cancel a run queued (it is never executed) or executing on any worker
+        (the worker is told through the ledger and LISTEN/NOTIFY) and return it
+        once it has ended; a run that already ended is returned as is."""
+        run = await self._own_run(run_id)
+        if run.status.is_terminal:
+            return run
+        row = await self._ledger.get(run_id)
+        if row is None:
+            raise AsmError(
+                "run_not_found",
+                f"run {run_id!r} was not submitted through the celery backend; cancel it where it runs",
+                details={"run_id": run_id},
+            )
+        if row.state == "pending" and await self._ledger.cancel_pending(run_id):
+            with trio.CancelScope(shield=True):
+                return await self.manager.cancel_run(run_id, reason=reason or "cancelled while queued")
+        if row.state != "done":
+            await self._ledger.request_cancel(run_id, reason or "cancelled by the client")
+        return await self.wait(run_id)
+
+    async def drain(self, *, timeout: float | None = None) -> None:
+        """Stop accepting runs (``submit`` now raises ``server_draining``), then wait
+        until every run submitted here has ended. ``timeout`` when ``timeout``
+        seconds pass first (the runs go on)."""
+        self._draining = True
+        with trio.move_on_after(float("inf") if timeout is None else timeout):
+            for run_id in list(self._submitted):
+                await self.wait(run_id)
+            return
+        left = [run_id for run_id, status in self._submitted.items() if status is None]
+        raise AsmError(
+            "timeout",
+            f"drain did not finish within {timeout:g}s: {len(left)} runs have not ended; wait longer or cancel them",
+            details={"session_id": self.session_id},
+        )
+
+    @property
+    def free_slots(self) -> int:
+        """The session's run slots not in use (as of the last refresh)."""
+        return max(0, self.max_concurrent_runs - len(self._running))
+
+    def status(self) -> ServerStatus:
+        """A snapshot as of the last refresh (:meth:`refresh`, done after each call
+        and every ``poll_interval`` seconds): queued and running runs of the session
+        on every worker, and how the runs submitted here ended."""
+        counts = dict.fromkeys(RunStatus, 0)
+        for status in self._submitted.values():
+            if status is not None:
+                counts[status] += 1
+        return ServerStatus(
+            session_id=self.session_id,
+            queued=self._queued,
+            running=self._running,
+            max_concurrent_runs=self.max_concurrent_runs,
+            max_queued_runs=self.max_queued_runs,
+            free_slots=self.free_slots,
+            completed=counts[RunStatus.COMPLETED],
+            failed=counts[RunStatus.FAILED],
+            cancelled=counts[RunStatus.CANCELLED],
+            timed_out=counts[RunStatus.TIMEOUT],
+            draining=self._draining,
+            subscribers=0,
+        )
+
+    async def refresh(self) -> ServerStatus:
+        """Read the session's queued and running runs from the ledger and the
+        outcomes of the runs submitted here from the store; the new :meth:`status`."""
+        rows = await self._ledger.open_rows(self.session_id)
+        self._queued = tuple(row.run_id for row in rows if row.state == "pending")
+        self._running = tuple(row.run_id for row in rows if row.state == "running")
+        unended = [run_id for run_id, status in self._submitted.items() if status is None]
+        if unended:
+            for run in await self.runtime.store.list_runs(self.session_id):
+                if run.id in self._submitted and run.status.is_terminal:
+                    self._submitted[run.id] = run.status
+        return self.status()
+
+    def subscribe(
+        self,
+        *,
+        after: int = 0,
+        types: Iterable[EventType | str] | None = None,
+        run_id: str | None = None,
+        buffer: int = 1000,
+        follow: Literal["manager", "store"] = "store",
+    ) -> AbstractAsyncContextManager[Subscription]:
+        """``async with server.subscribe(after=seq) as events``: the session's events
+        stored after ``after``, then live ones as the workers store them (always
+        followed through the store: LISTEN/NOTIFY on PostgreSQL)."""
+        return open_subscription(
+            self.manager, self.session_id, after=after, types=types, run_id=run_id, buffer=buffer, follow="store"
+        )
+
+    # -- internals -------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._draining or self._closed:
+            why = "is draining" if self._draining else "is closed"
+            raise AsmError(
+                "server_draining",
+                f"the server of session {self.session_id} {why} and accepts no more runs; open a new server",
+                details={"session_id": self.session_id},
+            )
+
+    async def _own_run(self, run_id: str) -> Run:
+        with contextlib.suppress(AsmError):
+            run = await self.runtime.store.get_run(run_id)
+            if run.session_id == self.session_id:
+                return run
+        raise AsmError(
+            "run_not_found",
+            f"run {run_id!r} was not submitted to the server of session {self.session_id}; check the id",
+            details={"run_id": run_id, "session_id": self.session_id},
+        )
+
+    async def _publish(self, run: Run) -> None:
+        options = self.options
+
+        def send() -> None:
+            self.app.send_task(
+                TASK_NAME,
+                args=[run.id],
+                queue=options.queue,
+                routing_key=options.queue,
+                retry=True,
+                retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5},
+            )
+
+        try:
+            await trio.to_thread.run_sync(send)
+        except Exception as exc:  # noqa: BLE001 - whatever the broker client raised, the run must not be lost
+            masked = options.masked_broker_url
+            why = _without_secret(f"{type(exc).__name__}: {exc}", options.broker_url, masked)
+            error = AsmError(
+                "storage_connection_failed",
+                f"could not publish run {run.id} to the Celery broker at {masked} ({why}); the run is marked "
+                "failed. Check that the broker runs and [celery] broker_url",
+                details={"run_id": run.id, "broker_url": masked},
+            )
+            with trio.CancelScope(shield=True):
+                if await self._ledger.cancel_pending(run.id):
+                    info = ErrorInfo(error.code, error.message, error.retryable)
+                    stored = await self.runtime.store.get_run(run.id)
+                    await end_run(self.runtime, stored, RunStatus.FAILED, RunFailed(error.code, error.message), info)
+                    self._submitted[run.id] = RunStatus.FAILED
+            raise error from None
+
+    async def _refresher(self) -> None:
+        while True:
+            with contextlib.suppress(AsmError):
+                await self.refresh()
+            await trio.sleep(self.options.poll_interval)
+
+    async def _close(self) -> None:
+        """Leaving the block: the runs submitted here that have not ended are
+        cancelled (queued ones at once, executing ones on their worker)."""
+        self._closed = True
+        with trio.CancelScope(shield=True):
+            for run_id, status in list(self._submitted.items()):
+                if status is None:
+                    with contextlib.suppress(AsmError):
+                        await self.cancel(run_id, reason="server closed")
+
+
+def _without_secret(text: str, url: str, masked: str) -> str:
+    """``text`` with ``url`` (and its password, wherever it appears) masked."""
+    from urllib.parse import urlsplit
+
+    text = text.replace(url, masked)
+    password = urlsplit(url).password
+    return text.replace(password, "***") if password else text
+
+
+@contextlib.asynccontextmanager
+async def open_session_server(
+    target: Runtime,
+    provider: Provider | str | None = None,
+    *,
+    session: str | Session | None = None,
+    agent_id: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    max_concurrent_runs: int = 1,
+    max_queued_runs: int = 100,
+    limiter: ConcurrencyLimiter | None = None,  # noqa: ARG001 - the workers enforce limits in the database
+    run_timeout: float | None = None,
+    on_event: EventCallback | None = None,
+) -> AsyncIterator[CelerySessionServer]:
+    """Serve one session's runs through Celery workers until the block ends
+    (:func:`asm.open_session_server`'s arguments; ``target`` must be a runtime, whose
+    ``[celery]`` table names the broker and whose store is PostgreSQL). The limits
+    are enforced by the workers at claim time: ``max_concurrent_runs`` per session
+    (given here), ``max_parallel_runs`` across all (the workers' config). Leaving
+    the block cancels the runs submitted here that have not ended; call
+    :meth:`CelerySessionServer.drain` first to let them finish."""
+    if not isinstance(target, Runtime):
+        raise AsmError(
+            "validation_error",
+            "the celery server backend is opened on a runtime (asm.open_runtime()), whose config names the "
+            "broker and the PostgreSQL store",
+        )
+    for name, value, minimum in (
+        ("max_concurrent_runs", max_concurrent_runs, 1),
+        ("max_queued_runs", max_queued_runs, 0),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise AsmError("validation_error", f"{name} must be an int >= {minimum}, not {value!r}")
+    if provider is not None and not isinstance(provider, str):
+        raise AsmError(
+            "validation_error",
+            "the celery server backend takes a provider name (each worker builds it from its config), not an object",
+        )
+    options = celery_options(target.config)
+    ledger = ledger_for(target)
+    app = make_app(options)
+    try:
+        manager = target.manager
+        name = provider or target.config.provider
+        session_id = await _resolve_session(manager, session, provider=name, agent_id=agent_id, metadata=metadata)
+        server = CelerySessionServer(
+            target,
+            session_id,
+            app=app,
+            ledger=ledger,
+            options=options,
+            provider=name,
+            max_concurrent_runs=max_concurrent_runs,
+            max_queued_runs=max_queued_runs,
+            run_timeout=run_timeout,
+            on_event=on_event,
+        )
+        await server.refresh()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(server._refresher)
+                try:
+                    yield server
+                finally:
+                    nursery.cancel_scope.cancel()
+        finally:
+            await server._close()
+    finally:
+        await trio.to_thread.run_sync(app.close)
+        await trio.to_thread.run_sync(ledger.close)
+
+
+async def _resolve_session(
+    manager: Any, session: str | Session | None, *, provider: str | None, agent_id: str | None, metadata: Any
+) -> str:
+    if session is None:
+        created = await manager.start_session(agent_id=agent_id, provider=provider, metadata=metadata)
+        await manager.activate_session(created.id)
+        return str(created.id)
+    session_id = session.id if isinstance(session, Session) else session
+    current = await manager.get_session(session_id)
+    if current.status in (SessionStatus.PENDING, SessionStatus.PAUSED):
+        await manager.activate_session(session_id)
+    elif current.status is not SessionStatus.ACTIVE:
+        raise AsmError(
+            "session_not_active",
+            f"session {session_id} is {current.status.value}; a server needs a pending, active or paused session",
+            details={"session_id": session_id, "status": current.status.value},
+        )
+    return session_id

@@ -1,0 +1,389 @@
+"""The dispatch ledger: one row per run submitted through Celery, in the store's
+PostgreSQL database (private).
+
+``asm_celery_runs`` says where each run is in its distributed life (``pending``:
+published, not yet claimed; ``running``: claimed by a worker, under a lease;
+``done``) and holds what the claim needs: the session's submit order (the seq of
+the run's ``run_queued`` event), the session's ``max_concurrent_runs``, the owner
+and its lease, and a cancel request. Every claim is one transaction holding an
+advisory lock (the session's, or a global one when ``max_parallel_runs`` is set),
+so per-session FIFO, the per-session limit and the global limit hold across every
+worker on every machine. The table is created on first use (``IF NOT EXISTS``
+under an advisory lock) and is the plugin's own: it is not part of
+asm-sqlalchemy's alembic schema.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final, Literal, TypeVar
+
+import attrs
+import trio
+from sqlalchemy import URL, Connection, Engine, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from asm import AsmError
+from asm.model import RunOwner
+from asm.redaction import mask_url
+from asm.serde import converter
+
+__all__ = ["Claim", "Ledger", "LedgerRow"]
+
+T = TypeVar("T")
+
+#: The NOTIFY channel: ``slot:<session_id>`` when a run ends, ``cancel:<run_id>`` for a cancel request.
+CHANNEL: Final = "asm_celery"
+
+_LOCK_SCHEMA: Final = 0x61736D63  # "asmc"
+
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS asm_celery_runs (
+        run_id varchar(64) PRIMARY KEY,
+        session_id varchar(64) NOT NULL,
+        queued_seq bigint NOT NULL,
+        state varchar(16) NOT NULL,
+        max_concurrent_runs integer NOT NULL,
+        attempt integer NOT NULL DEFAULT 0,
+        run_timeout double precision,
+        worker_id varchar(255),
+        token varchar(64),
+        owner text,
+        lease_expires_at timestamptz,
+        cancel_requested boolean NOT NULL DEFAULT false,
+        cancel_reason text,
+        created_at timestamptz NOT NULL DEFAULT now()
+    )""",
+    "CREATE INDEX IF NOT EXISTS asm_celery_runs_open ON asm_celery_runs (session_id, state, queued_seq) "
+    "WHERE state <> 'done'",
+    "CREATE INDEX IF NOT EXISTS asm_celery_runs_running ON asm_celery_runs (worker_id) WHERE state = 'running'",
+)
+
+Outcome = Literal["claimed", "takeover", "covered", "wait", "busy", "done", "unknown"]
+
+#: Claim a run for a worker (a new attempt under a fresh lease, carried by task ``token``).
+_TAKE: Final = (
+    "UPDATE asm_celery_runs SET state = 'running', attempt = attempt + 1, worker_id = :worker, owner = :owner, "
+    "token = :token, lease_expires_at = now() + make_interval(secs => :lease) WHERE run_id = :id"
+)
+
+
+@attrs.frozen
+class LedgerRow:
+    """A run's ledger row as read."""
+
+    run_id: str
+    session_id: str
+    queued_seq: int
+    state: str
+    max_concurrent_runs: int
+    attempt: int
+    run_timeout: float | None
+    worker_id: str | None
+    token: str | None
+    owner: RunOwner | None
+    lease_expires_at: datetime | None
+    lease_expired: bool
+    cancel_requested: bool
+    cancel_reason: str | None
+
+
+@attrs.frozen
+class Claim:
+    """What a claim found: ``claimed`` (now ours), ``takeover`` (ours, after its
+    owner's lease ran out: ``previous`` is that owner's row), ``wait`` (not its turn:
+    ``why``), ``busy`` (another worker's live lease), ``done`` or ``unknown``."""
+
+    outcome: Outcome
+    row: LedgerRow | None = None
+    previous: LedgerRow | None = None
+    why: str = ""
+
+
+def _owner_json(owner: RunOwner) -> str:
+    return json.dumps(converter.unstructure(owner))
+
+
+def _owner(raw: str | None) -> RunOwner | None:
+    return converter.structure(json.loads(raw), RunOwner) if raw else None
+
+
+def _row(values: Any) -> LedgerRow:
+    return LedgerRow(
+        run_id=values.run_id,
+        session_id=values.session_id,
+        queued_seq=values.queued_seq,
+        state=values.state,
+        max_concurrent_runs=values.max_concurrent_runs,
+        attempt=values.attempt,
+        run_timeout=values.run_timeout,
+        worker_id=values.worker_id,
+        token=values.token,
+        owner=_owner(values.owner),
+        lease_expires_at=values.lease_expires_at,
+        lease_expired=bool(values.lease_expired),
+        cancel_requested=values.cancel_requested,
+        cancel_reason=values.cancel_reason,
+    )
+
+
+_SELECT: Final = (
+    "SELECT run_id, session_id, queued_seq, state, max_concurrent_runs, attempt, run_timeout, worker_id, token, owner, lease_expires_at, "
+    "coalesce(lease_expires_at < now(), true) AS lease_expired, cancel_requested, cancel_reason "
+    "FROM asm_celery_runs"
+)
+
+
+class Ledger:
+    """The ``asm_celery_runs`` table of one PostgreSQL database, used from trio
+    (each call runs in a worker thread, at most ``max_threads`` at once)."""
+
+    def __init__(self, url: URL, *, max_threads: int = 8) -> None:
+        if url.get_backend_name() != "postgresql":
+            raise AsmError(
+                "invalid_config",
+                f"the celery server backend needs a PostgreSQL store, not {url.get_backend_name()} "
+                f"({mask_url(url.render_as_string(hide_password=False))}): workers on several machines "
+                'share one database; set store = "sqlalchemy" with [stores.sqlalchemy] '
+                'url = "postgresql+psycopg://user:pw@host:5432/db"',
+                details={"key": "store"},
+            )
+        self.url = url
+        self._engine: Engine = create_engine(url, pool_size=max_threads, max_overflow=2, pool_pre_ping=True)
+        self._limiter = trio.CapacityLimiter(max_threads)
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Release the connections."""
+        self._engine.dispose()
+
+    async def _call(self, fn: Callable[[Connection], T], doing: str) -> T:
+        def call() -> T:
+            try:
+                self._ensure()
+                with self._engine.connect() as conn, conn.begin():
+                    return fn(conn)
+            except SQLAlchemyError as exc:
+                where = mask_url(self.url.render_as_string(hide_password=False))
+                raise AsmError(
+                    "storage_error", f"{doing} failed on {where}: {exc.__class__.__name__}: {exc}".splitlines()[0]
+                ) from None
+
+        return await trio.to_thread.run_sync(call, limiter=self._limiter)
+
+    def _ensure(self) -> None:
+        with self._lock:
+            if self._ready:
+                return
+            with self._engine.connect() as conn, conn.begin():
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_SCHEMA})
+                for statement in _SCHEMA:
+                    conn.execute(text(statement))
+            self._ready = True
+
+    # -- the client side --------------------------------------------------------
+
+    async def add(
+        self, run_id: str, session_id: str, queued_seq: int, max_concurrent_runs: int, run_timeout: float | None
+    ) -> None:
+        """Record a run about to be published (``pending``)."""
+
+        def add(conn: Connection) -> None:
+            conn.execute(
+                text(
+                    "INSERT INTO asm_celery_runs (run_id, session_id, queued_seq, state, max_concurrent_runs, "
+                    "run_timeout) VALUES (:run_id, :session_id, :seq, 'pending', :limit, :timeout)"
+                ),
+                {
+                    "run_id": run_id,
+                    "session_id": session_id,
+                    "seq": queued_seq,
+                    "limit": max_concurrent_runs,
+                    "timeout": run_timeout,
+                },
+            )
+
+        await self._call(add, f"recording run {run_id}")
+
+    async def get(self, run_id: str) -> LedgerRow | None:
+        """The run's row, or ``None``."""
+
+        def get(conn: Connection) -> LedgerRow | None:
+            found = conn.execute(text(f"{_SELECT} WHERE run_id = :id"), {"id": run_id}).first()
+            return _row(found) if found is not None else None
+
+        return await self._call(get, f"reading run {run_id}")
+
+    async def open_rows(self, session_id: str) -> list[LedgerRow]:
+        """The session's runs not yet done, in submit order."""
+
+        def rows(conn: Connection) -> list[LedgerRow]:
+            found = conn.execute(
+                text(f"{_SELECT} WHERE session_id = :sid AND state <> 'done' ORDER BY queued_seq"), {"sid": session_id}
+            )
+            return [_row(values) for values in found]
+
+        return await self._call(rows, f"reading the runs of session {session_id}")
+
+    async def cancel_pending(self, run_id: str) -> bool:
+        """``pending -> done`` (a queued run is cancelled before any worker claims it);
+        whether it was still pending."""
+
+        def cancel(conn: Connection) -> bool:
+            found = conn.execute(
+                text("UPDATE asm_celery_runs SET state = 'done' WHERE run_id = :id AND state = 'pending'"),
+                {"id": run_id},
+            )
+            return bool(found.rowcount)
+
+        return await self._call(cancel, f"cancelling run {run_id}")
+
+    async def request_cancel(self, run_id: str, reason: str) -> bool:
+        """Ask whichever worker runs ``run_id`` to cancel it (NOTIFY, and the flag its
+        heartbeat reads); whether the run was running."""
+
+        def request(conn: Connection) -> bool:
+            found = conn.execute(
+                text(
+                    "UPDATE asm_celery_runs SET cancel_requested = true, cancel_reason = :why "
+                    "WHERE run_id = :id AND state = 'running'"
+                ),
+                {"id": run_id, "why": reason},
+            )
+            if found.rowcount:
+                conn.execute(
+                    text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": f"cancel:{run_id}"}
+                )
+            return bool(found.rowcount)
+
+        return await self._call(request, f"requesting the cancel of run {run_id}")
+
+    async def finish(self, run_id: str, *, worker_id: str | None = None, attempt: int | None = None) -> None:
+        """``-> done`` (only if still this worker's attempt, when given); tell waiting claimers."""
+
+        def finish(conn: Connection) -> None:
+            sql = "UPDATE asm_celery_runs SET state = 'done', lease_expires_at = NULL WHERE run_id = :id"
+            params: dict[str, Any] = {"id": run_id}
+            if worker_id is not None:
+                sql += " AND worker_id = :worker AND attempt = :attempt"
+                params |= {"worker": worker_id, "attempt": attempt}
+            found = conn.execute(text(sql + " RETURNING session_id"), params).first()
+            if found is not None:
+                conn.execute(
+                    text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": f"slot:{found[0]}"}
+                )
+
+        await self._call(finish, f"finishing run {run_id}")
+
+    # -- the worker side --------------------------------------------------------
+
+    async def claim_next(
+        self,
+        token: str,
+        *,
+        worker_id: str,
+        owner: RunOwner,
+        lease_s: float,
+        max_parallel_runs: int | None,
+        owner_state: Callable[[RunOwner], str],
+    ) -> Claim:
+        """Make progress on the session of run ``token`` (the run whose task this
+        worker holds): take over a run of it whose owner is dead or whose lease has
+        expired, else claim its oldest pending run if the session has fewer than
+        ``max_concurrent_runs`` running and (when set) fewer than ``max_parallel_runs``
+        run everywhere. One transaction under the session's advisory lock (a global
+        one with ``max_parallel_runs``), so of several workers exactly one claims.
+
+        ``covered``: nothing to claim, and runs of the session are running under live
+        leases (their workers go on with the session); ``busy``: a run this token
+        carried runs on another host under a lease not yet expired; ``wait``: only
+        ``max_parallel_runs`` stands in the way."""
+
+        def claim(conn: Connection) -> Claim:
+            session_id = conn.execute(
+                text("SELECT session_id FROM asm_celery_runs WHERE run_id = :id"), {"id": token}
+            ).scalar()
+            if session_id is None:
+                return Claim("unknown")
+            key = "asm_celery:*" if max_parallel_runs is not None else f"asm_celery:{session_id}"
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+            rows = [
+                _row(values)
+                for values in conn.execute(
+                    text(f"{_SELECT} WHERE session_id = :sid AND state <> 'done' ORDER BY queued_seq FOR UPDATE"),
+                    {"sid": session_id},
+                )
+            ]
+            if not rows:
+                return Claim("done")
+            take = {"worker": worker_id, "owner": _owner_json(owner), "lease": lease_s, "token": token}
+            running = [row for row in rows if row.state == "running"]
+            busy = False
+            for row in running:
+                if row.worker_id == worker_id:
+                    continue  # this worker runs it, in another of its tasks
+                state = owner_state(row.owner) if row.owner is not None else "unknown"
+                if state == "dead" or row.lease_expired:
+                    conn.execute(text(_TAKE), {**take, "id": row.run_id})
+                    return Claim("takeover", _reread(conn, row.run_id), previous=row)
+                if row.token == token and state == "unknown":
+                    busy = True  # its holder (on another host) may be gone: wait for the lease
+            if busy:
+                return Claim("busy", rows[0], why="a run of this task runs on another host under a live lease")
+            pending = [row for row in rows if row.state == "pending"]
+            if not pending:
+                return Claim("covered" if running else "done")
+            head = pending[0]
+            if len(running) >= head.max_concurrent_runs:
+                return Claim("covered", head, why=f"session {session_id} runs {len(running)}")
+            if max_parallel_runs is not None:
+                everywhere = conn.execute(
+                    text("SELECT count(*) FROM asm_celery_runs WHERE state = 'running'")
+                ).scalar_one()
+                if everywhere >= max_parallel_runs:
+                    why = f"{everywhere} runs run (max_parallel_runs={max_parallel_runs})"
+                    return Claim("covered" if running else "wait", head, why=why)
+            conn.execute(text(_TAKE), {**take, "id": head.run_id})
+            return Claim("claimed", _reread(conn, head.run_id))
+
+        return await self._call(claim, f"claiming a run for task {token}")
+
+    async def heartbeat(self, worker_id: str, lease_s: float) -> list[tuple[str, bool, str | None]]:
+        """Renew the leases of ``worker_id``'s running runs: ``(run_id, cancel_requested, reason)`` each."""
+
+        def beat(conn: Connection) -> list[tuple[str, bool, str | None]]:
+            found = conn.execute(
+                text(
+                    "UPDATE asm_celery_runs SET lease_expires_at = now() + make_interval(secs => :lease) "
+                    "WHERE worker_id = :worker AND state = 'running' "
+                    "RETURNING run_id, cancel_requested, cancel_reason"
+                ),
+                {"worker": worker_id, "lease": lease_s},
+            )
+            return [(r.run_id, r.cancel_requested, r.cancel_reason) for r in found]
+
+        return await self._call(beat, f"renewing the leases of worker {worker_id}")
+
+    def listen(self, stop: threading.Event, deliver: Callable[[str], None]) -> None:
+        """(Blocking, for a thread of its own.) LISTEN on the channel and hand each
+        payload to ``deliver`` until ``stop`` is set."""
+        import psycopg
+
+        conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not stop.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    while not stop.is_set():
+                        for notify in conn.notifies(timeout=0.5):
+                            deliver(notify.payload)
+            except psycopg.Error:
+                stop.wait(1.0)  # the heartbeat's polling covers the gap; try again
+
+
+def _reread(conn: Connection, run_id: str) -> LedgerRow:
+    return _row(conn.execute(text(f"{_SELECT} WHERE run_id = :id"), {"id": run_id}).one())
