@@ -138,16 +138,11 @@ class AsmConfig:
     workspace: dict[str, Any] | None = None
     #: retries of a provider that fails before any output: ``{max_retries, base_delay, max_delay}`` (asm.retry)
     retry: dict[str, Any] | None = None
-    #: compaction of redundant streamed deltas and a per-session event cap:
-    #: ``{after_days, max_session_events}`` (asm.retention)
-    retention: dict[str, Any] | None = None
     #: ``{backend}``: where ``open_session_server(runtime)`` executes runs: ``"local"`` (this
     #: process, the default) or a plugin's server backend (``"celery"``: asm-celery's workers)
     server: dict[str, Any] = attrs.field(factory=dict)
     #: the ``[celery]`` table of asm-celery (broker_url, queue, concurrency, ...)
     celery: dict[str, Any] = attrs.field(factory=dict)
-    #: ``asm serve`` (asm-web): ``{host, port, tokens, cors_origins, max_body_bytes, ...}``; read by that plugin
-    web: dict[str, Any] = attrs.field(factory=dict)
     providers: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     stores: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     artifact_stores: dict[str, dict[str, Any]] = attrs.field(factory=dict)
