@@ -143,6 +143,8 @@ class AsmConfig:
     server: dict[str, Any] = attrs.field(factory=dict)
     #: the ``[celery]`` table of asm-celery (broker_url, queue, concurrency, ...)
     celery: dict[str, Any] = attrs.field(factory=dict)
+    #: ``asm serve`` (asm-web): ``{host, port, tokens, cors_origins, max_body_bytes, ...}``; read by that plugin
+    web: dict[str, Any] = attrs.field(factory=dict)
     providers: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     stores: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     artifact_stores: dict[str, dict[str, Any]] = attrs.field(factory=dict)

@@ -1,0 +1,199 @@
+"""Server-Sent Event streams on a real loopback server: the wire format, resuming
+with Last-Event-ID after connections cut at random points and a server restart
+(no gap, no duplicate), slow readers, the session-list stream."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from _asm_web_helpers import Gate, live_server, sse_chunks
+from asm_web import Client, WebOptions
+
+from asm.events import RUN_END_TYPES, Event, EventType
+from asm.serde import event_from_dict
+from asm.sse import SSEDecoder
+
+pytestmark = pytest.mark.usefixtures("isolated")
+
+
+async def read_stream(
+    url: str,
+    session_id: str,
+    *,
+    last_event_id: int | None = None,
+    cut_after_bytes: int | None = None,
+    until: Any = None,
+    params: dict[str, str] | None = None,
+    caught_up: bool = False,
+) -> tuple[list[Event], str]:
+    """Open the stream, read until ``until(events)`` is true or ``cut_after_bytes`` bytes
+    came (then drop the connection mid-way); the complete events read, and the raw text."""
+    headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
+    decoder = SSEDecoder()
+    events: list[Event] = []
+    raw = b""
+    stream_url = f"{url}/v1/sessions/{session_id}/events/stream"
+    async with sse_chunks(stream_url, headers=headers, params=params) as (response, chunks):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        with trio.fail_after(30):
+            async for chunk in chunks:
+                if cut_after_bytes is not None and len(raw) + len(chunk) >= cut_after_bytes:
+                    chunk = chunk[: cut_after_bytes - len(raw)]
+                raw += chunk
+                events += [event_from_dict(json.loads(data)) for _, data in decoder.feed(chunk)]
+                if cut_after_bytes is not None and len(raw) >= cut_after_bytes:
+                    break
+                if until is not None and until(events):
+                    break
+                if caught_up and raw.endswith(b": heartbeat\n\n"):
+                    break  # idle: everything there is was read
+    return events, raw.decode("utf-8", "replace")
+
+
+def ended(run_id: str) -> Any:
+    return lambda events: any(e.run_id == run_id and e.data.type in RUN_END_TYPES for e in events)
+
+
+async def test_the_wire_format_backfill_then_live_and_heartbeats(gate: Gate) -> None:
+    async with live_server(gate, WebOptions(port=0, heartbeat_seconds=0.05)) as url, Client(url) as client:
+        session = await client.create_session()
+        run = await client.submit(session.id, "hi")
+        gate.release("one ")
+        await gate.started.wait()
+
+        def saw(text: str) -> Any:
+            return lambda events: any(getattr(e.data, "delta", None) == text for e in events)
+
+        events, raw = await read_stream(url, session.id, until=saw("one "))
+        assert raw.startswith("retry: 1000\n\n")
+        first = events[0]
+        assert f"id: {first.seq}\nevent: session_created\ndata: " in raw
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+        async def finish_later() -> None:
+            gate.release("two")
+            gate.finish()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(finish_later)
+            rest, raw = await read_stream(url, session.id, last_event_id=events[-1].seq, until=ended(run.id))
+        assert rest[0].seq == events[-1].seq + 1
+        assert [getattr(e.data, "delta", None) for e in rest if e.data.type is EventType.MESSAGE_STREAMED] == ["two"]
+        # idle: heartbeats are comments, which no SSE client takes for an event
+        _, idle = await read_stream(url, session.id, last_event_id=rest[-1].seq, until=None, cut_after_bytes=60)
+        assert ": heartbeat\n\n" in idle
+        by_after, _ = await read_stream(
+            url, session.id, params={"after": str(rest[-2].seq)}, until=lambda events: len(events) >= 1
+        )
+        assert by_after[0].seq == rest[-1].seq
+
+
+async def test_resume_after_random_cuts_and_a_server_restart_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    rng = random.Random(20261205)
+    config: dict[str, Any] = {"store": "sqlite", "stores": {"sqlite": {"path": str(tmp_path / "asm.db")}}}
+    seen: list[Event] = []
+    followed: list[Event] = []
+
+    async def read_with_cuts(url: str, session_id: str, rounds: int) -> None:
+        for _ in range(rounds):
+            cursor = seen[-1].seq if seen else 0
+            events, _ = await read_stream(
+                url, session_id, last_event_id=cursor, cut_after_bytes=rng.randint(1, 2500), caught_up=True
+            )
+            assert [e.seq for e in events] == list(range(cursor + 1, cursor + 1 + len(events)))
+            seen.extend(events)
+
+    async def follow(client: Client, session_id: str, run_ids: list[str], done: trio.Event) -> None:
+        async with client.follow(session_id, reconnect_delay=0.05) as events:
+            async for event in events:
+                followed.append(event)
+                if len(run_ids) == 2 and event.run_id == run_ids[1] and event.data.type in RUN_END_TYPES:
+                    break
+        done.set()
+
+    first_gate = Gate()
+    run_ids: list[str] = []
+    async with trio.open_nursery() as outer:
+        followed_all = trio.Event()
+        async with live_server(first_gate, WebOptions(port=0, heartbeat_seconds=0.2), **config) as url:
+            port = int(url.rsplit(":", 1)[1])
+            client = Client(url)
+            session = await client.create_session()
+            outer.start_soon(follow, client, session.id, run_ids, followed_all)
+            run_ids.append((await client.submit(session.id, "first")).id)
+            for round_ in range(8):
+                first_gate.release(*(f"r{round_}.{i} " for i in range(rng.randint(1, 12))))
+                await read_with_cuts(url, session.id, rounds=2)
+        # The server stopped mid-run (the run is recorded cancelled); a new one on the same port and store.
+        second_gate = Gate()
+        async with live_server(second_gate, WebOptions(port=port, heartbeat_seconds=0.2), **config) as url:
+            run_ids.append((await client.submit(session.id, "second")).id)
+            for round_ in range(6):
+                second_gate.release(*(f"s{round_}.{i} " for i in range(rng.randint(1, 12))))
+                await read_with_cuts(url, session.id, rounds=2)
+            second_gate.finish()
+            cursor = seen[-1].seq
+            rest, _ = await read_stream(url, session.id, last_event_id=cursor, until=ended(run_ids[1]))
+            seen.extend(rest)
+            with trio.fail_after(60):
+                await followed_all.wait()
+            page = await client.read_events(session.id, limit=1000)
+            await client.aclose()
+    stored = [e.seq for e in page.events]
+    assert stored == list(range(1, len(stored) + 1))
+    assert [e.seq for e in seen] == stored  # the cut reader: every event once, in order
+    assert [e.id for e in seen] == [e.id for e in page.events]
+    assert [e.seq for e in followed] == stored  # the client's follow, across the restart
+    types = [e.data.type for e in page.events]
+    assert EventType.RUN_CANCELLED in types and types[-1] is EventType.RUN_COMPLETED
+
+
+async def test_a_slow_reader_never_holds_a_run_back_and_catches_up(gate: Gate) -> None:
+    async with live_server(gate) as url, Client(url) as client:
+        session = await client.create_session()
+        run = await client.submit(session.id, "lots")
+        async with sse_chunks(f"{url}/v1/sessions/{session.id}/events/stream") as (_, chunks):
+            # not reading: the run still ends, far more events than any live buffer later
+            gate.release(*(f"{i:05d}" for i in range(5000)))
+            gate.finish()
+            finished = await client.wait_until_done(run.id)
+            assert finished.status.value == "completed"
+            decoder = SSEDecoder()
+            seqs: list[int] = []
+            ends = {t.value for t in RUN_END_TYPES}
+            with trio.fail_after(60):
+                async for chunk in chunks:
+                    names = []
+                    for name, data in decoder.feed(chunk):
+                        seqs.append(json.loads(data)["seq"])
+                        names.append(name)
+                    if ends & set(names):
+                        break
+        assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > 5000
+
+
+async def test_the_session_list_stream_tells_of_each_change(gate: Gate) -> None:
+    async with live_server(gate, WebOptions(port=0, heartbeat_seconds=0.05)) as url, Client(url) as client:
+        async with sse_chunks(f"{url}/v1/sessions/stream") as (response, chunks):
+            assert response.status_code == 200
+            session = await client.create_session(agent_id="watched")
+            run = await client.submit(session.id, "hi")
+            gate.finish()
+            await client.wait_until_done(run.id)
+            decoder = SSEDecoder()
+            changes: list[dict[str, Any]] = []
+            with trio.fail_after(30):
+                async for chunk in chunks:
+                    changes += [json.loads(data) for name, data in decoder.feed(chunk) if name == "session"]
+                    if any(c["event"] == "run_completed" for c in changes):
+                        break
+        assert changes[0]["event"] == "session_created" and changes[0]["session"]["id"] == session.id
+        assert changes[0]["session"]["status"] == "pending"
+        assert [c["session"]["status"] for c in changes if c["event"] == "run_started"] == ["active"]
+        assert {c["run_id"] for c in changes if c["event"].startswith("run_")} == {run.id}
