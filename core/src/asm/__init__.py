@@ -12,6 +12,8 @@ whatever the provider, durable event history, and every capability a plugin.
 'hello'
 """
 
+from importlib import metadata as _metadata
+
 from asm.concurrency import ConcurrencyLimiter as ConcurrencyLimiter
 from asm.concurrency import LimiterStatus as LimiterStatus
 from asm.config import AsmConfig as AsmConfig
@@ -62,7 +64,14 @@ from asm.stores.memory import InMemorySessionStore as InMemorySessionStore
 from asm.stream import stream_session as stream_session
 from asm.tools import Tool as Tool
 
+try:
+    #: the installed asm-core distribution's version (``"0+unknown"`` when asm is not installed)
+    __version__: str = _metadata.version("asm-core")
+except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree on sys.path, not installed
+    __version__ = "0+unknown"
+
 __all__ = [
+    "__version__",
     "Artifact",
     "AsmConfig",
     "AsmError",

@@ -28,10 +28,11 @@ import math
 import os
 import shlex
 import sys
+import tomllib
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, time
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TextIO
 
 import trio
 
@@ -44,9 +45,12 @@ from asm.plugins import BrokenPlugin, PluginRegistry, load_plugins
 from asm.redaction import mask_url
 from asm.runtime import configured, open_runtime
 from asm.serde import event_to_json
+from asm.states import SessionStatus
 
 if TYPE_CHECKING:
+    from asm.model import Run
     from asm.ports import Provider
+    from asm.runtime import Runtime
 
 __all__ = ["main", "run_cli"]
 
@@ -188,6 +192,17 @@ class _Parser(argparse.ArgumentParser):
         raise AsmError("validation_error", f"{message} (see '{self.prog} --help')")
 
 
+class _VersionAction(argparse.Action):
+    """``asm --version``: ``asm <version>`` on the parser's output, then exit 0."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> NoReturn:
+        from asm import __version__
+
+        out = parser._out if isinstance(parser, _Parser) else sys.stdout
+        out.write(f"asm {__version__}\n")
+        raise _Exit(0)
+
+
 def _parser_class(out: TextIO, err: TextIO) -> type[_Parser]:
     class Parser(_Parser):
         _out = out
@@ -199,20 +214,53 @@ def _parser_class(out: TextIO, err: TextIO) -> type[_Parser]:
 def _parser(registry: PluginRegistry, out: TextIO, err: TextIO) -> argparse.ArgumentParser:
     parser_class = _parser_class(out, err)
     parser = parser_class(prog="asm", description="Agent Session Manager")
+    parser.add_argument(
+        "--version", action=_VersionAction, nargs=0, help="print asm's version (the asm-core distribution's) and exit"
+    )
     parser.set_defaults(handler=functools.partial(_cmd_help, parser))
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=parser_class)
 
-    run = commands.add_parser("run", help="run a prompt on a provider and stream the answer")
+    run = commands.add_parser(
+        "run",
+        help="run a prompt on a provider and stream the answer",
+        description="Run a prompt on a provider and stream the answer to stdout. The session and run ids "
+        "are printed on stderr at the start ('session ses_... · run run_...'), for 'asm events' and "
+        "'asm sessions show' afterwards.",
+    )
     run.add_argument(
         "prompt",
-        nargs="+",
+        nargs="*",
         help="the prompt (words are joined with spaces; a provider that runs commands, like shell, "
-        "takes several words as the exact argv; put '--' before words that start with '-')",
+        "takes several words as the exact argv; put '--' before words that start with '-'); "
+        "'-' or nothing reads the prompt from stdin",
     )
+    run.add_argument("--prompt-file", metavar="FILE", help="read the prompt from FILE (UTF-8 text)")
     run.add_argument("--provider", "-p", help="provider name (default: from config, else 'echo')")
     run.add_argument("--config", "-c", help="config file (default: ./asm.toml)")
     run.add_argument("--json", action="store_true", help="print every event as a JSON line")
-    run.add_argument("--timeout", type=float, help="run timeout in seconds")
+    run.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS", help="run timeout in seconds")
+    run.add_argument("--model", type=_nonempty("--model"), help="the model (the provider's 'model' option)")
+    run.add_argument(
+        "--system", type=_nonempty("--system"), metavar="TEXT", help="the system prompt ('system_prompt' option)"
+    )
+    run.add_argument("--max-turns", type=_at_least_one, metavar="N", help="at most N model turns ('max_turns' option)")
+    run.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        type=_run_option,
+        metavar="KEY=VALUE",
+        help='any run option of the provider; VALUE is read as a TOML value (1, 0.2, true, ["a"], '
+        "{k = 1}) when it is one, else as text; the provider checks its type; repeatable",
+    )
+    run.add_argument(
+        "--session",
+        "-s",
+        metavar="SESSION",
+        help="run in this existing session (an id that 'asm run' printed or 'asm sessions list' shows) "
+        "instead of a new one",
+    )
     run.add_argument(
         "--require",
         action="append",
@@ -226,7 +274,7 @@ def _parser(registry: PluginRegistry, out: TextIO, err: TextIO) -> argparse.Argu
         metavar="DIR",
         help="the directory the agent works in: snapshot it, keep the patch, roll back a failed run",
     )
-    run.set_defaults(handler=functools.partial(_cmd_run, registry=registry, out=out))
+    run.set_defaults(handler=functools.partial(_cmd_run, registry=registry, out=out, err=err))
 
     plugins = commands.add_parser("plugins", help="list installed plugins and what they register")
     plugins.add_argument("--json", action="store_true", help="print as JSON")
@@ -258,17 +306,140 @@ def _cmd_help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return 2
 
 
-def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO) -> int:
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds (leave it out for no limit)")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; pass 1 or more") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is less than 1; pass 1 or more")
+    return value
+
+
+def _nonempty(flag: str) -> Any:
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{flag} needs a value that is not empty")
+        return text
+
+    return parse
+
+
+def _run_option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` from ``--option``: VALUE as a TOML value when it is one (``1``,
+    ``0.2``, ``true``, ``["a"]``, ``{k = 1}``), else as text. A value that starts like
+    a TOML string, array or table but does not parse as one is an error, not text."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. --option temperature=0.2)")
+    if not all(c.isalnum() or c in "_-" for c in key):
+        raise argparse.ArgumentTypeError(f"option name {key!r} is not a name (letters, digits, '_' and '-')")
+    try:
+        document = tomllib.loads(f"v = {raw}")
+    except tomllib.TOMLDecodeError as exc:
+        if raw.lstrip()[:1] in ('"', "'", "[", "{"):
+            raise argparse.ArgumentTypeError(
+                f'the value of {key} does not parse ({exc}); quote it for the shell, e.g. -o \'{key}=["a", "b"]\''
+            ) from None
+        return key, raw
+    return key, document["v"] if set(document) == {"v"} else raw
+
+
+#: The largest prompt ``asm run`` reads from stdin or a file (bytes).
+MAX_PROMPT_BYTES: Final = 64 * 1024 * 1024
+
+
+def _prompt_words(args: argparse.Namespace) -> list[str]:
+    """The prompt of ``asm run`` as words: the arguments, else the ``--prompt-file``, else
+    stdin (``-`` or no prompt). Read as bytes and decoded as UTF-8: anything else, and a
+    prompt that is empty or only whitespace, is a ``validation_error`` before anything runs."""
+    words: list[str] = args.prompt
+    if args.prompt_file is not None:
+        if words:
+            raise AsmError("validation_error", "give the prompt as arguments or with --prompt-file, not both")
+        try:
+            with open(args.prompt_file, "rb") as handle:
+                data = handle.read(MAX_PROMPT_BYTES + 1)
+        except IsADirectoryError:
+            raise AsmError(
+                "validation_error", f"--prompt-file {args.prompt_file} is a directory; pass a file"
+            ) from None
+        except OSError as exc:
+            raise AsmError(
+                "validation_error", f"cannot read --prompt-file {args.prompt_file}: {exc.strerror}"
+            ) from None
+        words = [_decoded(data, f"--prompt-file {args.prompt_file}")]
+    elif not words or words == ["-"]:
+        stdin = sys.stdin
+        if stdin is None or (not words and stdin.isatty()):
+            raise AsmError(
+                "validation_error",
+                "asm run needs a prompt: asm run 'your prompt', asm run --prompt-file FILE, or pipe it on stdin",
+            )
+        buffer = getattr(stdin, "buffer", None)
+        data = buffer.read(MAX_PROMPT_BYTES + 1) if buffer is not None else stdin.read().encode()
+        words = [_decoded(data, "the prompt on stdin")]
+    if not any(word.strip() for word in words):
+        raise AsmError("validation_error", "the prompt is empty (or only whitespace); pass a prompt to run")
+    return words
+
+
+def _decoded(data: bytes, where: str) -> str:
+    if len(data) > MAX_PROMPT_BYTES:
+        raise AsmError(
+            "validation_error", f"{where} is over {MAX_PROMPT_BYTES // (1024 * 1024)} MB; pass a shorter prompt"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AsmError(
+            "validation_error",
+            f"{where} is not UTF-8 text (byte {exc.start} is {data[exc.start : exc.start + 1]!r}); "
+            "convert it to UTF-8 (e.g. iconv -t UTF-8)",
+        ) from None
+
+
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The run options from ``--option`` (later ones win) and the flags that name one."""
+    options = dict(args.option)
+    for key, value in (("model", args.model), ("system_prompt", args.system), ("max_turns", args.max_turns)):
+        if value is not None:
+            options[key] = value
+    return options
+
+
+def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO, err: TextIO) -> int:
+    words = _prompt_words(args)
     loaded = load_config(
         {"provider": args.provider, "run_timeout": args.timeout},
         config_file=args.config,
     )
-    words: list[str] = args.prompt
 
     reader_gone = False
+    announced = False
+
+    def announce(session_id: str, run_id: str) -> None:
+        nonlocal announced
+        if not announced:
+            announced = True
+            err.write(f"session {session_id} \u00b7 run {run_id}\n")
+            err.flush()
 
     def show(event: Event) -> None:
         nonlocal reader_gone
+        if event.run_id is not None:
+            announce(event.session_id, event.run_id)
         if reader_gone:
             return
         try:
@@ -284,17 +455,24 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO)
             reader_gone = True
             _reader_left(out)
 
-    if sys.stdin.isatty() and not registry.manager.has_plugin(_TerminalApprover.NAME):
+    if sys.stdin is not None and sys.stdin.isatty() and not registry.manager.has_plugin(_TerminalApprover.NAME):
         # Someone is at the keyboard: tool calls that need approval are asked about here.
         registry.manager.register(_TerminalApprover(out), name=_TerminalApprover.NAME)
 
     async def go() -> int:
         async with open_runtime(loaded, registry=registry) as runtime:
-            prompt, options = _run_input(words, runtime.provider())
+            provider = runtime.provider()
+            prompt, argv = _run_input(words, provider)
+            options = {**_run_options(args), **(argv or {})}
             if args.workspace is not None:
-                options = {**(options or {}), "workspace": {**(loaded.config.workspace or {}), "path": args.workspace}}
+                options["workspace"] = {**(loaded.config.workspace or {}), "path": args.workspace}
             async with cancelled_on_signals():
-                run = await runtime.run_once(prompt, on_event=show, options=options, required_capabilities=args.require)
+                if args.session is None:
+                    run = await runtime.run_once(
+                        prompt, on_event=show, options=options or None, required_capabilities=args.require
+                    )
+                else:
+                    run = await _run_in_session(runtime, args.session, prompt, options, args, show, announce)
         if not args.json and not reader_gone:
             out.write("\n")
         run.raise_for_status()
@@ -310,6 +488,39 @@ def _run_input(words: list[str], provider: Provider) -> tuple[str, dict[str, Any
     if len(words) > 1 and provider.capabilities().takes_argv:
         return shlex.join(words), {"argv": list(words)}
     return " ".join(words), None
+
+
+async def _run_in_session(
+    runtime: Runtime,
+    session_id: str,
+    prompt: str,
+    options: dict[str, Any],
+    args: argparse.Namespace,
+    show: Callable[[Event], None],
+    announce: Callable[[str, str], None],
+) -> Run:
+    """``asm run --session``: a new run in the stored session ``session_id`` (resumed if
+    paused), on ``--provider`` if given, else the provider the session was started on."""
+    manager = runtime.manager
+    session = await manager.get_session(session_id)  # session_not_found for an unknown id
+    if session.status.is_terminal:
+        raise AsmError(
+            "session_not_active",
+            f"session {session_id} is {session.status.value} and takes no more runs; continue from a copy of "
+            f"its history: asm sessions fork {session_id} --at SEQ, then asm run --session <the new id>",
+            details={"session_id": session_id, "status": session.status.value},
+        )
+    name = args.provider or session.provider or runtime.config.provider
+    provider = runtime.provider(name)
+    if session.status is SessionStatus.PENDING:
+        await manager.activate_session(session_id, on_event=show)
+    elif session.status is SessionStatus.PAUSED:
+        await manager.resume_session(session_id, on_event=show)
+    run = await manager.start_run(
+        session_id, prompt, provider=name, options=options or None, required_capabilities=args.require
+    )
+    announce(session_id, run.id)
+    return await manager.execute_run(run.id, provider=provider, on_event=show)
 
 
 class _TerminalApprover:
