@@ -22,6 +22,11 @@ and, on request, misbehaves the ways real CLIs do::
 ``slow=S``          sleep S seconds between lines
 ``edit``            edit its working directory first, as an agent would: append a line to
                     each ``*.txt``, write ``agent_notes.md``, delete ``obsolete*``
+``forget``          know no conversation to resume, not even its own
+
+Like the real CLIs, a fake resumes only a conversation it issued - the session or thread id
+of its stream (``claude --resume ID``, ``codex exec ... resume ID``, ``amp threads continue
+ID``); any other id gets the real CLI's error on stderr and exit status 1.
 
 ``record`` (a path) receives the fake's argv, cwd, environment and stdin as
 JSON; ``pidfile`` gets the pid of every process the fake starts, one a line.
@@ -120,6 +125,10 @@ def main(config: dict[str, Any]) -> None:
         _edit(Path.cwd())
     out = sys.stdout.buffer
     lines = Path(config["stream"]).read_bytes().splitlines(keepends=True)
+    resumed = _resumed(Path(sys.argv[0]).name, sys.argv[1:])
+    if resumed is not None and ("forget" in modes or resumed != _issued(lines)):
+        sys.stderr.write(_UNKNOWN_RESUME.get(Path(sys.argv[0]).name, "unknown session {id}").format(id=resumed) + "\n")
+        sys.exit(1)
     if "long_line" in modes:
         size = int(os.environ.get("FAKE_CLI_LONG_LINE", 1024 * 1024))
         out.write(b'{"type":"noise","data":"' + b"x" * size + b'"}\n')
@@ -146,6 +155,38 @@ def main(config: dict[str, Any]) -> None:
         _hang()
     out.flush()
     sys.exit(int(options.get("exit", 0)))
+
+
+#: What each real CLI says when asked to resume a conversation it does not have.
+_UNKNOWN_RESUME = {
+    "claude": "No conversation found with session ID: {id}",
+    "codex": "Error: thread/resume: thread/resume failed: no rollout found for thread id {id} (code -32600)",
+    "amp": "Error: Thread {id} not found",
+}
+
+
+def _resumed(program: str, args: list[str]) -> str | None:
+    """The conversation id ``args`` ask ``program`` to resume, if any."""
+    for index, arg in enumerate(args[:-1]):
+        if (
+            (program == "claude" and arg == "--resume")
+            or (program == "codex" and arg == "resume")
+            or (program == "amp" and arg == "continue" and index > 0 and args[index - 1] == "threads")
+        ):
+            return args[index + 1]
+    return None
+
+
+def _issued(lines: list[bytes]) -> str | None:
+    """The session or thread id the recorded stream announces (the one the fake can resume)."""
+    for line in lines[:5]:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and (record.get("session_id") or record.get("thread_id")):
+            return str(record.get("session_id") or record.get("thread_id"))
+    return None
 
 
 def stray_processes(marker: str) -> list[tuple[int, str]]:

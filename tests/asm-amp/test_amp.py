@@ -101,13 +101,13 @@ async def test_flags_and_environment(install_fake: Install, tmp_path: Path, monk
             "sdk_opts": {"args": ["--no-notifications"]},
         }
     )
-    done, _ = await run(provider, "-v is not a flag", resume="T-123")
+    done, _ = await run(provider, "-v is not a flag", resume="T-019b9d03-62e3-772f-9780-3e637f90eaec")
     assert done.status is RunStatus.COMPLETED, done.error
     seen = json.loads(record.read_text())
     assert seen["argv"][1:] == [
         "threads",
         "continue",
-        "T-123",
+        "T-019b9d03-62e3-772f-9780-3e637f90eaec",
         "--execute",
         "Be brief.\n\n-v is not a flag",
         "--stream-json-thinking",

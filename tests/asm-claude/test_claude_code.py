@@ -126,7 +126,7 @@ async def test_flags_prompt_and_environment(
             "sdk_opts": {"args": ["--mcp-config", "mcp.json"], "env": {"CLAUDE_CODE_MAX_RETRIES": "0"}},
         }
     )
-    done, _ = await run(provider, "fix the bug", resume="24df73ed")
+    done, _ = await run(provider, "fix the bug", resume="24df73ed-9323-4d26-b320-1a5028a814d3")
     assert done.status is RunStatus.COMPLETED, done.error
     seen = json.loads(record.read_text())
     assert seen["argv"][1:] == [
@@ -150,7 +150,7 @@ async def test_flags_prompt_and_environment(
         "--disallowedTools",
         "WebFetch",
         "--resume",
-        "24df73ed",
+        "24df73ed-9323-4d26-b320-1a5028a814d3",
         "--mcp-config",
         "mcp.json",
     ]

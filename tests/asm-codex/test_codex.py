@@ -113,7 +113,7 @@ async def test_flags_prompt_and_environment(
             "env": {"CODEX_HOME": str(tmp_path)},
         }
     )
-    done, _ = await run(provider, "do the thing", resume="thread-123")
+    done, _ = await run(provider, "do the thing", resume="01a213c6-1374-73b2-b3b2-0f078e1671ae")
     assert done.status is RunStatus.COMPLETED, done.error
     seen = json.loads(record.read_text())
     assert seen["argv"][1:] == [
@@ -129,7 +129,7 @@ async def test_flags_prompt_and_environment(
         "--color",
         "never",
         "resume",
-        "thread-123",
+        "01a213c6-1374-73b2-b3b2-0f078e1671ae",
         "-",
     ]
     assert seen["stdin"] == "Be brief.\n\ndo the thing"

@@ -32,6 +32,7 @@ ASM_ADDED = {
     "artifact_stored",
     "workspace_rolled_back",
     "run_retrying",
+    "transcript_truncated",
     # routing (asm-router's decisions)
     "route_selected",
     "route_failed_over",

@@ -24,11 +24,15 @@ whose call is unknown is dropped and reported in ``Transcript.dropped``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, Literal
 
 import attrs
 
+from asm.errors import AsmError
 from asm.events import (
     RUN_END_TYPES,
     Event,
@@ -40,12 +44,29 @@ from asm.events import (
     ToolCallCompleted,
     ToolCallFailed,
     ToolCallStarted,
+    TranscriptTruncated,
 )
+from asm.model import Entry, Run, RunInput, check_continuation
 from asm.ports import SessionStore
 
-__all__ = ["INTERRUPTED", "Entry", "Transcript", "build_transcript", "transcript"]
-
-EntryKind = Literal["message", "tool_call", "tool_result", "thinking"]
+__all__ = [
+    "INTERRUPTED",
+    "Continuation",
+    "Entry",
+    "Exchange",
+    "Transcript",
+    "build_transcript",
+    "estimate_tokens",
+    "exchanges",
+    "fit",
+    "plan",
+    "render_preamble",
+    "replay",
+    "replay_prompt",
+    "tool_output_text",
+    "transcript",
+    "wire_tool_id",
+]
 
 #: The output of a synthetic result for a tool call that never got one.
 INTERRUPTED: Final = {"error": "tool call was interrupted"}
@@ -62,32 +83,6 @@ TRANSCRIPT_TYPES: Final = (
     EventType.TOOL_CALL_COMPLETED,
     EventType.TOOL_CALL_FAILED,
 )
-
-
-@attrs.frozen
-class Entry:
-    """One item of a conversation, in order.
-
-    ``kind`` is ``message`` (``role`` system, user or assistant, and
-    ``content``), ``thinking`` (the assistant's thinking text in ``content``),
-    ``tool_call`` (``tool_call_id``, ``tool_name``, ``tool_input``) or
-    ``tool_result`` (``tool_call_id``, ``tool_name``, ``tool_output``,
-    ``is_error``; ``synthetic`` for one asm made up for an interrupted call).
-    ``run_id`` is the run it came from; ``partial`` marks what a run that did
-    not complete got to.
-    """
-
-    kind: EntryKind
-    role: str = "assistant"
-    content: str = ""
-    tool_call_id: str | None = None
-    tool_name: str | None = None
-    tool_input: dict[str, Any] = attrs.field(factory=dict)
-    tool_output: Any = None
-    is_error: bool = False
-    synthetic: bool = False
-    run_id: str | None = None
-    partial: bool = False
 
 
 @attrs.frozen
@@ -240,16 +235,316 @@ async def transcript(store: SessionStore, session_id: str, *, upto: int | None =
     >>> [(e.role, e.content) for e in t.messages]  # doctest: +SKIP
     [('user', 'hello'), ('assistant', 'hi!')]
     """
+    # Streamed deltas are most of a log, and they stand in for an answer only in a run that
+    # neither completed nor stored a message_received (see _Builder._end_run): everything else
+    # is read first, then the deltas of those runs alone.
+    before = _before(upto)
+    events = await _read(store, session_id, before, _NOT_DELTAS)
+    answered = {e.run_id for e in events if e.type is EventType.MESSAGE_RECEIVED or e.type is EventType.RUN_COMPLETED}
+    wanted = {e.run_id for e in events if e.run_id is not None and e.run_id not in answered}
+    # The deltas after everything else (a run still streaming) are read too: ``upto`` is the last seq read.
+    deltas = await _read(store, session_id, before, _DELTAS, after=_seq(events[-1]) if events else 0)
+    if len(wanted) > _RUNS_READ_ALONE:  # many failed runs: one read of every delta
+        deltas += [e for e in await _read(store, session_id, before, _DELTAS) if e.run_id in wanted]
+    else:
+        for run_id in sorted(wanted):
+            deltas += await _read(store, session_id, before, _DELTAS, run_id=run_id)
+    if deltas:
+        events = sorted({_seq(e): e for e in [*events, *deltas]}.values(), key=_seq)
+    return build_transcript(session_id, events, upto=upto)
+
+
+_DELTAS: Final = (EventType.MESSAGE_STREAMED,)
+_NOT_DELTAS: Final = tuple(t for t in TRANSCRIPT_TYPES if t is not EventType.MESSAGE_STREAMED)
+#: Up to this many runs that need their deltas get a read each; more, one read of all deltas.
+_RUNS_READ_ALONE: Final = 8
+
+
+async def _read(
+    store: SessionStore,
+    session_id: str,
+    before: int | None,
+    types: tuple[EventType, ...],
+    *,
+    after: int = 0,
+    run_id: str | None = None,
+) -> list[Event]:
     events: list[Event] = []
-    after = 0
     while True:
-        page = await store.read_events(session_id, after=after, before=_before(upto), types=TRANSCRIPT_TYPES)
+        page = await store.read_events(session_id, after=after, before=before, types=types, run_id=run_id)
         events.extend(page.events)
         if not page.has_more:
-            break
+            return events
         after = page.cursor
-    return build_transcript(session_id, events, upto=upto)
+
+
+def _seq(event: Event) -> int:
+    return event.seq or 0
 
 
 def _before(upto: int | None) -> int | None:
     return None if upto is None else upto + 1
+
+
+# -- continuing a session: what a run's provider is sent ----------------------------------------
+
+
+#: The share of a model's context window a transcript may fill by default; the rest is left for
+#: the answer, the tool definitions and the provider's own framing.
+WINDOW_SHARE: Final = 0.75
+
+#: Counts the tokens of a text: ``(text) -> int``.
+TokenCounter = Callable[[str], int]
+
+
+def estimate_tokens(text: str) -> int:
+    """asm's estimate when no tokenizer is plugged in (``asm_count_tokens``): four characters a token.
+
+    >>> estimate_tokens("twelve chars")
+    3
+    """
+    return -(-len(text) // 4)
+
+
+def entry_text(entry: Entry) -> str:
+    """What of ``entry`` a provider is sent, as text (for counting its tokens)."""
+    if entry.kind == "tool_call":
+        return f"{entry.tool_name} {_json(entry.tool_input)}"
+    if entry.kind == "tool_result":
+        return f"{entry.tool_name} {_json(entry.tool_output)}"
+    return entry.content
+
+
+@attrs.frozen
+class Continuation:
+    """How one run continues its session, as the manager decided before it started.
+
+    ``mode`` is ``native`` (the provider resumes ``resume_id``), ``replay`` (``history`` is
+    sent) or ``None`` (nothing earlier to continue, or ``continuation="none"``);
+    ``truncated`` says what was dropped to fit the token budget."""
+
+    mode: str | None = None
+    history: tuple[Entry, ...] = ()
+    resume_id: str | None = None
+    truncated: TranscriptTruncated | None = None
+
+    def apply(self, run: RunInput) -> RunInput:
+        """``run`` as its provider gets it: with the history or the resume id."""
+        return attrs.evolve(run, history=self.history, resume_id=self.resume_id)
+
+
+async def plan(
+    store: SessionStore,
+    run: Run,
+    *,
+    mode: str,
+    native_resume: bool,
+    budget: int | None,
+    count: TokenCounter = estimate_tokens,
+) -> Continuation:
+    """Decide how ``run`` continues its session (see :data:`asm.model.CONTINUATION_MODES`).
+
+    ``native_resume`` is whether the run's provider can resume its own conversation
+    (``Capabilities.native_resume``); ``budget`` the transcript's token budget (``None``: no
+    limit). A ``native`` run that cannot resume (the session's last run was served by another
+    provider, or left no resume id) is a ``validation_error`` naming the way out.
+    """
+    check_continuation(mode)
+    if mode == "none":
+        return Continuation()
+    if mode != "replay":
+        last = await last_run(store, run)
+        resume_id = last.result.resume_id if last is not None and last.result is not None else None
+        if native_resume and last is not None and last.provider == run.provider and resume_id:
+            return Continuation("native", resume_id=resume_id)
+        if mode == "native" and last is not None:
+            raise AsmError(
+                "validation_error",
+                _why_not_native(run, last, native_resume)
+                + "; use continuation='auto' or 'replay' to send the transcript instead",
+                details={"run_id": run.id, "last_run_id": last.id, "last_provider": last.provider},
+            )
+    return await replay(store, run, budget=budget, count=count)
+
+
+async def replay(
+    store: SessionStore, run: Run, *, budget: int | None, count: TokenCounter = estimate_tokens
+) -> Continuation:
+    """``run`` continues by replay: its session's transcript, cut to ``budget`` tokens."""
+    history = (await transcript(store, run.session_id)).entries
+    history = tuple(entry for entry in history if entry.run_id != run.id)
+    history, truncated = fit(history, run.input, budget=budget, count=count)  # the input alone may be over
+    return Continuation("replay", history=history, truncated=truncated) if history else Continuation()
+
+
+async def last_run(store: SessionStore, run: Run) -> Run | None:
+    """The session's run that started last before ``run`` (``None`` if none did)."""
+    started = [r for r in await store.list_runs(run.session_id) if r.id != run.id and r.started_at is not None]
+    return max(started, key=lambda r: r.started_at or r.created_at, default=None)
+
+
+def _why_not_native(run: Run, last: Run, native_resume: bool) -> str:
+    if not native_resume:
+        return f"provider {run.provider!r} cannot resume a conversation of its own (continuation='native')"
+    if last.provider != run.provider:
+        return (
+            f"the session's last run ({last.id}) was served by {last.provider!r}, not {run.provider!r}: "
+            "its resume id means nothing to this provider"
+        )
+    return f"the session's last run ({last.id}, {last.status.value}) left no resume id to continue from"
+
+
+def fit(
+    history: Sequence[Entry], run: RunInput, *, budget: int | None, count: TokenCounter = estimate_tokens
+) -> tuple[tuple[Entry, ...], TranscriptTruncated | None]:
+    """``history`` cut to ``budget`` tokens together with ``run``'s own input: the system
+    messages and the latest turns are kept, the oldest whole turns (a user message and all
+    that followed it, so a tool call is never parted from its result) dropped. Over budget
+    with every turn dropped is ``context_window_exceeded``, with the numbers."""
+    entries = tuple(history)
+    if budget is None:
+        return entries, None
+    fixed = sum(count(m.content) for m in run.messages)
+    fixed += sum(count(entry_text(e)) for e in entries if e.kind == "message" and e.role == "system")
+    turns = _turns([e for e in entries if not (e.kind == "message" and e.role == "system")])
+    sizes = [sum(count(entry_text(e)) for e in turn) for turn in turns]
+    if fixed > budget:
+        raise AsmError(
+            "context_window_exceeded",
+            f"the run's input and the session's system messages are ~{fixed} tokens, over the budget of "
+            f"{budget}; shorten the input or raise continuation_max_tokens",
+            details={"tokens": fixed, "budget": budget},
+        )
+    total, first = fixed + sum(sizes), 0
+    while total > budget:
+        total -= sizes[first]
+        first += 1
+    if first == 0:
+        return entries, None
+    dropped = {id(e) for turn in turns[:first] for e in turn}
+    kept = tuple(e for e in entries if id(e) not in dropped)
+    return kept, TranscriptTruncated(len(dropped), first, len(kept), total, budget)
+
+
+def _turns(entries: Sequence[Entry]) -> list[list[Entry]]:
+    """``entries`` in turns, each from a user message to the next one."""
+    turns: list[list[Entry]] = []
+    for entry in entries:
+        if not turns or (entry.kind == "message" and entry.role == "user"):
+            turns.append([])
+        turns[-1].append(entry)
+    return turns
+
+
+def render_preamble(history: Sequence[Entry]) -> str:
+    """``history`` as text, for a provider that takes one prompt (the CLI agents' replay).
+
+    One block per entry, oldest first, thinking left out::
+
+        [user] What is in app.py?
+        [assistant] Let me read it.
+        [tool call read_file id=toolu_1] {"path": "app.py"}
+        [tool result read_file id=toolu_1] "print('hi')"
+
+    >>> render_preamble([Entry("message", "user", "hi"), Entry("message", "assistant", "hello")])
+    '[user] hi\\n[assistant] hello'
+    """
+    lines = []
+    for entry in history:
+        if entry.kind == "message":
+            lines.append(f"[{entry.role}] {entry.content}")
+        elif entry.kind == "tool_call":
+            lines.append(f"[tool call {entry.tool_name} id={entry.tool_call_id}] {_json(entry.tool_input)}")
+        elif entry.kind == "tool_result":
+            failed = " error" if entry.is_error else ""
+            lines.append(f"[tool result{failed} {entry.tool_name} id={entry.tool_call_id}] {_json(entry.tool_output)}")
+    return "\n".join(lines)
+
+
+#: How a CLI agent's prompt carries a replayed conversation (:func:`replay_prompt`).
+PREAMBLE_HEADER: Final = "The conversation so far (replayed by asm; continue it):"
+PROMPT_HEADER: Final = "The new message:"
+
+
+def replay_prompt(run: RunInput) -> str:
+    """The prompt of a provider that takes one text (a CLI agent): ``run.prompt``, after the
+    rendered history (:func:`render_preamble`) when the run replays its session.
+
+    >>> run = RunInput.coerce("and now?")
+    >>> replay_prompt(attrs.evolve(run, history=(Entry("message", "user", "hi"),)))
+    'The conversation so far (replayed by asm; continue it):\\n[user] hi\\n\\nThe new message:\\nand now?'
+    """
+    if not run.history:
+        return run.prompt
+    return f"{PREAMBLE_HEADER}\n{render_preamble(run.history)}\n\n{PROMPT_HEADER}\n{run.prompt}"
+
+
+def _json(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+
+
+@attrs.frozen
+class Exchange:
+    """One message of a replayed history as a chat API takes it (:func:`exchanges`).
+
+    ``kind`` is ``system``, ``user`` or ``assistant`` (``text``; an assistant's
+    ``calls`` are the tool calls it made in that message) or ``tool_results``
+    (``results``, answering the calls of the assistant message before)."""
+
+    kind: Literal["system", "user", "assistant", "tool_results"]
+    text: str = ""
+    calls: tuple[Entry, ...] = ()
+    results: tuple[Entry, ...] = ()
+
+
+def exchanges(history: Sequence[Entry]) -> list[Exchange]:
+    """``history`` as chat messages: an assistant's text and the tool calls after it in one
+    message, the calls' results together in the next, consecutive texts of one role joined,
+    thinking left out (no API takes back thinking it did not sign), empty texts dropped.
+
+    >>> [x.kind for x in exchanges([Entry("message", "user", "hi"), Entry("message", "assistant", "yo")])]
+    ['user', 'assistant']
+    """
+    out: list[Exchange] = []
+    for entry in history:
+        last = out[-1] if out else None
+        if entry.kind == "message" and entry.content.strip():
+            kind = entry.role if entry.role in ("system", "user") else "assistant"
+            if last is not None and last.kind == kind and not last.calls:
+                out[-1] = attrs.evolve(last, text=f"{last.text}\n\n{entry.content}")
+            else:
+                out.append(Exchange(kind, entry.content))  # type: ignore[arg-type]
+        elif entry.kind == "tool_call":
+            if last is not None and last.kind == "assistant":
+                out[-1] = attrs.evolve(last, calls=(*last.calls, entry))
+            else:
+                out.append(Exchange("assistant", calls=(entry,)))
+        elif entry.kind == "tool_result":
+            if last is not None and last.kind == "tool_results":
+                out[-1] = attrs.evolve(last, results=(*last.results, entry))
+            else:
+                out.append(Exchange("tool_results", results=(entry,)))
+    return out
+
+
+def wire_tool_id(tool_call_id: str | None) -> str:
+    """``tool_call_id`` as every API accepts one (letters, digits, ``_`` and ``-``, at most 64
+    characters): the same id where it already is, else a stable rewrite, so that a call
+    and its result still match after a session moves to another provider.
+
+    >>> wire_tool_id("toolu_01A"), wire_tool_id("call:1/2")
+    ('toolu_01A', 'call_1_2_5c78ae')
+    """
+    value = tool_call_id or "call"
+    if _TOOL_ID.fullmatch(value):
+        return value
+    digest = hashlib.sha256(value.encode()).hexdigest()[:6]
+    return f"{re.sub(r'[^A-Za-z0-9_-]', '_', value)[:50]}_{digest}"
+
+
+_TOOL_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def tool_output_text(entry: Entry) -> str:
+    """A tool result's output as the text an API's tool-result message carries."""
+    return _json(entry.tool_output) if entry.tool_output is not None else ""

@@ -52,6 +52,9 @@ class ModelPrice:
     cache_write: Decimal | None = attrs.field(default=None, converter=attrs.converters.optional(_price))
     cache_read: Decimal | None = attrs.field(default=None, converter=attrs.converters.optional(_price))
     aliases: tuple[str, ...] = ()
+    #: the model's context window in tokens (what a transcript is truncated to, see
+    #: :mod:`asm.continuity`); ``None`` when the table does not say
+    context_window: int | None = None
 
     def cost(self, usage: TokenUsage) -> Cost:
         """What ``usage`` costs at these prices."""
@@ -130,7 +133,7 @@ def pricing_table_from_config(name: str, config: Mapping[str, Any], *, origin: s
         shown = key + suffix
         if not isinstance(entry, Mapping):
             raise AsmError("invalid_config", f"{shown} must be a table with input and output prices")
-        extra = set(entry) - {"input", "output", "cache_write", "cache_read", "aliases"}
+        extra = set(entry) - {"input", "output", "cache_write", "cache_read", "aliases", "context_window"}
         if extra:
             raise AsmError("invalid_config", f"{shown}: unknown key(s) {', '.join(sorted(extra))}")
         for required in ("input", "output"):
@@ -147,9 +150,18 @@ def pricing_table_from_config(name: str, config: Mapping[str, Any], *, origin: s
                 cache_write=entry.get("cache_write"),
                 cache_read=entry.get("cache_read"),
                 aliases=tuple(entry.get("aliases", ())),
+                context_window=_context_window(entry.get("context_window"), shown),
             )
         except AsmError as exc:
             raise AsmError(
                 "invalid_config", f"{shown}: {exc.message}; prices are non-negative numbers", details={"key": key}
             ) from None
     return PricingTable(name, str(config.get("as_of", "")), models)
+
+
+def _context_window(value: object, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise AsmError("invalid_config", f"{where}.context_window must be a positive number of tokens, not {value!r}")
+    return value

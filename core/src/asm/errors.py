@@ -97,6 +97,9 @@ CODES: Final[dict[str, tuple[str, bool]]] = {
     "workspace_too_large": ("validation", False),
     "workspace_rollback_unsupported": ("validation", False),
     "workspace_error": ("runtime", False),
+    # continuity (asm.continuity)
+    "context_window_exceeded": ("validation", False),
+    "resume_not_found": ("provider", False),
 }
 
 

@@ -64,6 +64,7 @@ __all__ = [
     "SessionStarted",
     "ThinkingStreamed",
     "TokenUsageUpdated",
+    "TranscriptTruncated",
     "ToolCallCompleted",
     "ToolCallFailed",
     "ToolCallStarted",
@@ -114,6 +115,7 @@ class EventType(StrEnum):
     ARTIFACT_STORED = "artifact_stored"
     ERROR_OCCURRED = "error_occurred"
     ERROR_RECOVERED = "error_recovered"
+    TRANSCRIPT_TRUNCATED = "transcript_truncated"
     ROUTE_SELECTED = "route_selected"
     ROUTE_FAILED_OVER = "route_failed_over"
     CIRCUIT_OPENED = "circuit_opened"
@@ -211,6 +213,9 @@ class RunStarted(EventData):
     model: str | None = None
     #: optional capabilities the run asked for that the provider lacks
     missing_capabilities: tuple[str, ...] = ()
+    #: how the run continues its session: ``native`` (the provider resumes its own
+    #: conversation), ``replay`` (the transcript is sent) or ``None`` (no earlier conversation)
+    continuation: str | None = None
 
 
 @attrs.frozen
@@ -474,6 +479,20 @@ class ErrorRecovered(EventData):
     message: str | None = None
 
 
+@attrs.frozen
+class TranscriptTruncated(EventData):
+    """The session's transcript was over the run's token budget: its oldest whole turns
+    (``dropped`` entries, ``dropped_turns`` turns) were left out of what the provider is sent;
+    ``tokens`` is the estimate of what was kept (with the run's own input), against ``budget``."""
+
+    type: ClassVar[EventType] = _T.TRANSCRIPT_TRUNCATED
+    dropped: int
+    dropped_turns: int
+    kept: int
+    tokens: int
+    budget: int
+
+
 # -- routing (the router provider, asm-router) -------------------------------
 
 
@@ -605,6 +624,7 @@ PAYLOADS: Final[dict[EventType, type[EventData]]] = {
         ArtifactStored,
         ErrorOccurred,
         ErrorRecovered,
+        TranscriptTruncated,
         RouteSelected,
         RouteFailedOver,
         CircuitOpened,

@@ -158,3 +158,11 @@ def asm_approve_tool(request: ApprovalRequested, run: Run) -> bool | Awaitable[b
     """Answer a tool call that needs approval: ``True`` to allow, ``False`` to
     deny, ``None`` to leave it to the next plugin. The first non-``None``
     answer wins; with no answer, the call is denied."""
+
+
+@hookspec(firstresult=True)
+def asm_count_tokens(text: str, model: str | None, provider: str) -> int | None:
+    """How many tokens ``text`` is for ``model`` on ``provider`` (the transcript's budget,
+    :mod:`asm.continuity`): an offline tokenizer's count, or ``None`` to leave it to the next
+    plugin. The first answer wins; with none, asm estimates ``ceil(len(text) / 4)``. Called
+    once per transcript entry: keep it fast and without I/O."""

@@ -26,6 +26,7 @@ import trio
 
 from asm._trio import single_errors
 from asm._unicode import scrub
+from asm.continuity import WINDOW_SHARE, Continuation, estimate_tokens, plan, replay
 from asm.cost import Pricing
 from asm.errors import AsmError
 from asm.events import (
@@ -36,6 +37,7 @@ from asm.events import (
     ApprovalRequested,
     CostUpdated,
     ErrorOccurred,
+    ErrorRecovered,
     Event,
     EventData,
     MessageSent,
@@ -67,6 +69,7 @@ from asm.model import (
     RunResult,
     Session,
     TokenUsage,
+    check_continuation,
     new_id,
     utcnow,
 )
@@ -124,6 +127,8 @@ class SessionManager:
         approval_timeout: float | None = 300.0,
         artifact_store: ArtifactStore | None = None,
         workspace: Mapping[str, Any] | str | None = None,
+        continuation: str = "auto",
+        continuation_max_tokens: int | None = None,
     ) -> None:
         if event_buffer_size < 1:
             raise AsmError("validation_error", f"event_buffer_size must be >= 1, not {event_buffer_size}")
@@ -145,6 +150,12 @@ class SessionManager:
         self.workspace = workspace
         if workspace is not None:
             WorkspaceOptions.parse(workspace)  # a bad default fails here, not at the first run
+        #: how a run continues its session unless it says (:data:`asm.model.CONTINUATION_MODES`)
+        self.continuation = check_continuation(continuation)
+        if continuation_max_tokens is not None and continuation_max_tokens < 1:
+            raise AsmError("validation_error", f"continuation_max_tokens must be >= 1, not {continuation_max_tokens}")
+        #: the transcript's token budget; ``None``: the model's context window (pricing tables)
+        self.continuation_max_tokens = continuation_max_tokens
         self._session_policies: dict[str, list[Policy]] = {}
         # Inputs as given, for runs started here: the stored copy may be redacted,
         # but the provider must get what the user wrote.
@@ -306,6 +317,7 @@ class SessionManager:
         metadata: Mapping[str, Any] | None = None,
         required_capabilities: Iterable[str] = (),
         optional_capabilities: Iterable[str] = (),
+        continuation: str | None = None,
     ) -> Run:
         """Create a ``pending`` run in an active session (no event yet).
 
@@ -314,8 +326,13 @@ class SessionManager:
         executes the run must have every one of ``required_capabilities``
         (``missing_required_capability`` before it starts, otherwise); the
         ``optional_capabilities`` it lacks are named in ``run_started``.
+        ``continuation`` is how the run continues the session's conversation
+        (``auto``, ``replay``, ``native``, ``none``; default: the manager's, see
+        :mod:`asm.continuity`).
         """
         run_input = _run_input(input, options, required_capabilities, optional_capabilities)
+        if continuation is not None:
+            run_input = attrs.evolve(run_input, continuation=continuation)
         session = await self.store.get_session(session_id)
         if session.status is not SessionStatus.ACTIVE:
             raise AsmError(
@@ -348,6 +365,7 @@ class SessionManager:
         on_event: EventCallback | None = None,
         timeout: float | None = None,
         policies: Iterable[Policy] = (),
+        continuation: str | None = None,
     ) -> Run:
         """Execute a pending run to its end and return the final ``Run``.
 
@@ -359,7 +377,15 @@ class SessionManager:
         stack on the manager's and the session's (see :mod:`asm.policy`); a
         violation emits ``policy_violation`` and cancels the run (reason: the
         policy's name) or only warns.
+
+        The provider is sent the session's conversation so far as
+        ``continuation`` says (default: the run's, else the manager's; see
+        :mod:`asm.continuity`): ``auto`` resumes the provider's own conversation
+        when it served the session's last run, else replays the transcript
+        (cut to the token budget, ``transcript_truncated``); ``execute_run(...,
+        provider="other")`` continues the session on another provider.
         """
+        mode = check_continuation(continuation) if continuation is not None else None
         run = await self.store.get_run(run_id)
         original = self._inputs.get(run_id)
         if original is not None:
@@ -375,6 +401,8 @@ class SessionManager:
         if run.status is not RunStatus.PENDING:
             raise claim_refused(run)  # running elsewhere, or ended: as a lost claim race says
         _check_capabilities(chosen, run.input)
+        if mode is not None:
+            run = attrs.evolve(run, input=attrs.evolve(run.input, continuation=mode))
         run = attrs.evolve(
             run, status=RunStatus.RUNNING, started_at=utcnow(), provider=chosen.name, owner=current_owner()
         )
@@ -453,13 +481,22 @@ class SessionManager:
                     await self._call_hook("asm_run_starting", session=session, run=run)
                     writer.model = _planned_model(provider, run.input)
                     lacking = _capabilities(provider).missing(run.input.optional_capabilities)
-                    await writer.publish(RunStarted(provider.name, writer.model, lacking))
+                    refused: AsmError | None = None
+                    try:
+                        continued = await self._continue(run, provider, writer.model)
+                    except AsmError as exc:  # told after run_started: every run starts the same way
+                        continued, refused = Continuation(), exc
+                    await writer.publish(RunStarted(provider.name, writer.model, lacking, continued.mode))
                     for message in run.input.messages:
                         await writer.publish(MessageSent(message.content, message.role))
+                    if refused is not None:
+                        raise refused
+                    if continued.truncated is not None:
+                        await writer.publish(continued.truncated)
                     if workspace is not None:
                         await workspace.begin(writer.publish)  # fails the run before the provider starts
                     with reporting_process_groups(own_group):
-                        returned = await provider.execute(provider_input, writer)
+                        returned = await self._execute(provider, provider_input, continued, run, writer)
                     await writer.judge_result(returned)
                     # Cancelled (a policy, cancel_run) before the provider returned without
                     # reaching another checkpoint: the cancel stands, whatever it returned.
@@ -513,6 +550,66 @@ class SessionManager:
         return await self._finish(
             session, run, writer, RunStatus.COMPLETED, data, result=result, usage=usage, workspace=workspace
         )
+
+    async def _continue(self, run: Run, provider: Provider, model: str | None) -> Continuation:
+        """How ``run`` continues its session (:func:`asm.continuity.plan`)."""
+        mode = run.input.continuation or self.continuation
+        if "resume" in run.input.options:  # the caller named the conversation to resume by hand
+            return Continuation("native")
+        return await plan(
+            self.store,
+            attrs.evolve(run, provider=provider.name),
+            mode=mode,
+            native_resume=_capabilities(provider).native_resume,
+            budget=self._token_budget(model),
+            count=self._token_counter(provider.name, model),
+        )
+
+    def _token_budget(self, model: str | None) -> int | None:
+        """The transcript's budget: ``continuation_max_tokens``, else a share of the model's
+        context window as the pricing tables give it, else none."""
+        if self.continuation_max_tokens is not None or self.pricing is None:
+            return self.continuation_max_tokens
+        price = self.pricing.price(model)
+        window = price.context_window if price is not None else None
+        return int(window * WINDOW_SHARE) if window is not None else None
+
+    def _token_counter(self, provider: str, model: str | None) -> Callable[[str], int]:
+        hook = self.plugins.hook.asm_count_tokens if self.plugins is not None else None
+        if hook is None or not hook.get_hookimpls():
+            return estimate_tokens
+
+        def count(text: str) -> int:
+            counted = hook(text=text, model=model, provider=provider)
+            return counted if isinstance(counted, int) else estimate_tokens(text)
+
+        return count
+
+    async def _execute(
+        self, provider: Provider, run_input: RunInput, continued: Continuation, run: Run, writer: _RunWriter
+    ) -> RunResult:
+        """The provider executes the run, continuing the session as planned; a resume id
+        the provider no longer knows (``resume_not_found``) falls back to replay, said
+        with an ``error_recovered``."""
+        try:
+            return await provider.execute(continued.apply(run_input), writer)
+        except AsmError as exc:
+            if exc.code != "resume_not_found" or continued.resume_id is None:
+                raise
+        model = writer.model
+        replayed = await replay(
+            self.store, run, budget=self._token_budget(model), count=self._token_counter(provider.name, model)
+        )
+        await writer.publish(
+            ErrorRecovered(
+                "resume_not_found",
+                f"{provider.name} no longer knows conversation {continued.resume_id!r}; "
+                f"the transcript ({len(replayed.history)} entries) is replayed instead",
+            )
+        )
+        if replayed.truncated is not None:
+            await writer.publish(replayed.truncated)
+        return await provider.execute(replayed.apply(run_input), writer)
 
     async def _finish(
         self,
@@ -608,6 +705,7 @@ class SessionManager:
         policies: Iterable[Policy] = (),
         required_capabilities: Iterable[str] = (),
         optional_capabilities: Iterable[str] = (),
+        continuation: str | None = None,
     ) -> Run:
         """One run in a new session: create, activate, execute, then complete
         the session (or fail / cancel it as the run ended). Returns the run.
@@ -618,6 +716,8 @@ class SessionManager:
         >>> run.raise_for_status().output  # doctest: +SKIP
         """
         run_input = _run_input(input, options, required_capabilities, optional_capabilities)
+        if continuation is not None:  # a new session has nothing to continue, but the mode is checked
+            run_input = attrs.evolve(run_input, continuation=continuation)
         chosen = self._resolve_provider(provider)
         _check_capabilities(chosen, run_input)
         session = self._new_session(agent_id, chosen.name, metadata, one_shot=True)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
@@ -28,7 +28,9 @@ __all__ = [
     "CAPABILITY_NAMES",
     "Artifact",
     "Capabilities",
+    "CONTINUATION_MODES",
     "Cost",
+    "Entry",
     "ErrorInfo",
     "ForkPoint",
     "Message",
@@ -41,6 +43,7 @@ __all__ = [
     "RunResult",
     "Session",
     "TokenUsage",
+    "check_continuation",
     "new_id",
     "to_decimal",
     "truncate_text",
@@ -278,6 +281,61 @@ class Message:
     content: str
 
 
+EntryKind = Literal["message", "tool_call", "tool_result", "thinking"]
+
+
+@attrs.frozen
+class Entry:
+    """One item of a session's conversation, in order (see :mod:`asm.continuity`).
+
+    ``kind`` is ``message`` (``role`` system, user or assistant, and
+    ``content``), ``thinking`` (the assistant's thinking text in ``content``),
+    ``tool_call`` (``tool_call_id``, ``tool_name``, ``tool_input``) or
+    ``tool_result`` (``tool_call_id``, ``tool_name``, ``tool_output``,
+    ``is_error``; ``synthetic`` for one asm made up for an interrupted call).
+    ``run_id`` is the run it came from; ``partial`` marks what a run that did
+    not complete got to.
+    """
+
+    kind: EntryKind
+    role: str = "assistant"
+    content: str = ""
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    tool_input: dict[str, Any] = attrs.field(factory=dict)
+    tool_output: Any = None
+    is_error: bool = False
+    synthetic: bool = False
+    run_id: str | None = None
+    partial: bool = False
+
+
+#: How a run continues its session's conversation (``execute_run(continuation=...)``):
+#: ``auto`` (native resume when the provider that served the session's last run serves this
+#: one and gave a resume id, else replay), ``replay`` (the transcript is sent), ``native``
+#: (the provider's own resume only), ``none`` (the run starts with no memory).
+CONTINUATION_MODES: Final = ("auto", "replay", "native", "none")
+
+
+def check_continuation(value: object) -> str:
+    """``value`` if it is a continuation mode, else a ``validation_error`` naming them.
+
+    >>> check_continuation("replay")
+    'replay'
+    """
+    if value not in CONTINUATION_MODES:
+        raise AsmError(
+            "validation_error",
+            f"continuation {value!r} is not one of {', '.join(CONTINUATION_MODES)}",
+            details={"continuation": value},
+        )
+    return str(value)
+
+
+def _continuation(value: object) -> str | None:
+    return None if value is None else check_continuation(value)
+
+
 @attrs.frozen
 class RunInput:
     """What a run is asked to do: the messages, and per-run provider options
@@ -296,6 +354,14 @@ class RunInput:
     #: it should have (those it lacks are named in ``run_started``); see :class:`Capabilities`
     required_capabilities: tuple[str, ...] = attrs.field(default=(), converter=_names, validator=_check_capabilities)
     optional_capabilities: tuple[str, ...] = attrs.field(default=(), converter=_names, validator=_check_capabilities)
+    #: how the run continues its session (:data:`CONTINUATION_MODES`); ``None``: the manager's default
+    continuation: str | None = attrs.field(default=None, converter=_continuation)
+    #: the session's conversation before this run, for a provider to send (replay): set by the
+    #: manager on the input the provider gets, never stored with the run
+    history: tuple[Entry, ...] = ()
+    #: the provider's own id of the conversation to resume (native continuation), from the
+    #: ``resume_id`` of the session's last run: set by the manager like ``history``
+    resume_id: str | None = None
 
     @property
     def prompt(self) -> str:
@@ -353,6 +419,10 @@ class RunResult:
     model: str | None = None
     cost: Cost | None = None
     metadata: dict[str, Any] = attrs.field(factory=dict)
+    #: the provider's own id of this conversation (a Claude Code session, a Codex thread, an
+    #: OpenAI response): a later run of the session on the same provider resumes it (native
+    #: continuation); ``None`` for a provider that cannot resume
+    resume_id: str | None = None
 
 
 @attrs.frozen

@@ -76,6 +76,8 @@ DECISIONS: Final[dict[str, Action]] = {
     "max_runs_exceeded": "wait_and_retry",
     # workspace: the directory is in a state only a person can sort out.
     "workspace_error": "abort",
+    "context_window_exceeded": "failover",  # a provider with a larger context window may take it
+    "resume_not_found": "abort",  # the manager already fell back to replay; this one is final
 }
 
 

@@ -4,12 +4,14 @@ the options every agent CLI takes (:class:`CLIOptions`, :func:`run_options`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import attrs
 
+from asm.continuity import replay_prompt
 from asm.errors import AsmError
 from asm.model import Capabilities, RunInput, RunResult
 from asm.plugins import parse_options
@@ -263,6 +265,10 @@ class CLIAgentProvider(CLIProvider[AgentOptionsT]):
     #: What the run option ``resume`` takes, for its error (``"a codex thread id
     #: string"``); ``None``: the CLI cannot resume and ``resume`` is not a run option.
     resume_id: ClassVar[str | None] = None
+    #: What the CLI says (stderr or its error) when it no longer knows the conversation it was
+    #: asked to resume (a regular expression, case-insensitive): the run's error is then
+    #: ``resume_not_found``, and the manager replays the transcript instead.
+    unknown_resume: ClassVar[str | None] = None
     #: The options' (allowed, denied) tool-list fields, if the CLI takes tool lists:
     #: a run's policies (``allowed_tools`` / ``denied_tools``) are applied to them.
     tool_lists: ClassVar[tuple[str, str] | None] = None
@@ -337,9 +343,28 @@ class CLIAgentProvider(CLIProvider[AgentOptionsT]):
         return options, resume
 
     async def execute(self, run: RunInput, emit: Emit) -> RunResult:
-        """Run the CLI on the prompt, translating its JSON lines into events."""
+        """Run the CLI on the prompt, translating its JSON lines into events.
+
+        The CLI resumes its own conversation when the run carries a resume id (native
+        continuation, or the run option ``resume``); otherwise a replayed session's
+        history goes into the prompt (:func:`asm.continuity.replay_prompt`)."""
         options, resume = self.options_for(run)
-        command = self.command(options, run.prompt, resume)
+        if resume is None and self.resume_id is not None:
+            resume = run.resume_id
+        prompt = run.prompt if resume is not None else replay_prompt(run)
+        try:
+            return await self._execute(emit, options, self.command(options, prompt, resume))
+        except AsmError as exc:
+            if resume is None or self.unknown_resume is None or not _says(exc, self.unknown_resume):
+                raise
+            raise AsmError(
+                "resume_not_found",
+                f"{self.name} no longer knows the conversation {resume!r} it was asked to resume; "
+                "continue without it (continuation='replay')",
+                details=exc.details,
+            ) from None
+
+    async def _execute(self, emit: Emit, options: AgentOptionsT, command: CLICommand) -> RunResult:
         sdk_args, sdk_env = options.sdk_args(self.name)
         env = self.environment(options, {**command.env, **options.env, **sdk_env})
         exe = self.executable(options.path or self.program, env)
@@ -364,3 +389,10 @@ class CLIAgentProvider(CLIProvider[AgentOptionsT]):
                     raise proc.error("max_turns", f"{self.name} went past max_turns={limit}; asm stopped it")
             translator.check_ended(proc, await proc.wait())
         return translator.result()
+
+
+def _says(error: AsmError, pattern: str) -> bool:
+    """Whether ``error``'s message or the CLI's stderr it carries matches ``pattern``."""
+    provider_error = error.details.get("provider_error")
+    stderr = getattr(provider_error, "stderr", None) or ""
+    return re.search(pattern, f"{error.message}\n{stderr}", re.IGNORECASE) is not None

@@ -93,6 +93,7 @@ class StreamJsonTranslator(LineTranslator):
             model=self.model,
             cost=self.cost if with_cost else None,
             metadata=metadata,
+            resume_id=self.session_id,
         )
 
     def translate(self, lines: Iterable[dict[str, Any]]) -> list[EventData]:

@@ -117,8 +117,17 @@ class FakeHTTPServer:
     thread and every connection end on close.
     """
 
-    def __init__(self, responder: Callable[[RecordedRequest], Reply], *, port: int = 0) -> None:
+    def __init__(
+        self,
+        responder: Callable[[RecordedRequest], Reply],
+        *,
+        port: int = 0,
+        validator: Callable[[RecordedRequest], Reply | None] | None = None,
+    ) -> None:
         self.responder = responder
+        #: Checks each request as the real API would: a reply it returns (a 400) is sent
+        #: instead of the queued one, which stays queued.
+        self.validator = validator
         self.requests: list[RecordedRequest] = []
         #: Connections the client closed while a stalled reply held them open.
         self.disconnects = 0
@@ -174,9 +183,17 @@ class FakeHTTPServer:
     def _next_reply(self, request: RecordedRequest) -> Reply:
         with self._lock:
             self.requests.append(request)
+        refused = self.validator(request) if self.validator is not None else None
+        if refused is not None:
+            return refused
+        with self._lock:
             if self._queue:
-                return self._queue.pop(0)
-        return self.responder(request)
+                return self._sent(self._queue.pop(0))
+        return self._sent(self.responder(request))
+
+    def _sent(self, reply: Reply) -> Reply:
+        """Called with every reply the server sends (a subclass may note what it issued)."""
+        return reply
 
     def _handler_class(self) -> type[http.server.BaseHTTPRequestHandler]:
         owner = self

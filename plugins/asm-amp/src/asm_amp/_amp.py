@@ -42,6 +42,8 @@ class AmpProvider(CLIAgentProvider[AmpOptions]):
     inherited_env = INHERITED
     flags: ClassVar = {"mode": "--mode", "permission_mode": PERMISSION_MODES, "settings_file": "--settings-file"}
     resume_id = "an amp thread id string"
+    # amp threads continue <id> with an id it does not have: "Thread T-... not found"
+    unknown_resume = r"thread\b.*\bnot found|no such thread"
 
     def command(self, options: AmpOptions, prompt: str, resume: str | None) -> CLICommand:
         """``[threads continue <id>] --execute <prompt>`` (after the system prompt; a

@@ -85,6 +85,8 @@ class ClaudeCodeProvider(CLIAgentProvider[ClaudeCodeOptions]):
         "disallowed_tools": "--disallowedTools",
     }
     resume_id = "a Claude Code session id"
+    # claude -p --resume <id> with an id it does not have (or one from another directory)
+    unknown_resume = r"no conversation found with session id"
     #: the run's policies become ``--allowedTools`` / ``--disallowedTools``: a denied tool never starts
     tool_lists = ("allowed_tools", "disallowed_tools")
 

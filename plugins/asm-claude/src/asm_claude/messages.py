@@ -43,6 +43,7 @@ import attrs
 import httpx2
 
 from asm import TokenUsage
+from asm.continuity import exchanges, render_preamble, tool_output_text, wire_tool_id
 from asm.events import MessageStreamed, ThinkingStreamed, ToolCallStarted
 from asm.ports import Emit
 from asm.providers import http as kit
@@ -231,17 +232,58 @@ class ClaudeProvider(kit.StainlessProvider[ClaudeOptions]):
         return "auth_token" not in options.sdk_opts and not os.environ.get("ANTHROPIC_AUTH_TOKEN")
 
     def conversation(self, ctx: kit.RunContext[ClaudeOptions]) -> list[Any]:
-        """The messages; system messages go to the request's ``system``."""
+        """The session's history (replayed) and the run's messages; system messages go to the
+        request's ``system``. Without tools in the request the history's tool calls and
+        results are told as text: the API refuses tool blocks in a request with no tools."""
+        messages: list[dict[str, Any]] = []
+        for exchange in exchanges(ctx.run.history):
+            if exchange.kind == "assistant":
+                blocks: list[dict[str, Any]] = [{"type": "text", "text": exchange.text}] if exchange.text else []
+                for call in exchange.calls:
+                    if ctx.tools:
+                        blocks.append(
+                            {
+                                "type": "tool_use",
+                                "id": wire_tool_id(call.tool_call_id),
+                                "name": call.tool_name,
+                                "input": call.tool_input,
+                            }
+                        )
+                    else:
+                        blocks.append({"type": "text", "text": render_preamble([call])})
+                _add(messages, "assistant", blocks)
+            elif exchange.kind == "tool_results":
+                results: list[dict[str, Any]] = []
+                for result in exchange.results:
+                    if not ctx.tools:
+                        results.append({"type": "text", "text": render_preamble([result])})
+                        continue
+                    block: dict[str, Any] = {
+                        "type": "tool_result",
+                        "tool_use_id": wire_tool_id(result.tool_call_id),
+                        "content": tool_output_text(result),
+                    }
+                    results.append({**block, "is_error": True} if result.is_error else block)
+                _add(messages, "user", results)
+            elif exchange.kind == "user":
+                _add(messages, "user", [{"type": "text", "text": exchange.text}])
+        for m in ctx.run.messages:
+            if m.role != "system":
+                _add(messages, "assistant" if m.role == "assistant" else "user", [{"type": "text", "text": m.content}])
+        # A message of one text block is sent as plain text, as most clients write it.
         return [
-            {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
-            for m in ctx.run.messages
-            if m.role != "system"
+            {**m, "content": m["content"][0]["text"]} if [b["type"] for b in m["content"]] == ["text"] else m
+            for m in messages
         ]
 
     def request(self, ctx: kit.RunContext[ClaudeOptions], conversation: list[Any]) -> dict[str, Any]:
         options = ctx.options
         system = [options.system_prompt] if options.system_prompt else []
-        system += [m.content for m in ctx.run.messages if m.role == "system"]
+        for text in [e.text for e in exchanges(ctx.run.history) if e.kind == "system"] + [
+            m.content for m in ctx.run.messages if m.role == "system"
+        ]:
+            if text not in system:
+                system.append(text)
         request: dict[str, Any] = {
             "model": options.model,
             "max_tokens": options.max_tokens,
@@ -274,3 +316,16 @@ class ClaudeProvider(kit.StainlessProvider[ClaudeOptions]):
 
 #: The ``claude`` provider factory (``[providers.claude]``): see :meth:`HTTPProvider.from_config`.
 create_messages_provider: Final = ClaudeProvider.from_config
+
+
+def _add(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
+    """Append a message, or join it to the last one of the same role (the API would join
+    them anyway); a message's tool results stay before its text, as the API requires."""
+    if not blocks:
+        return
+    if messages and messages[-1]["role"] == role:
+        merged = [*messages[-1]["content"], *blocks]
+        merged.sort(key=lambda block: block["type"] != "tool_result")
+        messages[-1] = {"role": role, "content": merged}
+    else:
+        messages.append({"role": role, "content": blocks})

@@ -22,6 +22,7 @@ and failures (:func:`error_reply`, :func:`reset_reply`, :func:`cut_stream`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -223,15 +224,84 @@ def _echo_responder(request: RecordedRequest) -> Reply:
     return reply
 
 
+_TOOL_ID = re.compile(r"[a-zA-Z0-9_-]+")
+
+
+def messages_request_problem(body: Any) -> str | None:
+    """Why the Messages API would refuse ``body`` with a 400 (``None``: it would not), for
+    what asm's requests can get wrong: message shapes and roles, empty text, tool blocks
+    without tools, malformed tool ids, and tool pairing - each ``tool_use`` answered by a
+    ``tool_result`` in the very next message (results first in it), each ``tool_result``
+    answering a ``tool_use`` of the message before."""
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
+        return "messages: field required (a non-empty list)"
+    messages: list[Any] = body["messages"]
+    tools = bool(body.get("tools"))
+    previous_uses: list[str] = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            return f"messages.{i}.role: Input should be 'user' or 'assistant'"
+        if i == 0 and message["role"] != "user":
+            return 'messages: first message must use the "user" role'
+        content = message.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        if not isinstance(blocks, list) or not blocks:
+            return f"messages.{i}: all messages must have non-empty content"
+        types = [b.get("type") if isinstance(b, dict) else None for b in blocks]
+        if any(b.get("type") == "text" and not str(b.get("text", "")).strip() for b in blocks if isinstance(b, dict)):
+            return f"messages.{i}: text content blocks must be non-empty"
+        if not tools and ("tool_use" in types or "tool_result" in types):
+            return "Requests which include `tool_use` or `tool_result` blocks must define tools."
+        results = [b.get("tool_use_id") for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]
+        if previous_uses:
+            missing = [u for u in previous_uses if u not in results]
+            if (
+                message["role"] != "user"
+                or missing
+                or types[: len(previous_uses)] != ["tool_result"] * len(previous_uses)
+            ):
+                return (
+                    f"messages.{i - 1}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                    f"{', '.join(missing or previous_uses)}. Each `tool_use` block must have a corresponding "
+                    "`tool_result` block in the next message."
+                )
+        for j, result in enumerate(results):
+            if result not in previous_uses:
+                return (
+                    f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: {result}. "
+                    "Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
+                )
+        previous_uses = []
+        for j, block in enumerate(blocks):
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                if not _TOOL_ID.fullmatch(str(block.get("id", ""))):
+                    return f"messages.{i}.content.{j}.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'"
+                previous_uses.append(str(block["id"]))
+    if previous_uses:
+        return (
+            f"messages.{len(messages) - 1}: `tool_use` ids were found without `tool_result` blocks immediately "
+            f"after: {', '.join(previous_uses)}"
+        )
+    return None
+
+
+def _validate(request: RecordedRequest) -> Reply | None:
+    if request.method != "POST" or not request.path.endswith("/messages"):
+        return None
+    problem = messages_request_problem(request.body)
+    return None if problem is None else error_reply(400, "invalid_request_error", problem)
+
+
 class FakeAnthropicServer(FakeHTTPServer):
     """A fake Anthropic Messages API: point ``base_url`` at :attr:`url`.
 
     Without queued replies it streams the last user message back (model
-    ``slow``: stalls mid-stream until the client disconnects).
+    ``slow``: stalls mid-stream until the client disconnects). A request the real
+    API would refuse (:func:`messages_request_problem`) gets its 400 instead.
     """
 
     def __init__(self, responder: Callable[[RecordedRequest], Reply] = _echo_responder, *, port: int = 0) -> None:
-        super().__init__(responder, port=port)
+        super().__init__(responder, port=port, validator=_validate)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

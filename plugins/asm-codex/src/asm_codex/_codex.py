@@ -78,6 +78,8 @@ class CodexProvider(CLIAgentProvider[CodexOptions]):
         "permission_mode": PERMISSION_MODES,
     }
     resume_id = "a codex thread id string"
+    # codex exec resume <id> whose rollout is gone: "no rollout found for thread id <id>"
+    unknown_resume = r"no rollout found|no saved session found|missing rollout path"
 
     def command(self, options: CodexOptions, prompt: str, resume: str | None) -> CLICommand:
         """``codex exec --json`` with the flags, ``-c`` overrides, then ``resume <id>`` and
@@ -129,7 +131,12 @@ class _Stream(LineTranslator):
         if self.thread_id:
             metadata = {"thread_id": self.thread_id, "cli_session_id": self.thread_id}
         return RunResult(
-            output=self.output, stop_reason="completed", usage=self.usage, model=self.model, metadata=metadata
+            output=self.output,
+            stop_reason="completed",
+            usage=self.usage,
+            model=self.model,
+            metadata=metadata,
+            resume_id=self.thread_id,
         )
 
     def _line(self, line: dict[str, Any]) -> list[EventData]:

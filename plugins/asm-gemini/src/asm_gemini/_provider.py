@@ -181,12 +181,16 @@ class GeminiProvider(kit.HTTPProvider[GeminiOptions]):
 
     def conversation(self, ctx: kit.RunContext[GeminiOptions]) -> list[Any]:
         """The messages as ``contents`` (system messages go to ``systemInstruction``)."""
-        return _wire.conversation(ctx.run.messages)
+        return _wire.conversation(ctx.run.messages, ctx.run.history)
 
     def request(self, ctx: kit.RunContext[GeminiOptions], conversation: list[Any]) -> dict[str, Any]:
         options = ctx.options
         system = [options.system_prompt] if options.system_prompt else []
-        system += [m.content for m in ctx.run.messages if m.role == "system"]
+        for text in [e.content for e in ctx.run.history if e.kind == "message" and e.role == "system"] + [
+            m.content for m in ctx.run.messages if m.role == "system"
+        ]:
+            if text not in system:
+                system.append(text)
         return _wire.generate_request(
             model=options.model,
             contents=conversation,

@@ -21,6 +21,7 @@ from typing import Any, Final
 import attrs
 
 from asm import TokenUsage
+from asm.continuity import Entry, exchanges, tool_output_text
 from asm.events import MessageStreamed, ThinkingStreamed, ToolCallStarted
 from asm.ports import Emit
 from asm.providers import http as kit
@@ -57,9 +58,28 @@ class GeminiCall(kit.ToolCall):
 # -- requests ----------------------------------------------------------------------
 
 
-def conversation(messages: Sequence[Any]) -> list[dict[str, Any]]:
-    """The run's messages as ``contents``; system messages go to ``systemInstruction``."""
-    return [
+def conversation(messages: Sequence[Any], history: Sequence[Entry] = ()) -> list[dict[str, Any]]:
+    """The replayed ``history`` and the run's messages as ``contents``; system messages go to
+    ``systemInstruction``. Replayed calls carry no id: Gemini pairs a turn's
+    ``functionResponse`` parts with its ``functionCall`` parts by order."""
+    contents: list[dict[str, Any]] = []
+    for exchange in exchanges(history):
+        if exchange.kind == "tool_results":
+            parts: list[dict[str, Any]] = [
+                {
+                    "functionResponse": {
+                        "name": r.tool_name,
+                        "response": {"error" if r.is_error else "result": tool_output_text(r)},
+                    }
+                }
+                for r in exchange.results
+            ]
+            contents.append({"role": "user", "parts": parts})
+        elif exchange.kind != "system":
+            parts = [{"text": exchange.text}] if exchange.text else []
+            parts += [{"functionCall": {"name": c.tool_name, "args": c.tool_input}} for c in exchange.calls]
+            contents.append({"role": "model" if exchange.kind == "assistant" else "user", "parts": parts})
+    return contents + [
         {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
         for m in messages
         if m.role != "system"

@@ -33,6 +33,8 @@ Config (``[providers.openai]``) and per-run options (``options={...}``)::
 from __future__ import annotations
 
 import inspect
+import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -42,7 +44,9 @@ import openai
 from openai.resources.chat.completions import AsyncCompletions
 from openai.resources.responses import AsyncResponses
 
-from asm import TokenUsage
+from asm import Capabilities, RunInput, RunResult, TokenUsage
+from asm.continuity import Entry, exchanges, tool_output_text, wire_tool_id
+from asm.errors import AsmError
 from asm.events import MessageStreamed, ThinkingStreamed, ToolCallStarted
 from asm.ports import Emit
 from asm.providers import http as kit
@@ -117,6 +121,7 @@ _INCOMPLETE: Final = {"max_output_tokens": "max_tokens", "content_filter": "cont
 
 class _ResponsesTurn(kit.Turn):
     final_event = "response.completed"
+    resumable = True  # the API stores responses: previous_response_id continues one
 
     def __init__(self, service: kit.Service) -> None:
         super().__init__(service)
@@ -253,12 +258,35 @@ class _ResponsesWire:
     turn_class = _ResponsesTurn
 
     def conversation(self, ctx: kit.RunContext[OpenAIOptions]) -> list[Any]:
+        """The replayed history as input items, then the run's messages (a run that
+        resumes a stored response sends only its own: ``previous_response_id``)."""
         roles = {"system": "developer", "assistant": "assistant"}
-        return [{"role": roles.get(m.role, "user"), "content": m.content} for m in ctx.run.messages]
+        items: list[Any] = []
+        for exchange in exchanges(ctx.run.history):
+            if exchange.kind == "tool_results":
+                items += [
+                    {"type": "function_call_output", "call_id": wire_tool_id(r.tool_call_id), "output": _output(r)}
+                    for r in exchange.results
+                ]
+                continue
+            if exchange.text:
+                items.append({"role": roles.get(exchange.kind, "user"), "content": exchange.text})
+            items += [
+                {
+                    "type": "function_call",
+                    "call_id": wire_tool_id(c.tool_call_id),
+                    "name": c.tool_name,
+                    "arguments": json.dumps(c.tool_input),
+                }
+                for c in exchange.calls
+            ]
+        return items + [{"role": roles.get(m.role, "user"), "content": m.content} for m in ctx.run.messages]
 
     def request(self, ctx: kit.RunContext[OpenAIOptions], conversation: list[Any]) -> dict[str, Any]:
         options = ctx.options
         request: dict[str, Any] = {"model": options.model, "input": list(conversation), "stream": True}
+        if ctx.run.resume_id:
+            request["previous_response_id"] = ctx.run.resume_id
         if options.system_prompt:
             request["instructions"] = options.system_prompt
         if options.max_tokens is not None:
@@ -291,11 +319,31 @@ class _ChatWire:
     turn_class = _ChatTurn
 
     def conversation(self, ctx: kit.RunContext[OpenAIOptions]) -> list[Any]:
+        """The system prompt, the replayed history, then the run's messages."""
         prompt = ctx.options.system_prompt
-        system = [{"role": "system", "content": prompt}] if prompt else []
+        messages: list[Any] = [{"role": "system", "content": prompt}] if prompt else []
+        for exchange in exchanges(ctx.run.history):
+            if exchange.kind == "tool_results":
+                messages += [
+                    {"role": "tool", "tool_call_id": wire_tool_id(r.tool_call_id), "content": _output(r)}
+                    for r in exchange.results
+                ]
+            elif exchange.calls:
+                calls = [
+                    {
+                        "id": wire_tool_id(c.tool_call_id),
+                        "type": "function",
+                        "function": {"name": c.tool_name, "arguments": json.dumps(c.tool_input)},
+                    }
+                    for c in exchange.calls
+                ]
+                messages.append({"role": "assistant", "content": exchange.text or None, "tool_calls": calls})
+            else:
+                messages.append({"role": exchange.kind, "content": exchange.text})
         roles = ("system", "assistant")
-        messages = ctx.run.messages
-        return system + [{"role": m.role if m.role in roles else "user", "content": m.content} for m in messages]
+        return messages + [
+            {"role": m.role if m.role in roles else "user", "content": m.content} for m in ctx.run.messages
+        ]
 
     def request(self, ctx: kit.RunContext[OpenAIOptions], conversation: list[Any]) -> dict[str, Any]:
         request: dict[str, Any] = {
@@ -325,6 +373,12 @@ class _ChatWire:
         return [{"role": "tool", "tool_call_id": c.id, "content": _tool_text(c, o)} for c, o in results]
 
 
+def _output(result: Entry) -> str:
+    """A replayed tool result as the model reads it (errors say so, as :func:`_tool_text`)."""
+    text = tool_output_text(result)
+    return f"error: {text}" if result.is_error else text
+
+
 def _tool_text(call: kit.ToolCall, outcome: ToolOutcome) -> str:
     """A tool's result as the model reads it: errors of the tool itself say so."""
     return f"error: {outcome.content}" if outcome.is_error and call.error is None else outcome.content
@@ -350,6 +404,29 @@ class OpenAIProvider(kit.StainlessProvider[OpenAIOptions]):
     def wire(self, options: OpenAIOptions) -> kit.Wire[OpenAIOptions]:
         """Chat Completions with ``api = "chat"``, else the Responses API."""
         return _CHAT if options.api == "chat" else _RESPONSES
+
+    def capabilities(self) -> Capabilities:
+        """The kit's, and native resume on the Responses API (``previous_response_id``)."""
+        return attrs.evolve(self.capabilities_value, native_resume=self.options.api != "chat")
+
+    async def execute(self, run: RunInput, emit: Emit) -> RunResult:
+        """The kit's tool loop; a stored response the API no longer has (``previous_response_id``
+        of a resumed run) is ``resume_not_found``, which the manager answers with a replay."""
+        try:
+            return await super().execute(run, emit)
+        except AsmError as exc:
+            if run.resume_id and _LOST_RESPONSE.search(f"{exc.message} {exc.details.get('provider_error')}"):
+                raise AsmError(
+                    "resume_not_found",
+                    f"OpenAI no longer has the response {run.resume_id!r} this run continues; "
+                    "continue without it (continuation='replay')",
+                    details=exc.details,
+                ) from None
+            raise
+
+
+#: What the API says of a ``previous_response_id`` it does not have.
+_LOST_RESPONSE: Final = re.compile(r"previous_response_not_found|previous response with id .* not found", re.I)
 
 
 #: The ``openai`` provider factory (``[providers.openai]``): see :meth:`HTTPProvider.from_config`.

@@ -22,6 +22,7 @@ disconnects.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -300,16 +301,92 @@ def _echo_responder(request: RecordedRequest) -> Reply:
     return reply
 
 
+def chat_request_problem(body: Any) -> str | None:
+    """Why Chat Completions would refuse ``body`` with a 400 (``None``: it would not), for
+    tool pairing: an assistant message's ``tool_calls`` each answered by a ``tool`` message
+    right after it, and no ``tool`` message answering nothing."""
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
+        return "Invalid value for 'messages': expected a non-empty array."
+    pending: list[str] = []
+    for message in body["messages"]:
+        role = message.get("role") if isinstance(message, dict) else None
+        if role == "tool":
+            if message.get("tool_call_id") not in pending:
+                return (
+                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
+                    "with 'tool_calls'."
+                )
+            pending.remove(message["tool_call_id"])
+            continue
+        if pending:
+            break
+        if role not in ("system", "developer", "user", "assistant"):
+            return f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'tool' and ..."
+        pending = [str(c.get("id")) for c in message.get("tool_calls") or ()] if role == "assistant" else []
+    if pending:
+        return (
+            "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+            f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(pending)}"
+        )
+    return None
+
+
+def responses_request_problem(body: Any, issued: set[str] | frozenset[str] = frozenset()) -> str | None:
+    """Why the Responses API would refuse ``body`` with a 400 (``None``: it would not): a
+    ``previous_response_id`` not in ``issued``, a ``function_call_output`` with no
+    ``function_call`` (in the input, or the previous response), a ``function_call`` with no
+    output."""
+    if not isinstance(body, dict) or not isinstance(body.get("input"), (list, str)):
+        return "Missing required parameter: 'input'."
+    previous = body.get("previous_response_id")
+    if previous is not None and previous not in issued:
+        return f"Previous response with id '{previous}' not found."
+    items = body["input"] if isinstance(body["input"], list) else []
+    calls = [str(i.get("call_id")) for i in items if isinstance(i, dict) and i.get("type") == "function_call"]
+    outputs = [str(i.get("call_id")) for i in items if isinstance(i, dict) and i.get("type") == "function_call_output"]
+    for call_id in outputs:
+        if call_id not in calls and previous is None:
+            return f"No tool call found for function call output with call_id {call_id}."
+    for call_id in calls:
+        if call_id not in outputs:
+            return f"No tool output found for function call {call_id}."
+    return None
+
+
+_RESPONSE_ID = re.compile(rb'"id": ?"(resp_[^"]+)"')
+
+
 class FakeOpenAIServer(FakeHTTPServer):
     """A fake OpenAI API: point ``base_url`` at :attr:`base_url` (``.../v1``).
 
     Without queued replies it streams the last user message back, as a
     Responses or Chat Completions stream by the path asked (model ``slow``:
-    stalls mid-stream until the client disconnects).
+    stalls mid-stream until the client disconnects). A request the real API would
+    refuse (:func:`chat_request_problem`, :func:`responses_request_problem`, which knows
+    the response ids this server sent) gets its 400 instead.
     """
 
     def __init__(self, responder: Callable[[RecordedRequest], Reply] = _echo_responder, *, port: int = 0) -> None:
-        super().__init__(responder, port=port)
+        #: The response ids this server has sent (``previous_response_id`` may name them).
+        self.issued: set[str] = set()
+        super().__init__(responder, port=port, validator=self._validate)
+
+    def _sent(self, reply: Reply) -> Reply:
+        self.issued.update(match.decode() for match in _RESPONSE_ID.findall(reply.body))
+        return reply
+
+    def _validate(self, request: RecordedRequest) -> Reply | None:
+        if request.method != "POST":
+            return None
+        if request.path.endswith("/chat/completions"):
+            problem = chat_request_problem(request.body)
+        elif request.path.endswith("/responses"):
+            problem = responses_request_problem(request.body, self.issued)
+            if problem is not None and problem.startswith("Previous response"):
+                return error_reply(400, "previous_response_not_found", problem)
+        else:
+            return None
+        return None if problem is None else error_reply(400, "invalid_request_error", problem)
 
     @property
     def base_url(self) -> str:

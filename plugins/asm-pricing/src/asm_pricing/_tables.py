@@ -17,12 +17,24 @@ OPENAI_AS_OF = "2025-11-24"
 GOOGLE_AS_OF = "2026-01-08"
 
 
+#: Context windows (tokens) as the providers' model pages list them (Claude: the standard 200k,
+#: not the 1M beta).
+CLAUDE_WINDOW = 200_000
+
+
 def _claude(i: str, o: str, write: str, read: str, *aliases: str) -> dict[str, Any]:
-    return {"input": i, "output": o, "cache_write": write, "cache_read": read, "aliases": aliases}
+    return {
+        "input": i,
+        "output": o,
+        "cache_write": write,
+        "cache_read": read,
+        "aliases": aliases,
+        "context_window": CLAUDE_WINDOW,
+    }
 
 
-def _openai(i: str, o: str, read: str, *aliases: str) -> dict[str, Any]:
-    return {"input": i, "output": o, "cache_write": i, "cache_read": read, "aliases": aliases}
+def _openai(i: str, o: str, read: str, window: int, *aliases: str) -> dict[str, Any]:
+    return {"input": i, "output": o, "cache_write": i, "cache_read": read, "aliases": aliases, "context_window": window}
 
 
 ANTHROPIC: dict[str, dict[str, Any]] = {
@@ -37,23 +49,30 @@ ANTHROPIC: dict[str, dict[str, Any]] = {
 }
 
 OPENAI: dict[str, dict[str, Any]] = {
-    "gpt-5": _openai("1.25", "10", "0.125"),
-    "gpt-5-codex": _openai("1.25", "10", "0.125"),
-    "gpt-5-mini": _openai("0.25", "2", "0.025"),
-    "gpt-5-nano": _openai("0.05", "0.40", "0.005"),
-    "gpt-4.1": _openai("2", "8", "0.50"),
-    "gpt-4.1-mini": _openai("0.40", "1.60", "0.10"),
-    "gpt-4.1-nano": _openai("0.10", "0.40", "0.025"),
-    "gpt-4o": _openai("2.50", "10", "1.25"),
-    "gpt-4o-mini": _openai("0.15", "0.60", "0.075"),
-    "o3": _openai("2", "8", "0.50"),
-    "o3-mini": _openai("1.10", "4.40", "0.55"),
-    "o4-mini": _openai("1.10", "4.40", "0.275"),
+    "gpt-5": _openai("1.25", "10", "0.125", 400_000),
+    "gpt-5-codex": _openai("1.25", "10", "0.125", 400_000),
+    "gpt-5-mini": _openai("0.25", "2", "0.025", 400_000),
+    "gpt-5-nano": _openai("0.05", "0.40", "0.005", 400_000),
+    "gpt-4.1": _openai("2", "8", "0.50", 1_047_576),
+    "gpt-4.1-mini": _openai("0.40", "1.60", "0.10", 1_047_576),
+    "gpt-4.1-nano": _openai("0.10", "0.40", "0.025", 1_047_576),
+    "gpt-4o": _openai("2.50", "10", "1.25", 128_000),
+    "gpt-4o-mini": _openai("0.15", "0.60", "0.075", 128_000),
+    "o3": _openai("2", "8", "0.50", 200_000),
+    "o3-mini": _openai("1.10", "4.40", "0.55", 200_000),
+    "o4-mini": _openai("1.10", "4.40", "0.275", 200_000),
 }
 
 
 def _gemini(i: str, o: str, read: str, *aliases: str) -> dict[str, Any]:
-    return {"input": i, "output": o, "cache_write": i, "cache_read": read, "aliases": aliases}
+    return {
+        "input": i,
+        "output": o,
+        "cache_write": i,
+        "cache_read": read,
+        "aliases": aliases,
+        "context_window": 1_048_576,
+    }
 
 
 #: Output prices include thinking tokens (billed as output; asm counts them so).

@@ -266,4 +266,5 @@ class HTTPProvider(Generic[OptionsT]):
             usage=usage,
             model=turn.model,
             metadata={"turns": turns, turn.id_key: turn.response_id},
+            resume_id=turn.response_id if turn.resumable else None,
         )

@@ -60,6 +60,9 @@ class Turn:
     final_event: ClassVar[str] = ""
     #: The key of ``response_id`` in the result's metadata.
     id_key: ClassVar[str] = "response_id"
+    #: Whether a later request can continue from ``response_id`` (the API keeps the
+    #: conversation): it is then the result's ``resume_id`` (native continuation).
+    resumable: ClassVar[bool] = False
 
     def __init__(self, service: Service) -> None:
         self.service = service
