@@ -178,7 +178,9 @@ class AsmStoppedContract:
             assert [pid for pid in pids if running(pid)] == [], f"running after asm exited: {pids}"
             left = stray_processes(str(asm_run.fake.parent))
             assert left == [], f"running after asm exited: {left}"
-        expected = (128 + stop, f"asm: stopped by {stop.name}; the run was cancelled\n")
+        run_started = next(event for event in events if event["type"] == "run_started")
+        ids = f"session {run_started['session_id']} \u00b7 run {run_started['run_id']}\n"  # asm run's first line
+        expected = (128 + stop, f"{ids}asm: stopped by {stop.name}; the run was cancelled\n")
         assert (status, stderr) == expected, f"{(status, stderr)} != {expected}"
         types = [event["type"] for event in events]
         assert types[-2:] == ["run_cancelled", "session_cancelled"], types
