@@ -45,6 +45,7 @@ import attrs
 import platformdirs
 
 from asm.errors import AsmError
+from asm.model import CONTINUATION_MODES
 from asm.serde import converter, describe_structure_error
 
 __all__ = [
@@ -138,6 +139,13 @@ class AsmConfig:
     workspace: dict[str, Any] | None = None
     #: retries of a provider that fails before any output: ``{max_retries, base_delay, max_delay}`` (asm.retry)
     retry: dict[str, Any] | None = None
+    #: how a run continues its session: auto, replay, native or none (asm.continuity)
+    continuation: str = "auto"
+    #: the transcript's token budget (unset: 3/4 of the model's context window, when the pricing tables know it)
+    continuation_max_tokens: int | None = None
+    #: compaction of redundant streamed deltas and a per-session event cap:
+    #: ``{after_days, max_session_events}`` (asm.retention)
+    retention: dict[str, Any] | None = None
     #: ``{backend}``: where ``open_session_server(runtime)`` executes runs: ``"local"`` (this
     #: process, the default) or a plugin's server backend (``"celery"``: asm-celery's workers)
     server: dict[str, Any] = attrs.field(factory=dict)
@@ -362,6 +370,10 @@ def _range_problem(key: str, value: Any) -> str | None:
         return "must be at least 1 (leave it unset for no limit)"
     if key == "event_buffer_size" and value < 1:
         return "must be at least 1"
+    if key == "continuation" and value not in CONTINUATION_MODES:
+        return f"must be one of {', '.join(CONTINUATION_MODES)}"
+    if key == "continuation_max_tokens" and value is not None and value < 1:
+        return "must be at least 1 token (leave it unset for 3/4 of the model's context window)"
     if key in ("error_text_max_bytes", "error_text_max_lines") and value < 0:
         return "must be 0 or more"
     if key == "server" and (set(value) - {"backend"} or not isinstance(value.get("backend", ""), str)):

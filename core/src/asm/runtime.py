@@ -223,6 +223,7 @@ def assemble(
     renderer = _create(context, "renderers", cfg.renderer)
     sinks = [_create(context, "sinks", name) for name in cfg.sinks]
     _install_redactor(registry, cfg)
+    _install_retention(registry, cfg, store)
     pricing = _pricing(context)
     policies = _policies(context)
     pipeline = RenderingPipeline(renderer, sinks) if sinks else None
@@ -253,6 +254,8 @@ def assemble(
             approval_timeout=cfg.approval_timeout,
             artifact_store=artifact_store,
             workspace=_workspace(cfg),
+            continuation=cfg.continuation,
+            continuation_max_tokens=cfg.continuation_max_tokens,
         ),
         sources=loaded,
         retry=_retry(cfg),
@@ -325,6 +328,21 @@ def _install_redactor(registry: PluginRegistry, cfg: AsmConfig) -> None:
         registry.manager.unregister(previous, name=REDACTOR_PLUGIN)
     if cfg.redact:
         registry.manager.register(EventRedactor(cfg.redact_patterns), name=REDACTOR_PLUGIN)
+
+
+RETENTION_PLUGIN = "asm.retention"
+
+
+def _install_retention(registry: PluginRegistry, cfg: AsmConfig, store: SessionStore) -> None:
+    """Register (or replace, or remove) the ``[retention]`` policy's enforcer for ``store``."""
+    from asm.retention import RetentionEnforcer, RetentionPolicy
+
+    policy = RetentionPolicy.from_config(cfg.retention)  # checked at assembly: a mistake is invalid_config
+    previous = registry.manager.get_plugin(RETENTION_PLUGIN)
+    if previous is not None:
+        registry.manager.unregister(previous, name=RETENTION_PLUGIN)
+    if policy.configured:
+        registry.manager.register(RetentionEnforcer(policy, store), name=RETENTION_PLUGIN)
 
 
 class _ConfiguredProvider:

@@ -215,6 +215,11 @@ class InMemorySessionStore:
         log = self._logs.get(session_id)
         return log.head if log is not None else 0
 
+    async def count_events(self, session_id: str) -> int:
+        """How many events the session's log holds (a compacted range counts once)."""
+        log = self._logs.get(session_id)
+        return len(log.events) if log is not None else 0
+
     async def compact_events(self, session_id: str, *, older_than: datetime | None = None) -> Compaction:
         """Replace the redundant deltas of ``session_id`` by ``events_compacted`` markers
         (:func:`asm.stores.plan_compaction`); one pass over the log, atomic (it does not

@@ -12,17 +12,19 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, TextIO
 
 import trio
 
 from asm import AsmError, Event, Session, load_config, load_plugins
+from asm.model import utcnow
 from asm.plugins import PluginRegistry
 from asm.ports import SessionStore
+from asm.retention import RetentionPolicy
 from asm.runtime import check_plugin_tables, default_store
 from asm.serde import event_to_json, unstructure
-from asm.stores import parse_event_types
+from asm.stores import Compaction, parse_event_types
 from asm_sqlalchemy import _admin
 from asm_sqlalchemy._engine import mask_url
 from asm_sqlalchemy._store import SqlAlchemyStore
@@ -101,8 +103,8 @@ def add_events(subparsers: Any) -> None:
 
 
 def add_db(subparsers: Any) -> None:
-    """``asm db upgrade``, ``asm db current`` and ``asm db recover``."""
-    db = subparsers.add_parser("db", help="the session database: migrations and recovery")
+    """``asm db upgrade``, ``asm db current``, ``asm db recover``, ``asm db compact`` and ``asm db retention``."""
+    db = subparsers.add_parser("db", help="the session database: migrations, recovery, compaction")
     commands = db.add_subparsers(title="db commands", metavar="COMMAND")
     db.set_defaults(handler=_help(db))
     for name, handler, text in (
@@ -116,6 +118,7 @@ def add_db(subparsers: Any) -> None:
         if name == "recover":
             parser.add_argument("--all-hosts", action="store_true", help="also runs owned by other machines")
         parser.set_defaults(handler=handler)
+    _add_compaction(commands)
 
 
 # -- plumbing ------------------------------------------------------------------
@@ -310,6 +313,121 @@ def _db_recover(args: argparse.Namespace, registry: PluginRegistry | None = None
     for run_id in recovered:
         out.write(f"{run_id}: marked failed (interrupted)\n")
     out.write(f"recovered {len(recovered)} interrupted run{'s' if len(recovered) != 1 else ''}\n")
+    return 0
+
+
+# -- compaction and retention (docs/continuity.md) ---------------------------------
+
+
+def _days(text: str) -> float:
+    """An argparse ``type``: a number of days >= 0 (a usage error, ``validation_error``, otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days; pass a number >= 0") from None
+    if not 0 <= value < 1e6:  # also NaN
+        raise argparse.ArgumentTypeError(f"{text} is not a number of days from 0 to 999999; pass one")
+    return value
+
+
+def _add_compaction(commands: Any) -> None:
+    compact = commands.add_parser(
+        "compact", help="replace the streamed deltas of answered runs by markers (seqs unchanged)"
+    )
+    compact.add_argument("session_id", metavar="SID", nargs="?", help="the session to compact")
+    compact.add_argument("--all", action="store_true", help="every session that holds streamed deltas")
+    compact.add_argument(
+        "--older-than", type=_days, metavar="DAYS", help="only runs that ended more than DAYS days ago"
+    )
+    compact.add_argument("--url", help="database URL (default: the configured store's)")
+    _common(compact)
+    compact.set_defaults(handler=_db_compact)
+    retention = commands.add_parser("retention", help="show the [retention] policy; --apply compacts as it says")
+    retention.add_argument("--apply", action="store_true", help="compact every session as after_days says")
+    retention.add_argument("--url", help="database URL (default: the configured store's)")
+    _common(retention)
+    retention.set_defaults(handler=_db_retention)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def _compacted_line(done: Compaction) -> str:
+    return (
+        f"{done.session_id}: {_plural(done.deltas, 'delta')} of {_plural(done.runs, 'run')} "
+        f"compacted into {_plural(done.markers, 'marker')} ({done.removed:,} fewer events)"
+    )
+
+
+async def _compact_all(store: SqlAlchemyStore, older_than: datetime | None, out: TextIO) -> Compaction:
+    total = Compaction("all")
+    for session_id in await store.sessions_to_compact(older_than=older_than):
+        try:
+            done = await store.compact_events(session_id, older_than=older_than)
+        except AsmError as exc:
+            if exc.code != "session_not_found":  # events of a session record that is gone: nothing to go by
+                raise
+            continue
+        if done.deltas:
+            out.write(_compacted_line(done) + "\n")
+        total = Compaction("all", total.deltas + done.deltas, total.markers + done.markers, total.runs + done.runs)
+    return total
+
+
+def _db_compact(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    if (args.session_id is None) == (not args.all):
+        raise AsmError(
+            "validation_error",
+            "asm db compact takes a session id or --all (not both, not neither); e.g. asm db compact ses_1",
+        )
+    store = _sql_store(args, registry)
+    older_than = None if args.older_than is None else utcnow() - timedelta(days=args.older_than)
+
+    async def go() -> None:
+        async with store:
+            if args.session_id is not None:
+                out.write(_compacted_line(await store.compact_events(args.session_id, older_than=older_than)) + "\n")
+                return
+            total = await _compact_all(store, older_than, out)
+            out.write(
+                f"compacted {_plural(total.deltas, 'delta')} into {_plural(total.markers, 'marker')} "
+                f"({total.removed:,} fewer events)\n"
+            )
+
+    trio.run(go)
+    return 0
+
+
+def _db_retention(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    policy = RetentionPolicy.from_config(load_config(config_file=args.config).config.retention)
+    store = _sql_store(args, registry)
+    out.write("[retention]\n" + "".join(f"  {line}\n" for line in policy.describe()))
+
+    async def go() -> None:
+        async with store:
+            cutoff = policy.cutoff()
+            if args.apply and cutoff is not None:
+                total = await _compact_all(store, cutoff, out)
+                out.write(
+                    f"applied: {_plural(total.deltas, 'delta')} compacted into {_plural(total.markers, 'marker')} "
+                    f"({total.removed:,} fewer events)\n"
+                )
+            elif args.apply:
+                out.write("applied: nothing to do (after_days is unset)\n")
+            else:
+                waiting = await store.sessions_to_compact(older_than=cutoff) if cutoff is not None else []
+                if waiting:
+                    out.write(f"{_plural(len(waiting), 'session')} to compact; run `asm db retention --apply`\n")
+            cap = policy.max_session_events
+            if cap is not None:
+                over = await store.sessions_over(cap)
+                for session_id, held in over:
+                    out.write(f"{session_id}: {held:,} events, at the cap of {cap:,}: it takes no new run\n")
+
+    trio.run(go)
     return 0
 
 

@@ -371,6 +371,42 @@ class SqlAlchemyStore:
             runs.update(r.run_id for r in done)
         return Compaction(session_id, deltas, markers, len(runs))
 
+    async def count_events(self, session_id: str) -> int:
+        """How many events the session's log holds (a compacted range counts once)."""
+
+        def get(engine: Engine) -> int:
+            with engine.connect() as conn:
+                query = select(func.count()).select_from(_EVENTS).where(_EVENTS.c.session_id == session_id)
+                return int(conn.execute(query).scalar_one())
+
+        return await self._run(get, f"counting the events of session {session_id}")
+
+    async def sessions_to_compact(self, *, older_than: datetime | None = None) -> list[str]:
+        """The sessions holding ``message_streamed`` deltas (streamed before ``older_than``):
+        those ``compact_events`` may find work in (an index walk over the deltas' type and time)."""
+        query = select(_EVENTS.c.session_id).where(_EVENTS.c.type == EventType.MESSAGE_STREAMED.value).distinct()
+        if older_than is not None:
+            query = query.where(_EVENTS.c.at < naive_utc(older_than))
+
+        def get(engine: Engine) -> list[str]:
+            with engine.connect() as conn:
+                return sorted(conn.execute(query).scalars())
+
+        return await self._run(get, "finding sessions with streamed deltas")
+
+    async def sessions_over(self, events: int) -> list[tuple[str, int]]:
+        """The sessions holding at least ``events`` events, with their counts, largest first."""
+        count = func.count().label("events")
+        query = (
+            select(_EVENTS.c.session_id, count).group_by(_EVENTS.c.session_id).having(func.count() >= events)
+        ).order_by(count.desc(), _EVENTS.c.session_id)
+
+        def get(engine: Engine) -> list[tuple[str, int]]:
+            with engine.connect() as conn:
+                return [(row[0], int(row[1])) for row in conn.execute(query).all()]
+
+        return await self._run(get, "counting events per session")
+
     def _log_rows(self, engine: Engine, session_id: str) -> list[LogRow]:
         mark = self._mark
         sql = f"SELECT seq, type, run_id, at, provider FROM asm_events WHERE session_id = {mark} ORDER BY seq"
