@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import logging
 import os
 import re
 import sys
@@ -31,6 +32,10 @@ import pluggy
 from asm import hookspecs
 from asm.config import close_match, typo_of
 from asm.errors import AsmError
+
+#: asm logs under the ``asm`` logger hierarchy and prints nothing itself (``asm -v`` shows it).
+_LOG: Final = logging.getLogger("asm.plugins")
+logging.getLogger("asm").addHandler(logging.NullHandler())
 
 __all__ = [
     "KINDS",
@@ -445,6 +450,11 @@ def load_plugins(
             raise AsmError(
                 "plugin_load_failed", f"extra plugin {name!r} cannot be registered: {exc}", details={"plugin": name}
             ) from None
+    _LOG.info(
+        "%d plugins loaded%s",
+        len(distributions) + 1,
+        f", {len(broken)} broken: {', '.join(b.entry_point for b in broken)}" if broken else "",
+    )
     return PluginRegistry(manager, broken=broken, distributions=distributions)
 
 
@@ -510,11 +520,14 @@ def _load_entry_points(
             plugin = ep.load()
         except Exception as exc:  # noqa: BLE001 - a plugin that fails to import is reported, not fatal
             broken.append(BrokenPlugin(ep.name, dist, f"import failed: {exc!r}"))
+            _LOG.info("plugin %s (%s) failed to import: %r", ep.name, dist, exc)
             continue
         try:
             manager.register(plugin, name=ep.name)
         except Exception as exc:  # noqa: BLE001 - e.g. a hook implementation whose arguments do not match its spec
             broken.append(BrokenPlugin(ep.name, dist, f"cannot be registered: {exc}"))
+            _LOG.info("plugin %s (%s) cannot be registered: %s", ep.name, dist, exc)
             continue
         distributions[ep.name] = (dist, version)
+        _LOG.debug("loaded plugin %s from %s %s", ep.name, dist, version)
     return broken

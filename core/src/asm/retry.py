@@ -19,6 +19,7 @@ left before its timeout fails the run at once, saying so. Each retry is a
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections.abc import Callable, Mapping
@@ -31,6 +32,8 @@ from asm.errors import AsmError
 from asm.events import EventData, RunRetrying
 from asm.model import Capabilities, RunInput, RunResult
 from asm.ports import Emit, Provider
+
+_LOG = logging.getLogger("asm.retry")
 
 __all__ = ["RetryPolicy", "RetryingProvider", "with_retries"]
 
@@ -166,6 +169,14 @@ class RetryingProvider:
                         retryable=error.retryable,
                         details=error.details,
                     ) from error
+                _LOG.info(
+                    "%s: attempt %d failed [%s] %s; retrying in %.2fs",
+                    self.name,
+                    attempt,
+                    error.code,
+                    error.message,
+                    wait,
+                )
                 await emit(RunRetrying(attempt, wait, error.code, error.message))
                 await trio.sleep(wait)
                 attempt += 1

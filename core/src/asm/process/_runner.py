@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -66,6 +67,7 @@ DEFAULT_MAX_LINE_BYTES: Final = 8 * 1024 * 1024
 DEFAULT_TERMINATE_GRACE: Final = 5.0
 
 _READ_SIZE: Final = 65536
+_LOG: Final = logging.getLogger("asm.process")
 _STDERR_KEEP_FACTOR: Final = 4  # keep a little more than reported, for the line cut
 
 
@@ -378,6 +380,7 @@ async def open_cli_process(
             await watchdog.aclose()
         raise
     watchdog.guard(process.pid)
+    _LOG.debug("%s: started %s (pid %d)", provider, argv[0], process.pid)
     send: trio.MemorySendChannel[tuple[str, bytes]] | None = None
     receive: trio.MemoryReceiveChannel[tuple[str, bytes]] | None = None
     if merge_output:
@@ -415,12 +418,14 @@ async def open_cli_process(
                 await _stop(process, terminate_grace)
             finally:
                 await watchdog.aclose()  # the group is gone: the watchdog stands down
+            _LOG.debug("%s: pid %d ended with status %s", provider, process.pid, process.returncode)
             for stream in (process.stdin, process.stdout, process.stderr):
                 if stream is not None:
                     await stream.aclose()
         if receive is not None:
             receive.close()
     if timed_out:
+        _LOG.info("%s: pid %d stopped after its timeout of %gs", provider, process.pid, timeout)
         raise proc.error(
             "timeout",
             f"{provider} did not finish within its timeout of {timeout:g}s; raise 'timeout' for longer tasks",

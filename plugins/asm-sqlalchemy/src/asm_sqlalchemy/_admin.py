@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import trio
 from sqlalchemy import URL
 
@@ -9,6 +11,8 @@ from asm_sqlalchemy import _migrations
 from asm_sqlalchemy._engine import create_store_engine, database_errors, normalize_url
 
 __all__ = ["current", "upgrade"]
+
+_LOG = logging.getLogger("asm.sqlalchemy.admin")
 
 
 async def upgrade(url: str | URL, revision: str = "head") -> tuple[str | None, str | None]:
@@ -22,7 +26,9 @@ async def upgrade(url: str | URL, revision: str = "head") -> tuple[str | None, s
         engine = create_store_engine(parsed, pool_size=1)
         try:
             with database_errors(parsed, "upgrading the schema"):
-                return _migrations.upgrade(engine, revision)
+                before, after = _migrations.upgrade(engine, revision)
+            _LOG.info("%s: schema at revision %s (was %s)", parsed.render_as_string(), after, before or "none")
+            return before, after
         finally:
             engine.dispose()
 

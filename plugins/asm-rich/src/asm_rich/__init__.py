@@ -1,0 +1,147 @@
+"""asm-rich: watching runs at a terminal.
+
+- renderer ``studio``: a live view of a run - the answer as it streams, each tool call a
+  line with a spinner while it runs and its summary after, thinking dimmed (collapsed
+  unless ``thinking = true``), errors and policy violations in red with their code, and a
+  footer with the model, tokens in / out, cost so far and elapsed time;
+- renderer ``verbose``: one labelled line per event, values cut to ``width``;
+- sink ``tty``: rendered text to the terminal through rich's Console;
+- rich tables for ``asm sessions list`` / ``asm sessions show`` (hook ``asm_render_table``).
+
+``asm run``, ``asm events SID`` and ``asm events SID --follow`` use ``studio`` when stdout
+is a terminal (``--renderer NAME`` picks another). In a program::
+
+    async with asm_rich.StudioRenderer().view() as show:
+        await manager.run_once("fix the tests", on_event=show)
+
+Options (``[renderers.studio]``): ``tool_output = "summary" | "preview" | "full"``,
+``thinking``, ``color`` (unset: as the terminal and NO_COLOR/FORCE_COLOR say),
+``show_spinner``; ``[renderers.verbose]``: ``width``, ``seq``, ``color``. See docs/rendering.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from asm import hookimpl
+from asm.hookspecs import Register
+from asm.plugins import parse_options
+
+if TYPE_CHECKING:
+    from asm_rich._console import ConsoleSink, console_for
+    from asm_rich._live import CoalescingBuffer, LiveView, ViewStatistics, open_live_view
+    from asm_rich._studio import StudioRenderer
+    from asm_rich._style import Painter
+    from asm_rich._summaries import ToolSummary, summarize
+    from asm_rich._tables import render_table
+    from asm_rich._verbose import VerboseRenderer
+
+__all__ = [
+    "CoalescingBuffer",
+    "ConsoleSink",
+    "LiveView",
+    "Painter",
+    "StudioOptions",
+    "StudioRenderer",
+    "ToolSummary",
+    "VerboseOptions",
+    "VerboseRenderer",
+    "ViewStatistics",
+    "console_for",
+    "open_live_view",
+    "render_table",
+    "summarize",
+]
+
+# rich is imported when something is used, not when asm loads its plugins (every command).
+# (Factories are named _make_*: a submodule, once imported, is an attribute of the package.)
+_HOME = {
+    "CoalescingBuffer": "_live",
+    "LiveView": "_live",
+    "ViewStatistics": "_live",
+    "open_live_view": "_live",
+    "ConsoleSink": "_console",
+    "console_for": "_console",
+    "Painter": "_style",
+    "StudioRenderer": "_studio",
+    "ToolSummary": "_summaries",
+    "summarize": "_summaries",
+    "render_table": "_tables",
+    "VerboseRenderer": "_verbose",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'asm_rich' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"asm_rich.{home}"), name)
+
+
+@attrs.frozen
+class StudioOptions:
+    """``[renderers.studio]``."""
+
+    tool_output: Literal["summary", "preview", "full"] = "summary"
+    thinking: bool = False
+    #: unset: colours when the terminal has them (NO_COLOR / FORCE_COLOR honoured)
+    color: bool | None = None
+    show_spinner: bool = True
+
+
+@attrs.frozen
+class VerboseOptions:
+    """``[renderers.verbose]``."""
+
+    #: each value cut to this many characters (0: never cut)
+    width: int = 80
+    seq: bool = False
+    color: bool | None = None
+
+
+def _make_studio(config: dict[str, Any]) -> StudioRenderer:
+    from asm_rich._studio import StudioRenderer
+
+    options = parse_options(StudioOptions, config, "studio renderer")
+    return StudioRenderer(
+        tool_output=options.tool_output,
+        thinking=options.thinking,
+        color=options.color,
+        show_spinner=options.show_spinner,
+    )
+
+
+def _make_verbose(config: dict[str, Any]) -> VerboseRenderer:
+    from asm import AsmError
+    from asm_rich._verbose import VerboseRenderer
+
+    options = parse_options(VerboseOptions, config, "verbose renderer")
+    if options.width < 0:
+        raise AsmError("invalid_config", f"verbose renderer: width must be 0 or more, not {options.width}")
+    return VerboseRenderer(width=options.width, seq=options.seq, color=options.color)
+
+
+def _make_tty(config: dict[str, Any]) -> ConsoleSink:
+    from asm_rich._console import ConsoleSink
+
+    parse_options(_NoOptions, config, "tty sink")
+    return ConsoleSink()
+
+
+@attrs.frozen
+class _NoOptions:
+    pass
+
+
+@hookimpl
+def asm_register_renderers(register: Register) -> None:
+    register("studio", _make_studio)
+    register("verbose", _make_verbose)
+
+
+@hookimpl
+def asm_register_sinks(register: Register) -> None:
+    register("tty", _make_tty)

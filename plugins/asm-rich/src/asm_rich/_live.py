@@ -1,0 +1,229 @@
+"""A renderer behind a bounded buffer: watching a run never slows it.
+
+The view's ``on_event`` callback only puts the event in a buffer and returns. A task of its
+own takes what piled up at most once a frame (``frame_interval``), renders it and writes it
+to the sinks (the terminal sink writes in a worker thread). While the terminal is slower than
+the provider, consecutive text deltas of one run are joined into one (``coalesced``); past
+``capacity`` waiting events, others are left out of the view and counted (``dropped``), with
+a line saying how many. The stored events are never touched: this is only what is shown.
+
+A sink that fails with ``BrokenPipeError`` or ``OSError`` (the reader left, the terminal was
+closed) is written to no more; the run goes on, and ``output_lost`` says so afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import AsyncIterator, Sequence
+from typing import Final
+
+import attrs
+import trio
+
+from asm.events import Event, MessageStreamed, ThinkingStreamed
+from asm.ports import Renderer, Sink
+
+__all__ = ["CoalescingBuffer", "LiveView", "ViewStatistics", "open_live_view"]
+
+#: How long a frame lasts: the view writes at most this often (seconds).
+FRAME_INTERVAL: Final = 0.05
+#: How many events (after coalescing) may wait for the next frame.
+CAPACITY: Final = 1024
+#: How often a renderer with a ``refresh()`` is redrawn while nothing happens (spinners).
+TICK: Final = 0.1
+
+_STREAMED: Final = (MessageStreamed, ThinkingStreamed)
+
+
+@attrs.frozen
+class ViewStatistics:
+    """What a view did: events received, shown after coalescing, joined into another,
+    left out at capacity, still waiting; frames written; whether its output was lost."""
+
+    received: int
+    rendered: int
+    coalesced: int
+    dropped: int
+    pending: int
+    frames: int
+    output_lost: bool
+
+
+class CoalescingBuffer:
+    """Events waiting for the next frame; :meth:`put` never waits.
+
+    >>> from asm.events import Event, MessageStreamed
+    >>> buffer = CoalescingBuffer()
+    >>> for delta in ("Hel", "lo"):
+    ...     buffer.put(Event.new(MessageStreamed(delta), session_id="s"))
+    >>> [e.data.delta for e in buffer.take()]
+    ['Hello']
+    """
+
+    def __init__(self, capacity: int = CAPACITY) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self._items: list[tuple[Event, list[str] | None]] = []
+        self.received = 0
+        self.coalesced = 0
+        self.dropped = 0
+        self._dropped_unreported = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, event: Event) -> None:
+        """Add ``event``: joined to the text delta before it when it continues it, left out
+        (and counted) when ``capacity`` events already wait."""
+        self.received += 1
+        data = event.data
+        items = self._items
+        if isinstance(data, _STREAMED) and items:
+            last, pieces = items[-1]
+            if (
+                pieces is not None
+                and type(last.data) is type(data)
+                and last.run_id == event.run_id
+                and getattr(last.data, "stream", None) == getattr(data, "stream", None)
+            ):
+                pieces.append(data.delta)
+                self.coalesced += 1
+                return
+        if len(items) >= self.capacity:
+            self.dropped += 1
+            self._dropped_unreported += 1
+            return
+        items.append((event, [data.delta] if isinstance(data, _STREAMED) else None))
+
+    def take(self) -> tuple[list[Event], int]:
+        """Everything waiting (joined deltas as one event each), and how many events were
+        left out since the last take."""
+        items, self._items = self._items, []
+        dropped, self._dropped_unreported = self._dropped_unreported, 0
+        events = []
+        for event, pieces in items:
+            if pieces is not None and len(pieces) > 1:
+                data = event.data
+                assert isinstance(data, MessageStreamed | ThinkingStreamed)
+                event = attrs.evolve(event, data=attrs.evolve(data, delta="".join(pieces)))
+            events.append(event)
+        return events, dropped
+
+
+class LiveView:
+    """The ``on_event`` callback of :func:`open_live_view`."""
+
+    def __init__(
+        self,
+        renderer: Renderer,
+        sinks: Sequence[Sink],
+        *,
+        capacity: int = CAPACITY,
+        frame_interval: float = FRAME_INTERVAL,
+    ) -> None:
+        self.renderer = renderer
+        self.sinks = list(sinks)
+        self.frame_interval = frame_interval
+        self._buffer = CoalescingBuffer(capacity)
+        self._wakeup = trio.Event()
+        self._rendered = 0
+        self._frames = 0
+        self._lost = False
+        self._refresh = getattr(renderer, "refresh", None)
+        self._note = getattr(renderer, "note", None)
+
+    def __call__(self, event: Event) -> None:
+        """Take ``event`` for the next frame (never waits)."""
+        self._buffer.put(event)
+        self._wakeup.set()
+
+    @property
+    def output_lost(self) -> bool:
+        """Whether a sink failed (the reader left): nothing was shown after that."""
+        return self._lost
+
+    def statistics(self) -> ViewStatistics:
+        """What the view did so far."""
+        buffer = self._buffer
+        return ViewStatistics(
+            received=buffer.received,
+            rendered=self._rendered,
+            coalesced=buffer.coalesced,
+            dropped=buffer.dropped,
+            pending=len(buffer),
+            frames=self._frames,
+            output_lost=self._lost,
+        )
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Write frames until cancelled."""
+        task_status.started()
+        while True:
+            if not len(self._buffer):
+                with trio.move_on_after(TICK if self._refresh is not None else math.inf):
+                    await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            await self.frame()
+            await trio.sleep(self.frame_interval)
+
+    async def frame(self) -> None:
+        """Render what waits (or, with nothing new, redraw the renderer's moving parts) and write it."""
+        events, dropped = self._buffer.take()
+        pieces = [self.renderer.render(event) for event in events]
+        if dropped and self._note is not None:
+            pieces.append(self._note(f"… {dropped:,} events not shown (the terminal fell behind; all are stored)"))
+        if not events and self._refresh is not None:
+            pieces.append(self._refresh())
+        self._rendered += len(events)
+        text = "".join(pieces)
+        if text:
+            await self._write(text, events[-1] if events else None)
+
+    async def close(self) -> None:
+        """The last frame and the renderer's closing text; then close the sinks."""
+        with trio.CancelScope(shield=True):
+            await self.frame()
+            await self._write(self.renderer.finish(), None)
+            for sink in self.sinks:
+                with contextlib.suppress(BrokenPipeError, OSError):
+                    await sink.aclose()
+
+    async def _write(self, text: str, event: Event | None) -> None:
+        if not text or self._lost:
+            return
+        self._frames += 1
+        for sink in self.sinks:
+            try:
+                await sink.write(text, event)
+            except (BrokenPipeError, OSError):  # the reader left or the terminal closed: the run goes on
+                self._lost = True
+                return
+
+
+@contextlib.asynccontextmanager
+async def open_live_view(
+    renderer: Renderer,
+    sinks: Sequence[Sink],
+    *,
+    capacity: int = CAPACITY,
+    frame_interval: float = FRAME_INTERVAL,
+) -> AsyncIterator[LiveView]:
+    """Show events through ``renderer`` on ``sinks`` behind a bounded buffer; yields the
+    ``on_event`` callback. Leaving the block writes what still waits and the renderer's
+    closing text, and closes the sinks.
+
+    >>> async with open_live_view(VerboseRenderer(), [ConsoleSink()]) as show:  # doctest: +SKIP
+    ...     await manager.run_once("hi", on_event=show)
+    """
+    view = LiveView(renderer, sinks, capacity=capacity, frame_interval=frame_interval)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(view.serve)
+            try:
+                yield view
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:  # once the frame task has stopped: no two writes at once
+        await view.close()
