@@ -131,7 +131,8 @@ def _row(values: Any) -> LedgerRow:
 
 
 _SELECT: Final = (
-    "SELECT run_id, session_id, queued_seq, state, max_concurrent_runs, attempt, run_timeout, worker_id, token, owner, lease_expires_at, "
+    "SELECT run_id, session_id, queued_seq, state, max_concurrent_runs, attempt, run_timeout, worker_id, token, "
+    "owner, lease_expires_at, "
     "coalesce(lease_expires_at < now(), true) AS lease_expired, cancel_requested, cancel_reason "
     "FROM asm_celery_runs"
 )
