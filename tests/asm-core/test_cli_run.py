@@ -261,3 +261,9 @@ def test_version_is_the_distributions() -> None:
 
     assert (result.returncode, result.stdout, result.stderr) == (0, f"asm {metadata.version('asm-core')}\n", "")
     assert asm.__version__ == metadata.version("asm-core")
+
+
+def test_resume_without_a_session_is_a_validation_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    line = error_line(in_process("--resume", "hi", monkeypatch=monkeypatch), "validation_error")
+
+    assert line == "asm: error [validation_error]: --resume continues a session: pass --session SESSION with it"

@@ -224,3 +224,36 @@ async def test_events_follow_shows_a_run_made_by_another_process(tmp_path: Path)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1]["type"] == "session_completed"
     assert "".join(e["data"]["delta"] for e in events if e["type"] == "message_streamed") == "followed words"
+
+
+def test_asm_run_session_runs_in_a_stored_session(tmp_path: Path) -> None:
+    """`asm run` prints the ids; a finished session takes no more runs (the error says how to
+    go on: fork it); `asm run --session FORK` runs there with the conversation replayed;
+    `--resume` on a provider without a native resume (echo) is refused before a run is stored."""
+    first = asm_cli("run", "first question", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    session_id, _ = first.stderr.removeprefix("session ").rstrip("\n").split(" \u00b7 run ")
+
+    again = asm_cli("run", "--session", session_id, "more", cwd=tmp_path)
+    assert again.returncode != 0 and again.stdout == ""
+    assert again.stderr == (
+        f"asm: error [session_not_active]: session {session_id} is completed and takes no more runs; continue "
+        f"from a copy of its history: asm sessions fork {session_id} --at SEQ, then asm run --session <the new id>\n"
+    )
+
+    fork = asm_cli("sessions", "fork", session_id, "--at", "6", cwd=tmp_path).stdout.split()[0]
+    resumed = asm_cli("run", "--session", fork, "--resume", "third question", cwd=tmp_path)
+    assert (resumed.returncode, resumed.stdout) == (2, "")
+    assert resumed.stderr == (
+        "asm: error [validation_error]: provider 'echo' cannot resume a conversation of its own; leave out "
+        "--resume (the session's conversation is then sent to it)\n"
+    )
+    replayed = asm_cli("run", "--session", fork, "--json", "second question", cwd=tmp_path)
+    assert replayed.returncode == 0, replayed.stderr
+    start = next(e for e in map(json.loads, replayed.stdout.splitlines()) if e["type"] == "run_started")
+    assert (start["session_id"], start["data"]["continuation"]) == (fork, "replay")
+    assert replayed.stderr == f"session {fork} \u00b7 run {start['run_id']}\n"
+
+    shown = json.loads(asm_cli("sessions", "show", fork, "--json", cwd=tmp_path).stdout)
+    assert shown["session"]["status"] == "active"
+    assert [run["id"] for run in shown["runs"]] == [start["run_id"]]

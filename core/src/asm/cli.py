@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, TextIO
 
 import trio
 
-from asm._cli_view import EventView, configure_logging, open_event_view, output_lost, pick_renderer, verbosity
 from asm._signals import Stopped, cancelled_on_signals
 from asm.config import ConfigWarning, LoadedConfig, load_config
 from asm.errors import AsmError, ValidationError
@@ -86,7 +85,6 @@ def run_cli(argv: Sequence[str], *, stdout: TextIO | None = None, stderr: TextIO
     """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    stop_logging = configure_logging(verbosity(argv), err)  # before the plugins load: they log too
     try:
         registry = load_plugins()
         parser = _parser(registry, out, err)
@@ -119,8 +117,6 @@ def run_cli(argv: Sequence[str], *, stdout: TextIO | None = None, stderr: TextIO
         return _report(_first(matched), err)
     except AsmError as exc:
         return _report(exc, err)
-    finally:
-        stop_logging()
 
 
 @contextlib.contextmanager
@@ -221,13 +217,6 @@ def _parser(registry: PluginRegistry, out: TextIO, err: TextIO) -> argparse.Argu
     parser.add_argument(
         "--version", action=_VersionAction, nargs=0, help="print asm's version (the asm-core distribution's) and exit"
     )
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="log what asm does on stderr: -v INFO, -vv DEBUG (the 'asm' loggers)",
-    )
     parser.set_defaults(handler=functools.partial(_cmd_help, parser))
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=parser_class)
 
@@ -249,13 +238,6 @@ def _parser(registry: PluginRegistry, out: TextIO, err: TextIO) -> argparse.Argu
     run.add_argument("--provider", "-p", help="provider name (default: from config, else 'echo')")
     run.add_argument("--config", "-c", help="config file (default: ./asm.toml)")
     run.add_argument("--json", action="store_true", help="print every event as a JSON line")
-    run.add_argument(
-        "--renderer",
-        "-r",
-        metavar="NAME",
-        help="show the run with this renderer (studio, verbose, compact, ...); default: studio when stdout "
-        "is a terminal and asm-rich is installed, else the answer's text",
-    )
     run.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS", help="run timeout in seconds")
     run.add_argument("--model", type=_nonempty("--model"), help="the model (the provider's 'model' option)")
     run.add_argument(
@@ -277,7 +259,13 @@ def _parser(registry: PluginRegistry, out: TextIO, err: TextIO) -> argparse.Argu
         "-s",
         metavar="SESSION",
         help="run in this existing session (an id that 'asm run' printed or 'asm sessions list' shows) "
-        "instead of a new one",
+        "instead of a new one; the run is sent the session's conversation so far",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --session: continue by the provider's own resume of the session's last run (Claude Code "
+        "--resume, a Codex thread, ...) instead of sending the conversation again",
     )
     run.add_argument(
         "--require",
@@ -438,6 +426,8 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO, err: TextIO) -> int:
+    if args.resume and args.session is None:
+        raise AsmError("validation_error", "--resume continues a session: pass --session SESSION with it")
     words = _prompt_words(args)
     loaded = load_config(
         {"provider": args.provider, "run_timeout": args.timeout},
@@ -445,9 +435,6 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO,
     )
 
     reader_gone = False
-    # A renderer's view (studio on a terminal, --renderer NAME), else the plain text / JSON lines below.
-    view_name = pick_renderer(registry, args.renderer, json=args.json, out=out)
-    view: EventView | None = None
     announced = False
 
     def announce(session_id: str, run_id: str) -> None:
@@ -461,9 +448,6 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO,
         nonlocal reader_gone
         if event.run_id is not None:
             announce(event.session_id, event.run_id)
-        if view is not None:
-            view(event)
-            return
         if reader_gone:
             return
         try:
@@ -484,11 +468,7 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO,
         registry.manager.register(_TerminalApprover(out), name=_TerminalApprover.NAME)
 
     async def go() -> int:
-        nonlocal view
-        async with (
-            open_runtime(loaded, registry=registry) as runtime,
-            open_event_view(runtime.registry, view_name, out) as view,
-        ):
+        async with open_runtime(loaded, registry=registry) as runtime:
             provider = runtime.provider()
             prompt, argv = _run_input(words, provider)
             options = {**_run_options(args), **(argv or {})}
@@ -501,9 +481,7 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO,
                     )
                 else:
                     run = await _run_in_session(runtime, args.session, prompt, options, args, show, announce)
-        if output_lost(view):
-            _reader_left(out)  # the terminal went away; the run was recorded all the same
-        elif not args.json and not reader_gone and view is None:
+        if not args.json and not reader_gone:
             out.write("\n")
         run.raise_for_status()
         return 0
@@ -530,7 +508,8 @@ async def _run_in_session(
     announce: Callable[[str, str], None],
 ) -> Run:
     """``asm run --session``: a new run in the stored session ``session_id`` (resumed if
-    paused), on ``--provider`` if given, else the provider the session was started on."""
+    paused), on ``--provider`` if given, else the provider the session was started on;
+    ``--resume`` asks for the provider's native continuation (see :mod:`asm.continuity`)."""
     manager = runtime.manager
     session = await manager.get_session(session_id)  # session_not_found for an unknown id
     if session.status.is_terminal:
@@ -542,12 +521,24 @@ async def _run_in_session(
         )
     name = args.provider or session.provider or runtime.config.provider
     provider = runtime.provider(name)
+    if args.resume and not provider.capabilities().native_resume:
+        raise AsmError(
+            "validation_error",
+            f"provider {name!r} cannot resume a conversation of its own; leave out --resume "
+            "(the session's conversation is then sent to it)",
+            details={"provider": name},
+        )
     if session.status is SessionStatus.PENDING:
         await manager.activate_session(session_id, on_event=show)
     elif session.status is SessionStatus.PAUSED:
         await manager.resume_session(session_id, on_event=show)
     run = await manager.start_run(
-        session_id, prompt, provider=name, options=options or None, required_capabilities=args.require
+        session_id,
+        prompt,
+        provider=name,
+        options=options or None,
+        required_capabilities=args.require,
+        continuation="native" if args.resume else None,
     )
     announce(session_id, run.id)
     return await manager.execute_run(run.id, provider=provider, on_event=show)
