@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, TextIO
 
 import trio
 
+from asm._cli_view import EventView, configure_logging, open_event_view, output_lost, pick_renderer, verbosity
 from asm._signals import Stopped, cancelled_on_signals
 from asm.config import ConfigWarning, LoadedConfig, load_config
 from asm.errors import AsmError, ValidationError
@@ -85,6 +86,7 @@ def run_cli(argv: Sequence[str], *, stdout: TextIO | None = None, stderr: TextIO
     """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    stop_logging = configure_logging(verbosity(argv), err)  # before the plugins load: they log too
     try:
         registry = load_plugins()
         parser = _parser(registry, out, err)
@@ -117,6 +119,8 @@ def run_cli(argv: Sequence[str], *, stdout: TextIO | None = None, stderr: TextIO
         return _report(_first(matched), err)
     except AsmError as exc:
         return _report(exc, err)
+    finally:
+        stop_logging()
 
 
 @contextlib.contextmanager
@@ -217,6 +221,13 @@ def _parser(registry: PluginRegistry, out: TextIO, err: TextIO) -> argparse.Argu
     parser.add_argument(
         "--version", action=_VersionAction, nargs=0, help="print asm's version (the asm-core distribution's) and exit"
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log what asm does on stderr: -v INFO, -vv DEBUG (the 'asm' loggers)",
+    )
     parser.set_defaults(handler=functools.partial(_cmd_help, parser))
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=parser_class)
 
@@ -238,6 +249,13 @@ def _parser(registry: PluginRegistry, out: TextIO, err: TextIO) -> argparse.Argu
     run.add_argument("--provider", "-p", help="provider name (default: from config, else 'echo')")
     run.add_argument("--config", "-c", help="config file (default: ./asm.toml)")
     run.add_argument("--json", action="store_true", help="print every event as a JSON line")
+    run.add_argument(
+        "--renderer",
+        "-r",
+        metavar="NAME",
+        help="show the run with this renderer (studio, verbose, compact, ...); default: studio when stdout "
+        "is a terminal and asm-rich is installed, else the answer's text",
+    )
     run.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS", help="run timeout in seconds")
     run.add_argument("--model", type=_nonempty("--model"), help="the model (the provider's 'model' option)")
     run.add_argument(
@@ -435,6 +453,9 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO,
     )
 
     reader_gone = False
+    # A renderer's view (studio on a terminal, --renderer NAME), else the plain text / JSON lines below.
+    view_name = pick_renderer(registry, args.renderer, json=args.json, out=out)
+    view: EventView | None = None
     announced = False
 
     def announce(session_id: str, run_id: str) -> None:
@@ -448,6 +469,9 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO,
         nonlocal reader_gone
         if event.run_id is not None:
             announce(event.session_id, event.run_id)
+        if view is not None:
+            view(event)
+            return
         if reader_gone:
             return
         try:
@@ -468,7 +492,11 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO,
         registry.manager.register(_TerminalApprover(out), name=_TerminalApprover.NAME)
 
     async def go() -> int:
-        async with open_runtime(loaded, registry=registry) as runtime:
+        nonlocal view
+        async with (
+            open_runtime(loaded, registry=registry) as runtime,
+            open_event_view(runtime.registry, view_name, out) as view,
+        ):
             provider = runtime.provider()
             prompt, argv = _run_input(words, provider)
             options = {**_run_options(args), **(argv or {})}
@@ -481,7 +509,9 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO,
                     )
                 else:
                     run = await _run_in_session(runtime, args.session, prompt, options, args, show, announce)
-        if not args.json and not reader_gone:
+        if output_lost(view):
+            _reader_left(out)  # the terminal went away; the run was recorded all the same
+        elif not args.json and not reader_gone and view is None:
             out.write("\n")
         run.raise_for_status()
         return 0
