@@ -85,6 +85,19 @@ def examples(session: nox.Session) -> None:
 
 
 @nox.session
+def web_screenshots(session: nox.Session) -> None:
+    """The web viewer's screenshots in docs/ (docs/web.md shows them), taken by its browser test."""
+    sync(session, "--package", "asm-web", "--group", "test", "--no-default-groups")
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "tests/asm-web/test_viewer.py",
+        env={"VIEWER_SCREENSHOTS": str(ROOT / "docs")},
+    )
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks; each writes its figures into docs/performance.md."""
     sync(session, "--all-packages", "--group", "bench")
