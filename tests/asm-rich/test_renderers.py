@@ -14,6 +14,7 @@ import asm_rich
 import pyte
 import pytest
 import trio
+import trio.testing
 from asm_rich import CoalescingBuffer, StudioRenderer, VerboseRenderer, summarize
 from asm_rich._live import LiveView
 from asm_rich._style import Painter
@@ -403,3 +404,14 @@ def test_the_exported_names() -> None:
     )
     for name in asm_rich.__all__:
         assert getattr(asm_rich, name) is not None
+
+
+async def test_what_was_shown_just_before_the_block_ended_is_written() -> None:
+    """`asm events SID` on a finished session: the events come at once and the block ends
+    right after; a frame cancelled before its write is written when the view closes."""
+    out = io.StringIO()
+    async with VerboseRenderer().view(out) as show:
+        for n in range(5):
+            show(ev(ToolCallStarted(f"call_{n}", "Read")))
+        await trio.testing.wait_all_tasks_blocked()  # the frame task took them and is writing
+    assert [line.split(" ")[2] for line in out.getvalue().splitlines()] == [f"id=call_{n}" for n in range(5)]

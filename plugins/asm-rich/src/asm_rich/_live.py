@@ -131,6 +131,7 @@ class LiveView:
         self._rendered = 0
         self._frames = 0
         self._lost = False
+        self._unwritten: tuple[str, Event | None, int] | None = None
         self._refresh = getattr(renderer, "refresh", None)
         self._note = getattr(renderer, "note", None)
 
@@ -184,6 +185,8 @@ class LiveView:
     async def close(self) -> None:
         """The last frame and the renderer's closing text; then close the sinks."""
         with trio.CancelScope(shield=True):
+            if not self._lost:
+                await self._flush_unwritten()
             await self.frame()
             await self._write(self.renderer.finish(), None)
             for sink in self.sinks:
@@ -194,12 +197,23 @@ class LiveView:
         if not text or self._lost:
             return
         self._frames += 1
-        for sink in self.sinks:
+        # Until every sink has it, the frame is kept: a frame cancelled before its write
+        # (the block ended) is written by close().
+        self._unwritten = (text, event, 0)
+        await self._flush_unwritten()
+
+    async def _flush_unwritten(self) -> None:
+        if self._unwritten is None:
+            return
+        text, event, start = self._unwritten
+        for index in range(start, len(self.sinks)):
+            self._unwritten = (text, event, index)
             try:
-                await sink.write(text, event)
+                await self.sinks[index].write(text, event)
             except (BrokenPipeError, OSError):  # the reader left or the terminal closed: the run goes on
                 self._lost = True
-                return
+                break
+        self._unwritten = None
 
 
 @contextlib.asynccontextmanager

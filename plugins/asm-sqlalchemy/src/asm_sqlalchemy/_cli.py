@@ -18,11 +18,12 @@ from typing import Any, Final, TextIO
 import trio
 
 from asm import AsmError, Event, Session, load_config, load_plugins
+from asm._cli_view import draws_tables, is_terminal, open_event_view, output_lost, pick_renderer, print_table
 from asm.model import utcnow
 from asm.plugins import PluginRegistry
 from asm.ports import SessionStore
 from asm.retention import RetentionPolicy
-from asm.runtime import check_plugin_tables, default_store
+from asm.runtime import check_plugin_tables, configured, default_store
 from asm.serde import event_to_json, unstructure
 from asm.stores import Compaction, parse_event_types
 from asm_sqlalchemy import _admin
@@ -98,6 +99,13 @@ def add_events(subparsers: Any) -> None:
     events.add_argument("--type", action="append", dest="types", metavar="TYPE", help="only this type (repeatable)")
     events.add_argument("--follow", "-f", action="store_true", help="keep printing new events until the session ends")
     events.add_argument("--json", action="store_true", help="every event as a JSON line")
+    events.add_argument(
+        "--renderer",
+        "-r",
+        metavar="NAME",
+        help="show the events with this renderer (studio, verbose, compact, ...); default: studio when "
+        "stdout is a terminal and asm-rich is installed, else one line per event",
+    )
     _common(events)
     events.set_defaults(handler=_events)
 
@@ -187,7 +195,10 @@ def _sessions_list(args: argparse.Namespace, registry: PluginRegistry | None = N
             found = await store.list_sessions(agent_id=args.agent, status=args.status, limit=args.limit)
             return [s for s in found if args.provider is None or s.provider == args.provider]
 
-    for session in trio.run(go):
+    found = trio.run(go)
+    if not args.json and _sessions_table(args, registry, found, out):
+        return 0
+    for session in found:
         if args.json:
             out.write(json.dumps(unstructure(session), ensure_ascii=False) + "\n")
         else:
@@ -205,6 +216,8 @@ def _sessions_show(args: argparse.Namespace, registry: PluginRegistry | None = N
             return session, await store.list_runs(session.id), await store.latest_seq(session.id)
 
     session, runs, count = trio.run(go)
+    if not args.json and _session_table(registry, session, runs, count, out):
+        return 0
     if args.json:
         payload = {"session": unstructure(session), "runs": [unstructure(r) for r in runs], "events": count}
         out.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
@@ -246,16 +259,24 @@ def _sessions_fork(args: argparse.Namespace, registry: PluginRegistry | None = N
 def _events(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     types = parse_event_types(args.types) if args.types else None
+    registry = registry or load_plugins()
     store, _ = _build_store(args, registry)
+    view_name = pick_renderer(registry, args.renderer, json=args.json, out=out)
+    view: Callable[[Event], Any] | None = None
 
     def show(event: Event) -> None:
+        if view is not None:
+            view(event)
+            return
         if args.json:
             out.write(event_to_json(event) + "\n")
         else:
             out.write(f"{event.seq:>6}  {_when(event.at)}  {event.type.value:<24}  {_summary(event)}\n")
 
     async def go() -> None:
-        async with _opened(store):
+        nonlocal view
+        viewing = configured(registry, load_config(config_file=args.config).config)
+        async with _opened(store), open_event_view(viewing, view_name, out) as view:
             session = await store.get_session(args.session_id)
             cursor = args.after
             while True:
@@ -278,7 +299,100 @@ def _events(args: argparse.Namespace, registry: PluginRegistry | None = None, ou
                 await store.wait_for_events(session.id, after=await store.latest_seq(session.id), timeout=5.0)
 
     trio.run(go)
+    if output_lost(view):
+        raise BrokenPipeError(32, "the reader of asm's output left")
     return 0
+
+
+def _duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return "-"
+    seconds = max((end - start).total_seconds(), 0.0)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _cost(runs: list[Any]) -> str:
+    costs = [run.cost.total_usd for run in runs if run.cost is not None]
+    return f"${sum(costs):.4f}" if costs else "-"
+
+
+def _sessions_table(
+    args: argparse.Namespace, registry: PluginRegistry | None, sessions: list[Session], out: TextIO
+) -> bool:
+    """``asm sessions list`` as a table, when the terminal renderer draws tables (asm-rich)."""
+    if not sessions or not is_terminal(out):
+        return False
+    registry = registry or load_plugins()
+    if not draws_tables(registry, out):
+        return False
+    store, _ = _build_store(args, registry)  # (the listing's store is closed)
+
+    async def runs_of() -> list[list[Any]]:
+        async with _opened(store):
+            return [await store.list_runs(session.id) for session in sessions]
+
+    rows = []
+    for session, runs in zip(sessions, trio.run(runs_of), strict=True):
+        tokens = sum(run.usage.input_tokens + run.usage.output_tokens for run in runs)
+        rows.append(
+            [
+                session.id,
+                session.status.value,
+                session.agent_id,
+                session.provider or "-",
+                str(len(runs)),
+                f"{tokens:,}",
+                _cost(runs),
+                _duration(session.created_at, session.updated_at),
+                _when(session.created_at),
+            ]
+        )
+    columns = ["id", "status", "agent", "provider", "runs", "tokens", "cost", "duration", "created"]
+    return print_table(registry, out, title=None, columns=columns, rows=rows)
+
+
+def _session_table(registry: PluginRegistry | None, session: Session, runs: list[Any], count: int, out: TextIO) -> bool:
+    """``asm sessions show`` as two tables (the session, its runs), when the terminal renderer draws tables."""
+    if not is_terminal(out):
+        return False
+    registry = registry or load_plugins()
+    if not draws_tables(registry, out):
+        return False
+    facts = [
+        ["status", session.status.value],
+        ["agent", session.agent_id],
+        ["provider", session.provider or "-"],
+        ["created", _when(session.created_at)],
+        ["updated", _when(session.updated_at)],
+        ["events", str(count)],
+        ["cost", _cost(runs)],
+    ]
+    if session.forked_from is not None:
+        facts.append(["forked", f"from {session.forked_from.session_id} at seq {session.forked_from.seq}"])
+    if session.error is not None:
+        facts.append(["error", f"[{session.error.code}] {session.error.message}"])
+    print_table(registry, out, title=f"session {session.id}", columns=["", ""], rows=facts)
+    rows = [
+        [
+            run.id,
+            run.status.value,
+            run.provider or "-",
+            run.model or "-",
+            f"{run.usage.input_tokens:,}",
+            f"{run.usage.output_tokens:,}",
+            _cost([run]),
+            _duration(run.started_at, run.ended_at),
+            f"[{run.error.code}] {run.error.message}" if run.error is not None else "",
+        ]
+        for run in runs
+    ]
+    columns = ["run", "status", "provider", "model", "in", "out", "cost", "duration", "error"]
+    return print_table(
+        registry, out, title=f"{len(runs)} run{'s' if len(runs) != 1 else ''}", columns=columns, rows=rows
+    )
 
 
 def _db_upgrade(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
