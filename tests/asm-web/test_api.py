@@ -356,3 +356,19 @@ async def test_the_viewer_files_are_served(gate: Gate) -> None:
         with trio.fail_after(5):
             doc = json.loads((await client.get("/v1/openapi.json")).text)
         assert doc["info"]["title"] == "asm"
+
+
+async def test_a_sessions_server_closes_when_idle_so_sessions_do_not_pile_up(gate: Gate) -> None:
+    # One session slot in the whole runtime: a server kept open after its run would block the next.
+    async with asgi_client(gate, max_parallel_sessions=1) as (client, service):
+        for prompt in ("first", "second", "third"):
+            session = await new_session(client)
+            run = (await client.post(f"/v1/sessions/{session['id']}/runs", json={"input": prompt})).json()
+            gate.release(prompt)
+            gate.finish()
+            with trio.fail_after(30):
+                waited = (await client.get(f"/v1/runs/{run['id']}/wait", params={"timeout": 30})).json()
+            assert waited["status"] == "completed" and waited["result"]["output"] == prompt
+        with trio.fail_after(30):
+            while service.serving():
+                await trio.lowlevel.checkpoint()

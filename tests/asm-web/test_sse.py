@@ -197,3 +197,32 @@ async def test_the_session_list_stream_tells_of_each_change(gate: Gate) -> None:
         assert changes[0]["session"]["status"] == "pending"
         assert [c["session"]["status"] for c in changes if c["event"] == "run_started"] == ["active"]
         assert {c["run_id"] for c in changes if c["event"].startswith("run_")} == {run.id}
+
+
+async def test_follow_store_streams_runs_of_another_process(tmp_path: Path) -> None:
+    from asm.config import AsmConfig
+    from asm.runtime import open_runtime
+
+    config: dict[str, Any] = {"store": "sqlite", "stores": {"sqlite": {"path": str(tmp_path / "shared.db")}}}
+    async with live_server(Gate(), WebOptions(port=0, follow="store"), **config) as url, Client(url) as client:
+        # another runtime on the same database: its events reach the store, not this server's manager
+        async with open_runtime(AsmConfig(provider="echo", **config)) as other:
+            session = await other.manager.start_session(agent_id="elsewhere")
+            async with client.follow(session.id) as events:
+                await other.manager.activate_session(session.id)
+                run = await other.manager.start_run(session.id, "seen from afar")
+
+                async def execute() -> None:
+                    await other.manager.execute_run(run.id)
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(execute)
+                    text = ""
+                    with trio.fail_after(30):
+                        async for event in events:
+                            if event.data.type is EventType.MESSAGE_STREAMED:
+                                text += event.data.delta  # type: ignore[attr-defined]
+                            if event.data.type is EventType.RUN_COMPLETED:
+                                break
+        assert text == "seen from afar"
+        assert events.cursor == (await client.read_events(session.id, limit=1000)).events[-1].seq

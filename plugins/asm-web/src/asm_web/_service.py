@@ -34,6 +34,8 @@ _LISTED: frozenset[EventType] = frozenset(LIFECYCLE_TYPES)
 class _Held:
     server: SessionServer
     release: trio.Event = attrs.field(factory=trio.Event)
+    #: runs submitted through it that have not ended yet
+    in_flight: int = 0
 
 
 class WebService:
@@ -122,9 +124,29 @@ class WebService:
         queue and policies apply. ``queue_full`` when the queue is full."""
         if provider is not None:
             self.runtime.provider(provider)
-        server = await self._server(session_id)
-        run_id = await server.submit(input, provider=provider, options=options, metadata=metadata, timeout=timeout)
+        held = await self._server(session_id)
+        held.in_flight += 1  # no checkpoint since _server: the server cannot be released in between
+        try:
+            run_id = await held.server.submit(
+                input, provider=provider, options=options, metadata=metadata, timeout=timeout
+            )
+        except BaseException:
+            self._done_with(session_id, held)
+            raise
+        self._nursery.start_soon(self._watch, session_id, held, run_id)
         return await self.runtime.store.get_run(run_id)
+
+    async def _watch(self, session_id: str, held: _Held, run_id: str) -> None:
+        """Once the run has ended, close the session's server if nothing else is in flight
+        (an idle server would hold one of the runtime's ``max_parallel_sessions`` slots)."""
+        with contextlib.suppress(AsmError):
+            await held.server.wait(run_id)
+        self._done_with(session_id, held)
+
+    def _done_with(self, session_id: str, held: _Held) -> None:
+        held.in_flight -= 1
+        if held.in_flight == 0 and self._held.get(session_id) is held:
+            self._release(session_id)
 
     async def cancel_run(self, run_id: str, *, reason: str | None) -> Run:
         """Cancel a queued or running run; return it once it has ended (an ended
@@ -146,25 +168,28 @@ class WebService:
             left = deadline - trio.current_time()
             if left <= 0:
                 break
+            # The seq first, then the run: a run that ends in between has stored its end after seq.
             seq = await store.latest_seq(run.session_id)
+            run = await store.get_run(run_id)
+            if run.status.is_terminal:
+                break
             await store.wait_for_events(run.session_id, after=seq, timeout=left, limit=1)
             run = await store.get_run(run_id)
         return run
 
     # -- the servers ---------------------------------------------------------
 
-    async def _server(self, session_id: str) -> SessionServer:
+    async def _server(self, session_id: str) -> _Held:
         held = self._held.get(session_id)
         if held is not None:
-            return held.server
+            return held
         async with self._opening:
             held = self._held.get(session_id)
             if held is None:
-                server: SessionServer = await self._nursery.start(self._hold, session_id)
-                return server
-            return held.server
+                held = await self._nursery.start(self._hold, session_id)
+            return held
 
-    async def _hold(self, session_id: str, *, task_status: trio.TaskStatus[SessionServer]) -> None:
+    async def _hold(self, session_id: str, *, task_status: trio.TaskStatus[_Held]) -> None:
         opts = self.options
         held: _Held | None = None
         try:
@@ -175,7 +200,7 @@ class WebService:
                 max_queued_runs=opts.max_queued_runs,
             ) as server:
                 held = self._held[session_id] = _Held(server)
-                task_status.started(server)
+                task_status.started(held)
                 await held.release.wait()
                 # Completed or cancelled: nothing is left to run; leaving cancels stragglers.
         except AsmError as exc:
