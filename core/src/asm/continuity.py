@@ -117,7 +117,14 @@ class _Builder:
     def add(self, event: Event) -> None:
         data, run_id = event.data, event.run_id
         run = self._runs.setdefault(run_id or "", _Run(len(self.entries)))
-        if isinstance(data, MessageSent | MessageReceived):
+        asked = [call for call in self._open.values() if call.run_id == run_id]
+        if isinstance(data, MessageReceived) and asked and not run.thinking:
+            # The text of the turn that asked for these calls: an HTTP provider tells it when the
+            # turn's stream ends, after the calls started and before their results. It goes before them.
+            run.answered = True
+            first = min(i for i, entry in enumerate(self.entries) if any(entry is call for call in asked))
+            self.entries.insert(first, Entry("message", data.role, data.content, run_id=run_id))
+        elif isinstance(data, MessageSent | MessageReceived):
             self._close_calls()
             if isinstance(data, MessageReceived):
                 self._flush_thinking(run, run_id)
@@ -130,7 +137,9 @@ class _Builder:
             run.thinking.append(data.delta)
         elif isinstance(data, ToolCallStarted):
             self._flush_thinking(run, run_id)
-            if data.tool_call_id in self._open:  # the same id again: the first call never got its result
+            if data.tool_call_id in self._open or (self.entries and self.entries[-1].kind == "tool_result"):
+                # The same id again (the first call never got its result), or a call after results: a
+                # new turn, and an API wants every call of a turn answered before the next one starts.
                 self._close_calls()
             call = Entry(
                 "tool_call",
