@@ -13,7 +13,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asm import AsmError, Event
-from asm.events import MessageStreamed, RunTimeout, ToolCallFailed
+from asm.events import (
+    MessageStreamed,
+    RunCompleted,
+    RunStarted,
+    RunTimeout,
+    ToolCallCompleted,
+    ToolCallFailed,
+    ToolCallStarted,
+)
+from asm.model import TokenUsage
 from asm.serde import event_from_json, event_to_json
 from asm.testing import sample_payloads
 
@@ -49,6 +58,42 @@ def test_any_text_and_numbers_encode_and_decode_as_asm_serde_does(
         text = encode_event_json(event)
         assert text == event_to_json(event)
         assert decode_event_json(text) == event
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | _ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_ANY_TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(tool_input=st.dictionaries(_ANY_TEXT, _JSON, max_size=3), tool_output=_JSON, tokens=st.integers(0, 2**70))
+def test_tool_calls_and_usage_decode_as_asm_serde_does(
+    tool_input: dict[str, object], tool_output: object, tokens: int
+) -> None:
+    """Tool inputs and outputs (any JSON) and a run's usage are read fast too: the same event, or serde's path."""
+    for data, nested in (
+        (ToolCallStarted("call_1", "read", tool_input), "tool_input"),
+        (ToolCallCompleted("call_1", "read", tool_output), "tool_output"),
+        (RunCompleted("end_turn", TokenUsage(tokens, 2, 0, tokens % 7)), "usage"),
+        (RunStarted("p", "m", ("tools", "thinking")), "missing_capabilities"),
+    ):
+        text = event_to_json(Event.new(data, session_id="s", run_id="r").with_seq(1))
+        slow = event_from_json(text)
+        assert decode_event_json(text) == slow and decode_event_json(text).data == slow.data
+        raw = json.loads(text)
+        for bad in ([1], "x", None, {"input_tokens": 1.5}):  # not what the class says: fails or reads as serde's
+            raw["data"][nested] = bad
+            altered = json.dumps(raw)
+            try:
+                expected: object = event_from_json(altered)
+            except AsmError as exc:
+                expected = (exc.code, exc.message)
+            try:
+                got: object = decode_event_json(altered)
+            except AsmError as exc:
+                got = (exc.code, exc.message)
+            assert got == expected
 
 
 def test_an_int_for_a_float_field_reads_as_asm_serde_reads_it() -> None:
