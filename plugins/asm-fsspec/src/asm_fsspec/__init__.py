@@ -20,9 +20,24 @@ atomically. :mod:`asm_fsspec.testing` starts moto's S3 server for tests.
 ...         print([a.key for a in await store.list("sessions/ses_1/")])
 """
 
+from typing import TYPE_CHECKING, Any
+
 from asm_fsspec._plugin import FsspecOptions as FsspecOptions
 from asm_fsspec._plugin import asm_register_artifact_stores as asm_register_artifact_stores
 from asm_fsspec._plugin import create_fsspec_store as create_fsspec_store
-from asm_fsspec._store import FsspecArtifactStore as FsspecArtifactStore
+
+if TYPE_CHECKING:
+    from asm_fsspec._store import FsspecArtifactStore as FsspecArtifactStore
 
 __all__ = ["FsspecArtifactStore", "FsspecOptions", "asm_register_artifact_stores", "create_fsspec_store"]
+
+
+def __getattr__(name: str) -> Any:
+    """``FsspecArtifactStore`` on first use: loading the plugin (every ``asm`` command)
+    does not import fsspec."""
+    if name == "FsspecArtifactStore":
+        from asm_fsspec._store import FsspecArtifactStore
+
+        globals()[name] = FsspecArtifactStore
+        return FsspecArtifactStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from asm import hookimpl, parse_options
 from asm.hookspecs import Register
-from asm_fsspec._store import FsspecArtifactStore
+
+if TYPE_CHECKING:
+    from asm_fsspec._store import FsspecArtifactStore
 
 __all__ = ["FsspecOptions", "asm_register_artifact_stores", "create_fsspec_store"]
 
@@ -33,6 +35,8 @@ class FsspecOptions:
 
 def create_fsspec_store(config: dict[str, Any]) -> FsspecArtifactStore:
     """The ``fsspec`` artifact store from its config table (``url`` is required)."""
+    from asm_fsspec._store import FsspecArtifactStore  # fsspec is imported when a store is built, not at start-up
+
     options = parse_options(FsspecOptions, config, "fsspec artifact store")
     return FsspecArtifactStore(
         options.url,

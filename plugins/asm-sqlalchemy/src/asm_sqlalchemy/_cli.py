@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import trio
 
@@ -26,9 +26,9 @@ from asm.retention import RetentionPolicy
 from asm.runtime import check_plugin_tables, configured, default_store
 from asm.serde import event_to_json, unstructure
 from asm.stores import Compaction, parse_event_types
-from asm_sqlalchemy import _admin
-from asm_sqlalchemy._engine import mask_url
-from asm_sqlalchemy._store import SqlAlchemyStore
+
+if TYPE_CHECKING:  # imported by the handlers that use them: `asm --help` imports no SQLAlchemy
+    from asm_sqlalchemy._store import SqlAlchemyStore
 
 __all__ = ["add_db", "add_events", "add_sessions"]
 
@@ -150,6 +150,8 @@ def _build_store(args: argparse.Namespace, registry: PluginRegistry | None) -> A
 
 
 def _sql_store(args: argparse.Namespace, registry: PluginRegistry | None) -> SqlAlchemyStore:
+    from asm_sqlalchemy._store import SqlAlchemyStore
+
     if getattr(args, "url", None):
         return SqlAlchemyStore(args.url)
     store, name = _build_store(args, registry)
@@ -185,6 +187,7 @@ def _session_line(session: Session) -> str:
 def _sessions_list(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     store, _ = _build_store(args, registry)
+    from asm_sqlalchemy._store import SqlAlchemyStore
 
     async def go() -> list[Session]:
         async with _opened(store):
@@ -397,6 +400,9 @@ def _session_table(registry: PluginRegistry | None, session: Session, runs: list
 
 def _db_upgrade(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
+    from asm_sqlalchemy import _admin
+    from asm_sqlalchemy._engine import mask_url
+
     url = _sql_store(args, registry).url
     before, after = trio.run(_admin.upgrade, url)
     if before == after:
@@ -408,6 +414,9 @@ def _db_upgrade(args: argparse.Namespace, registry: PluginRegistry | None = None
 
 def _db_current(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
+    from asm_sqlalchemy import _admin
+    from asm_sqlalchemy._engine import mask_url
+
     url = _sql_store(args, registry).url
     revision, head = trio.run(_admin.current, url)
     state = "up to date" if revision == head else ("no asm schema" if revision is None else "run `asm db upgrade`")

@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
-import platformdirs
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from asm import AsmError
 from asm.redaction import mask_url as mask_url_text
+from asm_sqlalchemy._paths import default_sqlite_path as default_sqlite_path
 
 __all__ = [
     "WRITE",
@@ -29,11 +29,6 @@ __all__ = [
 
 #: Execution option that makes a SQLite transaction take the write lock at BEGIN.
 WRITE: Final = "asm_write"
-
-
-def default_sqlite_path() -> Path:
-    """The embedded default database: ``asm.db`` in the platformdirs user data dir."""
-    return Path(platformdirs.user_data_dir("asm")) / "asm.db"
 
 
 def normalize_url(url: str | URL) -> URL:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from asm import hookimpl, parse_options
 from asm.hookspecs import Register
-from asm_sqlalchemy._engine import default_sqlite_path
-from asm_sqlalchemy._store import SqlAlchemyStore
+from asm_sqlalchemy._paths import default_sqlite_path
+
+if TYPE_CHECKING:
+    from asm_sqlalchemy._store import SqlAlchemyStore
 
 __all__ = ["SqliteOptions", "SqlAlchemyOptions", "create_sqlalchemy_store", "create_sqlite_store"]
 
@@ -43,6 +45,8 @@ class SqlAlchemyOptions(_Tuning):
 
 def create_sqlite_store(config: dict[str, Any]) -> SqlAlchemyStore:
     """The ``sqlite`` store from its config table."""
+    from asm_sqlalchemy._store import SqlAlchemyStore  # SQLAlchemy is imported when a store is built
+
     options = parse_options(SqliteOptions, config, "sqlite store")
     path = options.path or str(default_sqlite_path())
     return SqlAlchemyStore(
@@ -58,6 +62,7 @@ def create_sqlite_store(config: dict[str, Any]) -> SqlAlchemyStore:
 def create_sqlalchemy_store(config: dict[str, Any]) -> SqlAlchemyStore:
     """The ``sqlalchemy`` store from its config table (``url`` is required)."""
     from asm import AsmError
+    from asm_sqlalchemy._store import SqlAlchemyStore
 
     options = parse_options(SqlAlchemyOptions, config, "sqlalchemy store")
     if not options.url:
