@@ -37,6 +37,20 @@ async def test_backfill_then_live_across_runs() -> None:
     assert {e.run_id for e in live} == set(ids)
 
 
+async def test_take_ready_hands_over_what_was_read_in_order_without_waiting() -> None:
+    store = InMemorySessionStore()
+    async with asm.open_session_server(store, ScriptedProvider(["a", "b", "c"])) as server:
+        await server.wait(await server.submit("go"))
+        stored = await store.latest_seq(server.session_id)
+        async with server.subscribe(after=0) as events:
+            first = await events.__anext__()
+            rest = events.take_ready()  # the rest of the page the first read brought in
+            assert events.take_ready() == []
+            more = await take(events, stored - 1 - len(rest))
+    assert [e.seq for e in [first, *rest, *more]] == list(range(1, stored + 1))
+    assert rest
+
+
 async def test_after_a_cursor_and_filters() -> None:
     store = InMemorySessionStore()
     async with asm.open_session_server(store, ScriptedProvider(["x", "y"])) as server:

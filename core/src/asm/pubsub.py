@@ -217,6 +217,14 @@ class Subscription:
         await trio.lowlevel.checkpoint()
         return self._ready.popleft()
 
+    def take_ready(self) -> list[Event]:
+        """The events already read and not yet returned, without waiting (``[]`` if
+        none): a consumer that writes in batches (an HTTP stream) takes them after
+        each ``__anext__``, in order, instead of one ``__anext__`` per event."""
+        taken = list(self._ready)
+        self._ready.clear()
+        return taken
+
     async def _fill(self) -> None:
         mailbox = self._mailbox
         if mailbox is None:

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
@@ -600,6 +601,21 @@ def format_sse(event: Event) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.seq or 0, event.data.type.value.encode(), body)
 
 
+#: Formatted messages of recent events: every client following a session gets the same bytes.
+_FORMATTED: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+_FORMATTED_KEPT: Final = 20_000
+
+
+def _formatted(event: Event) -> bytes:
+    key = (event.id, event.seq or 0)
+    message = _FORMATTED.get(key)
+    if message is None:
+        message = _FORMATTED[key] = format_sse(event)
+        if len(_FORMATTED) > _FORMATTED_KEPT:
+            _FORMATTED.popitem(last=False)
+    return message
+
+
 _SSE_HEADERS: Final = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -653,8 +669,11 @@ class EventStream(_Streaming):
                     event = await iterator.__anext__()
                 if idle.cancelled_caught:
                     await write(b": heartbeat\n\n")
-                else:
-                    await write(format_sse(event))
+                    continue
+                # The events already there go out in one write.
+                take = getattr(events, "take_ready", None)
+                batch = [event, *take()] if take is not None else [event]
+                await write(b"".join(_formatted(e) for e in batch))
 
 
 class SessionStream(_Streaming):
