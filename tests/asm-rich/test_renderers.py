@@ -415,3 +415,27 @@ async def test_what_was_shown_just_before_the_block_ended_is_written() -> None:
             show(ev(ToolCallStarted(f"call_{n}", "Read")))
         await trio.testing.wait_all_tasks_blocked()  # the frame task took them and is writing
     assert [line.split(" ")[2] for line in out.getvalue().splitlines()] == [f"id=call_{n}" for n in range(5)]
+
+
+def test_render_table_aligns_columns_and_colours_statuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    out = io.StringIO()
+    asm_rich.render_table(
+        out,
+        title="sessions",
+        columns=["id", "status", "cost"],
+        rows=[["s1", "completed", "$0.01"], ["s22", "failed", "$1.50"]],
+    )
+    plain = Screen(60, 8)
+    plain.feed(out.getvalue())
+    assert plain.lines == [
+        "sessions",
+        "",
+        " id   status      cost",
+        " ─────────────────────",
+        " s1   completed  $0.01",
+        " s22  failed     $1.50",
+    ]
+    assert "\x1b[32mcompleted" in out.getvalue() and "\x1b[1;31mfailed" in out.getvalue()

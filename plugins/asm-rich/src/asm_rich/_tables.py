@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final, TextIO
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -24,6 +25,8 @@ STATUS_STYLES: Final = {
     "cancelled": "yellow",
     "timeout": "red",
 }
+#: Columns whose text may wrap (the others keep to one line).
+_WRAPS: Final = frozenset({"agent", "provider", "model", "error", ""})
 #: Columns whose figures line up on the right.
 _FIGURES: Final = frozenset({"cost", "tokens", "duration", "events", "runs", "in", "out", "seq"})
 
@@ -38,9 +41,18 @@ def render_table(
     """Print ``rows`` under ``columns`` as a rich table on ``out`` (default: stdout); a
     ``status`` column is coloured by status, figures (cost, tokens, duration, ...) are
     right-aligned."""
-    table = Table(title=title, title_justify="left", header_style="bold", expand=False)
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,  # a rule under the header, no cell borders: room for the columns
+        pad_edge=False,
+        collapse_padding=True,
+        show_header=any(columns),
+    )
     for column in columns:
-        table.add_column(column, justify="right" if column in _FIGURES else "left", no_wrap=column == "id")
+        table.add_column(column, justify="right" if column in _FIGURES else "left", no_wrap=column not in _WRAPS)
     status_at = [index for index, column in enumerate(columns) if column == "status"]
     for row in rows:
         cells: list[str | Text] = list(row)
