@@ -458,6 +458,31 @@ def load_plugins(
     return PluginRegistry(manager, broken=broken, distributions=distributions)
 
 
+def unknown_hooks(manager: pluggy.PluginManager, plugin: object) -> str | None:
+    """What is wrong with ``plugin``'s hook names, or ``None``: an ``@hookimpl`` whose
+    name is no hook (what pluggy's ``check_pending()`` finds), or a function of the
+    plugin's own module named ``asm_*`` that is no hook (a misspelt hook that pluggy
+    would skip without a word, since it lacks the marker). Each gets a did-you-mean:
+    ``unknown hook 'asm_register_provider'; did you mean 'asm_register_providers'?``.
+    """
+    specs = sorted(name for name in vars(hookspecs) if name.startswith("asm_"))
+    names = {caller.name for caller in manager.get_hookcallers(plugin) or () if not caller.has_spec()}
+    module = plugin.__name__ if isinstance(plugin, ModuleType) else None
+    for name in dir(plugin):
+        if not name.startswith("asm_") or name in specs:
+            continue
+        value = getattr(plugin, name, None)
+        if callable(value) and (module is None or getattr(value, "__module__", None) == module):
+            names.add(name)
+    if not names:
+        return None
+    problems = []
+    for name in sorted(names):
+        close = close_match(name, specs)
+        problems.append(f"unknown hook {name!r}" + (f"; did you mean {close!r}?" if close else ""))
+    return "; ".join(problems) + " (asm.hookspecs lists the hooks a plugin may implement)"
+
+
 def _extra_name(manager: pluggy.PluginManager, plugin: object) -> str:
     """A readable, unique name for an extra plugin (pluggy's default is ``id(plugin)``)."""
     base = getattr(plugin, "__name__", None)
@@ -527,6 +552,12 @@ def _load_entry_points(
         except Exception as exc:  # noqa: BLE001 - e.g. a hook implementation whose arguments do not match its spec
             broken.append(BrokenPlugin(ep.name, dist, f"cannot be registered: {exc}"))
             _LOG.info("plugin %s (%s) cannot be registered: %s", ep.name, dist, exc)
+            continue
+        unknown = unknown_hooks(manager, plugin)
+        if unknown:
+            manager.unregister(plugin, name=ep.name)  # half a plugin (its misspelt hook missing) is not loaded
+            broken.append(BrokenPlugin(ep.name, dist, unknown))
+            _LOG.info("plugin %s (%s) has an unknown hook: %s", ep.name, dist, unknown)
             continue
         distributions[ep.name] = (dist, version)
         _LOG.debug("loaded plugin %s from %s %s", ep.name, dist, version)
