@@ -28,6 +28,7 @@ from asm.events import (
     ToolCallStarted,
 )
 from asm.model import Session
+from asm.rendering import CompactRenderer
 from asm.retention import RetentionPolicy, count_events
 from asm.runtime import open_runtime
 
@@ -182,3 +183,11 @@ def test_the_policy_says_what_it_does() -> None:
     assert "as soon as it ends" in RetentionPolicy(after_days=0).describe()[0]
     assert "more than 7 days ago" in RetentionPolicy(after_days=7).describe()[0]
     assert "refuses new runs" in RetentionPolicy(max_session_events=10).describe()[1]
+
+
+async def test_the_compact_renderer_shows_a_compacted_run_by_its_answer() -> None:
+    async with open_runtime(provider="echo", store="memory", retention={"after_days": 0}) as runtime:
+        sid, _ = await _session_runs(runtime, 1, "hello there")
+        renderer = CompactRenderer()
+        text = "".join(renderer.render(e) for e in (await runtime.store.read_events(sid)).events)
+    assert ">> hello there" in text and "?events_compacted" not in text, text

@@ -23,7 +23,9 @@ from asm.events import (
     CostUpdated,
     ErrorOccurred,
     Event,
+    EventsCompacted,
     EventType,
+    MessageReceived,
     MessageStreamed,
     RunCompleted,
     RunFailed,
@@ -68,7 +70,8 @@ class CompactRenderer:
 
     Failures are ``t!tool`` (a tool call), ``! message`` (``run_failed``,
     ``error_occurred``), ``! cancelled`` and ``! timeout``; an event type it
-    has no token for is ``?type``.
+    has no token for is ``?type``. Replaying a compacted log, the answer of a run
+    whose deltas were compacted stands in for them (``>> text``).
 
     >>> from asm.events import Event, MessageStreamed
     >>> CompactRenderer().render(Event.new(MessageStreamed("hi"), session_id="s"))
@@ -79,10 +82,17 @@ class CompactRenderer:
         self._color = color
         self._started = False
         self._streaming = False
+        self._compacted: set[str | None] = set()  # runs whose deltas a store compacted
 
     def render(self, event: Event) -> str:
         """The token for ``event`` ('' for events it leaves out)."""
         data = event.data
+        if isinstance(data, EventsCompacted):  # a replay of a compacted log: the answer shows the text
+            self._compacted.add(data.run_id)
+            return ""
+        if isinstance(data, MessageReceived) and event.run_id in self._compacted:
+            self._streaming = False
+            return f"{self._separator()}>> {data.content}"
         if isinstance(data, MessageStreamed):
             if self._streaming:
                 return data.delta
