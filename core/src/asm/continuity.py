@@ -11,8 +11,9 @@ system and user messages (``message_sent``), the assistant's answers
 (``message_received``, not the deltas), each tool call with its result
 (``tool_call_started`` + ``tool_call_completed`` / ``tool_call_failed``) and
 the thinking text. Every run counts: a completed run fully; a run that failed,
-was cancelled or timed out with what it got to, marked ``partial`` (its
-streamed text stands in for the answer it never finished).
+was cancelled or timed out with what it got to, marked ``partial``. A run that
+never sent a ``message_received`` (it only streamed, or it stopped first) has its
+streamed text stand in for the answer.
 
 **Tool-pair integrity.** A transcript never holds a tool call without its
 result nor a result without its call — an API rejects a request with either.
@@ -198,8 +199,9 @@ class _Builder:
     def _end_run(self, run: _Run, run_id: str | None, *, completed: bool) -> None:
         run.ended = True
         self._close_calls()
-        if not completed and not run.answered and run.streamed:
-            self.entries.append(Entry("message", "assistant", "".join(run.streamed), run_id=run_id))
+        streamed = "".join(run.streamed)
+        if not run.answered and streamed:  # a provider that only streamed: its text is the answer
+            self.entries.append(Entry("message", "assistant", streamed, run_id=run_id))
         self._flush_thinking(run, run_id)
         run.streamed.clear()
         if not completed:  # what the run got to counts, marked: it did not finish
@@ -245,11 +247,11 @@ async def transcript(store: SessionStore, session_id: str, *, upto: int | None =
     [('user', 'hello'), ('assistant', 'hi!')]
     """
     # Streamed deltas are most of a log, and they stand in for an answer only in a run that
-    # neither completed nor stored a message_received (see _Builder._end_run): everything else
-    # is read first, then the deltas of those runs alone.
+    # stored no message_received (see _Builder._end_run): everything else is read first, then
+    # the deltas of those runs alone.
     before = _before(upto)
     events = await _read(store, session_id, before, _NOT_DELTAS)
-    answered = {e.run_id for e in events if e.type is EventType.MESSAGE_RECEIVED or e.type is EventType.RUN_COMPLETED}
+    answered = {e.run_id for e in events if e.type is EventType.MESSAGE_RECEIVED}
     wanted = {e.run_id for e in events if e.run_id is not None and e.run_id not in answered}
     # The deltas after everything else (a run still streaming) are read too: ``upto`` is the last seq read.
     deltas = await _read(store, session_id, before, _DELTAS, after=_seq(events[-1]) if events else 0)
