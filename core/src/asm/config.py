@@ -226,9 +226,12 @@ def load_config(
         project = base / Path(explicit)
         if not project.is_file():
             given = "--config / config_file" if config_file is not None else "ASM_CONFIG"
+            problem = (
+                f"is a directory; pass the file ({project / 'asm.toml'}?)" if project.is_dir() else "does not exist"
+            )
             raise AsmError(
                 "invalid_config",
-                f"config file {project} does not exist; check the path given to {given}",
+                f"config file {project} {problem}; check the path given to {given}",
                 details={"path": str(project)},
             )
     else:
@@ -333,8 +336,37 @@ def _set_path(layer: dict[str, Any], path: list[str], value: Any, *, origin: str
     node[path[-1]] = value
 
 
+#: A plugin table's kind in the singular, as it is easy to write it (``[provider.echo]``).
+_SINGULAR_TABLES: Final = {
+    "provider": "providers",
+    "store": "stores",
+    "artifact_store": "artifact_stores",
+    "renderer": "renderers",
+    "sink": "sinks",
+    "policy": "policies",
+    "tool": "tools",
+}
+
+
+def _singular_table(key: str, value: Any, origin: str) -> None:
+    """``[provider.echo]`` (a table under a singular name): ``invalid_config`` naming the
+    plural table it was meant to be, ``[providers.echo]``."""
+    plural = _SINGULAR_TABLES.get(key)
+    if plural is None or not isinstance(value, dict) or not value:
+        return
+    name = next(iter(value))
+    shown = f"{key}.{name}" if isinstance(value[name], dict) else key
+    meant = f"{plural}.{name}" if isinstance(value[name], dict) else f"{plural}.<name>"
+    raise AsmError(
+        "invalid_config",
+        f"{origin}: [{shown}] is no table asm knows; did you mean [{meant}]? Plugin tables are plural",
+        details={"origin": origin, "key": key, "did_you_mean": plural},
+    )
+
+
 def _check_layer(layer: dict[str, Any], origin: str) -> None:
     for key, value in layer.items():
+        _singular_table(key, value, origin)
         field = _FIELDS.get(key)
         if field is None:
             valid = ", ".join(sorted(_FIELDS))
