@@ -3,6 +3,7 @@ singular name, a directory given as the config file."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,22 @@ def test_a_directory_as_the_config_file_says_it_is_a_directory(tmp_path: Path, g
         f"config file {tmp_path} is a directory; pass the file ({tmp_path / 'asm.toml'}?); "
         f"check the path given to {where}"
     )
+
+
+async def test_a_sink_file_in_a_missing_directory_creates_it_and_logs_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from asm.rendering import FileSink
+
+    path = tmp_path / "logs" / "today" / "events.txt"
+    caplog.set_level(logging.INFO, logger="asm")
+
+    sink = FileSink(path)
+    await sink.write("one\n", None)
+    await sink.aclose()
+    FileSink(path)
+
+    assert path.read_text() == "one\n"
+    assert [r.getMessage() for r in caplog.records if r.name == "asm.rendering"] == [
+        f"created the directory {path.parent} for the sink file {path}"
+    ]

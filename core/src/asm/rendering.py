@@ -11,6 +11,7 @@ callback::
 from __future__ import annotations
 
 import inspect
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -276,7 +277,9 @@ class RenderingPipeline:
 
 def _open_for_append(path: Path) -> IO[str]:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            logging.getLogger("asm.rendering").info("created the directory %s for the sink file %s", path.parent, path)
         return path.open("a", encoding="utf-8")
     except OSError as exc:
         raise AsmError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import sys
@@ -30,6 +31,10 @@ __all__ = [
 #: Execution option that makes a SQLite transaction take the write lock at BEGIN.
 WRITE: Final = "asm_write"
 
+_LOG: Final = logging.getLogger("asm.sqlalchemy")
+#: Directories created for a database file in this process (each is logged once).
+_CREATED: set[Path] = set()
+
 
 def normalize_url(url: str | URL) -> URL:
     """Parse ``url`` and pick asm's drivers: ``postgresql://`` means psycopg 3,
@@ -54,9 +59,10 @@ def normalize_url(url: str | URL) -> URL:
         if driver not in ("", "pysqlite"):
             raise AsmError("invalid_config", f"database driver {parsed.drivername!r} is not supported; use sqlite://")
         if parsed.database in (None, "", ":memory:") or (parsed.database or "").startswith("file:"):
+            written = mask_url_text(url) if isinstance(url, str) else mask_url(parsed)  # as the user wrote it
             raise AsmError(
                 "invalid_config",
-                f"{mask_url(parsed)} is not a database file; give a path (sqlite:///asm.db), "
+                f"{written} is not a database file; give a path (sqlite:///asm.db), "
                 "or use the 'memory' store for a database that is not kept",
             )
         return parsed.set(drivername="sqlite+pysqlite")
@@ -168,6 +174,13 @@ def _is_driver_error(exc: BaseException) -> bool:
 def _driver_failure(orig: BaseException, url: URL, doing: str, *, invalidated: bool) -> AsmError:
     text = str(orig).strip()
     message = _scrub(text.splitlines()[0] if text else repr(orig), url)
+    if url.get_backend_name() == "sqlite" and _is_connection_error(orig):
+        return AsmError(
+            "storage_connection_failed",
+            f"{doing}: cannot open the SQLite database {url.database}: {message}; check that it is a file "
+            "(or a path to create one) in a directory you can write to",
+            details={"url": mask_url(url)},
+        )
     if invalidated or _is_connection_error(orig):
         return AsmError(
             "storage_connection_failed",
@@ -191,10 +204,36 @@ def _is_connection_error(orig: BaseException) -> bool:
 def _create_private(database: Path) -> None:
     """Create a new SQLite file, and its directory if missing, readable by their
     owner only (0600, 0700): events hold prompts and output. SQLite gives its WAL
-    and shared-memory files the database's mode. Existing ones are left as they are."""
-    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # an empty file is an empty database
+    and shared-memory files the database's mode. Existing ones are left as they are.
+    A directory created is logged (``asm.sqlalchemy``, INFO) once; a path that cannot be
+    a database file is ``invalid_config``."""
+    where = f"the SQLite database {database}"
+    if database.is_dir():
+        raise AsmError(
+            "invalid_config", f"{where} is a directory; give the path of a file (e.g. {database / 'asm.db'})"
+        )
+    blocking = next((parent for parent in database.parents if parent.exists() and not parent.is_dir()), None)
+    if blocking is not None:
+        raise AsmError(
+            "invalid_config",
+            f"cannot create {where}: {blocking} is a file, not a directory; choose another path",
+            details={"path": str(database)},
+        )
+    try:
+        if not database.parent.is_dir():
+            database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if database.parent not in _CREATED:
+                _CREATED.add(database.parent)
+                _LOG.info("created the directory %s for %s", database.parent, where)
+        with contextlib.suppress(FileExistsError):
+            # an empty file is an empty database
+            os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise AsmError(
+            "invalid_config",
+            f"cannot create {where}: {exc.strerror}; choose a path in a directory you can write to",
+            details={"path": str(database)},
+        ) from None
 
 
 def _scrub(text: str, url: URL) -> str:
