@@ -224,12 +224,14 @@ class CelerySessionServer:
         outcomes of the runs submitted here from the store; the new :meth:`status`."""
         rows = await self._ledger.open_rows(self.session_id)
         self._queued = tuple(row.run_id for row in rows if row.state == "pending")
-        self._running = tuple(row.run_id for row in rows if row.state == "running")
         unended = [run_id for run_id, status in self._submitted.items() if status is None]
         if unended:
             for run in await self.runtime.store.list_runs(self.session_id):
                 if run.id in self._submitted and run.status.is_terminal:
                     self._submitted[run.id] = run.status
+        # A run's worker marks it done in the ledger just after storing its end.
+        ended = {run_id for run_id, status in self._submitted.items() if status is not None}
+        self._running = tuple(row.run_id for row in rows if row.state == "running" and row.run_id not in ended)
         return self.status()
 
     def subscribe(

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+from pathlib import Path
 from typing import Any, Final, Literal
 
 import attrs
@@ -56,6 +57,20 @@ async def end_run(runtime: Runtime, run: Run, status: RunStatus, data: EventData
     await runtime.store.save_run(ended)
     await runtime.manager.record_event(run.session_id, data, run_id=run.id, provider=run.provider)
     return ended
+
+
+def worker_state(owner: RunOwner) -> str:
+    """:func:`asm.owners.owner_state`, with a zombie (a worker killed and not yet
+    reaped by its parent) counted as dead: it will never renew its lease."""
+    state = owner_state(owner)
+    if state == "alive" and owner.host == socket.gethostname():
+        try:
+            stat = Path(f"/proc/{owner.process.pid}/stat").read_bytes()
+        except OSError:
+            return state
+        if stat[stat.rfind(b")") + 2 :][:1] in (b"Z", b"X"):
+            return "dead"
+    return state
 
 
 def end_event(run: Run) -> EventData:
@@ -276,7 +291,7 @@ class WorkerHost:
                 owner=self._owner,
                 lease_s=options.lease_s,
                 max_parallel_runs=runtime.config.max_parallel_runs,
-                owner_state=owner_state,
+                owner_state=worker_state,
             )
             if claim.outcome == "unknown":
                 try:
@@ -336,7 +351,7 @@ class WorkerHost:
         """The attempt of a lost worker: marked in the log, then restarted or failed."""
         old = previous.owner
         who = f"worker {previous.worker_id}" + (f" ({old.describe()})" if old is not None else "")
-        if old is not None and owner_state(old) == "dead":
+        if old is not None and worker_state(old) == "dead":
             await stop_orphans(old)
         if run.status is RunStatus.PENDING:
             return run  # it never started: nothing was interrupted

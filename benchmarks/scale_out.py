@@ -1,0 +1,267 @@
+"""Scale-out with asm-celery: runs/s and events/s over 1, 2 and 4 ``asm worker``
+processes, submit-to-start latency with a free worker, and the time from SIGKILL
+of a worker to its run restarting on another.
+
+Against the local RabbitMQ (127.0.0.1:5672) and PostgreSQL (127.0.0.1:5432); each
+phase uses a database and a queue of its own, removed afterwards. The provider is
+asm's ``scripted`` one: ``--events`` streamed chunks per run with ``--latency``
+seconds before each (simulated provider latency: the runs are I/O-bound).
+``--runs`` runs go over ``--sessions`` sessions (per-session FIFO,
+``max_concurrent_runs=1``), submitted from one client process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kombu
+import psycopg
+import trio
+from _report import write_section
+
+import asm
+from asm.events import EventType
+
+ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+BROKER = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+@contextlib.contextmanager
+def environment(args: argparse.Namespace, **celery: Any) -> Iterator[Path]:
+    """A database, a queue and an asm.toml for one phase; removed afterwards."""
+    database = f"asm_bench_{uuid.uuid4().hex[:10]}"
+    queue = f"asm.bench.{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    settings = {"queue": queue, "concurrency": args.concurrency, "poll_interval": 5.0, **celery}
+    chunks = [f"token {i} " for i in range(args.events)]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "asm.toml"
+            path.write_text(
+                "\n".join(
+                    [
+                        'provider = "scripted"',
+                        'store = "sqlalchemy"',
+                        "max_parallel_runs = 10000",
+                        "[stores.sqlalchemy]",
+                        f'url = "postgresql+psycopg://postgres@127.0.0.1:5432/{database}"',
+                        "[providers.scripted]",
+                        f"chunks = {chunks!r}",
+                        f"delay = {args.latency}",
+                        "[server]",
+                        'backend = "celery"',
+                        "[celery]",
+                        f'broker_url = "{BROKER}"',
+                        *(f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in settings.items()),
+                    ]
+                )
+                + "\n"
+            )
+            yield path
+    finally:
+        with psycopg.connect(ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+        with kombu.Connection(BROKER) as conn:
+            channel = conn.channel()
+            channel.queue_delete(queue)
+            channel.close()
+
+
+@contextlib.contextmanager
+def workers(config: Path, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``count`` ``asm worker`` processes, ready; stopped with SIGTERM afterwards."""
+    started = []
+    logs = []
+    for index in range(count):
+        log = config.parent / f"w{index}.log"
+        logs.append(log)
+        with log.open("wb") as out:
+            started.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", "from asm.cli import main; main()", "worker", "--name", f"bench-{index}"],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, "ASM_CONFIG": str(config)},
+                )
+            )
+    try:
+        for process, log in zip(started, logs, strict=True):
+            while "ready (pid" not in log.read_text(errors="replace"):
+                if process.poll() is not None:
+                    raise SystemExit(log.read_text(errors="replace"))
+                time.sleep(0.05)
+        yield started
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in started:
+            try:
+                process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def throughput(config: Path, args: argparse.Namespace) -> dict[str, float]:
+    """Submit ``runs`` runs over ``sessions`` sessions and wait for all of them."""
+    async with asm.open_runtime(config_file=config) as rt, contextlib.AsyncExitStack() as stack:
+        servers = [
+            await stack.enter_async_context(asm.open_session_server(rt, max_queued_runs=args.runs))
+            for _ in range(args.sessions)
+        ]
+        per_session = args.runs // args.sessions
+        started = time.perf_counter()
+
+        async def submit(server: Any) -> None:
+            for i in range(per_session):
+                await server.submit(f"run {i}")
+
+        async with trio.open_nursery() as nursery:
+            for server in servers:
+                nursery.start_soon(submit, server)
+        submitted = time.perf_counter() - started
+        for server in servers:
+            await server.drain()
+        elapsed = time.perf_counter() - started
+        events = 0
+        for server in servers:
+            log = (await rt.store.read_events(server.session_id)).events
+            events += len(log)
+            starts = [e.run_id for e in log if e.type is EventType.RUN_STARTED]
+            assert len(starts) == len(set(starts)) == per_session, "a run started twice or never"
+        return {
+            "runs_per_s": per_session * len(servers) / elapsed,
+            "events_per_s": events / elapsed,
+            "seconds": elapsed,
+            "submit_s": submitted,
+        }
+
+
+async def start_latency(config: Path, samples: int) -> list[float]:
+    """Seconds from ``run_queued`` to ``run_started`` of runs submitted one at a time to a free worker."""
+    latencies = []
+    async with asm.open_runtime(config_file=config) as rt, asm.open_session_server(rt) as server:
+        for i in range(samples):
+            run_id = await server.submit(f"sample {i}")
+            await server.wait(run_id)
+            log = (await rt.store.read_events(server.session_id, run_id=run_id)).events
+            queued = next(e.at for e in log if e.type is EventType.RUN_QUEUED)
+            begun = next(e.at for e in log if e.type is EventType.RUN_STARTED)
+            latencies.append((begun - queued).total_seconds())
+    return latencies
+
+
+async def takeover(config: Path, processes: list[subprocess.Popen[bytes]], repeats: int) -> list[float]:
+    """Seconds from SIGKILL of the worker executing a run to that run starting again on another."""
+    times = []
+    async with asm.open_runtime(config_file=config) as rt, asm.open_session_server(rt) as server:
+        alive = {p.pid: p for p in processes}
+        for i in range(repeats):
+            run_id = await server.submit(f"victim {i}")
+            after = 0
+            while True:  # until it streams
+                page = await rt.store.wait_for_events(server.session_id, after=after, timeout=1.0)
+                after = page.cursor
+                if any(e.run_id == run_id and e.type is EventType.MESSAGE_STREAMED for e in page.events):
+                    break
+            owner = (await rt.store.get_run(run_id)).owner
+            assert owner is not None
+            killed = time.time()
+            alive.pop(owner.process.pid).send_signal(signal.SIGKILL)
+            while True:
+                page = await rt.store.wait_for_events(server.session_id, after=after, timeout=1.0)
+                after = page.cursor
+                restart = [e for e in page.events if e.run_id == run_id and e.type is EventType.RUN_STARTED]
+                if restart:
+                    times.append(restart[0].at.timestamp() - killed)
+                    break
+            run = await server.cancel(run_id)  # done measuring; the next round needs a free worker
+            assert run.status.is_terminal
+            if not alive:
+                break
+    return times
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--sessions", type=int, default=100)
+    parser.add_argument("--events", type=int, default=50)
+    parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--concurrency", type=int, default=16, help="runs per worker process")
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--samples", type=int, default=100, help="submit-to-start samples")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/performance.md alone")
+    args = parser.parse_args()
+    load_start = os.getloadavg()[0]
+    results: dict[int, dict[str, float]] = {}
+    for count in (int(n) for n in args.workers.split(",")):
+        with environment(args) as config, workers(config, count):
+            results[count] = trio.run(throughput, config, args)
+        print(count, results[count], flush=True)
+    with environment(args) as config, workers(config, 1):
+        latencies = trio.run(start_latency, config, args.samples)
+    print("latency p50/p99", pct(latencies, 0.5), pct(latencies, 0.99), flush=True)
+    with environment(args, lease_s=30.0, on_worker_lost="restart") as config, workers(config, 4) as processes:
+        kills = trio.run(takeover, config, processes, 3)
+    print("takeover", kills, flush=True)
+    load_end = os.getloadavg()[0]
+    base = results[min(results)]["runs_per_s"]
+    rows = [
+        f"| {count} | {r['runs_per_s']:.1f} | {r['events_per_s']:,.0f} | {r['runs_per_s'] / base:.2f}x | "
+        f"{r['seconds']:.1f} s | {r['submit_s']:.1f} s |"
+        for count, r in sorted(results.items())
+    ]
+    best = results[max(results)]["runs_per_s"] / base
+    p50, p99 = pct(latencies, 0.5) * 1000, pct(latencies, 0.99) * 1000
+    body = "\n".join(
+        [
+            f"Load average (1 min) at the start and end: {load_start:.1f} / {load_end:.1f} (2 cores, shared with "
+            "other work). RabbitMQ, PostgreSQL, the client and the workers all on this one machine.",
+            "",
+            f"{args.runs:,} runs over {args.sessions} sessions (per-session FIFO, `max_concurrent_runs=1`), submitted "
+            f"from one client; the `scripted` provider streams {args.events} chunks per run with "
+            f"{args.latency * 1000:.0f} ms before each (I/O-bound runs); each `asm worker` runs "
+            f"{args.concurrency} runs at once (threads pool, one trio loop per process). Wall time from the first "
+            "submit to the last run ended.",
+            "",
+            "| workers | runs/s | events/s | vs 1 worker | wall time | submitting took |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+            f"Target: {max(results)} workers >= 3x one worker's runs/s: "
+            f"{'met' if best >= 3 else 'missed'} ({best:.2f}x).",
+            "",
+            f"Submit to `run_started` (the stored `run_queued` and `run_started` times) with a free worker, "
+            f"{len(latencies)} runs one at a time: p50 {p50:.1f} ms, p99 {p99:.1f} ms; target p99 <= 50 ms: "
+            f"{'met' if p99 <= 50 else 'missed'}.",
+            "",
+            "SIGKILL of the worker executing a run to the run's `run_started` on another worker "
+            f'(`on_worker_lost = "restart"`, same host: the dead owner is seen at once, no lease wait), '
+            f"{len(kills)} kills: " + ", ".join(f"{k * 1000:.0f} ms" for k in kills) + ".",
+        ]
+    )
+    print(body)
+    if not args.no_write:
+        write_section("Scale-out (asm-celery)", body)
+
+
+if __name__ == "__main__":
+    main()
