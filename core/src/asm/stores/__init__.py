@@ -193,7 +193,8 @@ def _copy(event: Event, session_id: str, seq: int) -> Event:
     data = event.data
     if isinstance(data, EventsCompacted):
         data = attrs.evolve(data, first_seq=seq, last_seq=seq)
-    return attrs.evolve(event, id=new_id("evt"), session_id=session_id, seq=None, data=data)
+    # Built directly: attrs.evolve costs a third of a fork's time in this process.
+    return Event(new_id("evt"), session_id, event.run_id, data, event.at, None, event.provider, event.schema_version)
 
 
 def claim_refused(stored: Run) -> AsmError:
