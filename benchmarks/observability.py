@@ -37,6 +37,8 @@ from asm.plugins import PluginRegistry
 from asm.providers.scripted import ScriptedProvider, Step
 
 TARGET_US_PER_EVENT = 2.0
+#: How long the studio benchmark's terminal reads nothing (longer than the run itself).
+STOPPED_S = 0.5
 
 
 def script(events: int, turns: int = 100) -> list[Step]:
@@ -143,6 +145,114 @@ not with the events.
 """
 
 
+def time_studio(steps: list[Step], tty: Any | None) -> tuple[float, int, Any]:
+    """CPU seconds of one ``run_once`` of ``steps`` shown by the studio view on ``tty``
+    (``None``: no renderer), view closed included; stored events; the view's statistics."""
+    from asm_rich import StudioRenderer
+
+    async def main() -> tuple[float, int, Any]:
+        manager = asm.SessionManager(asm.InMemorySessionStore(), provider=ScriptedProvider(steps, model="model-x"))
+        start = time.process_time()
+        if tty is None:
+            run = await manager.run_once("benchmark")
+            stats = None
+        else:
+            async with StudioRenderer().view(tty) as view:
+                run = await manager.run_once("benchmark", on_event=view)
+            stats = view.statistics()
+        seconds = time.process_time() - start
+        assert run.status is asm.RunStatus.COMPLETED, run.error
+        return seconds, await manager.store.latest_seq(run.session_id), stats
+
+    gc.collect()
+    return trio.run(main)
+
+
+def measure_studio(events: int, repeats: int) -> str:
+    import signal
+    import subprocess
+    import threading
+
+    steps = script(events, 100)
+    master, slave = os.openpty()
+    # The terminal's other side: `cat` reads it (its CPU is not this process's).
+    reader = subprocess.Popen(["cat"], stdin=master, stdout=subprocess.DEVNULL)
+    tty = os.fdopen(slave, "w", encoding="utf-8", closefd=False)
+    os.environ.setdefault("COLUMNS", "120")
+    os.environ.pop("NO_COLOR", None)
+    try:
+        assert tty.isatty()
+        time_studio(steps, None)  # warm-up: imports, caches
+        time_studio(steps, tty)
+        base: list[float] = []
+        studio: list[float] = []
+        stored = 0
+        stats = None
+        for _ in range(repeats):
+            seconds, stored, _ = time_studio(steps, None)
+            base.append(seconds)
+            seconds, _, stats = time_studio(steps, tty)
+            studio.append(seconds)
+        # A terminal that reads nothing while the run goes on: the view's writes wait.
+        stopped: list[float] = []
+        stopped_stats = None
+        for _ in range(repeats):
+            reader.send_signal(signal.SIGSTOP)
+            # The view's last write waits for the reader: a timer thread resumes it after STOPPED_S.
+            resume = threading.Timer(STOPPED_S, reader.send_signal, args=(signal.SIGCONT,))
+            resume.start()
+            try:
+                seconds, _, stopped_stats = time_studio(steps, tty)
+            finally:
+                resume.cancel()
+                reader.send_signal(signal.SIGCONT)
+            stopped.append(seconds)
+    finally:
+        tty.close()
+        reader.terminate()
+        reader.wait()
+        os.close(master)
+        os.close(slave)
+    best = (min(studio) - min(base)) / stored * 1e6
+    median = (statistics.median(studio) - statistics.median(base)) / stored * 1e6
+    stopped_best = (min(stopped) - min(base)) / stored * 1e6
+    stopped_median = (statistics.median(stopped) - statistics.median(base)) / stored * 1e6
+    assert stats is not None and stopped_stats is not None
+    verdict = ", ".join(
+        f"{what}: {'yes' if figure <= TARGET_US_PER_EVENT else 'no'}"
+        for what, figure in (("read as it comes", best), ("stopped", stopped_best))
+    )
+    plain = f"{min(base) * 1e3:.1f} ms"
+    rows = "\n".join(
+        [
+            f"| terminal read as fast as it comes | {plain} | {min(studio) * 1e3:.1f} ms | **{best:.2f} µs** "
+            f"| {median:.2f} µs |",
+            f"| terminal stopped for the first {STOPPED_S:g} s | {plain} | {min(stopped) * 1e3:.1f} ms "
+            f"| **{stopped_best:.2f} µs** | {stopped_median:.2f} µs |",
+        ]
+    )
+    return f"""
+`benchmarks/observability.py`: one `run_once` of {stored:,} stored events ({events:,} from the provider:
+100 model turns, each streamed text, a tool call, its usage and the turn's end) on the in-memory
+store, shown by asm-rich's `studio` view (`StudioRenderer().view(tty)`: the renderer behind its
+bounded, coalescing buffer, a frame at most every 50 ms, written by a worker thread) on a real
+pseudo-terminal whose other side `cat` reads, against the same run with no renderer. CPU time
+of the process (the writing thread's included, `cat`'s not), {repeats} runs of each side
+interleaved (and {repeats} with the terminal stopped), best and median; load average {load()}.
+
+| run | no renderer | studio on a pty | overhead per event, best | median |
+|---|---|---|---|---|
+{rows}
+
+Target ≤ {TARGET_US_PER_EVENT:g} µs per event (best): {verdict}. Per event the run pays a call that puts the
+event in the buffer (a text delta that follows another is joined to it); rendering happens once
+a frame, for everything that piled up. In the last run read as it came the view drew
+{stats.frames} frames for {stats.received:,} events ({stats.coalesced:,} deltas joined into others); with the
+terminal stopped, {stopped_stats.frames} frames ({stopped_stats.coalesced:,} joined): a slower terminal means fewer,
+larger frames, not a slower run.
+"""
+
+
 def load() -> str:
     try:
         return ", ".join(f"{value:.2f}" for value in os.getloadavg())
@@ -153,6 +263,7 @@ def load() -> str:
 #: Each measured thing: its section of docs/performance.md and the function measuring it.
 MEASURES: dict[str, tuple[str, Callable[[int, int], str]]] = {
     "otel": ("observability: asm-otel", measure_otel),
+    "studio": ("observability: studio renderer", measure_studio),
 }
 
 

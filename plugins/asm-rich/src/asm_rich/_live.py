@@ -33,7 +33,6 @@ CAPACITY: Final = 1024
 #: How often a renderer with a ``refresh()`` is redrawn while nothing happens (spinners).
 TICK: Final = 0.1
 
-_STREAMED: Final = (MessageStreamed, ThinkingStreamed)
 
 
 @attrs.frozen
@@ -70,37 +69,54 @@ class CoalescingBuffer:
         self.coalesced = 0
         self.dropped = 0
         self._dropped_unreported = 0
+        # The text delta waiting last: what a next delta must match to be joined to it.
+        self._last_key: tuple[type, str | None, str | None] | None = None
+        self._last_pieces: list[str] = []
 
     def __len__(self) -> int:
         return len(self._items)
 
     def put(self, event: Event) -> None:
-        """Add ``event``: joined to the text delta before it when it continues it, left out
-        (and counted) when ``capacity`` events already wait."""
+        """Add ``event``: joined to the text delta before it when it continues it (same
+        type, run and stream), left out (and counted) when ``capacity`` events already wait."""
         self.received += 1
         data = event.data
-        items = self._items
-        if isinstance(data, _STREAMED) and items:
-            last, pieces = items[-1]
-            if (
-                pieces is not None
-                and type(last.data) is type(data)
-                and last.run_id == event.run_id
-                and getattr(last.data, "stream", None) == getattr(data, "stream", None)
-            ):
-                pieces.append(data.delta)
+        cls = data.__class__
+        if cls is MessageStreamed or cls is ThinkingStreamed:
+            key = (cls, event.run_id, getattr(data, "stream", None))
+            if key == self._last_key:
+                self._last_pieces.append(data.delta)  # type: ignore[attr-defined]
                 self.coalesced += 1
                 return
-        if len(items) >= self.capacity:
-            self.dropped += 1
-            self._dropped_unreported += 1
+            if len(self._items) >= self.capacity:
+                self._drop()
+                return
+            if not self._items:
+                self._first()
+            pieces = [data.delta]  # type: ignore[attr-defined]
+            self._items.append((event, pieces))
+            self._last_key, self._last_pieces = key, pieces
             return
-        items.append((event, [data.delta] if isinstance(data, _STREAMED) else None))
+        if len(self._items) >= self.capacity:
+            self._drop()
+            return
+        if not self._items:
+            self._first()
+        self._items.append((event, None))
+        self._last_key = None
+
+    def _first(self) -> None:
+        """Called when an event comes to an empty buffer (a view wakes its frame task)."""
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        self._dropped_unreported += 1
 
     def take(self) -> tuple[list[Event], int]:
         """Everything waiting (joined deltas as one event each), and how many events were
         left out since the last take."""
         items, self._items = self._items, []
+        self._last_key = None
         dropped, self._dropped_unreported = self._dropped_unreported, 0
         events = []
         for event, pieces in items:
@@ -112,8 +128,9 @@ class CoalescingBuffer:
         return events, dropped
 
 
-class LiveView:
-    """The ``on_event`` callback of :func:`open_live_view`."""
+class LiveView(CoalescingBuffer):
+    """The ``on_event`` callback of :func:`open_live_view`: a :class:`CoalescingBuffer`
+    whose frame task renders and writes what it holds."""
 
     def __init__(
         self,
@@ -126,18 +143,22 @@ class LiveView:
         self.renderer = renderer
         self.sinks = list(sinks)
         self.frame_interval = frame_interval
-        self._buffer = CoalescingBuffer(capacity)
+        super().__init__(capacity)
         self._wakeup = trio.Event()
         self._rendered = 0
         self._frames = 0
         self._lost = False
         self._unwritten: tuple[str, Event | None, int] | None = None
         self._refresh = getattr(renderer, "refresh", None)
+        # A renderer that can render a frame's events at once (the studio: one redraw a frame).
+        self._render_all = getattr(renderer, "render_all", None)
         self._note = getattr(renderer, "note", None)
 
-    def __call__(self, event: Event) -> None:
-        """Take ``event`` for the next frame (never waits)."""
-        self._buffer.put(event)
+    #: Take an event for the next frame (never waits): the buffer's ``put``, called directly
+    #: (one Python call per event is all a run pays).
+    __call__ = CoalescingBuffer.put
+
+    def _first(self) -> None:
         self._wakeup.set()
 
     @property
@@ -147,13 +168,12 @@ class LiveView:
 
     def statistics(self) -> ViewStatistics:
         """What the view did so far."""
-        buffer = self._buffer
         return ViewStatistics(
-            received=buffer.received,
+            received=self.received,
             rendered=self._rendered,
-            coalesced=buffer.coalesced,
-            dropped=buffer.dropped,
-            pending=len(buffer),
+            coalesced=self.coalesced,
+            dropped=self.dropped,
+            pending=len(self),
             frames=self._frames,
             output_lost=self._lost,
         )
@@ -162,7 +182,7 @@ class LiveView:
         """Write frames until cancelled."""
         task_status.started()
         while True:
-            if not len(self._buffer):
+            if not len(self):
                 with trio.move_on_after(TICK if self._refresh is not None else math.inf):
                     await self._wakeup.wait()
             self._wakeup = trio.Event()
@@ -171,8 +191,11 @@ class LiveView:
 
     async def frame(self) -> None:
         """Render what waits (or, with nothing new, redraw the renderer's moving parts) and write it."""
-        events, dropped = self._buffer.take()
-        pieces = [self.renderer.render(event) for event in events]
+        events, dropped = self.take()
+        if self._render_all is not None:
+            pieces = [self._render_all(events)] if events else []
+        else:
+            pieces = [self.renderer.render(event) for event in events]
         if dropped and self._note is not None:
             pieces.append(self._note(f"… {dropped:,} events not shown (the terminal fell behind; all are stored)"))
         if not events and self._refresh is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final, Literal, TextIO
@@ -151,6 +151,14 @@ class StudioRenderer:
         """The text that moves the screen on by ``event``."""
         out: list[str] = []
         self._apply(event, out)
+        return self._frame(out)
+
+    def render_all(self, events: Sequence[Event]) -> str:
+        """The text for several events at once: the live area is redrawn once, not per event
+        (what the view calls for each frame)."""
+        out: list[str] = []
+        for event in events:
+            self._apply(event, out)
         return self._frame(out)
 
     def refresh(self) -> str:
@@ -355,14 +363,17 @@ class StudioRenderer:
         *done, rest = text.split("\n")
         for line in done:
             out.extend(self._wrapped(line, style))
-        # The unfinished line stays one row high: what does not fit is written out now.
+        # The unfinished line stays one row high: what does not fit is written out now,
+        # cut at the last space that fits (walking an index: a long joined delta is not
+        # copied once per row).
         room = self.width - 1
-        while len(rest) > room and (rest.isascii() or fit(rest, room) != rest):
-            cut = rest.rfind(" ", 0, room)
-            cut = cut + 1 if cut > room // 2 else room
-            out.extend(self._wrapped(rest[:cut].rstrip(" "), style))
-            rest = rest[cut:]
-        self._partial = rest
+        start = 0
+        while len(rest) - start > room and (rest.isascii() or fit(rest[start:], room) != rest[start:]):
+            cut = rest.rfind(" ", start, start + room)
+            end = cut + 1 if cut > start + room // 2 else start + room
+            out.extend(self._wrapped(rest[start:end].rstrip(" "), style))
+            start = end
+        self._partial = rest[start:]
 
     def _wrapped(self, line: str, style: str) -> list[str]:
         return [(self.paint(line, style) if style else line) + "\n"]
