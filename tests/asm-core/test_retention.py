@@ -191,3 +191,33 @@ async def test_the_compact_renderer_shows_a_compacted_run_by_its_answer() -> Non
         renderer = CompactRenderer()
         text = "".join(renderer.render(e) for e in (await runtime.store.read_events(sid)).events)
     assert ">> hello there" in text and "?events_compacted" not in text, text
+
+
+async def test_a_subscription_replaying_from_seq_1_across_compaction_misses_nothing() -> None:
+    """asm.open_subscription reads the store a page at a time, then live events: compaction
+    between its pages leaves it each event or the marker covering it, once, then the live run."""
+    async with open_runtime(provider="echo", store="memory") as runtime:
+        sid, _ = await _session_runs(runtime, 2)
+        latest = await runtime.store.latest_seq(sid)
+        seen: list[asm.Event] = []
+        async with runtime.subscribe(sid, after=0, page_size=2) as events:
+            for _ in range(5):  # inside the first run's deltas
+                seen.append(await events.__anext__())
+            assert seen[-1].type is EventType.MESSAGE_STREAMED
+            done = await runtime.store.compact_events(sid)
+            assert done.markers == 2
+            while (seen[-1].seq or 0) < latest:
+                seen.append(await events.__anext__())
+            run = await runtime.manager.start_run(sid, "live one")
+            await runtime.manager.execute_run(run.id)
+            while seen[-1].type is not EventType.RUN_COMPLETED or seen[-1].run_id != run.id:
+                seen.append(await events.__anext__())
+    ids = [e.id for e in seen]
+    assert len(ids) == len(set(ids)), "an event came twice"
+    covered: set[int] = set()
+    for event in seen:
+        if isinstance(event.data, EventsCompacted):
+            covered.update(range(event.data.first_seq, event.data.last_seq + 1))
+        covered.add(event.seq or 0)
+    assert covered == set(range(1, await runtime.store.latest_seq(sid) + 1)), "a seq was neither seen nor covered"
+    assert [e.seq for e in seen] == sorted(e.seq or 0 for e in seen)
