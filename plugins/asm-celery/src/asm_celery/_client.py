@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
 
+import attrs
 import trio
 from celery import Celery
 
@@ -368,10 +370,7 @@ async def open_session_server(
             "validation_error",
             "the celery server backend takes a provider name (each worker builds it from its config), not an object",
         )
-    options = celery_options(target.config)
-    ledger = ledger_for(target)
-    app = make_app(options)
-    try:
+    async with _shared(target) as (options, ledger, app):
         manager = target.manager
         name = provider or target.config.provider
         session_id = await _resolve_session(manager, session, provider=name, agent_id=agent_id, metadata=metadata)
@@ -397,9 +396,37 @@ async def open_session_server(
                     nursery.cancel_scope.cancel()
         finally:
             await server._close()
+
+
+@attrs.define
+class _Client:
+    options: CeleryOptions
+    ledger: Ledger
+    app: Celery
+    users: int = 0
+
+
+#: One ledger (connection pool) and one Celery app (producer pool) per store, shared by its servers.
+_CLIENTS: weakref.WeakKeyDictionary[object, _Client] = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def _shared(runtime: Runtime) -> AsyncIterator[tuple[CeleryOptions, Ledger, Celery]]:
+    key = runtime.store
+    client = _CLIENTS.get(key)
+    if client is None:
+        options = celery_options(runtime.config)
+        client = _CLIENTS[key] = _Client(options, ledger_for(runtime), make_app(options))
+    client.users += 1
+    try:
+        yield client.options, client.ledger, client.app
     finally:
-        await trio.to_thread.run_sync(app.close)
-        await trio.to_thread.run_sync(ledger.close)
+        client.users -= 1
+        if client.users == 0:
+            del _CLIENTS[key]
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(client.app.close)
+                await trio.to_thread.run_sync(client.ledger.close)
 
 
 async def _resolve_session(
