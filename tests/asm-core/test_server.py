@@ -330,3 +330,18 @@ def test_runtime_limits_must_be_positive(isolated: object, key: str) -> None:
     with pytest.raises(AsmError) as caught:
         asm.load_config({key: 0})
     assert caught.value.code == "invalid_config" and key in caught.value.message
+
+
+async def test_an_unknown_server_backend_is_a_config_error() -> None:
+    async with asm.open_runtime(provider="echo", store="memory", **{"server.backend": "nowhere"}) as rt:
+        with pytest.raises(AsmError) as caught:
+            async with asm.open_session_server(rt):
+                pass
+    assert caught.value.code == "invalid_config"
+    assert "'nowhere'" in caught.value.message and "local" in caught.value.details["installed"]
+
+
+def test_the_server_table_takes_only_backend() -> None:
+    with pytest.raises(AsmError) as caught:
+        asm.load_config({"server": {"backend": "local", "workers": 3}}, env={}, user_file="/nonexistent")
+    assert caught.value.code == "invalid_config" and "server" in caught.value.message
