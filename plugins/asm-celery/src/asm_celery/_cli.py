@@ -42,7 +42,11 @@ def register_task(app: Celery, host: WorkerHost) -> None:
 
     @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
     def execute(self: Any, run_id: str) -> None:
-        outcome = host.handle(run_id)
+        try:
+            outcome = host.handle(run_id)
+        except Exception as exc:  # noqa: BLE001 - the database or the runtime failed: never ack the run away
+            logging.getLogger("asm_celery").warning("task for run %s failed (%r); requeued", run_id, exc)
+            raise self.retry(countdown=host.options.claim_wait, max_retries=None) from None
         if outcome == "requeue":
             # Not its turn for a while: to the back of the queue, freeing this slot.
             raise self.retry(countdown=0, max_retries=None)
