@@ -5,8 +5,11 @@ cancelled from the client."""
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import trio
 from asm_celery import CelerySessionServer
@@ -15,7 +18,7 @@ import asm
 from asm import RunStatus
 from asm.events import RUN_END_TYPES, EventType
 
-from .conftest import WAIT, Config, Worker, wait_for_events
+from .conftest import WAIT, Config, Worker, asm_command, wait_for_events
 
 SESSIONS = 10
 RUNS = 200
@@ -110,3 +113,34 @@ async def test_cancel_a_queued_run_and_an_executing_one(config: Config, workers:
         assert 0 < streamed < 400
         status = await server.refresh()
         assert status.cancelled == 2 and status.running == () and status.queued == ()
+
+
+async def test_asm_events_follow_sees_a_run_executing_in_a_worker(
+    config: Config, workers: Callable[..., Worker]
+) -> None:
+    config.write(chunks=20, delay=0.02)
+    workers(concurrency=1)
+    async with asm.open_runtime(config_file=config.path) as rt, asm.open_session_server(rt) as server:
+        follower = await trio.lowlevel.open_process(
+            [*asm_command(), "events", server.session_id, "--follow", "--json", "--config", str(config.path)],
+            stdout=subprocess.PIPE,
+        )
+        try:
+            run_id = await server.submit("followed from another process")
+            assert follower.stdout is not None
+            seen: list[dict[str, Any]] = []
+            buffered = b""
+            with trio.fail_after(WAIT):
+                while not any(e["type"] == "run_completed" for e in seen):
+                    chunk = await follower.stdout.receive_some()
+                    assert chunk, "asm events --follow exited early"
+                    buffered += chunk
+                    *lines, buffered = buffered.split(b"\n")
+                    seen += [json.loads(line) for line in lines if line.strip()]
+        finally:
+            follower.terminate()
+            await follower.wait()
+        mine = [e["type"] for e in seen if e.get("run_id") == run_id]
+        assert mine[:2] == ["run_queued", "run_started"] and mine[-1] == "run_completed"
+        assert mine.count("message_streamed") == 20
+        assert [e["seq"] for e in seen] == list(range(1, len(seen) + 1))
