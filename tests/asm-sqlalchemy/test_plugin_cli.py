@@ -257,3 +257,35 @@ def test_asm_run_session_runs_in_a_stored_session(tmp_path: Path) -> None:
     shown = json.loads(asm_cli("sessions", "show", fork, "--json", cwd=tmp_path).stdout)
     assert shown["session"]["status"] == "active"
     assert [run["id"] for run in shown["runs"]] == [start["run_id"]]
+
+
+def test_config_show_names_the_sqlite_file_even_when_no_store_is_set(tmp_path: Path) -> None:
+    shown = asm_cli("config", "show", cwd=tmp_path)
+    as_json = asm_cli("config", "show", "--json", cwd=tmp_path)
+
+    assert shown.returncode == as_json.returncode == 0, shown.stderr + as_json.stderr
+    assert shown.stdout.endswith(
+        f"# the store in use: sqlite (the default, as no store is set); its data: {default_sqlite_path()}\n"
+    )
+    assert json.loads(as_json.stdout)["store"] == {
+        "name": "sqlite",
+        "chosen_by": "default",
+        "location": str(default_sqlite_path()),
+    }
+    assert not default_sqlite_path().exists()  # showing where it would be creates nothing
+
+
+def test_sessions_list_has_a_header_row_and_aligned_columns(tmp_path: Path) -> None:
+    for prompt in ("one", "two"):
+        assert asm_cli("run", prompt, cwd=tmp_path).returncode == 0
+    assert asm_cli("run", "--provider", "scripted", "three", cwd=tmp_path).returncode == 0
+
+    listed = asm_cli("sessions", "list", cwd=tmp_path)
+
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == ["SESSION", "STATUS", "AGENT", "PROVIDER", "CREATED"]
+    assert len(rows) == 3 and rows[0].split()[2:4] == ["scripted", "scripted"]
+    for column in ("STATUS", "AGENT", "PROVIDER", "CREATED"):
+        start = header.index(column)
+        assert all(row[start - 2 : start] == "  " and row[start] != " " for row in rows), column

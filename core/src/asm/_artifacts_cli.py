@@ -42,13 +42,13 @@ def add_artifacts(subparsers: Any) -> None:
     artifacts.set_defaults(handler=functools.partial(_help, artifacts))
 
     listing = commands.add_parser("list", help="a session's artifacts (the keys under sessions/<id>/), by key")
-    listing.add_argument("session_id", metavar="SESSION")
+    listing.add_argument("session_id", metavar="SESSION", help="the session id (ses_...), as asm run prints it")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.add_argument("--config", "-c", help="config file (default: ./asm.toml)")
     listing.set_defaults(handler=_list)
 
     get = commands.add_parser("get", help="an artifact's bytes, to stdout or to a file")
-    get.add_argument("key", metavar="KEY")
+    get.add_argument("key", metavar="KEY", help="the artifact's key, as 'asm artifacts list' shows it")
     get.add_argument("--output", "-o", metavar="FILE", help="write to FILE (complete and checked, or not at all)")
     get.add_argument("--config", "-c", help="config file (default: ./asm.toml)")
     get.set_defaults(handler=_get)

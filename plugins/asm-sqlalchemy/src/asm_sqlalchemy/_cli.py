@@ -79,7 +79,7 @@ def add_sessions(subparsers: Any) -> None:
     listing.set_defaults(handler=_sessions_list)
 
     show = commands.add_parser("show", help="one session, its runs and its event count")
-    show.add_argument("session_id", metavar="ID")
+    show.add_argument("session_id", metavar="ID", help="the session id (ses_...), as asm run prints it")
     show.add_argument("--json", action="store_true", help="as JSON")
     _common(show)
     show.set_defaults(handler=_sessions_show)
@@ -94,7 +94,7 @@ def add_sessions(subparsers: Any) -> None:
 def add_events(subparsers: Any) -> None:
     """``asm events SESSION [--after N] [--type T] [--follow]``."""
     events = subparsers.add_parser("events", help="a session's events; --follow waits for new ones")
-    events.add_argument("session_id", metavar="SESSION")
+    events.add_argument("session_id", metavar="SESSION", help="the session id (ses_...), as asm run prints it")
     events.add_argument("--after", type=_whole_number("a seq"), default=0, help="only events after this seq")
     events.add_argument("--type", action="append", dest="types", metavar="TYPE", help="only this type (repeatable)")
     events.add_argument("--follow", "-f", action="store_true", help="keep printing new events until the session ends")
@@ -174,11 +174,17 @@ def _summary(event: Event) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def _session_line(session: Session) -> str:
-    return (
-        f"{session.id}  {session.status.value:<9}  {session.agent_id}  "
-        f"{session.provider or '-'}  {_when(session.created_at)}"
-    )
+#: The columns of ``asm sessions list`` (plain text).
+SESSION_COLUMNS: Final = ("SESSION", "STATUS", "AGENT", "PROVIDER", "CREATED")
+
+
+def _session_rows(sessions: list[Session]) -> list[str]:
+    """A header row and one row per session, each column as wide as its widest cell."""
+    rows = [SESSION_COLUMNS] + [
+        (s.id, s.status.value, s.agent_id, s.provider or "-", _when(s.created_at)) for s in sessions
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(SESSION_COLUMNS))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 # -- handlers ------------------------------------------------------------------
@@ -201,11 +207,11 @@ def _sessions_list(args: argparse.Namespace, registry: PluginRegistry | None = N
     found = trio.run(go)
     if not args.json and _sessions_table(args, registry, found, out):
         return 0
+    if not args.json:
+        out.writelines(row + "\n" for row in _session_rows(found))
+        return 0
     for session in found:
-        if args.json:
-            out.write(json.dumps(unstructure(session), ensure_ascii=False) + "\n")
-        else:
-            out.write(_session_line(session) + "\n")
+        out.write(json.dumps(unstructure(session), ensure_ascii=False) + "\n")
     return 0
 
 

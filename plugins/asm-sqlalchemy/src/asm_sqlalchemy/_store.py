@@ -192,6 +192,13 @@ class SqlAlchemyStore:
         return self.url.get_backend_name()
 
     @property
+    def location(self) -> str:
+        """Where the data is, for people: a SQLite file's path, else the URL with its password masked."""
+        if self.dialect == "sqlite" and self.url.database:
+            return self.url.database
+        return mask_url(self.url)
+
+    @property
     def _mark(self) -> str:
         """The driver's parameter placeholder in plain SQL text."""
         return "?" if self.dialect == "sqlite" else "%s"
