@@ -61,6 +61,10 @@ class Gated:
         await emit(ToolCallFailed("call_2", "Bash", "exit 2"))
         await emit(TokenUsageUpdated(TokenUsage(input_tokens=1500, output_tokens=120), model="claude-sonnet-4-5"))
         await emit(CostUpdated(Cost(total_usd="0.0108"), model="claude-sonnet-4-5"))
+        if os.environ.get("RICH_TEST_APPROVAL"):
+            if await emit.request_approval("call_3", "Bash", {"command": "rm -rf build"}):
+                await emit(ToolCallStarted("call_3", "Bash", {"command": "rm -rf build"}))
+                await emit(ToolCallCompleted("call_3", "Bash", {"exit_code": 0, "stdout": ""}))
         text = "The tests fail to import app.main; see above."
         await emit(MessageStreamed(text))
         await emit(MessageReceived(text))

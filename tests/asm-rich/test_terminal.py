@@ -64,6 +64,30 @@ def test_asm_run_on_a_terminal_is_the_studio_view(terminal: Callable[..., Termin
     assert not any(mark in after[-1] for mark in "◐◓◑◒")
 
 
+def test_an_approval_is_asked_in_the_view(terminal: Callable[..., Terminal], tmp_path: Path) -> None:
+    (tmp_path / "gate").touch()
+    term = terminal("run", "--provider", "gated", "fix the tests", env={"RICH_TEST_APPROVAL": "1"})
+    term.wait_text(r"allow tool Bash \{\"command\": \"rm -rf build\"\}\? \[y/N\]$")
+    asking = body(term)
+    capture("an approval", term)
+    # The live lines (spinner, footer) were cleared for the question; what had happened is above it.
+    assert asking[-3:] == [
+        "✗ Bash: exit 2",
+        "? Bash needs approval: Running rm -rf build",
+        'allow tool Bash {"command": "rm -rf build"}? [y/N]',
+    ], asking
+    term.child.send("y\r")
+    assert term.finish() == 0
+    after = body(term)
+    assert after[-5:-1] == [
+        'allow tool Bash {"command": "rm -rf build"}? [y/N] y',
+        "✓ Bash approved",
+        "✓ Ran rm -rf build (exit 0)",
+        "The tests fail to import app.main; see above.",
+    ], after
+    assert re.fullmatch(FOOTER, after[-1]), after
+
+
 def test_thinking_shown_and_colours(terminal: Callable[..., Terminal], tmp_path: Path) -> None:
     (tmp_path / "asm.toml").write_text('[renderers.studio]\nthinking = true\ntool_output = "preview"\n')
     (tmp_path / "gate").touch()

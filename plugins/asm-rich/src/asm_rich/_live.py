@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import AsyncIterator, Sequence
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final
 
 import attrs
 import trio
 
-from asm.events import Event, MessageStreamed, ThinkingStreamed
+from asm.events import ApprovalRequested, Event, MessageStreamed, ThinkingStreamed
 from asm.ports import Renderer, Sink
 
 __all__ = ["CoalescingBuffer", "LiveView", "ViewStatistics", "open_live_view"]
@@ -145,6 +146,9 @@ class LiveView(CoalescingBuffer):
         self.frame_interval = frame_interval
         super().__init__(capacity)
         self._wakeup = trio.Event()
+        self._asking = trio.Lock()
+        self._approvals_shown: set[str] = set()  # tool calls whose approval_requested was shown
+        self._shown = trio.Event()
         self._rendered = 0
         self._frames = 0
         self._lost = False
@@ -186,8 +190,27 @@ class LiveView(CoalescingBuffer):
                 with trio.move_on_after(TICK if self._refresh is not None else math.inf):
                     await self._wakeup.wait()
             self._wakeup = trio.Event()
-            await self.frame()
+            async with self._asking:  # no frame while a question waits for its answer
+                await self.frame()
             await trio.sleep(self.frame_interval)
+
+    async def ask_approval(self, request: ApprovalRequested, question: str) -> str:
+        """Ask whether the tool call of ``request`` may run, once its ``approval_requested``
+        event has been shown: :meth:`prompt` ``question`` under it."""
+        while request.tool_call_id not in self._approvals_shown:  # frames go on meanwhile
+            await self._shown.wait()
+        return await self.prompt(question)
+
+    async def prompt(self, question: str, read: Callable[[], str] | None = None) -> str:
+        """Ask the person at the terminal ``question`` and return the line they type
+        (``read``, default: a line of stdin, in a worker thread). What waits is shown
+        first, the renderer's moving part is cleared (``suspend()``), and no frame is
+        written until the answer; the run goes on meanwhile (its events wait in the buffer)."""
+        async with self._asking:
+            await self.frame()
+            suspend = getattr(self.renderer, "suspend", None)
+            await self._write((suspend() if suspend is not None else "") + question, None)
+            return await trio.to_thread.run_sync(read or sys.stdin.readline, abandon_on_cancel=True)
 
     async def frame(self) -> None:
         """Render what waits (or, with nothing new, redraw the renderer's moving parts) and write it."""
@@ -204,6 +227,11 @@ class LiveView(CoalescingBuffer):
         text = "".join(pieces)
         if text:
             await self._write(text, events[-1] if events else None)
+        asked = [e.data.tool_call_id for e in events if isinstance(e.data, ApprovalRequested)]
+        if asked:
+            self._approvals_shown.update(asked)
+            self._shown.set()
+            self._shown = trio.Event()
 
     async def close(self) -> None:
         """The last frame and the renderer's closing text; then close the sinks."""

@@ -183,6 +183,12 @@ class StudioRenderer:
         self._rows = 0
         return text
 
+    def suspend(self) -> str:
+        """Clear the live area (before a question at the terminal); the next text draws it again below."""
+        text = self._erase()
+        self._rows = 0
+        return text
+
     def note(self, text: str) -> str:
         """A dim line of the view's own (``… 12 events not shown``)."""
         return self._frame([self.paint(text, "dim") + "\n"])
