@@ -308,9 +308,12 @@ def _parser(registry: PluginRegistry, out: TextIO, err: TextIO) -> argparse.Argu
     config = commands.add_parser("config", help="inspect the configuration")
     config.set_defaults(handler=functools.partial(_cmd_help, config))
     config_commands = config.add_subparsers(title="config commands", metavar="COMMAND", parser_class=parser_class)
-    show = config_commands.add_parser("show", help="the merged config and where each value came from")
+    show = config_commands.add_parser(
+        "show", help="the merged config, where each value came from, and the store in use (and where it keeps data)"
+    )
     show.add_argument("--config", "-c", help="config file (default: ./asm.toml)")
-    show.set_defaults(handler=functools.partial(_cmd_config_show, out=out))
+    show.add_argument("--json", action="store_true", help="as JSON: config, sources, files and the store")
+    show.set_defaults(handler=functools.partial(_cmd_config_show, registry=registry, out=out))
 
     # Plugin commands: factory(subparsers) adds a sub-parser whose ``handler``
     # default is handler(args) -> int. A broken one does not break the others.
@@ -320,7 +323,32 @@ def _parser(registry: PluginRegistry, out: TextIO, err: TextIO) -> argparse.Argu
         except Exception as exc:  # noqa: BLE001 - reported by `asm plugins`, the rest of asm works
             problem = f"command {registration.name!r} could not be added: {exc!r}"
             registry.broken.append(BrokenPlugin(registration.plugin, registration.distribution, problem))
+    for name, what in _DURABLE_COMMANDS.items():
+        if name not in commands.choices:  # asm-core alone: say what to install, not "invalid choice"
+            missing = commands.add_parser(
+                name, help=f"{what} (install asm-sqlalchemy for this command)", add_help=False
+            )
+            missing.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            missing.set_defaults(handler=functools.partial(_cmd_not_installed, name))
     return parser
+
+
+#: Commands of a durable store plugin (asm-sqlalchemy), and what they do.
+_DURABLE_COMMANDS: Final = {
+    "sessions": "list and show stored sessions",
+    "events": "a session's stored events",
+    "db": "the session database",
+}
+
+
+def _cmd_not_installed(name: str, args: argparse.Namespace) -> int:
+    del args
+    raise AsmError(
+        "plugin_not_found",
+        f"'asm {name}' reads a durable store, and none is installed: install asm-sqlalchemy (or another "
+        "durable store) for this command (pip install asm-sqlalchemy)",
+        details={"command": name},
+    )
 
 
 def _cmd_help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -633,10 +661,43 @@ def _cmd_plugins(args: argparse.Namespace, *, registry: PluginRegistry, out: Tex
     return 0
 
 
-def _cmd_config_show(args: argparse.Namespace, *, out: TextIO) -> int:
+def _cmd_config_show(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO) -> int:
+    from asm.runtime import check_plugin_tables, default_store
+    from asm.serde import unstructure
+
     loaded = load_config(config_file=args.config)
+    check_plugin_tables(loaded, configured(registry, loaded.config))
+    name = loaded.config.store or default_store(registry)
+    chosen = "config" if loaded.config.store else "default"
+    store = configured(registry, loaded.config).create("stores", name)
+    location = store_location(store)
+    if args.json:
+        payload = {
+            "config": json.loads(mask_url(json.dumps(unstructure(loaded.config), default=str))),
+            "sources": loaded.sources,
+            "files": [str(path) for path in loaded.files],
+            "store": {"name": name, "chosen_by": chosen, "location": location},
+        }
+        out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        return 0
     out.write(render_config(loaded))
+    why = "set in the config" if chosen == "config" else "the default, as no store is set"
+    out.write(f"\n# the store in use: {name} ({why}); its data: {location}\n")
     return 0
+
+
+def store_location(store: object) -> str:
+    """Where ``store`` keeps its data, for people: a store's own ``location`` (a SQLite
+    file's path, a database URL with its password masked), ``in memory ...`` for the
+    in-memory store, else the store's type."""
+    location = getattr(store, "location", None)
+    if isinstance(location, str) and location:
+        return mask_url(location)
+    from asm.stores.memory import InMemorySessionStore
+
+    if isinstance(store, InMemorySessionStore):
+        return "in memory, in this process only (lost when it exits)"
+    return f"kept by {type(store).__module__}.{type(store).__qualname__}"
 
 
 def render_config(loaded: LoadedConfig) -> str:
