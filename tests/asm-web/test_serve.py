@@ -22,12 +22,13 @@ ASM = [sys.executable, "-c", "from asm.cli import main; main()"]
 
 
 @asynccontextmanager
-async def asm_serve(
-    *args: str,
-) -> AsyncIterator[tuple[subprocess.Popen[bytes], str]]:
-    """``asm serve --port 0 ARGS`` until the block ends (then SIGTERM): the process and its URL."""
+async def asm_serve(*args: str, port: int = 0) -> AsyncIterator[tuple[subprocess.Popen[bytes], str]]:
+    """``asm serve --port PORT ARGS`` until the block ends (then SIGTERM): the process and its URL."""
     process = subprocess.Popen(  # noqa: ASYNC220 - Popen starts it; the waits below are in threads
-        [*ASM, "serve", "--port", "0", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy()
+        [*ASM, "serve", "--port", str(port), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
     )
     try:
         assert process.stdout is not None
@@ -99,3 +100,36 @@ def test_no_token_means_loopback_only(isolated: Path) -> None:
     assert "Traceback" not in result.stderr
     empty = subprocess.run([*ASM, "serve", "--hash-token"], input="", capture_output=True, text=True)
     assert empty.returncode == 2 and "[invalid_input]" in empty.stderr
+
+
+async def test_follow_goes_on_across_a_restart_of_the_server_process(isolated: Path) -> None:
+    (isolated / "asm.toml").write_text(
+        'provider = "echo"\nstore = "sqlite"\n[stores.sqlite]\npath = "asm.db"\n[providers.echo]\ndelay = 0.05\n'
+    )
+    words = " ".join(f"w{i}" for i in range(200))  # 10 s at the echo's pace: still going when stopped
+    seen: list[int] = []
+    async with asm_serve() as (first, url):
+        port = int(url.rsplit(":", 1)[1])
+        client = Client(url)
+        session = await client.create_session()
+        run = await client.submit(session.id, words)
+        async with client.follow(session.id, reconnect_delay=0.1, max_reconnect_delay=0.5) as events:
+            async for event in events:
+                seen.append(event.seq or 0)
+                if event.data.type is EventType.MESSAGE_STREAMED and len(seen) > 12:
+                    break
+            first.send_signal(signal.SIGTERM)  # mid-run: the run is recorded cancelled
+            with trio.fail_after(60):
+                assert await trio.to_thread.run_sync(first.wait) == 0
+            async with asm_serve(port=port) as (_, again):
+                assert again == url
+                second = await client.submit(session.id, "after the restart")
+                async for event in events:  # the same iterator: it reconnects by itself
+                    seen.append(event.seq or 0)
+                    if event.run_id == second.id and event.data.type is EventType.RUN_COMPLETED:
+                        break
+                assert events.reconnects >= 1
+                stored = (await client.read_events(session.id, limit=1000)).events
+        await client.aclose()
+    assert seen == [e.seq for e in stored] == list(range(1, len(stored) + 1))
+    assert [e.data.type for e in stored if e.run_id == run.id][-1] is EventType.RUN_CANCELLED

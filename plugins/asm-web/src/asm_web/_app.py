@@ -525,7 +525,7 @@ class Api:
                 session_id, after=after, types=types, run_id=q.get("run_id"), follow=self.options.follow
             )
 
-        return EventStream(subscribe, self.options.heartbeat_seconds)
+        return EventStream(subscribe, self.options.heartbeat_seconds, self.options.sse_batch_seconds)
 
     async def stream_sessions(self, request: Request) -> Response:
         _query(request, {})
@@ -601,6 +601,8 @@ def format_sse(event: Event) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.seq or 0, event.data.type.value.encode(), body)
 
 
+#: The most events one SSE write carries.
+_MAX_BATCH: Final = 2000
 #: Formatted messages of recent events: every client following a session gets the same bytes.
 _FORMATTED: OrderedDict[tuple[str, int], bytes] = OrderedDict()
 _FORMATTED_KEPT: Final = 20_000
@@ -657,9 +659,15 @@ class _Streaming(Response):
 class EventStream(_Streaming):
     """``text/event-stream`` of a session's events: stored after the cursor, then live."""
 
-    def __init__(self, subscribe: Callable[[], AbstractAsyncContextManager[AsyncIterator[Event]]], heartbeat: float):
+    def __init__(
+        self,
+        subscribe: Callable[[], AbstractAsyncContextManager[AsyncIterator[Event]]],
+        heartbeat: float,
+        batch_seconds: float = 0.0,
+    ) -> None:
         super().__init__(heartbeat)
         self._subscribe = subscribe
+        self._batch_seconds = batch_seconds
 
     async def produce(self, write: Callable[[bytes], Awaitable[None]]) -> None:
         async with self._subscribe() as events:
@@ -670,9 +678,15 @@ class EventStream(_Streaming):
                 if idle.cancelled_caught:
                     await write(b": heartbeat\n\n")
                     continue
-                # The events already there go out in one write.
+                # The events already there, and those that follow within batch_seconds, go out in one write.
                 take = getattr(events, "take_ready", None)
                 batch = [event, *take()] if take is not None else [event]
+                if self._batch_seconds:
+                    with trio.move_on_after(self._batch_seconds):
+                        while len(batch) < _MAX_BATCH:
+                            batch.append(await iterator.__anext__())
+                            if take is not None:
+                                batch += take()
                 await write(b"".join(_formatted(e) for e in batch))
 
 

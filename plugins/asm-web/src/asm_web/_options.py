@@ -69,6 +69,9 @@ class WebOptions:
     max_queued_runs: int = 100
     #: seconds between SSE heartbeat comments on an idle stream
     heartbeat_seconds: float = 15.0
+    #: after an event, how long an SSE stream gathers the ones that follow before it writes
+    #: (one write per client carries them all: fewer writes when many clients follow a fast run)
+    sse_batch_seconds: float = 0.02
     #: the longest ``wait`` long-poll a client may ask for, in seconds
     max_wait_seconds: float = 60.0
     #: where live SSE events come from: this server's runs ("manager"), or the store,
@@ -87,6 +90,8 @@ class WebOptions:
                 raise AsmError("invalid_config", f"[web] {name} must be >= 1, not {getattr(self, name)}")
         if self.max_queued_runs < 0:
             raise AsmError("invalid_config", f"[web] max_queued_runs must be >= 0, not {self.max_queued_runs}")
+        if not 0 <= self.sse_batch_seconds <= 1:
+            raise AsmError("invalid_config", f"[web] sse_batch_seconds must be 0..1, not {self.sse_batch_seconds}")
         for name in ("heartbeat_seconds", "max_wait_seconds"):
             if not getattr(self, name) > 0:
                 raise AsmError("invalid_config", f"[web] {name} must be > 0, not {getattr(self, name)}")
