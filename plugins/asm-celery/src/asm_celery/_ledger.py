@@ -93,9 +93,11 @@ class LedgerRow:
 
 @attrs.frozen
 class Claim:
-    """What a claim found: ``claimed`` (now ours), ``takeover`` (ours, after its
-    owner's lease ran out: ``previous`` is that owner's row), ``wait`` (not its turn:
-    ``why``), ``busy`` (another worker's live lease), ``done`` or ``unknown``."""
+    """What a claim found (see :meth:`Ledger.claim_next`): ``claimed`` (``row`` is now
+    ours), ``takeover`` (ours, after its owner died or its lease ran out: ``previous``
+    is that owner's row), ``covered`` (other workers run the session's runs), ``wait``
+    (``max_parallel_runs``: ``why``), ``busy`` (a live lease on another host),
+    ``done`` (nothing left in the session) or ``unknown`` (no such run in the ledger)."""
 
     outcome: Outcome
     row: LedgerRow | None = None
