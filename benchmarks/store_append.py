@@ -8,8 +8,14 @@ another process. Baseline, in the same run and on the same database:
 openai-agents' ``SQLAlchemySession.add_items`` storing items one call per
 item (how a stream is persisted as it arrives; set against asm's one run) and
 1,000 items per call (set against asm's ``append_events`` in calls of 1,000).
-Targets: >= 50,000 events/s on SQLite, >= 20,000 on PostgreSQL, replay
->= 200,000 events/s, >= 10x openai-agents.
+Floors, in the same run, on the same tables (asm's schema and indexes): raw
+driver appends of the same rows and JSON bodies (prepared before the clock
+starts), 1,000 per commit (sqlite3: one multi-row INSERT; psycopg: COPY), and
+a raw cursor replay of the same log in pages of 10,000 decoding each body with
+``orjson.loads``. Targets: >= 50,000 events/s on SQLite, >= 20,000 on
+PostgreSQL, replay >= 200,000 events/s, >= 10x openai-agents; against the
+floors: one run >= 80 % of the append floor (SQLite), replay >= 60 % of the
+replay floor.
 
     python benchmarks/store_append.py [--events N] [--runs R] [--pg-dsn DSN] [--no-write]
 
@@ -23,22 +29,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import itertools
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _report import stopwatch, write_section
 from asm_sqlalchemy import SqlAlchemyStore
+from asm_sqlalchemy._codec import encode_event_json
 
 from asm import Event, SessionManager
 from asm.events import MessageStreamed
@@ -47,6 +58,12 @@ from asm.providers.scripted import ScriptedProvider
 TARGETS = {"sqlite": 50_000, "postgresql": 20_000}
 TARGET_REPLAY = 200_000
 TARGET_RATIO = 10
+#: asm against the raw driver: one run's share of the append floor, replay's of the replay floor.
+TARGET_ONE_RUN_OF_FLOOR = 0.8
+TARGET_REPLAY_OF_FLOOR = 0.6
+FLOOR_PER_COMMIT = 1_000
+REPLAY_PAGE = 10_000
+COLUMNS = "session_id, seq, id, run_id, type, at, provider, schema_version, body"
 #: Each figure is a median: one sample on a shared 2-core machine swings by 20%.
 ONE_RUN_REPEATS = 3
 REPLAY_REPEATS = 5
@@ -56,6 +73,7 @@ import sys, time, trio
 from asm import Event
 from asm.events import MessageStreamed
 from asm_sqlalchemy import SqlAlchemyStore
+from asm_sqlalchemy._codec import encode_event_json
 
 async def main(url, session_id):
     async with SqlAlchemyStore(url) as store:
@@ -124,6 +142,97 @@ async def batched(url: str, items: int, per_call: int) -> float:
         seconds = elapsed()
         assert await store.latest_seq(session_id) == items
         return items / seconds
+
+
+def floor_rows(items: int) -> list[tuple[Any, ...]]:
+    """Rows of ``items`` fresh events of a new session, as asm stores them: the same columns and JSON bodies."""
+    session_id = f"ses_floor_{uuid.uuid4().hex}"
+    rows = []
+    for seq in range(1, items + 1):
+        event = Event.new(MessageStreamed(f"chunk {seq - 1} "), session_id=session_id).with_seq(seq)
+        at = event.at.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        rows.append((session_id, seq, event.id, None, "message_streamed", at, None, 1, encode_event_json(event)))
+    return rows
+
+
+def floor_append_sqlite(path: str, items: int) -> float:
+    """rows/s of raw sqlite3 appends: one multi-row INSERT and one commit per 1,000 rows, asm's pragmas."""
+    rows = floor_rows(items)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    sql = f"INSERT INTO asm_events ({COLUMNS}) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * FLOOR_PER_COMMIT)
+    gc.collect()
+    elapsed = stopwatch()
+    for start in range(0, items, FLOOR_PER_COMMIT):
+        chunk = rows[start : start + FLOOR_PER_COMMIT]
+        conn.execute("BEGIN IMMEDIATE")
+        if len(chunk) == FLOOR_PER_COMMIT:
+            conn.execute(sql, tuple(itertools.chain.from_iterable(chunk)))
+        else:
+            conn.executemany(f"INSERT INTO asm_events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", chunk)
+        conn.execute("COMMIT")
+    seconds = elapsed()
+    conn.close()
+    return items / seconds
+
+
+def floor_append_pg(dsn: str, schema: str, items: int) -> float:
+    """rows/s of raw psycopg appends: COPY of 1,000 rows and a commit, repeated."""
+    import psycopg
+
+    rows = floor_rows(items)
+    with psycopg.connect(dsn, options=f"-csearch_path={schema}") as conn:
+        gc.collect()
+        elapsed = stopwatch()
+        for start in range(0, items, FLOOR_PER_COMMIT):
+            with conn.cursor() as cursor, cursor.copy(f"COPY asm_events ({COLUMNS}) FROM STDIN") as copy:
+                for row in rows[start : start + FLOOR_PER_COMMIT]:
+                    copy.write_row(row)
+            conn.commit()
+        return items / elapsed()
+
+
+def floor_replay_sqlite(path: str, session_id: str) -> float:
+    """events/s of a raw sqlite3 cursor replay of ``session_id`` in pages of 10,000, ``orjson.loads`` per body."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    sql = "SELECT seq, body FROM asm_events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+    elapsed = stopwatch()
+    count, cursor = 0, 0
+    loads = orjson.loads
+    while True:
+        rows = conn.execute(sql, (session_id, cursor, REPLAY_PAGE)).fetchall()
+        bodies = [loads(body) for _, body in rows]
+        count += len(bodies)
+        if len(rows) < REPLAY_PAGE:
+            break
+        cursor = rows[-1][0]
+    seconds = elapsed()
+    conn.close()
+    return count / seconds
+
+
+def floor_replay_pg(dsn: str, schema: str, session_id: str) -> float:
+    """events/s of a raw psycopg cursor replay, as :func:`floor_replay_sqlite` (asm's plan settings)."""
+    import psycopg
+
+    sql = "SELECT seq, body FROM asm_events WHERE session_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+    loads = orjson.loads
+    with psycopg.connect(dsn, options=f"-csearch_path={schema}") as conn:
+        elapsed = stopwatch()
+        count, after = 0, 0
+        while True:
+            with conn.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_bitmapscan = off")
+                cursor.execute(sql, (session_id, after, REPLAY_PAGE))
+                rows = cursor.fetchall()
+            conn.commit()
+            bodies = [loads(body) for _, body in rows]
+            count += len(bodies)
+            if len(rows) < REPLAY_PAGE:
+                break
+            after = rows[-1][0]
+        return count / elapsed()
 
 
 async def wake_in_process(url: str, rounds: int) -> list[float]:
@@ -223,7 +332,13 @@ def drop_schema(dsn: str, schema: str) -> None:
 
 
 def measure(
-    name: str, url: str, async_url: str, args: argparse.Namespace, engine_kwargs: dict[str, Any]
+    name: str,
+    url: str,
+    async_url: str,
+    args: argparse.Namespace,
+    engine_kwargs: dict[str, Any],
+    floor_append: Callable[[int], float],
+    floor_replay: Callable[[str], float],
 ) -> dict[str, Any]:
     chunks = [f"chunk {i} " for i in range(args.events)]
     ones: list[float] = []
@@ -235,15 +350,27 @@ def measure(
     print(f"{name}: one run {rate:,.0f} events/s (median of {ONE_RUN_REPEATS}: {ones})", flush=True)
     concurrent, per_commit = trio.run(concurrent_runs, url, args.runs, args.events // args.runs)
     print(f"{name}: {args.runs} runs {concurrent:,.0f} events/s ({per_commit:.1f} appends/commit)", flush=True)
-    replays = [trio.run(replay, url, session_id) for _ in range(REPLAY_REPEATS)]
+    replays, raw_replays = [], []
+    for _ in range(REPLAY_REPEATS):  # interleaved with the floor's: load that comes and goes weighs on both
+        replays.append(trio.run(replay, url, session_id))
+        raw_replays.append(floor_replay(session_id))
     replayed = statistics.median(replays)
-    print(f"{name}: replay {replayed:,.0f} events/s (median of {REPLAY_REPEATS})", flush=True)
+    raw_replay = statistics.median(raw_replays)
+    print(
+        f"{name}: replay {replayed:,.0f} events/s, raw cursor {raw_replay:,.0f} (median of {REPLAY_REPEATS})",
+        flush=True,
+    )
     local = trio.run(wake_in_process, url, 200)
     remote = trio.run(wake_across_processes, url, 50)
     print(
         f"{name}: wake {statistics.median(local) * 1e3:.2f} ms / {statistics.median(remote) * 1e3:.2f} ms", flush=True
     )
-    own_batched = statistics.median([trio.run(batched, url, args.events, 1000) for _ in range(ONE_RUN_REPEATS)])
+    own, raw = [], []
+    for _ in range(ONE_RUN_REPEATS):  # interleaved, as above
+        own.append(trio.run(batched, url, args.events, 1000))
+        raw.append(floor_append(args.events))
+    own_batched, raw_append = statistics.median(own), statistics.median(raw)
+    print(f"{name}: raw driver append {raw_append:,.0f} events/s (1,000 per commit)", flush=True)
     single = openai_agents(async_url, args.baseline_items, 1, engine_kwargs)
     their_batched = openai_agents(async_url, args.events, 1000, engine_kwargs)
     print(
@@ -256,6 +383,8 @@ def measure(
         "concurrent": concurrent,
         "per_commit": per_commit,
         "replay": replayed,
+        "raw_replay": raw_replay,
+        "raw_append": raw_append,
         "local": local,
         "remote": remote,
         "own_batched": own_batched,
@@ -315,13 +444,38 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, load: t
             else:
                 cells += [value, "-"] if key == "single" else [value, f"{ours:,.0f} events/s", "-"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Floors on the same tables in the same run (each repeat interleaved with asm's): the raw driver "
+        f"appending the same rows and JSON bodies (prepared before the clock starts), {FLOOR_PER_COMMIT:,} per "
+        "commit — sqlite3 with one multi-row INSERT and asm's WAL / synchronous=NORMAL, psycopg with COPY — "
+        f"and a raw cursor replay of the same log in pages of {REPLAY_PAGE:,}, each body decoded with "
+        "`orjson.loads` (median of the same repeats).",
+        "",
+        "| database | raw append | asm one run ÷ that | asm `append_events` ÷ that | raw replay | asm replay ÷ that |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        lines.append(
+            f"| {name} | {r['raw_append']:,.0f} events/s | {r['one'] / r['raw_append']:.0%} | "
+            f"{r['own_batched'] / r['raw_append']:.0%} | {r['raw_replay']:,.0f} events/s | "
+            f"{r['replay'] / r['raw_replay']:.0%} |"
+        )
     lines += ["", "Targets:"]
     for name, r in results.items():
         target = TARGETS[name]
         lines.append(
             f"- {name}: one run {r['one']:,.0f} events/s vs target {target:,} — "
             f"{'met' if r['one'] >= target else 'NOT met'}; replay {r['replay']:,.0f} vs {TARGET_REPLAY:,} — "
-            f"{'met' if r['replay'] >= TARGET_REPLAY else 'NOT met'}"
+            f"{'met' if r['replay'] >= TARGET_REPLAY else 'NOT met'}; replay {r['replay'] / r['raw_replay']:.0%} "
+            f"of the raw cursor vs {TARGET_REPLAY_OF_FLOOR:.0%} — "
+            f"{'met' if r['replay'] >= TARGET_REPLAY_OF_FLOOR * r['raw_replay'] else 'NOT met'}"
+            + (
+                f"; one run {r['one'] / r['raw_append']:.0%} of the raw append vs {TARGET_ONE_RUN_OF_FLOOR:.0%} — "
+                f"{'met' if r['one'] >= TARGET_ONE_RUN_OF_FLOOR * r['raw_append'] else 'NOT met'}"
+                if name == "sqlite"
+                else ""
+            )
             + (
                 f"; {r['one'] / r['single']:.0f}x openai-agents (1 per call) vs {TARGET_RATIO}x — "
                 f"{'met' if r['one'] / r['single'] >= TARGET_RATIO else 'NOT met'}"
@@ -345,12 +499,28 @@ def main() -> None:
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"
-        results["sqlite"] = measure("sqlite", f"sqlite:///{path}", f"sqlite+aiosqlite:///{path}", args, {})
+        results["sqlite"] = measure(
+            "sqlite",
+            f"sqlite:///{path}",
+            f"sqlite+aiosqlite:///{path}",
+            args,
+            {},
+            lambda items: floor_append_sqlite(str(path), items),
+            lambda session_id: floor_replay_sqlite(str(path), session_id),
+        )
     schema, sync_url, async_url = pg_schema(args.pg_dsn)
     try:
         # openai-agents' tables go to the same schema of the same database.
         settings = {"connect_args": {"server_settings": {"search_path": schema}}}
-        results["postgresql"] = measure("postgresql", sync_url, async_url, args, settings)
+        results["postgresql"] = measure(
+            "postgresql",
+            sync_url,
+            async_url,
+            args,
+            settings,
+            lambda items: floor_append_pg(args.pg_dsn, schema, items),
+            lambda session_id: floor_replay_pg(args.pg_dsn, schema, session_id),
+        )
     finally:
         drop_schema(args.pg_dsn, schema)
     body = report(results, args, (load_start, os.getloadavg()[0]))
