@@ -111,13 +111,19 @@ def add_events(subparsers: Any) -> None:
 
 
 def add_db(subparsers: Any) -> None:
-    """``asm db upgrade``, ``asm db current``, ``asm db recover``, ``asm db compact`` and ``asm db retention``."""
+    """``asm db upgrade``, ``current``, ``check``, ``recover``, ``compact`` and ``retention``."""
     db = subparsers.add_parser("db", help="the session database: migrations, recovery, compaction")
     commands = db.add_subparsers(title="db commands", metavar="COMMAND")
     db.set_defaults(handler=_help(db))
     for name, handler, text in (
         ("upgrade", _db_upgrade, "migrate the database schema to this asm-sqlalchemy's version"),
         ("current", _db_current, "the database's schema revision and the newest known"),
+        (
+            "check",
+            _db_check,
+            "check the database: integrity, schema, seq gaps and duplicates, runs stuck with a dead owner "
+            "(exit 1 on any problem)",
+        ),
         ("recover", _db_recover, "mark runs left running by dead processes as failed (interrupted)"),
     ):
         parser = commands.add_parser(name, help=text)
@@ -428,6 +434,16 @@ def _db_current(args: argparse.Namespace, registry: PluginRegistry | None = None
     state = "up to date" if revision == head else ("no asm schema" if revision is None else "run `asm db upgrade`")
     out.write(f"{mask_url(url)}: revision {revision or '(none)'}, head {head} ({state})\n")
     return 0 if revision == head else 1
+
+
+def _db_check(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
+    from asm_sqlalchemy import _check
+
+    out = out or sys.stdout
+    url = _sql_store(args, registry).url
+    problems = trio.run(_check.check_database, url)
+    out.writelines(line + "\n" for line in _check.describe(problems, url))
+    return 1 if problems else 0
 
 
 def _db_recover(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
