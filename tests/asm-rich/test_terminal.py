@@ -89,11 +89,11 @@ def test_an_approval_is_asked_in_the_view(terminal: Callable[..., Terminal], tmp
 
 
 def test_thinking_shown_and_colours(terminal: Callable[..., Terminal], tmp_path: Path) -> None:
-    (tmp_path / "asm.toml").write_text('[renderers.studio]\nthinking = true\ntool_output = "preview"\n')
+    (tmp_path / "asm.toml").write_text('[renderers.studio]\ntool_output = "preview"\n')
     (tmp_path / "gate").touch()
-    term = terminal("run", "--provider", "gated", "fix the tests")
+    term = terminal("run", "--provider", "gated", "--thinking", "fix the tests")
     assert term.finish() == 0
-    capture("thinking = true, tool_output = preview", term)
+    capture("--thinking, tool_output = preview", term)
     lines = body(term)
     assert lines[:7] == [
         "The user wants the tests fixed. I should read the app first.",

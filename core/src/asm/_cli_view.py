@@ -64,15 +64,21 @@ def pick_renderer(registry: PluginRegistry, name: str | None, *, json: bool, out
 
 
 @contextlib.asynccontextmanager
-async def open_event_view(registry: PluginRegistry, name: str | None, out: TextIO) -> AsyncIterator[EventView | None]:
+async def open_event_view(
+    registry: PluginRegistry, name: str | None, out: TextIO, *, thinking: bool = False
+) -> AsyncIterator[EventView | None]:
     """Show events with the renderer ``name`` (built from the ``[renderers.<name>]`` table
     ``registry`` was configured with) on ``out``; yields the ``on_event`` callback (``None``
-    for no renderer: the command's plain output). After the block, the callback's
-    ``output_lost`` is true if ``out``'s reader left (the run went on regardless)."""
+    for no renderer: the command's plain output). ``thinking`` (``--thinking``) turns on a
+    renderer's ``thinking`` setting (the studio's: the model's reasoning in full). After the
+    block, the callback's ``output_lost`` is true if ``out``'s reader left (the run went on
+    regardless)."""
     if name is None:
         yield None
         return
     renderer = registry.create("renderers", name)
+    if thinking and hasattr(renderer, "thinking"):
+        renderer.thinking = True
     view = getattr(renderer, "view", None)
     if callable(view):
         async with view(out) as on_event:

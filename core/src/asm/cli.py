@@ -256,6 +256,9 @@ def _parser(registry: PluginRegistry, out: TextIO, err: TextIO) -> argparse.Argu
         help="show the run with this renderer (studio, verbose, compact, ...); default: studio when stdout "
         "is a terminal and asm-rich is installed, else the answer's text",
     )
+    run.add_argument(
+        "--thinking", action="store_true", help="show the model's thinking in full (a renderer that collapses it)"
+    )
     run.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS", help="run timeout in seconds")
     run.add_argument("--model", type=_nonempty("--model"), help="the model (the provider's 'model' option)")
     run.add_argument(
@@ -525,7 +528,7 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO,
         nonlocal view
         async with (
             open_runtime(loaded, registry=registry) as runtime,
-            open_event_view(runtime.registry, view_name, out) as view,
+            open_event_view(runtime.registry, view_name, out, thinking=args.thinking) as view,
         ):
             if approver is not None:
                 approver.ask = getattr(view, "ask_approval", None)  # a live view asks in its own place

@@ -106,6 +106,9 @@ def add_events(subparsers: Any) -> None:
         help="show the events with this renderer (studio, verbose, compact, ...); default: studio when "
         "stdout is a terminal and asm-rich is installed, else one line per event",
     )
+    events.add_argument(
+        "--thinking", action="store_true", help="show the model's thinking in full (a renderer that collapses it)"
+    )
     _common(events)
     events.set_defaults(handler=_events)
 
@@ -291,7 +294,7 @@ def _events(args: argparse.Namespace, registry: PluginRegistry | None = None, ou
     async def go() -> None:
         nonlocal view
         viewing = configured(registry, load_config(config_file=args.config).config)
-        async with _opened(store), open_event_view(viewing, view_name, out) as view:
+        async with _opened(store), open_event_view(viewing, view_name, out, thinking=args.thinking) as view:
             session = await store.get_session(args.session_id)
             cursor = args.after
             while True:
