@@ -6,7 +6,8 @@
   footer with the model, tokens in / out, cost so far and elapsed time;
 - renderer ``verbose``: one labelled line per event, values cut to ``width``;
 - sink ``tty``: rendered text to the terminal through rich's Console;
-- rich tables for ``asm sessions list`` / ``asm sessions show`` (hook ``asm_render_table``).
+- rich tables for ``asm sessions list`` / ``asm sessions show`` on a terminal (the studio
+  renderer's ``table()``, which the CLI asks for through ``asm._cli_view.print_table``).
 
 ``asm run``, ``asm events SID`` and ``asm events SID --follow`` use ``studio`` when stdout
 is a terminal (``--renderer NAME`` picks another). In a program::
