@@ -34,10 +34,19 @@ def body(term: Terminal) -> list[str]:
     return lines[first:]
 
 
+def tool_running(tmp_path: Path) -> Callable[[Terminal], bool]:
+    """The provider waits at its gate, and the screen shows the tool's line with the footer
+    under it (a frame can reach the screen in pieces)."""
+    return lambda t: (
+        (tmp_path / "tool-running").exists()
+        and re.search(r"Reading src/app\.py\n.* · 0 in / 0 out · \d+\.\ds$", t.text(), re.M) is not None
+    )
+
+
 def test_asm_run_on_a_terminal_is_the_studio_view(terminal: Callable[..., Terminal], tmp_path: Path) -> None:
     term = terminal("run", "--provider", "gated", "fix the tests")
     # While the tool runs: its line with a spinner, the footer below it.
-    term.wait_for(lambda t: (tmp_path / "tool-running").exists() and "Reading src/app.py" in t.text(), "the tool")
+    term.wait_for(tool_running(tmp_path), "the tool running")
     capture("while the tool runs", term)
     while_running = body(term)
     assert while_running[:2] == [
@@ -112,8 +121,9 @@ def test_thinking_shown_and_colours(terminal: Callable[..., Terminal], tmp_path:
 
 
 def test_no_color_keeps_the_view_and_drops_the_colours(terminal: Callable[..., Terminal], tmp_path: Path) -> None:
-    (tmp_path / "gate").touch()
     term = terminal("run", "--provider", "gated", "fix the tests", env={"NO_COLOR": "1"})
+    term.wait_for(tool_running(tmp_path), "the tool running")
+    (tmp_path / "gate").touch()
     assert term.finish() == 0
     assert "✗ Bash: exit 2" in term.lines()
     raw = "".join(term.raw)
