@@ -114,13 +114,14 @@ class Config:
         delay: float = 0.0,
         broker: str = BROKER,
         store: str | None = None,
+        max_parallel_runs: int = 1000,
         **celery: Any,
     ) -> Path:
         settings = {"queue": self.queue, "lease_s": 3.0, "claim_wait": 2.0, "grace_period": 30.0, **celery}
         lines = [
             'provider = "scripted"',
             'store = "sqlalchemy"',
-            "max_parallel_runs = 1000",
+            f"max_parallel_runs = {max_parallel_runs}",
             "[stores.sqlalchemy]",
             f'url = "{store or self.database}"',
             "[providers.scripted]",
