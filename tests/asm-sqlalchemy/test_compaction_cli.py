@@ -94,7 +94,10 @@ def test_db_retention_shows_and_applies_the_policy(tmp_path: Path) -> None:
         "  max_session_events = 20 - a session holding this many events is compacted, then refuses new runs "
         "if it still does",
     ]
-    assert lines[3] == "2 sessions to compact; run `asm db retention --apply`"
+    assert lines[3] == (
+        "2 sessions hold streamed deltas from before the cutoff; `asm db retention --apply` compacts those of "
+        "answered runs"
+    )
     assert sorted(lines[4:]) == sorted(
         f"{sid}: 24 events, at the cap of 20: it takes no new run" for sid in (first, second)
     )

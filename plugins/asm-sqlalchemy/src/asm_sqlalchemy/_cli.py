@@ -568,7 +568,11 @@ def _db_retention(args: argparse.Namespace, registry: PluginRegistry | None = No
             else:
                 waiting = await store.sessions_to_compact(older_than=cutoff) if cutoff is not None else []
                 if waiting:
-                    out.write(f"{_plural(len(waiting), 'session')} to compact; run `asm db retention --apply`\n")
+                    out.write(
+                        f"{_plural(len(waiting), 'session')} {'holds' if len(waiting) == 1 else 'hold'} "
+                        "streamed deltas from before the cutoff; "
+                        "`asm db retention --apply` compacts those of answered runs\n"
+                    )
             cap = policy.max_session_events
             if cap is not None:
                 over = await store.sessions_over(cap)
