@@ -191,7 +191,7 @@ def workers(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     def start(
         *, name: str | None = None, concurrency: int = 4, wait: bool = True, config: Path | None = None
     ) -> Worker:
-        name = name or f"w{len(started) + 1}"
+        name = name or f"w{len(started) + 1}-{uuid.uuid4().hex[:6]}"
         log = tmp_path / f"{name}.log"
         args = [*asm_command(), "worker", "--name", name, "--concurrency", str(concurrency)]
         if config is not None:

@@ -33,6 +33,9 @@ def make_app(options: CeleryOptions, *, main: str = "asm") -> Celery:
         "worker_hijack_root_logger": False,
         "worker_concurrency": options.concurrency,
         "worker_pool": "threads",
+        # No pidbox queue per worker: asm stops workers by signal, and two workers given
+        # the same --name on one broker would otherwise lock each other out.
+        "worker_enable_remote_control": False,
         "task_create_missing_queues": True,
     }
     config.update(options.settings)
