@@ -34,8 +34,10 @@ class CeleryOptions:
     input, or ``fail`` it (``resume``, continuity replay, is refused until asm
     core has it). ``grace_period``: seconds a worker stopping on SIGTERM lets
     its runs go on before it cancels them. ``claim_wait``: seconds a delivered
-    run waits for its turn (session FIFO, ``max_concurrent_runs``,
-    ``max_parallel_runs``) before it is put back at the end of the queue.
+    task waits while only ``max_parallel_runs`` (or a live lease on another host)
+    keeps its session from going on, before it is put back at the end of the
+    queue. ``poll_interval``: how often such a task tries again (a run ending
+    anywhere wakes it at once), and how often a client refreshes ``status()``.
     ``settings``: any other Celery setting, passed through as is.
     """
 
