@@ -8,6 +8,7 @@ proves a plugin installs and works alone.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nox
@@ -95,6 +96,39 @@ def web_screenshots(session: nox.Session) -> None:
         "tests/asm-web/test_viewer.py",
         env={"VIEWER_SCREENSHOTS": str(ROOT / "docs")},
     )
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Every wheel and sdist into dist/, checked (twine check, a LICENSE in each); then each
+    plugin installed alone next to asm-core into a fresh venv with pip, and `asm plugins` run
+    there (no BROKEN, the plugin listed). Not a default session: it installs from the index."""
+    import shutil
+    import tempfile
+    import zipfile
+
+    out = ROOT / "dist"
+    shutil.rmtree(out, ignore_errors=True)
+    session.run("uv", "build", "--all-packages", "--out-dir", str(out), external=True)
+    session.install("twine>=7,<8")  # twine 7 reads Metadata-Version 2.5 (hatchling's)
+    built = sorted([*out.glob("*.whl"), *out.glob("*.tar.gz")])
+    session.run("twine", "check", "--strict", *(str(p) for p in built))
+    wheels = {p.name.split("-")[0].replace("_", "-"): p for p in sorted(out.glob("*.whl"))}
+    for wheel in wheels.values():
+        if not any(n.endswith("/licenses/LICENSE") for n in zipfile.ZipFile(wheel).namelist()):
+            session.error(f"{wheel.name} has no LICENSE")
+    for name, wheel in wheels.items():
+        if name == "asm-core":
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            session.run(sys.executable, "-m", "venv", tmp, external=True)
+            python = str(Path(tmp) / "bin" / "python")
+            # its sister plugins (asm-celery needs asm-sqlalchemy) come from dist/, the rest from the index
+            session.run(python, "-m", "pip", "install", "--quiet", "--find-links", str(out),
+                        str(wheels["asm-core"]), str(wheel), external=True)  # fmt: skip
+            listing = session.run(str(Path(tmp) / "bin" / "asm"), "plugins", external=True, silent=True)
+            if not isinstance(listing, str) or "BROKEN" in listing or name not in listing:
+                session.error(f"{name} alone: asm plugins says\n{listing}")
 
 
 @nox.session

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import sqlite3
@@ -102,6 +103,11 @@ def create_store_engine(
         )
         _sqlite_events(engine, synchronous=synchronous, busy_timeout=busy_timeout, autocheckpoint=autocheckpoint)
         return engine
+    if importlib.util.find_spec("psycopg") is None:
+        raise AsmError(
+            "dependency_not_available",
+            f"{mask_url(url)} needs psycopg, PostgreSQL's driver: pip install 'asm-sqlalchemy[postgres]'",
+        )
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
