@@ -31,9 +31,10 @@ class CeleryOptions:
     owner stopped renewing it is taken over once it expires (at once when the
     owner is a dead process on the same host). ``on_worker_lost``: what a worker
     that takes over does with the interrupted run: ``restart`` it from its
-    input, or ``fail`` it (``resume``, continuity replay, is refused until asm
-    core has it). ``grace_period``: seconds a worker stopping on SIGTERM lets
-    its runs go on before it cancels them. ``claim_wait``: seconds a delivered
+    input, or ``fail`` it (``resume``, replaying the cut attempt's own output,
+    is refused: asm's continuation replays a session's earlier runs only).
+    ``grace_period``: seconds a worker stopping on SIGTERM lets its runs go on
+    before it cancels them. ``claim_wait``: seconds a delivered
     task waits while only ``max_parallel_runs`` (or a live lease on another host)
     keeps its session from going on, before it is put back at the end of the
     queue. ``poll_interval``: how often such a task tries again (a run ending
@@ -83,8 +84,9 @@ def celery_options(config: AsmConfig | dict[str, Any]) -> CeleryOptions:
         problems.append(f"grace_period must be 0 or more seconds, not {options.grace_period!r}")
     if options.on_worker_lost == "resume":
         problems.append(
-            'on_worker_lost = "resume" (continuity replay) is not available yet in this asm; '
-            'use "restart" (run again from its input) or "fail"'
+            'on_worker_lost = "resume" (replaying the interrupted attempt\'s own output) is not available yet: '
+            "asm's continuation replays a session's earlier runs, not a run's cut attempt; "
+            'use "restart" (run again from its input, after the session\'s earlier runs) or "fail"'
         )
     elif options.on_worker_lost not in WORKER_LOST_CHOICES:
         problems.append(f'on_worker_lost must be "restart" or "fail", not {options.on_worker_lost!r}')
