@@ -12,9 +12,12 @@ asm's so that a busy machine weighs on both alike:
 - a bare trio loop handing the same chunks to the same callback (no envelope).
 
 A cProfile of one run (``--profile-chunks``, 0 for none) says where asm's
-time per event goes.
+time per event goes. ``--compare-src DIR`` also times the asm whose sources are
+in DIR (another checkout's ``core/src``), in a child process, interleaved too:
+an A/B of two versions in one sitting.
 
-    python benchmarks/core_overhead.py [--chunks N] [--repeats R] [--profile-chunks N] [--no-write]
+    python benchmarks/core_overhead.py [--chunks N] [--repeats R] [--profile-chunks N]
+                                       [--compare-src DIR] [--no-write]
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import gc
 import os
 import pstats
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -142,6 +146,15 @@ def profile_asm(chunks: list[str], top: int = 10) -> str:
     )
 
 
+def time_other(source: str, chunks: int) -> float:
+    """``time_asm`` in a child process importing asm from ``source``: seconds."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run(
+        [sys.executable, __file__, "--child-run", str(chunks)], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    return float(out.split()[-1])
+
+
 def time_bare(chunks: list[str]) -> float:
     payloads = [MessageStreamed(chunk) for chunk in chunks]
     counter = Counter()
@@ -164,14 +177,25 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--profile-chunks", type=int, default=20_000, help="chunks of the profiled run (0: none)")
+    parser.add_argument("--compare-src", help="also time the asm whose sources are in this directory")
+    parser.add_argument("--child-run", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/performance.md alone")
     args = parser.parse_args()
+    if args.child_run:
+        import asm
+
+        print(asm.__file__, time_asm([f"tok{i % 97} " for i in range(args.child_run)]))
+        return
     chunks = [f"tok{i % 97} " for i in range(args.chunks)]
 
     load_start = os.getloadavg()[0]
     times: dict[str, list[float]] = {"asm": [], "floor": [], "bare": []}
-    for _ in range(args.repeats):  # interleaved: load that comes and goes weighs on all three alike
+    if args.compare_src:
+        times["other"] = []
+    for _ in range(args.repeats):  # interleaved: load that comes and goes weighs on all of them alike
         times["asm"].append(time_asm(chunks))
+        if args.compare_src:
+            times["other"].append(time_other(args.compare_src, args.chunks))
         times["floor"].append(time_floor(chunks))
         times["bare"].append(time_bare(chunks))
     load_end = os.getloadavg()[0]
@@ -185,6 +209,13 @@ def main() -> None:
     floor_verdict = "met" if floor_ratio <= TARGET_FLOOR_RATIO else "NOT met"
     bare_ratio = median["asm"] / median["bare"]
     labels = {"asm": "asm `run_once`", "floor": "floor: naive batched pipeline", "bare": "bare trio loop"}
+    compared = ""
+    if args.compare_src:
+        labels = {"asm": labels["asm"], "other": "asm `run_once`, compared sources", **labels}
+        compared = (
+            f"The compared sources ({args.compare_src}, timed in a child process the same way): "
+            f"asm here does **{median['other'] / median['asm']:.2f}x** their events/s (median).\n\n"
+        )
     rows = "\n".join(
         f"| {labels[name]} | {best[name] * 1000:.1f} ms | {median[name] * 1000:.1f} ms | {per_event[name]:.2f} us "
         f"| {args.chunks / median[name]:,.0f} | {median[name] / median['floor']:.2f}x |"
@@ -210,7 +241,7 @@ through the store's acknowledgement, the redaction and transform hooks' place, U
 pricing on usage events. Throughput through asm: **{rate_median:,.0f} events/s** (best {rate_best:,.0f});
 target {TARGET_EVENTS_PER_S:,} events/s: {verdict} it. Ratio asm / bare loop (median time): **{bare_ratio:.1f}x**.
 
-{profile}
+{compared}{profile}
 """
     print(body)
     if not args.no_write:
