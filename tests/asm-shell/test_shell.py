@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -249,7 +250,8 @@ def asm_run(tmp_path: Path, *words: str, config: str = "") -> subprocess.Complet
 )
 def test_asm_run_passes_the_words_as_the_argv_untouched(tmp_path: Path, words: list[str], output: str) -> None:
     result = asm_run(tmp_path, *words)
-    assert (result.returncode, result.stderr) == (0, "")
+    assert result.returncode == 0  # and stderr holds only the ids line
+    assert re.fullmatch(r"session ses_[0-9a-f]+ \u00b7 run run_[0-9a-f]+\n", result.stderr), result.stderr
     assert result.stdout == output + "\n"
 
 
