@@ -439,3 +439,17 @@ def test_render_table_aligns_columns_and_colours_statuses(monkeypatch: pytest.Mo
         " s22  failed     $1.50",
     ]
     assert "\x1b[32mcompleted" in out.getvalue() and "\x1b[1;31mfailed" in out.getvalue()
+
+
+async def test_the_tty_sink_from_config_renders_every_event_with_no_thread_hop(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`renderer = "studio"` and a `[sinks.tty]` table: a runtime's plain pipeline, to stdout."""
+    monkeypatch.delenv("ASM_LOAD_PLUGINS", raising=False)
+    config = asm.AsmConfig(provider="echo", renderer="studio", sinks={"tty": {}}, renderers={"studio": {"color": True}})
+    async with asm.open_runtime(config) as runtime:
+        sink = runtime.sinks[0]
+        assert isinstance(sink, asm_rich.ConsoleSink) and not sink.threaded
+        await runtime.run_once("hello there")
+    shown = capsys.readouterr().out
+    assert shown.startswith("hello there\n\x1b[2mecho · ")  # the footer, dim: colour was asked for

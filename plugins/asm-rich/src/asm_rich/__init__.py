@@ -129,7 +129,8 @@ def _make_tty(config: dict[str, Any]) -> ConsoleSink:
     from asm_rich._console import ConsoleSink
 
     parse_options(_NoOptions, config, "tty sink")
-    return ConsoleSink()
+    # Called for every event by a runtime's rendering pipeline: a plain write, no thread hop each time.
+    return ConsoleSink(threaded=False)
 
 
 @attrs.frozen

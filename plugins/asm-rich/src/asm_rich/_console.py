@@ -38,18 +38,26 @@ def is_live_terminal(console: Console) -> bool:
 class ConsoleSink:
     """Writes rendered text to a rich console (default: one on stdout).
 
-    Each write happens in a worker thread; ``aclose`` flushes. The text is written as it
-    is: a renderer's escape sequences pass through, and ``color`` is the renderer's to
-    decide (:class:`~asm_rich.Painter`).
+    ``threaded``: each write happens in a worker thread, so a slow terminal holds up that
+    thread and not the caller (what a view, written once a frame, wants); unthreaded, a
+    write is a plain write, as cheap as :class:`~asm.rendering.FileSink`'s (what a sink
+    called for every event wants). ``aclose`` flushes. The text is written as it is: a
+    renderer's escape sequences pass through, and ``color`` is the renderer's to decide
+    (:class:`~asm_rich.Painter`).
     """
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, *, threaded: bool = True) -> None:
         self.console = console or console_for()
+        self.threaded = threaded
 
     async def write(self, text: str, event: Event | None) -> None:
         """Write ``text`` (nothing for empty text)."""
-        if text:
+        if not text:
+            return
+        if self.threaded:
             await trio.to_thread.run_sync(self._write, text)
+        else:
+            self._write(text)
 
     def _write(self, text: str) -> None:
         file = self.console.file

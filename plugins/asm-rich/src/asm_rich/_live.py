@@ -35,7 +35,6 @@ CAPACITY: Final = 1024
 TICK: Final = 0.1
 
 
-
 @attrs.frozen
 class ViewStatistics:
     """What a view did: events received, shown after coalescing, joined into another,

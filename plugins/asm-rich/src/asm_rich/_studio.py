@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any, Final, Literal, TextIO
 
 import attrs
+from rich.color import ColorSystem
 
 from asm.events import (
     ApprovalDenied,
@@ -106,7 +107,8 @@ class StudioRenderer:
         self.thinking = thinking
         self.show_spinner = show_spinner
         self.color = color
-        self.paint = painter or Painter(None)
+        # Without a view (a runtime's sinks), colours only when asked for: no terminal to ask.
+        self.paint = painter or Painter(ColorSystem.EIGHT_BIT if color else None)
         self.live = live
         self.width = max(width, 20)
         self._clock = clock

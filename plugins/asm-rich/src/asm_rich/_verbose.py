@@ -16,6 +16,8 @@ import json
 import re
 from typing import Any, Final, TextIO
 
+from rich.color import ColorSystem
+
 from asm.events import Event
 from asm.serde import unstructure
 from asm_rich._console import ConsoleSink, console_for
@@ -44,7 +46,7 @@ class VerboseRenderer:
         self.width = width
         self.seq = seq
         self.color = color
-        self.paint = painter or Painter(None)
+        self.paint = painter or Painter(ColorSystem.EIGHT_BIT if color else None)
 
     def view(self, out: TextIO | None = None) -> contextlib.AbstractAsyncContextManager[LiveView]:
         """Show events on ``out`` (default: stdout) behind a bounded buffer, coloured as
