@@ -32,6 +32,8 @@ def _hypercorn_config(host: str, port: int) -> HypercornConfig:
     # Open SSE streams never end on their own: give them a moment, then close them.
     config.graceful_timeout = 2.0
     config.keep_alive_timeout = 30.0
+    # Dashboards open many long-lived streams at once: room for a burst of connects.
+    config.backlog = 2048
     return config
 
 
