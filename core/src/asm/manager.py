@@ -58,6 +58,7 @@ from asm.events import (
     ThinkingStreamed,
     TokenUsageUpdated,
     ToolCallStarted,
+    _fresh_event,
 )
 from asm.model import (
     Capabilities,
@@ -97,6 +98,14 @@ class _ActiveRun:
     scope: trio.CancelScope
     done: trio.Event = attrs.field(factory=trio.Event)
     reason: str | None = None
+    #: ``scope.cancel()`` was called (through :meth:`cancel`): one attribute read for
+    #: the emit of every event, where ``scope.cancel_called`` asks trio's clock each time
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        """Cancel the run's scope."""
+        self.cancelled = True
+        self.scope.cancel()
 
 
 class SessionManager:
@@ -667,7 +676,7 @@ class SessionManager:
         active = self._active.get(run_id)
         if active is not None:
             active.reason = active.reason or reason or "cancel_run"
-            active.scope.cancel()
+            active.cancel()
             if _current_run.get() != run_id:
                 await active.done.wait()
             return await self.store.get_run(run_id)
@@ -875,10 +884,7 @@ class SessionManager:
         """The events to store for ``data``: as the ``asm_transform_event`` hooks
         leave it — usually the one event, but a hook may hold it back (streamed
         text, ``[]``) or release events before it (a list)."""
-        # Text that is not valid Unicode is recorded with U+FFFD in its place (asm._unicode).
-        if not _ascii_delta(data):
-            data = scrub(data)
-        events = [Event.new(data, session_id=session_id, run_id=run_id, provider=provider)]
+        events = [_new_event(session_id, run_id, data, provider)]
         for plugin_name, transform in self._transforms:
             transformed: list[Event] = []
             for event in events:
@@ -1059,6 +1065,14 @@ def _checked_transform(plugin_name: str, event: Event, replaced: object) -> list
     return events
 
 
+def _new_event(session_id: str, run_id: str | None, data: EventData, provider: str | None) -> Event:
+    """The event for ``data`` before the ``asm_transform_event`` hooks: text that is not
+    valid Unicode is recorded with U+FFFD in its place (asm._unicode)."""
+    if not _ascii_delta(data):
+        data = scrub(data)
+    return _fresh_event(session_id, run_id, data, provider)
+
+
 def _ascii_delta(data: EventData) -> bool:
     """A streamed delta of ASCII text: the usual event, with nothing for ``scrub`` to
     replace, so it is not walked (a check in O(1): ``str.isascii`` reads a flag)."""
@@ -1167,7 +1181,6 @@ class _RunWriter:
         self._run_id = run.id
         self._provider = provider
         self.on_event = on_event
-        self._run_scope = active.scope
         self._capacity = manager.event_buffer_size
         self.error_text_max_bytes = manager.error_text_max_bytes
         self.error_text_max_lines = manager.error_text_max_lines
@@ -1207,8 +1220,25 @@ class _RunWriter:
 
     async def __call__(self, data: EventData, /) -> None:
         """Queue one payload from the provider (waits only while the queue is full)."""
-        if self._run_scope.cancel_called:
+        if self._active.cancelled:
             await trio.lowlevel.checkpoint()  # a cancelled run takes no more events: raise Cancelled now
+        if type(data) is MessageStreamed:  # the usual payload: none of the checks below concern it
+            if (
+                data.stream is None
+                and data.delta.isascii()  # nothing for scrub to replace (see _ascii_delta)
+                and not self._closed
+                and self.error is None
+                and not self._manager._transforms
+            ):
+                # publish(), inlined for the one event of a delta that no hook sees.
+                buffer = self._buffer
+                buffer.append(_fresh_event(self._session_id, self._run_id, data, self._provider))
+                self._has_work.set()
+                if len(buffer) >= self._capacity:
+                    await self._wait_for_space()
+                return
+            await self.publish(data)
+            return
         if not isinstance(data, EventData) or data.type in LIFECYCLE_TYPES:
             raise AsmError(
                 "validation_error",
@@ -1288,9 +1318,9 @@ class _RunWriter:
             return
         for violation in violations:
             await self.publish(PolicyViolation(violation.policy, violation.kind, violation.action, violation.details))
-            if violation.action == "cancel" and not self._run_scope.cancel_called:
+            if violation.action == "cancel" and not self._active.cancelled:
                 self._active.reason = violation.policy
-                self._run_scope.cancel()
+                self._active.cancel()
 
     async def judge_result(self, result: RunResult) -> None:
         """Judge the provider's final figures against the limits: usage or cost that
@@ -1358,8 +1388,17 @@ class _RunWriter:
             raise AsmError("invalid_operation", f"run {self._run_id} has ended; its emit can no longer be used")
         if self.error is not None:
             raise self.error
-        self._buffer.extend(await self._manager._make_events(self._session_id, self._run_id, data, self._provider))
+        manager = self._manager
+        if manager._transforms:
+            self._buffer.extend(await manager._make_events(self._session_id, self._run_id, data, self._provider))
+        else:  # no hook to run: the one event, without a coroutine and a list for it
+            self._buffer.append(_new_event(self._session_id, self._run_id, data, self._provider))
         self._has_work.set()
+        if len(self._buffer) >= self._capacity:
+            await self._wait_for_space()
+
+    async def _wait_for_space(self) -> None:
+        """Wait while the queue is full (backpressure on the provider)."""
         while len(self._buffer) >= self._capacity and self.error is None and not self._done.is_set():
             if self._has_space.is_set():
                 self._has_space = trio.Event()  # shared by every task waiting for room
@@ -1410,10 +1449,10 @@ class _RunWriter:
                 await self._flush()
         except AsmError as exc:
             self.error = exc
-            self._run_scope.cancel()
+            self._active.cancel()
         except Exception as exc:  # noqa: BLE001 - a consumer's bug fails the run it watches
             self.error = AsmError("internal_error", f"an event consumer of run {self._run_id} raised {exc!r}")
-            self._run_scope.cancel()
+            self._active.cancel()
         finally:
             if self._buffer and self.error is None:
                 # Cancelled from outside: what was accepted is still stored.

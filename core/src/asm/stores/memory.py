@@ -137,21 +137,27 @@ class InMemorySessionStore:
         stored: list[Event] = []
         touched: dict[str, _Log] = {}
         by_id = self._by_id
+        logs = self._logs
+        # A batch is nearly always one session's: its log is looked up once, not per event.
+        session_id: str | None = None
+        log = _Log()
         for event in events:
             previous = by_id.get(event.id)
             if previous is not None:
                 stored.append(previous)
                 continue
-            log = self._logs.get(event.session_id)
-            if log is None:
-                log = self._logs[event.session_id] = _Log()
-            log.head += 1
-            sequenced = event.with_seq(log.head)
+            if event.session_id != session_id:
+                session_id = event.session_id
+                found = logs.get(session_id)
+                if found is None:
+                    found = logs[session_id] = _Log()
+                log = touched[session_id] = found
+            seq = log.head = log.head + 1
+            sequenced = event.with_seq(seq)
             log.events.append(sequenced)
-            log.seqs.append(log.head)
+            log.seqs.append(seq)
             by_id[event.id] = sequenced
             stored.append(sequenced)
-            touched[event.session_id] = log
         for log in touched.values():
             log.changed.set()
             log.changed = trio.Event()
