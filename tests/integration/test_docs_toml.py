@@ -58,8 +58,9 @@ def registry() -> PluginRegistry:
 
 @pytest.mark.parametrize(("where", "text"), BLOCKS, ids=[where for where, _ in BLOCKS])
 def test_a_toml_block_of_the_docs_is_a_working_config(
-    where: str, text: str, tmp_path: Path, registry: PluginRegistry
+    where: str, text: str, tmp_path: Path, registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # a sink's relative path (events.jsonl) is made here, not in the checkout
     (tmp_path / "asm.toml").write_text(text, encoding="utf-8")
     loaded = load_config(config_file=tmp_path / "asm.toml", env={}, cwd=tmp_path, user_file=tmp_path / "none.toml")
     with warnings.catch_warnings():
