@@ -51,6 +51,23 @@ async def test_take_ready_hands_over_what_was_read_in_order_without_waiting() ->
     assert rest
 
 
+async def test_take_ready_also_takes_live_events_delivered_meanwhile() -> None:
+    store = InMemorySessionStore()
+    async with asm.open_session_server(store, ScriptedProvider(["a", "b", "c"])) as server:
+        await server.wait(await server.submit("go"))
+        stored = await store.latest_seq(server.session_id)
+        async with server.subscribe(after=stored) as events:
+            assert events.take_ready() == []  # nothing read yet: the store comes first
+            await server.wait(await server.submit("again"))
+            first = await events.__anext__()  # reads the store: the caught-up subscription is live now
+            middle = await store.latest_seq(server.session_id)
+            await server.wait(await server.submit("third"))  # delivered live, not yet read
+            taken = events.take_ready()
+            latest = await store.latest_seq(server.session_id)
+            assert [e.seq for e in [first, *taken]] == list(range(stored + 1, latest + 1))
+            assert latest > middle and events.cursor == latest and events.take_ready() == []
+
+
 async def test_after_a_cursor_and_filters() -> None:
     store = InMemorySessionStore()
     async with asm.open_session_server(store, ScriptedProvider(["x", "y"])) as server:

@@ -218,9 +218,23 @@ class Subscription:
         return self._ready.popleft()
 
     def take_ready(self) -> list[Event]:
-        """The events already read and not yet returned, without waiting (``[]`` if
-        none): a consumer that writes in batches (an HTTP stream) takes them after
-        each ``__anext__``, in order, instead of one ``__anext__`` per event."""
+        """The events already here and not yet returned, without waiting (``[]`` if
+        none): those read from the store, and the live ones delivered since, up to
+        the first that needs the store (a gap, an overflow). A consumer that writes in
+        batches (an HTTP stream) takes them after ``__anext__`` or after a pause, in
+        order, instead of one ``__anext__`` (and one wake-up) per event."""
+        mailbox = self._mailbox
+        if mailbox is not None and not mailbox.overflowed and not self._need_store:
+            while mailbox.events:
+                seq = mailbox.events[0].seq or 0
+                if seq > self.cursor + 1:
+                    break  # a gap: __anext__ reads it from the store
+                event = mailbox.events.popleft()
+                if seq <= self.cursor:
+                    continue  # already read from the store
+                self.cursor = seq
+                if self._matches(event):
+                    self._ready.append(event)
         taken = list(self._ready)
         self._ready.clear()
         return taken

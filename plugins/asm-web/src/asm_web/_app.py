@@ -681,12 +681,14 @@ class EventStream(_Streaming):
                 # The events already there, and those that follow within batch_seconds, go out in one write.
                 take = getattr(events, "take_ready", None)
                 batch = [event, *take()] if take is not None else [event]
-                if self._batch_seconds:
+                if self._batch_seconds and take is not None:
+                    # One wake-up per batch, not one per event: what came meanwhile is taken at once.
+                    await trio.sleep(self._batch_seconds)
+                    batch += take()
+                elif self._batch_seconds:
                     with trio.move_on_after(self._batch_seconds):
                         while len(batch) < _MAX_BATCH:
                             batch.append(await iterator.__anext__())
-                            if take is not None:
-                                batch += take()
                 await write(b"".join(_formatted(e) for e in batch))
 
 
