@@ -29,12 +29,14 @@ redelivered (``on_worker_lost``). See docs/scaling.md.
 
 from __future__ import annotations
 
-from asm import hookimpl
-from asm.hookspecs import Register
-from asm_celery._app import TASK_NAME, make_app
-from asm_celery._client import CelerySessionServer, open_session_server
-from asm_celery._options import CeleryOptions, celery_options
-from asm_celery._worker import INTERRUPTED, WorkerHost
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from asm_celery._app import TASK_NAME, make_app
+    from asm_celery._client import CelerySessionServer, open_session_server
+    from asm_celery._options import CeleryOptions, celery_options
+    from asm_celery._worker import INTERRUPTED, WorkerHost
 
 __all__ = [
     "INTERRUPTED",
@@ -42,16 +44,27 @@ __all__ = [
     "CeleryOptions",
     "CelerySessionServer",
     "WorkerHost",
-    "asm_register_commands",
     "celery_options",
     "make_app",
     "open_session_server",
 ]
 
+#: Where each name lives: imported on first use, so that loading asm's plugins (the
+#: ``asm_celery._plugin`` entry point imports this package first) does not import Celery.
+_HOMES = {
+    "TASK_NAME": "_app",
+    "make_app": "_app",
+    "CelerySessionServer": "_client",
+    "open_session_server": "_client",
+    "CeleryOptions": "_options",
+    "celery_options": "_options",
+    "INTERRUPTED": "_worker",
+    "WorkerHost": "_worker",
+}
 
-@hookimpl
-def asm_register_commands(register: Register) -> None:
-    """``asm worker``."""
-    from asm_celery import _cli
 
-    register("worker", _cli.add_worker)
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'asm_celery' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"asm_celery.{home}"), name)

@@ -17,24 +17,7 @@ from asm_celery._app import TASK_NAME, make_app
 from asm_celery._options import celery_options
 from asm_celery._worker import WorkerHost
 
-__all__ = ["add_worker", "register_task", "run_worker"]
-
-
-def add_worker(subparsers: Any) -> None:
-    """``asm worker [--concurrency N] [--queue NAME] [--name ID] [--config FILE]``."""
-    parser = subparsers.add_parser(
-        "worker",
-        help="execute runs submitted through the celery server backend (a Celery worker)",
-        description="Start a Celery worker that executes asm runs from the [celery] queue, with the store the "
-        "config names (PostgreSQL). SIGTERM: stop claiming, let runs finish within [celery] grace_period, "
-        "then cancel the rest.",
-    )
-    parser.add_argument("--config", "-c", help="config file (default: ./asm.toml)")
-    parser.add_argument("--concurrency", type=int, help="runs executed at once (default: [celery] concurrency)")
-    parser.add_argument("--queue", help="the queue to consume (default: [celery] queue)")
-    parser.add_argument("--name", help="this worker's id (default: asm-<pid>@<host>)")
-    parser.add_argument("--loglevel", default="WARNING", help="Celery's log level (default WARNING)")
-    parser.set_defaults(handler=run_worker)
+__all__ = ["register_task", "run_worker"]
 
 
 def register_task(app: Celery, host: WorkerHost) -> None:
