@@ -28,11 +28,12 @@ HEAVY = (
     "redis",
     "opentelemetry.sdk",
     "rich",
+    "celery",
+    "kombu",
 )
 
-#: Entry points left out of the probe: asm-celery and asm-web import celery (and, through its
-#: ledger, SQLAlchemy) and starlette when their modules load - to be made lazy by their owners.
-NOT_YET_LAZY = frozenset({"celery", "web"})
+#: Entry points left out of the probe: asm-web imports starlette and hypercorn when it loads.
+NOT_YET_LAZY = frozenset({"web"})
 
 PROBE = """
 import io, json, sys
