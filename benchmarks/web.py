@@ -302,9 +302,9 @@ def report(
         *_fan_table(burst),
         "",
         f"Paced: a run of {args.paced_events:,} events, the provider waiting {args.delay * 1000:g} ms between "
-        "events (a fast model's stream; about 160 events/s here). Every client's stream wakes for each "
-        "event (its writes gathered over `sse_batch_seconds`, 20 ms); where that work outgrows the server's "
-        "one thread, the run itself slows down (its events wait for the loop) and the seconds grow:",
+        "events (a fast model's stream; about 160 events/s here). Each client's stream wakes once per "
+        "`sse_batch_seconds` (20 ms) batch; where that work outgrows the server's one thread, the run "
+        "itself slows down (its events wait for the loop) and the seconds grow:",
         "",
         *_fan_table(paced),
     ]
