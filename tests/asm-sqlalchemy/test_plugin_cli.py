@@ -227,19 +227,31 @@ async def test_events_follow_shows_a_run_made_by_another_process(tmp_path: Path)
 
 
 def test_asm_run_session_runs_in_a_stored_session(tmp_path: Path) -> None:
-    """`asm run` prints the ids; a finished session takes no more runs (the error says how to
-    go on: fork it); `asm run --session FORK` runs there with the conversation replayed;
-    `--resume` on a provider without a native resume (echo) is refused before a run is stored."""
+    """`asm run` prints the ids; `asm run --session` on that finished session runs in a copy of
+    its whole history (said on stderr) with the conversation replayed; an explicit fork works the
+    same; `--resume` on a provider without a native resume (echo) is refused before a run is stored."""
     first = asm_cli("run", "first question", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     session_id, _ = first.stderr.removeprefix("session ").rstrip("\n").split(" \u00b7 run ")
 
-    again = asm_cli("run", "--session", session_id, "more", cwd=tmp_path)
-    assert again.returncode != 0 and again.stdout == ""
-    assert again.stderr == (
-        f"asm: error [session_not_active]: session {session_id} is completed and takes no more runs; continue "
-        f"from a copy of its history: asm sessions fork {session_id} --at SEQ, then asm run --session <the new id>\n"
+    again = asm_cli("run", "--session", session_id, "--json", "more", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    said, announced = again.stderr.splitlines()
+    copy = said.split("continuing in a copy of its history: ")[1].split(" ")[0]
+    last = max(
+        e["seq"] for e in map(json.loads, asm_cli("events", session_id, "--json", cwd=tmp_path).stdout.splitlines())
     )
+    assert said == (
+        f"asm: session {session_id} is completed; continuing in a copy of its history: {copy} "
+        f"(asm sessions fork {session_id} --at {last})"
+    )
+    start = next(e for e in map(json.loads, again.stdout.splitlines()) if e["type"] == "run_started")
+    assert announced == f"session {copy} \u00b7 run {start['run_id']}"
+    assert (start["session_id"], start["data"]["continuation"]) == (copy, "replay")
+    sent = [e["data"]["content"] for e in map(json.loads, again.stdout.splitlines()) if e["type"] == "message_sent"]
+    assert sent == ["more"]
+    kept = json.loads(asm_cli("sessions", "show", session_id, "--json", cwd=tmp_path).stdout)
+    assert kept["session"]["status"] == "completed" and len(kept["runs"]) == 1  # the original is untouched
 
     fork = asm_cli("sessions", "fork", session_id, "--at", "6", cwd=tmp_path).stdout.split()[0]
     resumed = asm_cli("run", "--session", fork, "--resume", "third question", cwd=tmp_path)

@@ -543,7 +543,7 @@ def _cmd_run(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO,
                         prompt, on_event=show, options=options or None, required_capabilities=args.require
                     )
                 else:
-                    run = await _run_in_session(runtime, args.session, prompt, options, args, show, announce)
+                    run = await _run_in_session(runtime, args.session, prompt, options, args, show, announce, err)
         if output_lost(view):
             _reader_left(out)  # the terminal went away; the run was recorded all the same
         elif not args.json and not reader_gone and view is None:
@@ -571,19 +571,30 @@ async def _run_in_session(
     args: argparse.Namespace,
     show: Callable[[Event], None],
     announce: Callable[[str, str], None],
+    err: TextIO,
 ) -> Run:
     """``asm run --session``: a new run in the stored session ``session_id`` (resumed if
     paused), on ``--provider`` if given, else the provider the session was started on;
-    ``--resume`` asks for the provider's native continuation (see :mod:`asm.continuity`)."""
+    ``--resume`` asks for the provider's native continuation (see :mod:`asm.continuity`).
+    A session that has ended (``asm run`` completes its own) takes no more runs: the run
+    goes to a fork of its whole history, said on stderr."""
     manager = runtime.manager
     session = await manager.get_session(session_id)  # session_not_found for an unknown id
     if session.status.is_terminal:
-        raise AsmError(
-            "session_not_active",
-            f"session {session_id} is {session.status.value} and takes no more runs; continue from a copy of "
-            f"its history: asm sessions fork {session_id} --at SEQ, then asm run --session <the new id>",
-            details={"session_id": session_id, "status": session.status.value},
+        if args.resume:
+            raise AsmError(
+                "session_not_active",
+                f"session {session_id} is {session.status.value}: a new run goes to a copy of its history, "
+                "which the provider cannot resume natively; leave out --resume (the conversation is then sent)",
+                details={"session_id": session_id, "status": session.status.value},
+            )
+        at = await manager.store.latest_seq(session_id)
+        fork = await manager.store.fork_session(session_id, at_seq=at)
+        err.write(
+            f"asm: session {session_id} is {session.status.value}; continuing in a copy of its history: "
+            f"{fork.id} (asm sessions fork {session_id} --at {at})\n"
         )
+        session_id, session = fork.id, fork
     name = args.provider or session.provider or runtime.config.provider
     provider = runtime.provider(name)
     if args.resume and not provider.capabilities().native_resume:
