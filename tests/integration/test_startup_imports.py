@@ -30,10 +30,10 @@ HEAVY = (
     "rich",
     "celery",
     "kombu",
+    "starlette",
+    "hypercorn",
 )
 
-#: Entry points left out of the probe: asm-web imports starlette and hypercorn when it loads.
-NOT_YET_LAZY = frozenset({"web"})
 
 PROBE = """
 import io, json, sys
@@ -47,7 +47,7 @@ def imported(*argv: str, tmp_path: Path) -> set[str]:
     """The modules a fresh interpreter holds after ``asm ARGV`` (in-memory store, no config)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASM_")}
     env |= {"ASM_STORE": "memory", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    env["ASM_LOAD_PLUGINS"] = ",".join(sorted({ep.name for ep in entry_points(group="asm")} - NOT_YET_LAZY))
+    env["ASM_LOAD_PLUGINS"] = ",".join(sorted({ep.name for ep in entry_points(group="asm")}))
     result = subprocess.run(
         [sys.executable, "-c", PROBE, *argv],
         capture_output=True,

@@ -17,14 +17,17 @@ In Python, :func:`open_server` serves an open runtime on a free loopback port an
 
 from __future__ import annotations
 
-from asm.hookspecs import Register, hookimpl
-from asm_web._app import create_app, format_sse
-from asm_web._client import Client, Follow, SessionPage
-from asm_web._errors import error_body, status_of
-from asm_web._openapi import openapi_document
-from asm_web._options import WebOptions, check_exposure, hash_token, is_loopback, new_token
-from asm_web._serve import open_server, serve
-from asm_web._service import WebService, open_web_service
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from asm_web._app import create_app, format_sse
+    from asm_web._client import Client, Follow, SessionPage
+    from asm_web._errors import error_body, status_of
+    from asm_web._openapi import openapi_document
+    from asm_web._options import WebOptions, check_exposure, hash_token, is_loopback, new_token
+    from asm_web._serve import open_server, serve
+    from asm_web._service import WebService, open_web_service
 
 __all__ = [
     "Client",
@@ -32,7 +35,6 @@ __all__ = [
     "SessionPage",
     "WebOptions",
     "WebService",
-    "asm_register_commands",
     "check_exposure",
     "create_app",
     "error_body",
@@ -47,10 +49,31 @@ __all__ = [
     "status_of",
 ]
 
+#: Where each name lives: imported on first use, so that loading asm's plugins (the
+#: ``asm_web._plugin`` entry point imports this package first) does not import Starlette.
+_HOMES = {
+    "create_app": "_app",
+    "format_sse": "_app",
+    "Client": "_client",
+    "Follow": "_client",
+    "SessionPage": "_client",
+    "error_body": "_errors",
+    "status_of": "_errors",
+    "openapi_document": "_openapi",
+    "WebOptions": "_options",
+    "check_exposure": "_options",
+    "hash_token": "_options",
+    "is_loopback": "_options",
+    "new_token": "_options",
+    "open_server": "_serve",
+    "serve": "_serve",
+    "WebService": "_service",
+    "open_web_service": "_service",
+}
 
-@hookimpl
-def asm_register_commands(register: Register) -> None:
-    """Register ``asm serve``."""
-    from asm_web._serve import add_serve_command
 
-    register("serve", add_serve_command)
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'asm_web' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"asm_web.{home}"), name)

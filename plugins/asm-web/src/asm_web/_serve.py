@@ -21,7 +21,7 @@ from asm_web._app import create_app
 from asm_web._options import WebOptions, check_exposure, hash_token, new_token
 from asm_web._service import open_web_service
 
-__all__ = ["add_serve_command", "open_server", "serve"]
+__all__ = ["open_server", "serve", "serve_command"]
 
 
 def _hypercorn_config(host: str, port: int) -> HypercornConfig:
@@ -83,27 +83,8 @@ async def serve(
                     break
 
 
-def add_serve_command(subparsers: Any) -> None:
-    """Add ``asm serve``."""
-    parser = subparsers.add_parser(
-        "serve",
-        help="serve the HTTP API, live event streams and the web viewer",
-        description="Serve asm over HTTP: the /v1 API, Server-Sent Event streams and the web viewer at /. "
-        "With no token in [web] tokens it listens on loopback only.",
-    )
-    parser.add_argument("--host", help="address to listen on (default: [web] host, else 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="TCP port (default: [web] port, else 8765; 0: any free port)")
-    parser.add_argument("--config", "-c", help="config file (default: ./asm.toml)")
-    parser.add_argument(
-        "--new-token", action="store_true", help="print a new random token and the hash to put in [web] tokens"
-    )
-    parser.add_argument(
-        "--hash-token", action="store_true", help="read a token on standard input and print its hash for [web] tokens"
-    )
-    parser.set_defaults(handler=_serve_command)
-
-
-def _serve_command(args: argparse.Namespace) -> int:
+def serve_command(args: argparse.Namespace) -> int:
+    """``asm serve``'s handler: serve until SIGTERM / SIGINT (or print a token, or a hash)."""
     out = sys.stdout
     if args.new_token:
         token = new_token()
