@@ -92,7 +92,7 @@ def new_id(prefix: str) -> str:
     if cached[0] != ms:
         cached = (ms, f"_{ms:012x}")
         _id_time[0] = cached
-    return f"{prefix}{cached[1]}{_next_id():x}"
+    return prefix + cached[1] + _next_id().to_bytes(10, "big").hex()
 
 
 def utcnow() -> datetime:
