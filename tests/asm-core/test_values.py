@@ -128,6 +128,8 @@ EXPORTED = {
     # asm.server, asm.concurrency, asm.pubsub
     "ConcurrencyLimiter", "LimiterStatus", "InProcessBroker", "PubSubSink", "Subscription", "broker_for",
     "open_subscription", "session_topic", "ServerStatus", "SessionServer", "open_session_server",
+    # the distribution's version
+    "__version__",
 }  # fmt: skip
 
 
