@@ -15,6 +15,7 @@ import asm
 from asm import AsmError, Event, EventType, RunStatus, SessionManager, SessionStatus
 from asm.events import (
     ApprovalRequested,
+    EventsCompacted,
     MessageReceived,
     MessageStreamed,
     RunCompleted,
@@ -138,6 +139,15 @@ async def test_a_provider_may_not_emit_lifecycle_events(store: InMemorySessionSt
     run = await SessionManager(store, provider=ScriptedProvider([RunCompleted("end_turn")])).run_once("go")
     assert run.status is RunStatus.FAILED and run.error is not None
     assert run.error.code == "validation_error" and "lifecycle" in run.error.message
+
+
+async def test_a_provider_may_not_emit_compaction_markers(store: InMemorySessionStore) -> None:
+    marker = EventsCompacted(first_seq=1, last_seq=5, count=5, run_id="run_x")
+    run = await SessionManager(store, provider=ScriptedProvider([marker])).run_once("go")
+    assert run.status is RunStatus.FAILED and run.error is not None
+    assert run.error.code == "validation_error" and "compaction markers" in run.error.message
+    stored = await store.read_events(run.session_id, types=["events_compacted"])
+    assert stored.events == ()
 
 
 async def test_timeout_gives_status_timeout(store: InMemorySessionStore) -> None:

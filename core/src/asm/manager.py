@@ -19,7 +19,7 @@ import contextvars
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import attrs
 import trio
@@ -40,6 +40,7 @@ from asm.events import (
     ErrorRecovered,
     Event,
     EventData,
+    EventType,
     MessageSent,
     MessageStreamed,
     PolicyViolation,
@@ -965,6 +966,10 @@ class SessionManager:
             ) from exc
 
 
+#: What a provider may not emit: the lifecycle (the manager's) and compaction markers (a store's).
+_NOT_FROM_PROVIDERS: Final = LIFECYCLE_TYPES | {EventType.EVENTS_COMPACTED}
+
+
 def _direct_event_hooks(hook: Callable[..., list[Any]] | None) -> list[Callable[[Event], Any]] | None:
     """The ``asm_event`` implementations to call directly, in pluggy's order (last
     registered first), or ``None`` to call them through pluggy (a hook wrapper).
@@ -1239,11 +1244,11 @@ class _RunWriter:
                 return
             await self.publish(data)
             return
-        if not isinstance(data, EventData) or data.type in LIFECYCLE_TYPES:
+        if not isinstance(data, EventData) or data.type in _NOT_FROM_PROVIDERS:
             raise AsmError(
                 "validation_error",
                 f"provider {self._provider!r} emitted {data!r}; providers emit content payloads from asm.events, "
-                "and the manager emits the lifecycle ones",
+                "and the manager emits the lifecycle ones (and a store the compaction markers)",
             )
         guard = self._guard
         if isinstance(data, TokenUsageUpdated):
