@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import trio
+import trio.testing
 
 import asm
 from asm.events import CostUpdated, TokenUsageUpdated, ToolCallCompleted, ToolCallStarted, TurnCompleted
@@ -127,6 +128,8 @@ async def test_the_queue_depth_and_active_runs_of_session_servers(otel: Any) -> 
         ids = [await server.submit(f"job {n}") for n in range(3)]
         with trio.fail_after(30):
             await provider.running.wait()
+            # The run's writer delivers its run_started (which takes it off the queue) on its own task.
+            await trio.testing.wait_all_tasks_blocked()
         assert (gauge(otel, "asm.server.queue.depth"), gauge(otel, "asm.runs.active")) == (2, 1)
         await server.cancel(ids[2])  # cancelled while queued: it leaves the queue too
         assert gauge(otel, "asm.server.queue.depth") == 1

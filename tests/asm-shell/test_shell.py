@@ -271,7 +271,9 @@ def test_asm_run_gives_a_single_word_to_the_shell_when_configured(tmp_path: Path
 def test_asm_run_checks_allowed_commands_on_the_argv(tmp_path: Path) -> None:
     result = asm_run(tmp_path, "--", "rm", "-rf", "x y", config='[providers.shell]\nallowed_commands = ["echo"]\n')
     assert result.returncode == 1
-    assert result.stderr.startswith("asm: error [tool_permission_denied]: command 'rm' is not in allowed_commands")
+    ids, error = result.stderr.splitlines()
+    assert ids.startswith("session ses_") and " \u00b7 run run_" in ids
+    assert error.startswith("asm: error [tool_permission_denied]: command 'rm' is not in allowed_commands")
 
 
 async def test_a_nul_character_in_the_command_is_a_validation_error() -> None:
