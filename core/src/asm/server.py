@@ -37,7 +37,7 @@ from asm.pubsub import Subscription, open_subscription, subscriber_count
 from asm.runtime import Runtime
 from asm.states import RunStatus, SessionStatus
 
-__all__ = ["ServerStatus", "SessionServer", "open_session_server"]
+__all__ = ["ServerStatus", "SessionServer", "open_session_server", "resolve_session"]
 
 #: How many finished runs a server remembers in memory; older ones are read back from the store.
 _FINISHED_KEPT = 10_000
@@ -377,7 +377,7 @@ class SessionServer:
                 self._finish(item, run)
 
 
-async def _resolve_session(
+async def resolve_session(
     manager: SessionManager,
     session: str | Session | None,
     *,
@@ -385,6 +385,9 @@ async def _resolve_session(
     agent_id: str | None,
     metadata: Mapping[str, Any] | None,
 ) -> str:
+    """The id of the active session a server's runs go to: ``session`` (activated if
+    pending or paused; ``session_not_active`` if it has ended), or a new one started
+    with ``agent_id``, ``provider`` and ``metadata``. Server backends share it."""
     if session is None:
         created = await manager.start_session(agent_id=agent_id, provider=provider, metadata=metadata)
         await manager.activate_session(created.id)
@@ -491,7 +494,7 @@ async def open_session_server(
     provider_name = provider if isinstance(provider, str) or provider is None else provider.name
     slot = limiter.session_slot(object()) if limiter is not None else contextlib.nullcontext()
     async with slot:
-        session_id = await _resolve_session(
+        session_id = await resolve_session(
             manager, session, provider=provider_name, agent_id=agent_id, metadata=metadata
         )
         server = SessionServer(

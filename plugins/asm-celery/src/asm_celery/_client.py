@@ -19,8 +19,7 @@ from asm.model import ErrorInfo
 from asm.ports import EventCallback, Provider
 from asm.pubsub import Subscription, open_subscription
 from asm.runtime import Runtime
-from asm.server import ServerStatus
-from asm.states import SessionStatus
+from asm.server import ServerStatus, resolve_session
 from asm_celery._app import TASK_NAME, make_app
 from asm_celery._ledger import Ledger
 from asm_celery._options import CeleryOptions, celery_options
@@ -373,7 +372,7 @@ async def open_session_server(
     async with _shared(target) as (options, ledger, app):
         manager = target.manager
         name = provider or target.config.provider
-        session_id = await _resolve_session(manager, session, provider=name, agent_id=agent_id, metadata=metadata)
+        session_id = await resolve_session(manager, session, provider=name, agent_id=agent_id, metadata=metadata)
         server = CelerySessionServer(
             target,
             session_id,
@@ -427,23 +426,3 @@ async def _shared(runtime: Runtime) -> AsyncIterator[tuple[CeleryOptions, Ledger
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(client.app.close)
                 await trio.to_thread.run_sync(client.ledger.close)
-
-
-async def _resolve_session(
-    manager: Any, session: str | Session | None, *, provider: str | None, agent_id: str | None, metadata: Any
-) -> str:
-    if session is None:
-        created = await manager.start_session(agent_id=agent_id, provider=provider, metadata=metadata)
-        await manager.activate_session(created.id)
-        return str(created.id)
-    session_id = session.id if isinstance(session, Session) else session
-    current = await manager.get_session(session_id)
-    if current.status in (SessionStatus.PENDING, SessionStatus.PAUSED):
-        await manager.activate_session(session_id)
-    elif current.status is not SessionStatus.ACTIVE:
-        raise AsmError(
-            "session_not_active",
-            f"session {session_id} is {current.status.value}; a server needs a pending, active or paused session",
-            details={"session_id": session_id, "status": current.status.value},
-        )
-    return session_id
