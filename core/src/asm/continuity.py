@@ -64,6 +64,7 @@ __all__ = [
     "render_preamble",
     "replay",
     "replay_prompt",
+    "system_texts",
     "tool_output_text",
     "transcript",
     "wire_tool_id",
@@ -536,6 +537,25 @@ def exchanges(history: Sequence[Entry]) -> list[Exchange]:
             else:
                 out.append(Exchange("tool_results", results=(entry,)))
     return out
+
+
+def system_texts(prompt: str | None, run: RunInput) -> list[str]:
+    """The system texts of a request whose API takes them apart from the messages: the
+    provider's configured ``prompt``, then the replayed history's system messages and the
+    run's own, each once (a caller that sends the same system message every run).
+
+    >>> messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    >>> run = attrs.evolve(RunInput.coerce(messages),
+    ...     history=(Entry("message", "system", "Be brief."),))
+    >>> system_texts("You are asm.", run)
+    ['You are asm.', 'Be brief.']
+    """
+    texts = [prompt] if prompt else []
+    history = [e.content for e in run.history if e.kind == "message" and e.role == "system"]
+    for text in history + [m.content for m in run.messages if m.role == "system"]:
+        if text not in texts:
+            texts.append(text)
+    return texts
 
 
 def wire_tool_id(tool_call_id: str | None) -> str:

@@ -43,7 +43,7 @@ import attrs
 import httpx2
 
 from asm import TokenUsage
-from asm.continuity import exchanges, render_preamble, tool_output_text, wire_tool_id
+from asm.continuity import exchanges, render_preamble, system_texts, tool_output_text, wire_tool_id
 from asm.events import MessageStreamed, ThinkingStreamed, ToolCallStarted
 from asm.ports import Emit
 from asm.providers import http as kit
@@ -278,12 +278,7 @@ class ClaudeProvider(kit.StainlessProvider[ClaudeOptions]):
 
     def request(self, ctx: kit.RunContext[ClaudeOptions], conversation: list[Any]) -> dict[str, Any]:
         options = ctx.options
-        system = [options.system_prompt] if options.system_prompt else []
-        for text in [e.text for e in exchanges(ctx.run.history) if e.kind == "system"] + [
-            m.content for m in ctx.run.messages if m.role == "system"
-        ]:
-            if text not in system:
-                system.append(text)
+        system = system_texts(options.system_prompt, ctx.run)
         request: dict[str, Any] = {
             "model": options.model,
             "max_tokens": options.max_tokens,

@@ -46,6 +46,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 
+from asm.continuity import system_texts
 from asm.providers import http as kit
 from asm.tools import ToolOutcome
 from asm_gemini import _wire
@@ -185,12 +186,7 @@ class GeminiProvider(kit.HTTPProvider[GeminiOptions]):
 
     def request(self, ctx: kit.RunContext[GeminiOptions], conversation: list[Any]) -> dict[str, Any]:
         options = ctx.options
-        system = [options.system_prompt] if options.system_prompt else []
-        for text in [e.content for e in ctx.run.history if e.kind == "message" and e.role == "system"] + [
-            m.content for m in ctx.run.messages if m.role == "system"
-        ]:
-            if text not in system:
-                system.append(text)
+        system = system_texts(options.system_prompt, ctx.run)
         return _wire.generate_request(
             model=options.model,
             contents=conversation,
