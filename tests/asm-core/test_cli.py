@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asm import load_config
-from asm.cli import render_config, run_cli
+from asm._cli_commands import render_config
+from asm.cli import run_cli
 from asm.events import EventType
 from asm.serde import event_from_json
 
@@ -495,7 +496,8 @@ def test_a_command_plugin_that_fails_is_listed_and_the_rest_works(install_plugin
 
 
 def test_a_reader_that_leaves_early_ends_the_run_quietly() -> None:
-    """`asm run --json ... | head -1`: no BrokenPipeError traceback, exit 0."""
+    """`asm run --json ... | head -1`: no BrokenPipeError traceback; the run goes on to its end
+    and is stored; the exit status says the output was lost (141, as for every command)."""
     prompt = "word " * 20_000
     with subprocess.Popen(
         [str(ASM), "run", "--json", prompt], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy()
@@ -506,7 +508,7 @@ def test_a_reader_that_leaves_early_ends_the_run_quietly() -> None:
         stderr = process.stderr.read().decode()
         status = process.wait(timeout=60)
     assert json.loads(first)["type"] == "session_created"
-    assert IDS_LINE.fullmatch(stderr) and status == 0
+    assert IDS_LINE.fullmatch(stderr) and status == 141
 
 
 def with_closed_stdout(*args: str) -> subprocess.CompletedProcess[str]:
@@ -519,6 +521,13 @@ def with_closed_stdout(*args: str) -> subprocess.CompletedProcess[str]:
         )
     finally:
         os.close(write_end)
+
+
+def test_asm_run_into_a_closed_pipe_exits_141_without_a_traceback() -> None:
+    result = with_closed_stdout("run", "--json", "hello")
+
+    assert result.returncode == 141
+    assert IDS_LINE.fullmatch(result.stderr)  # the ids line, and no traceback
 
 
 class ClosedPipe(io.StringIO):

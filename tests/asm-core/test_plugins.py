@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -13,7 +15,7 @@ import asm
 from asm import AsmError, hookimpl, load_plugins, parse_options
 from asm.events import EventType
 from asm.hookspecs import Register
-from asm.plugins import BrokenPlugin, PluginInfo
+from asm.plugins import BrokenPlugin, PluginInfo, lazy
 
 BUILTINS = {
     "providers": ("echo", "scripted"),
@@ -234,6 +236,58 @@ def test_a_factory_taking_registry_gets_the_registry_it_is_built_from() -> None:
     assert registry.create("providers", "needy", {"a": 1}) == ("needy", {"a": 1})
     assert seen["registry"] is registry, "the factory builds what it names from this registry, extras included"
     assert registry.create("providers", "plain") == ("plain", {}), "a factory of config alone gets only that"
+
+
+LAZY_MODULE = """
+seen = []
+
+
+def create(config, *, registry, name):
+    seen.append((registry, name))
+    return ("lazy", name, config)
+"""
+
+
+def test_a_lazy_factory_imports_its_module_only_when_it_is_called(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "asm_lazy_probe.py").write_text(LAZY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    class Light:
+        @hookimpl
+        def asm_register_providers(self, register: Register) -> None:
+            register("probe", lazy("asm_lazy_probe:create"))
+
+    registry = load_plugins(extra=[Light()], env={})
+    assert "asm_lazy_probe" not in sys.modules and "probe" in registry.names("providers")
+
+    built = registry.create("providers", "probe", {"a": 1})
+
+    probe = sys.modules.pop("asm_lazy_probe")
+    assert built == ("lazy", "probe", {"a": 1})
+    assert probe.seen == [(registry, "probe")], "the factory's registry and name keywords still reach it"
+
+
+def test_a_lazy_factory_whose_module_is_gone_is_plugin_load_failed() -> None:
+    class Stale:
+        @hookimpl
+        def asm_register_providers(self, register: Register) -> None:
+            register("stale", lazy("asm_no_such_module_here:create"))
+
+    registry = load_plugins(extra=[Stale()], env={})
+
+    with pytest.raises(AsmError) as caught:
+        registry.create("providers", "stale", {})
+    assert caught.value.code == "plugin_load_failed"
+    assert caught.value.message.startswith("lazy('asm_no_such_module_here:create') cannot be loaded (No module")
+    assert caught.value.message.endswith("; reinstall the plugin that registers it")
+
+
+@pytest.mark.parametrize("target", ["no_colon", ":create", "module:"])
+def test_a_lazy_target_that_is_not_module_colon_attribute_is_refused(target: str) -> None:
+    with pytest.raises(TypeError, match=r"lazy\(\) needs 'package\.module:attribute'"):
+        lazy(target)
 
 
 def test_two_extra_plugins_of_one_class_get_distinct_names() -> None:

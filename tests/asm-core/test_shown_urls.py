@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 
-from asm.cli import render_config
+from asm._cli_commands import render_config
 from asm.config import load_config
 from asm.redaction import mask_url
 

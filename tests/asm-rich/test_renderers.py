@@ -28,6 +28,8 @@ from asm.events import (
     ErrorOccurred,
     Event,
     EventData,
+    EventsCompacted,
+    MessageReceived,
     MessageStreamed,
     PolicyViolation,
     RunCompleted,
@@ -144,6 +146,24 @@ def test_studio_not_live_writes_finished_lines_only() -> None:
     ]
     assert out == ["", "", "✓ Searched TODO in src (2 matches)\n", "m · 0 in / 0 out · 2.0s\n"]
     assert "\x1b" not in "".join(out)
+
+
+def test_studio_replaying_a_compacted_log_shows_the_answer_in_place_of_its_deltas() -> None:
+    studio = StudioRenderer()
+    shown = "".join(
+        studio.render(ev(data))
+        for data in [
+            RunStarted("scripted", "m"),
+            EventsCompacted(first_seq=3, last_seq=9, count=7, run_id="run_1"),
+            MessageReceived("Hello world"),
+            RunCompleted("end_turn"),
+        ]
+    )
+    streamed = [RunStarted("scripted", "m"), MessageStreamed("Hi"), MessageReceived("Hi"), RunCompleted("end_turn")]
+    live = "".join(studio.render(ev(data, run_id="run_2")) for data in streamed)
+
+    assert shown.splitlines()[0] == "Hello world"
+    assert live.splitlines()[1] == "Hi" and live.count("Hi") == 1, "an answer streamed is not shown twice"
 
 
 def test_studio_errors_policy_violations_and_denials_are_red_with_their_code() -> None:

@@ -75,6 +75,19 @@ def test_a_light_command_imports_no_heavy_dependency(argv: tuple[str, ...], tmp_
     assert {"asm_sqlalchemy", "asm_fsspec", "asm_claude", "asm_openai", "asm_redis"} <= modules
 
 
+#: asm's own runtime: trio, attrs and cattrs. ``asm --help`` (and ``--version``) only build
+#: the command line, from every plugin's registrations and commands: none of these is needed.
+RUNTIME = ("trio", "attrs", "attr", "cattrs", "asm.events", "asm.model", "asm.config", "asm.runtime")
+
+
+@pytest.mark.parametrize("argv", [("--help",), ("--version",), ("db", "--help"), ("sessions", "list", "--help")])
+def test_help_imports_not_even_the_runtime(argv: tuple[str, ...], tmp_path: Path) -> None:
+    modules = imported(*argv, tmp_path=tmp_path)
+
+    assert sorted(m for m in RUNTIME if m in modules) == []
+    assert {"asm_sqlalchemy", "asm_rich", "asm_router", "asm_web"} <= modules  # the plugins were loaded
+
+
 def test_a_command_that_needs_the_database_imports_it(tmp_path: Path) -> None:
     modules = imported("db", "upgrade", "--url", f"sqlite:///{tmp_path / 'x.db'}", tmp_path=tmp_path)
 

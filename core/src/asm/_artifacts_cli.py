@@ -10,27 +10,10 @@ artifacts are the keys under ``sessions/<session_id>/``
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
-import json
-import os
-import secrets
-import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-import trio
-
-from asm.config import load_config
-from asm.errors import AsmError
-from asm.model import Artifact
-from asm.plugins import PluginRegistry, load_plugins
-from asm.ports import ArtifactStore
-from asm.runtime import _create
-from asm.serde import unstructure
-from asm.stores import session_artifact_prefix, validate_artifact_key
-from asm.stores.memory import InMemoryArtifactStore
+from asm.plugins import lazy
 
 __all__ = ["add_artifacts"]
 
@@ -45,93 +28,16 @@ def add_artifacts(subparsers: Any) -> None:
     listing.add_argument("session_id", metavar="SESSION", help="the session id (ses_...), as asm run prints it")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.add_argument("--config", "-c", help="config file (default: ./asm.toml)")
-    listing.set_defaults(handler=_list)
+    listing.set_defaults(handler=lazy("asm._artifacts_commands:_list"))
 
     get = commands.add_parser("get", help="an artifact's bytes, to stdout or to a file")
     get.add_argument("key", metavar="KEY", help="the artifact's key, as 'asm artifacts list' shows it")
     get.add_argument("--output", "-o", metavar="FILE", help="write to FILE (complete and checked, or not at all)")
     get.add_argument("--config", "-c", help="config file (default: ./asm.toml)")
-    get.set_defaults(handler=_get)
+    get.set_defaults(handler=lazy("asm._artifacts_commands:_get"))
 
 
 def _help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     del args
     parser.print_help()
     return 2
-
-
-def _list(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    prefix = session_artifact_prefix(args.session_id)
-
-    async def go() -> list[Artifact]:
-        async with _opened(args, registry) as store:
-            return await store.list(prefix)
-
-    for artifact in trio.run(go):
-        if args.json:
-            out.write(json.dumps(unstructure(artifact), ensure_ascii=False) + "\n")
-        else:
-            when = artifact.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-            out.write(f"{artifact.key}  {artifact.size}  {artifact.content_type or '-'}  {when}\n")
-    return 0
-
-
-def _get(args: argparse.Namespace, registry: PluginRegistry | None = None, out: TextIO | None = None) -> int:
-    key = validate_artifact_key(args.key)
-
-    async def go() -> None:
-        async with _opened(args, registry) as store:
-            if args.output is None:
-                stream = (out or sys.stdout).buffer
-                async for chunk in store.open_read(key):
-                    stream.write(chunk)
-                stream.flush()
-            else:
-                await _to_file(store.open_read(key), Path(args.output))
-
-    trio.run(go)
-    return 0
-
-
-async def _to_file(chunks: AsyncIterator[bytes], target: Path) -> None:
-    """Stream ``chunks`` into a temporary file beside ``target``, then rename it over
-    ``target``: a failed read (``artifact_corrupt``, a lost connection) leaves no file."""
-    temp = target.with_name(f".{target.name}~tmp-{secrets.token_hex(8)}")
-    try:
-        handle = temp.open("xb")
-    except OSError as exc:
-        raise AsmError("invalid_input", f"cannot write {os.fspath(target)!r}: {exc.strerror or exc}") from None
-    try:
-        with handle:
-            async for chunk in chunks:
-                await trio.to_thread.run_sync(handle.write, chunk)
-        temp.replace(target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
-
-
-@contextlib.asynccontextmanager
-async def _opened(args: argparse.Namespace, registry: PluginRegistry | None) -> AsyncIterator[ArtifactStore]:
-    """The configured artifact store, opened (it may or may not be an async context manager)."""
-    loaded = load_config(config_file=args.config)
-    registry = registry or load_plugins()
-    name = loaded.config.artifact_store
-    store = _create((loaded.config, registry, loaded), "artifact_stores", name)
-    if isinstance(store, InMemoryArtifactStore):
-        raise AsmError(
-            "invalid_config",
-            f"the configured artifact store {name!r} keeps artifacts inside one process, so a command never sees "
-            'them; configure a durable one: artifact_store = "fsspec" and [artifact_stores.fsspec] url = '
-            '"file:///path" or "s3://bucket/prefix" (pip install asm-fsspec)',
-        )
-    if hasattr(store, "__aenter__"):
-        async with store:
-            yield store
-    else:
-        try:
-            yield store
-        finally:
-            await store.aclose()

@@ -14,11 +14,13 @@ import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from asm.errors import AsmError
-from asm.events import Event
 from asm.plugins import PluginRegistry
+
+if TYPE_CHECKING:  # the asm command imports this module for -v before it knows it shows events
+    from asm.events import Event
 
 __all__ = [
     "DEFAULT_TERMINAL_RENDERER",
@@ -37,7 +39,7 @@ __all__ = [
 DEFAULT_TERMINAL_RENDERER = "studio"
 
 #: An event view's callback: shows one event; ``output_lost`` says whether its reader left.
-EventView = Callable[[Event], Any]
+EventView = Callable[["Event"], Any]
 
 
 def is_terminal(stream: TextIO) -> bool:

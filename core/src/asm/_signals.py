@@ -24,10 +24,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Final
 
-import trio
-
-from asm._trio import single_errors
-
 __all__ = ["STOP_SIGNALS", "Stopped", "cancelled_on_signals"]
 
 #: The signals that cancel the block: a polite request to terminate, and a hangup.
@@ -55,6 +51,10 @@ async def cancelled_on_signals(signals: tuple[signal.Signals, ...] = STOP_SIGNAL
     running when the terminal hangs up). Signals can only be caught in the
     main thread: elsewhere the block runs with the default handling.
     """
+    import trio  # here: the asm command imports this module for Stopped before it knows it runs anything
+
+    from asm._trio import single_errors
+
     caught = tuple(s for s in signals if signal.getsignal(s) is not signal.SIG_IGN)
     if threading.current_thread() is not threading.main_thread() or not caught:
         yield

@@ -26,12 +26,13 @@ process. See docs/writing-plugins.md for a runnable example of each.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from asm.events import ApprovalRequested, Event
-from asm.model import Run, Session
+if TYPE_CHECKING:  # every plugin imports this module at load: it stays light
+    from asm.events import ApprovalRequested, Event
+    from asm.model import Run, Session
 
 __all__ = ["Register", "hookimpl", "hookspec"]
 

@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import logging
 import os
@@ -26,11 +27,10 @@ from importlib import metadata
 from types import ModuleType
 from typing import Any, Final, TypeVar
 
-import attrs
 import pluggy
 
 from asm import hookspecs
-from asm.config import close_match, typo_of
+from asm._spelling import close_match, typo_of
 from asm.errors import AsmError
 
 #: asm logs under the ``asm`` logger hierarchy and prints nothing itself (``asm -v`` shows it).
@@ -39,11 +39,13 @@ logging.getLogger("asm").addHandler(logging.NullHandler())
 
 __all__ = [
     "KINDS",
+    "LazyFactory",
     "parse_options",
     "BrokenPlugin",
     "PluginInfo",
     "PluginRegistry",
     "Registration",
+    "lazy",
     "load_plugins",
 ]
 
@@ -79,7 +81,7 @@ _SINGULAR: Final = {
 _NOT_FOUND_CODE: Final = {"providers": "provider_not_found"}
 
 
-@attrs.frozen
+@dataclasses.dataclass(frozen=True)
 class Registration:
     """One name a plugin registered, and who registered it."""
 
@@ -94,7 +96,7 @@ class Registration:
     built_from: str | None = None
 
 
-@attrs.frozen
+@dataclasses.dataclass(frozen=True)
 class BrokenPlugin:
     """An entry point that failed to load; the other plugins still work."""
 
@@ -103,7 +105,7 @@ class BrokenPlugin:
     error: str
 
 
-@attrs.frozen
+@dataclasses.dataclass(frozen=True)
 class PluginInfo:
     """A loaded plugin: its distribution, version and what it registered."""
 
@@ -271,7 +273,7 @@ class PluginRegistry:
                         installed = ", ".join(sorted(registered)) or "none"
                         problem = f"no {what} named {base!r} is installed (installed: {installed}){hint}"
                     raise AsmError("invalid_config", f"{where}: {problem}", details={"kind": kind, "name": name})
-                derived._registrations[kind][name] = attrs.evolve(registered[base], name=name, built_from=base)
+                derived._registrations[kind][name] = dataclasses.replace(registered[base], name=name, built_from=base)
         return derived
 
     def instances(self) -> list[Registration]:
@@ -344,7 +346,69 @@ class _Register:
         return f"<register {self._kind} for plugin {self._plugin!r}>"
 
 
+class LazyFactory:
+    """A callable named by ``"module:attribute"``, imported when first called: see :func:`lazy`."""
+
+    def __init__(self, target: str) -> None:
+        module, sep, attribute = target.partition(":")
+        if not sep or not module or not attribute:
+            raise TypeError(f"lazy() needs 'package.module:attribute', not {target!r}")
+        self.target = target
+        self._factory: Callable[..., Any] | None = None
+
+    def resolve(self) -> Callable[..., Any]:
+        """The factory itself (importing its module the first time)."""
+        factory = self._factory
+        if factory is None:
+            import importlib
+
+            module, _, attribute = self.target.partition(":")
+            try:
+                found: Any = importlib.import_module(module)
+                for part in attribute.split("."):
+                    found = getattr(found, part)
+            except (ImportError, AttributeError) as exc:
+                raise AsmError(
+                    "plugin_load_failed",
+                    f"{self!r} cannot be loaded ({exc}); reinstall the plugin that registers it",
+                    details={"target": self.target},
+                ) from exc
+            factory = self._factory = found
+        return factory
+
+    def __call__(self, *args: Any, **keywords: Any) -> Any:
+        return self.resolve()(*args, **keywords)
+
+    def __repr__(self) -> str:
+        return f"lazy({self.target!r})"
+
+
+def lazy(target: str) -> LazyFactory:
+    """A factory for ``register`` that imports its module only when it is called.
+
+    A plugin module is imported whenever asm loads its plugins, by every ``asm``
+    command (``asm --help`` too) and every runtime: registering ``lazy(...)``
+    instead of the factory itself keeps a provider's SDK, a store's database
+    driver and the rest out of the processes that never build that object.
+    ``target`` is ``"package.module:attribute"``, as in an entry point; the
+    factory's own keyword arguments (``registry``, ``name``) are honoured.
+
+    In a plugin module::
+
+        @asm.hookimpl
+        def asm_register_providers(register):
+            register("acme", lazy("asm_acme._provider:create_provider"))
+
+    >>> factory = lazy("builtins:dict")  # nothing imported yet
+    >>> factory({"model": "x"})
+    {'model': 'x'}
+    """
+    return LazyFactory(target)
+
+
 def _takes_keyword(factory: Callable[..., Any], keyword: str) -> bool:
+    if isinstance(factory, LazyFactory):
+        factory = factory.resolve()
     try:
         parameter = inspect.signature(factory).parameters.get(keyword)
     except (TypeError, ValueError):  # no signature to read (some builtins)
@@ -362,12 +426,15 @@ def parse_options(cls: type[T], config: Mapping[str, Any], what: str) -> T:
     """Build a plugin's options class (frozen attrs) from its config table;
     an unknown key or a wrong type is an ``invalid_config`` error naming it.
 
+    >>> import attrs
     >>> @attrs.frozen
     ... class EchoOptions:
     ...     prefix: str = ""
     >>> parse_options(EchoOptions, {"prefix": "> "}, "echo provider")
     EchoOptions(prefix='> ')
     """
+    import attrs
+
     from asm.serde import structure
 
     if attrs.has(cls):

@@ -9,11 +9,15 @@ option ``resume`` to continue that thread. Options: docs/providers.md.
 
 from __future__ import annotations
 
-from asm import hookimpl
-from asm.hookspecs import Register
-from asm_amp._amp import AmpOptions as AmpOptions
-from asm_amp._amp import AmpProvider as AmpProvider
-from asm_amp._amp import create_provider as create_provider
+from typing import TYPE_CHECKING, Any
+
+from asm.hookspecs import Register, hookimpl
+from asm.plugins import lazy
+
+if TYPE_CHECKING:
+    from asm_amp._amp import AmpOptions as AmpOptions
+    from asm_amp._amp import AmpProvider as AmpProvider
+    from asm_amp._amp import create_provider as create_provider
 
 __all__ = ["AmpOptions", "AmpProvider", "create_provider"]
 
@@ -21,4 +25,13 @@ __all__ = ["AmpOptions", "AmpProvider", "create_provider"]
 @hookimpl
 def asm_register_providers(register: Register) -> None:
     """Register the ``amp`` provider."""
-    register("amp", create_provider)
+    register("amp", lazy("asm_amp._amp:create_provider"))
+
+
+def __getattr__(name: str) -> Any:
+    # The provider's module (and trio, attrs) is imported on first use, not when asm loads its plugins.
+    if name in __all__:
+        from asm_amp import _amp
+
+        return getattr(_amp, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

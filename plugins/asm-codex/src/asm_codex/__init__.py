@@ -10,11 +10,15 @@ and the flags they become: docs/providers.md.
 
 from __future__ import annotations
 
-from asm import hookimpl
-from asm.hookspecs import Register
-from asm_codex._codex import CodexOptions as CodexOptions
-from asm_codex._codex import CodexProvider as CodexProvider
-from asm_codex._codex import create_provider as create_provider
+from typing import TYPE_CHECKING, Any
+
+from asm.hookspecs import Register, hookimpl
+from asm.plugins import lazy
+
+if TYPE_CHECKING:
+    from asm_codex._codex import CodexOptions as CodexOptions
+    from asm_codex._codex import CodexProvider as CodexProvider
+    from asm_codex._codex import create_provider as create_provider
 
 __all__ = ["CodexOptions", "CodexProvider", "create_provider"]
 
@@ -22,4 +26,13 @@ __all__ = ["CodexOptions", "CodexProvider", "create_provider"]
 @hookimpl
 def asm_register_providers(register: Register) -> None:
     """Register the ``codex`` provider."""
-    register("codex", create_provider)
+    register("codex", lazy("asm_codex._codex:create_provider"))
+
+
+def __getattr__(name: str) -> Any:
+    # The provider's module (and trio, attrs) is imported on first use, not when asm loads its plugins.
+    if name in __all__:
+        from asm_codex import _codex
+
+        return getattr(_codex, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

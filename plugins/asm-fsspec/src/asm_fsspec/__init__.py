@@ -22,22 +22,31 @@ atomically. :mod:`asm_fsspec.testing` starts moto's S3 server for tests.
 
 from typing import TYPE_CHECKING, Any
 
-from asm_fsspec._plugin import FsspecOptions as FsspecOptions
 from asm_fsspec._plugin import asm_register_artifact_stores as asm_register_artifact_stores
-from asm_fsspec._plugin import create_fsspec_store as create_fsspec_store
 
 if TYPE_CHECKING:
+    from asm_fsspec._factories import FsspecOptions as FsspecOptions
+    from asm_fsspec._factories import create_fsspec_store as create_fsspec_store
     from asm_fsspec._store import FsspecArtifactStore as FsspecArtifactStore
 
 __all__ = ["FsspecArtifactStore", "FsspecOptions", "asm_register_artifact_stores", "create_fsspec_store"]
 
 
-def __getattr__(name: str) -> Any:
-    """``FsspecArtifactStore`` on first use: loading the plugin (every ``asm`` command)
-    does not import fsspec."""
-    if name == "FsspecArtifactStore":
-        from asm_fsspec._store import FsspecArtifactStore
+#: Where each public name lives, imported on first use: loading the plugin (every ``asm``
+#: command) imports neither attrs nor fsspec.
+_LAZY = {
+    "FsspecArtifactStore": "asm_fsspec._store",
+    "FsspecOptions": "asm_fsspec._factories",
+    "create_fsspec_store": "asm_fsspec._factories",
+}
 
-        globals()[name] = FsspecArtifactStore
-        return FsspecArtifactStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

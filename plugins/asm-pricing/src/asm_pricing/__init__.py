@@ -6,17 +6,20 @@ Each table's factory takes its ``[pricing.<name>]`` config table, whose
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from asm import hookimpl
-from asm.cost import PricingTable, pricing_table_from_config
-from asm.hookspecs import Register
+from asm.hookspecs import Register, hookimpl
 from asm_pricing._tables import ANTHROPIC, ANTHROPIC_AS_OF, GOOGLE, GOOGLE_AS_OF, OPENAI, OPENAI_AS_OF
+
+if TYPE_CHECKING:
+    from asm.cost import PricingTable
 
 __all__ = ["anthropic_table", "google_table", "openai_table"]
 
 
 def _table(name: str, as_of: str, models: dict[str, dict[str, Any]], config: dict[str, Any]) -> PricingTable:
+    from asm.cost import pricing_table_from_config  # here: asm loads its plugins without asm.cost
+
     shipped = pricing_table_from_config(name, {"as_of": as_of, "models": models}, origin="asm-pricing")
     if not config:
         return shipped

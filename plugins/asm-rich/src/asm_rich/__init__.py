@@ -23,16 +23,14 @@ Options (``[renderers.studio]``): ``tool_output = "summary" | "preview" | "full"
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import attrs
-
-from asm import hookimpl
-from asm.hookspecs import Register
-from asm.plugins import parse_options
+from asm.hookspecs import Register, hookimpl
+from asm.plugins import lazy
 
 if TYPE_CHECKING:
     from asm_rich._console import ConsoleSink, console_for
+    from asm_rich._factories import StudioOptions, VerboseOptions
     from asm_rich._live import CoalescingBuffer, LiveView, ViewStatistics, open_live_view
     from asm_rich._studio import StudioRenderer
     from asm_rich._style import Painter
@@ -57,9 +55,10 @@ __all__ = [
     "summarize",
 ]
 
-# rich is imported when something is used, not when asm loads its plugins (every command).
-# (Factories are named _make_*: a submodule, once imported, is an attribute of the package.)
+# rich (and attrs) are imported when something is used, not when asm loads its plugins (every command).
 _HOME = {
+    "StudioOptions": "_factories",
+    "VerboseOptions": "_factories",
     "CoalescingBuffer": "_live",
     "LiveView": "_live",
     "ViewStatistics": "_live",
@@ -82,68 +81,12 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"asm_rich.{home}"), name)
 
 
-@attrs.frozen
-class StudioOptions:
-    """``[renderers.studio]``."""
-
-    tool_output: Literal["summary", "preview", "full"] = "summary"
-    thinking: bool = False
-    #: unset: colours when the terminal has them (NO_COLOR / FORCE_COLOR honoured)
-    color: bool | None = None
-    show_spinner: bool = True
-
-
-@attrs.frozen
-class VerboseOptions:
-    """``[renderers.verbose]``."""
-
-    #: each value cut to this many characters (0: never cut)
-    width: int = 80
-    seq: bool = False
-    color: bool | None = None
-
-
-def _make_studio(config: dict[str, Any]) -> StudioRenderer:
-    from asm_rich._studio import StudioRenderer
-
-    options = parse_options(StudioOptions, config, "studio renderer")
-    return StudioRenderer(
-        tool_output=options.tool_output,
-        thinking=options.thinking,
-        color=options.color,
-        show_spinner=options.show_spinner,
-    )
-
-
-def _make_verbose(config: dict[str, Any]) -> VerboseRenderer:
-    from asm import AsmError
-    from asm_rich._verbose import VerboseRenderer
-
-    options = parse_options(VerboseOptions, config, "verbose renderer")
-    if options.width < 0:
-        raise AsmError("invalid_config", f"verbose renderer: width must be 0 or more, not {options.width}")
-    return VerboseRenderer(width=options.width, seq=options.seq, color=options.color)
-
-
-def _make_tty(config: dict[str, Any]) -> ConsoleSink:
-    from asm_rich._console import ConsoleSink
-
-    parse_options(_NoOptions, config, "tty sink")
-    # Called for every event by a runtime's rendering pipeline: a plain write, no thread hop each time.
-    return ConsoleSink(threaded=False)
-
-
-@attrs.frozen
-class _NoOptions:
-    pass
-
-
 @hookimpl
 def asm_register_renderers(register: Register) -> None:
-    register("studio", _make_studio)
-    register("verbose", _make_verbose)
+    register("studio", lazy("asm_rich._factories:make_studio"))
+    register("verbose", lazy("asm_rich._factories:make_verbose"))
 
 
 @hookimpl
 def asm_register_sinks(register: Register) -> None:
-    register("tty", _make_tty)
+    register("tty", lazy("asm_rich._factories:make_tty"))

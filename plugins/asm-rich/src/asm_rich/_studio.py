@@ -33,6 +33,8 @@ from asm.events import (
     ErrorOccurred,
     ErrorRecovered,
     Event,
+    EventsCompacted,
+    MessageReceived,
     MessageStreamed,
     PolicyViolation,
     RouteFailedOver,
@@ -127,6 +129,7 @@ class StudioRenderer:
         self._started_at: datetime | None = None  # the run's run_started
         self._last_at: datetime | None = None
         self._in_run = False
+        self._compacted: set[str | None] = set()  # runs whose deltas a store compacted away
 
     def view(self, out: TextIO | None = None) -> contextlib.AbstractAsyncContextManager[LiveView]:
         """Show events on ``out`` (default: stdout) behind a bounded buffer: live if it is
@@ -246,6 +249,13 @@ class StudioRenderer:
             else:
                 self._close_partial(out)
                 self._thought_words += len(data.delta.split()) or 0
+            return
+        if isinstance(data, EventsCompacted):  # replaying a compacted log: no deltas for this run ...
+            self._compacted.add(data.run_id)
+            return
+        if isinstance(data, MessageReceived) and event.run_id in self._compacted:
+            self._close_thinking(out)  # ... so its whole answer stands in for them
+            self._stream(data.content, "message", out)
             return
         if isinstance(data, TokenUsageUpdated):
             self._usage = self._usage + data.usage

@@ -20,22 +20,26 @@ as an event (``route_selected``, ``route_failed_over``, ``circuit_*``).
 
 from __future__ import annotations
 
-from asm import hookimpl
-from asm.hookspecs import Register
-from asm_router._breaker import BreakerSettings as BreakerSettings
-from asm_router._breaker import CircuitBreaker as CircuitBreaker
-from asm_router._breaker import CircuitState as CircuitState
-from asm_router._breaker import CircuitStatus as CircuitStatus
-from asm_router._composite import CompositeOptions as CompositeOptions
-from asm_router._composite import CompositeStore as CompositeStore
-from asm_router._composite import create_composite as create_composite
-from asm_router._router import MemberStatus as MemberStatus
-from asm_router._router import RouterOptions as RouterOptions
-from asm_router._router import RouterProvider as RouterProvider
-from asm_router._router import RouterStatus as RouterStatus
-from asm_router._router import create_router as create_router
-from asm_router._router import estimate_tokens as estimate_tokens
-from asm_router._router import pick_weighted as pick_weighted
+from typing import TYPE_CHECKING, Any
+
+from asm.hookspecs import Register, hookimpl
+from asm.plugins import lazy
+
+if TYPE_CHECKING:
+    from asm_router._breaker import BreakerSettings as BreakerSettings
+    from asm_router._breaker import CircuitBreaker as CircuitBreaker
+    from asm_router._breaker import CircuitState as CircuitState
+    from asm_router._breaker import CircuitStatus as CircuitStatus
+    from asm_router._composite import CompositeOptions as CompositeOptions
+    from asm_router._composite import CompositeStore as CompositeStore
+    from asm_router._composite import create_composite as create_composite
+    from asm_router._router import MemberStatus as MemberStatus
+    from asm_router._router import RouterOptions as RouterOptions
+    from asm_router._router import RouterProvider as RouterProvider
+    from asm_router._router import RouterStatus as RouterStatus
+    from asm_router._router import create_router as create_router
+    from asm_router._router import estimate_tokens as estimate_tokens
+    from asm_router._router import pick_weighted as pick_weighted
 
 __all__ = [
     "BreakerSettings",
@@ -61,13 +65,13 @@ __all__ = [
 @hookimpl
 def asm_register_providers(register: Register) -> None:
     """Register the ``router`` provider."""
-    register("router", create_router)
+    register("router", lazy("asm_router._router:create_router"))
 
 
 @hookimpl
 def asm_register_stores(register: Register) -> None:
     """Register the ``composite`` store."""
-    register("composite", create_composite)
+    register("composite", lazy("asm_router._composite:create_composite"))
 
 
 @hookimpl
@@ -76,3 +80,31 @@ def asm_register_commands(register: Register) -> None:
     from asm_router._cli import add_router_command
 
     register("router", add_router_command)
+
+
+#: Where each public name lives: imported on first use, not when asm loads its plugins.
+_EXPORTS = {
+    "BreakerSettings": "asm_router._breaker",
+    "CircuitBreaker": "asm_router._breaker",
+    "CircuitState": "asm_router._breaker",
+    "CircuitStatus": "asm_router._breaker",
+    "CompositeOptions": "asm_router._composite",
+    "CompositeStore": "asm_router._composite",
+    "create_composite": "asm_router._composite",
+    "MemberStatus": "asm_router._router",
+    "RouterOptions": "asm_router._router",
+    "RouterProvider": "asm_router._router",
+    "RouterStatus": "asm_router._router",
+    "create_router": "asm_router._router",
+    "estimate_tokens": "asm_router._router",
+    "pick_weighted": "asm_router._router",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module), name)

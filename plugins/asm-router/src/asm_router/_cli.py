@@ -12,12 +12,12 @@ import argparse
 import functools
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from asm import AsmError, load_config, load_plugins
-from asm.runtime import configured
-from asm.serde import unstructure
-from asm_router._router import RouterProvider, RouterStatus
+from asm.errors import AsmError
+
+if TYPE_CHECKING:
+    from asm_router._router import RouterStatus
 
 __all__ = ["add_router_command", "router_names", "status_lines"]
 
@@ -62,6 +62,13 @@ def status_lines(status: RouterStatus) -> list[str]:
 
 
 def _status(args: argparse.Namespace) -> int:
+    # Imported here: `asm --help` builds this command's parser, and should not pay for the runtime.
+    from asm.config import load_config
+    from asm.plugins import load_plugins
+    from asm.runtime import configured
+    from asm.serde import unstructure
+    from asm_router._router import RouterProvider
+
     loaded = load_config(config_file=args.config)
     registry = configured(load_plugins(), loaded.config)
     names = router_names(loaded.config.providers)

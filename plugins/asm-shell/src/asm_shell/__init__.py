@@ -11,11 +11,15 @@ docs/providers.md for every option.
 
 from __future__ import annotations
 
-from asm import hookimpl
-from asm.hookspecs import Register
-from asm_shell._shell import ShellOptions as ShellOptions
-from asm_shell._shell import ShellProvider as ShellProvider
-from asm_shell._shell import create_provider as create_provider
+from typing import TYPE_CHECKING, Any
+
+from asm.hookspecs import Register, hookimpl
+from asm.plugins import lazy
+
+if TYPE_CHECKING:
+    from asm_shell._shell import ShellOptions as ShellOptions
+    from asm_shell._shell import ShellProvider as ShellProvider
+    from asm_shell._shell import create_provider as create_provider
 
 __all__ = ["ShellOptions", "ShellProvider", "create_provider"]
 
@@ -23,4 +27,13 @@ __all__ = ["ShellOptions", "ShellProvider", "create_provider"]
 @hookimpl
 def asm_register_providers(register: Register) -> None:
     """Register the ``shell`` provider."""
-    register("shell", create_provider)
+    register("shell", lazy("asm_shell._shell:create_provider"))
+
+
+def __getattr__(name: str) -> Any:
+    # The provider's module (and trio, attrs) is imported on first use, not when asm loads its plugins.
+    if name in __all__:
+        from asm_shell import _shell
+
+        return getattr(_shell, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

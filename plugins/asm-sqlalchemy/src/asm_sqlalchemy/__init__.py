@@ -20,24 +20,29 @@ Commands: ``asm sessions list|show``, ``asm events SESSION [--follow]``,
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from asm_sqlalchemy._paths import default_sqlite_path as default_sqlite_path
-from asm_sqlalchemy._plugin import SqlAlchemyOptions as SqlAlchemyOptions
-from asm_sqlalchemy._plugin import SqliteOptions as SqliteOptions
 from asm_sqlalchemy._plugin import asm_register_commands as asm_register_commands
 from asm_sqlalchemy._plugin import asm_register_stores as asm_register_stores
-from asm_sqlalchemy._plugin import create_sqlalchemy_store as create_sqlalchemy_store
-from asm_sqlalchemy._plugin import create_sqlite_store as create_sqlite_store
 
 if TYPE_CHECKING:
     from asm_sqlalchemy._admin import current as current
     from asm_sqlalchemy._admin import upgrade as upgrade
+    from asm_sqlalchemy._factories import SqlAlchemyOptions as SqlAlchemyOptions
+    from asm_sqlalchemy._factories import SqliteOptions as SqliteOptions
+    from asm_sqlalchemy._factories import create_sqlalchemy_store as create_sqlalchemy_store
+    from asm_sqlalchemy._factories import create_sqlite_store as create_sqlite_store
     from asm_sqlalchemy._migrations import head_revision as head_revision
+    from asm_sqlalchemy._paths import default_sqlite_path as default_sqlite_path
     from asm_sqlalchemy._store import SqlAlchemyStore as SqlAlchemyStore
     from asm_sqlalchemy._store import StoreStatistics as StoreStatistics
 
-#: What SQLAlchemy (or alembic) is imported for, on first use: loading the plugin for
-#: any ``asm`` command imports neither (the store's factory imports them when it builds one).
+#: What attrs, SQLAlchemy or alembic are imported for, on first use: loading the plugin for
+#: any ``asm`` command imports none of them (the store's factory imports them when it builds one).
 _LAZY = {
+    "default_sqlite_path": "_paths",
+    "SqlAlchemyOptions": "_factories",
+    "SqliteOptions": "_factories",
+    "create_sqlalchemy_store": "_factories",
+    "create_sqlite_store": "_factories",
     "current": "_admin",
     "upgrade": "_admin",
     "head_revision": "_migrations",
