@@ -29,6 +29,15 @@ ASM = str(Path(sys.executable).parent / "asm")
 TARGETS = {"asm --help": 0.150, "asm run --provider echo hi (memory store)": 0.400}
 
 
+NOTE = """\
+`asm --help` imports neither trio, attrs nor cattrs (tests/integration/test_startup_imports.py
+holds it to that): it pays for Python, pluggy, importlib.metadata reading every installed
+distribution's entry points, and each plugin's registration module, which registers
+`asm.plugins.lazy` factories. `asm run` needs the runtime (trio is about half of it); the SQLite
+row adds SQLAlchemy and opening the database. Without .pyc files every module is compiled from
+source: pip writes them at install, uv with `--compile-bytecode`."""
+
+
 def timed(argv: list[str], env: dict[str, str], cwd: str) -> float:
     elapsed = stopwatch()
     subprocess.run(argv, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -109,6 +118,7 @@ def main() -> None:
         )
     lines += ["", "Slowest top-level imports of `asm --help` (`python -X importtime`, cumulative, with .pyc):", ""]
     lines += [f"- `{module}` {seconds * 1000:.0f} ms" for module, seconds in imports]
+    lines += ["", NOTE]
     body = "\n".join(lines)
     print(body)
     if not args.no_write:
