@@ -139,9 +139,8 @@ average {load()}.
 
 Target ≤ {TARGET_US_PER_EVENT:g} µs per event (best): {met}. A streamed event costs a count and a dict
 lookup (asm_event is called directly, not through pluggy: that alone was ~2 µs an event); the rest is
-the OpenTelemetry SDK's own cost per span and per histogram record (on this machine ~50 µs and ~18 µs
-of CPU each, measured alone), so the overhead per event grows with the turns and tool calls per event,
-not with the events.
+the OpenTelemetry SDK's own cost per span and per histogram record, so the overhead per event grows
+with the turns and tool calls per event, not with the events.
 """
 
 

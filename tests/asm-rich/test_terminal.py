@@ -158,8 +158,9 @@ def test_not_a_terminal_keeps_the_plain_text(asm_env: dict[str, str], tmp_path: 
     )
 
 
-def test_a_closed_stdout_mid_run_the_run_still_completes(asm_env: dict[str, str], tmp_path: Path) -> None:
-    """The reader is gone before the first frame: the run finishes, exit status the run's, no traceback."""
+def test_a_closed_stdout_mid_run_exits_141_without_a_traceback(asm_env: dict[str, str], tmp_path: Path) -> None:
+    """The reader is gone before the first frame: the run goes on to its end, and the exit status
+    says the output was lost (141, 128 + SIGPIPE), with no traceback."""
     (tmp_path / "gate").touch()
     read_end, write_end = os.pipe()
     os.close(read_end)
@@ -175,7 +176,7 @@ def test_a_closed_stdout_mid_run_the_run_still_completes(asm_env: dict[str, str]
         )
     finally:
         os.close(write_end)
-    assert done.returncode == 0
+    assert done.returncode == 141
     assert "Traceback" not in done.stderr and "error" not in done.stderr, done.stderr
 
 
