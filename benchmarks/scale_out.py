@@ -150,9 +150,12 @@ async def throughput(config: Path, args: argparse.Namespace) -> dict[str, float]
 
 
 async def start_latency(config: Path, samples: int) -> list[float]:
-    """Seconds from ``run_queued`` to ``run_started`` of runs submitted one at a time to a free worker."""
+    """Seconds from ``run_queued`` to ``run_started`` of runs submitted one at a time to a free
+    worker, after one warm-up run (the client's first publish opens its broker connection)."""
     latencies = []
     async with asm.open_runtime(config_file=config) as rt, asm.open_session_server(rt) as server:
+        # Not measured: the client's first submit also connects to the broker (~0.1 s here).
+        await server.wait(await server.submit("warm-up"))
         for i in range(samples):
             run_id = await server.submit(f"sample {i}")
             await server.wait(run_id)
@@ -250,7 +253,8 @@ def main() -> None:
             f"{'met' if best >= 3 else 'missed'} ({best:.2f}x).",
             "",
             f"Submit to `run_started` (the stored `run_queued` and `run_started` times) with a free worker, "
-            f"{len(latencies)} runs one at a time: p50 {p50:.1f} ms, p99 {p99:.1f} ms; target p99 <= 50 ms: "
+            f"{len(latencies)} runs one at a time after one warm-up run (the client's first publish connects "
+            f"to the broker): p50 {p50:.1f} ms, p99 {p99:.1f} ms; target p99 <= 50 ms: "
             f"{'met' if p99 <= 50 else 'missed'}.",
             "",
             "SIGKILL of the worker executing a run to the run's `run_started` on another worker "

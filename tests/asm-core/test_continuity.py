@@ -5,19 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import asm
 from asm import InMemorySessionStore, SessionManager
 from asm.continuity import INTERRUPTED, Entry, Transcript, build_transcript, transcript
 from asm.events import (
-    EventData,
     MessageReceived,
     MessageSent,
-    MessageStreamed,
-    RunCancelled,
     RunCompleted,
-    RunFailed,
     RunStarted,
     ThinkingStreamed,
     ToolCallCompleted,
@@ -26,6 +21,7 @@ from asm.events import (
 )
 from asm.providers.scripted import Fail, ScriptedProvider, Stall
 from asm.serde import structure, unstructure
+from asm.testing.strategies import cut_session_logs
 
 
 async def session_of(*scripts: list[Any]) -> tuple[InMemorySessionStore, str]:
@@ -110,13 +106,10 @@ async def test_a_failed_run_keeps_what_it_streamed_marked_partial() -> None:
 
 
 def test_an_orphan_result_is_dropped_and_reported() -> None:
-    events = list(
-        events_of(
-            "r1",
-            [MessageSent("q"), ToolCallCompleted("ghost", "read", "?"), MessageReceived("a")],
-            RunCompleted(),
-        )
-    )
+    datas = [RunStarted("p"), MessageSent("q"), ToolCallCompleted("ghost", "read", "?"), MessageReceived("a")]
+    events = [
+        asm.Event.new(d, session_id="ses", run_id="r1").with_seq(n) for n, d in enumerate([*datas, RunCompleted()], 1)
+    ]
     t = build_transcript("ses", events)
     assert t.dropped == ("ghost",)
     assert [e.kind for e in t.entries] == ["message", "message"]
@@ -131,30 +124,6 @@ async def test_upto_cuts_the_log_at_a_seq() -> None:
 
 
 # -- the pairing invariant, for any runs cut at any event ------------------------------------
-
-_seq = iter(range(1, 10**9))
-
-
-def events_of(run_id: str, steps: list[EventData], end: EventData | None) -> list[asm.Event]:
-    datas: list[EventData] = [RunStarted("p"), *steps, *([end] if end is not None else [])]
-    return [asm.Event.new(d, session_id="ses", run_id=run_id).with_seq(next(_seq)) for d in datas]
-
-
-def _call(i: int, done: int) -> list[EventData]:
-    started = ToolCallStarted(f"c{i}", "tool", {"i": i})
-    ending = [[], [ToolCallCompleted(f"c{i}", "tool", i)], [ToolCallFailed(f"c{i}", "tool", "x")]][done]
-    return [started, *ending]
-
-
-step = st.one_of(
-    st.text(max_size=3).map(lambda s: [MessageStreamed(s)]),
-    st.text(max_size=3).map(lambda s: [MessageReceived(s)]),
-    st.text(max_size=3).map(lambda s: [ThinkingStreamed(s)]),
-    st.tuples(st.integers(0, 5), st.integers(0, 2)).map(lambda a: _call(*a)),
-    st.integers(0, 5).map(lambda i: [ToolCallCompleted(f"c{i}", "tool", "late")]),  # maybe an orphan
-)
-ends = st.sampled_from([RunCompleted(), RunFailed("provider_error", "x"), RunCancelled("stop"), None])
-runs = st.lists(st.tuples(st.lists(step, max_size=6), ends), min_size=1, max_size=4)
 
 
 def pairs_hold(entries: tuple[Entry, ...]) -> bool:
@@ -173,15 +142,8 @@ def pairs_hold(entries: tuple[Entry, ...]) -> bool:
 
 
 @settings(max_examples=300, deadline=None)
-@given(runs=runs, cut=st.integers(0, 60))
-def test_any_runs_cut_at_any_event_make_a_transcript_whose_tool_pairs_hold(
-    runs: list[tuple[list[list[EventData]], EventData | None]], cut: int
-) -> None:
-    events: list[asm.Event] = []
-    for index, (steps, end) in enumerate(runs):
-        flat = [MessageSent(f"q{index}"), *(d for s in steps for d in s)]
-        events.extend(events_of(f"r{index}", flat, end))
-    events = events[: max(1, len(events) - cut)]
+@given(events=cut_session_logs())
+def test_any_runs_cut_at_any_event_make_a_transcript_whose_tool_pairs_hold(events: list[asm.Event]) -> None:
     t = build_transcript("ses", events)
     assert pairs_hold(t.entries), shape(t)
     assert all(e.tool_output == INTERRUPTED and e.is_error for e in t.entries if e.synthetic)

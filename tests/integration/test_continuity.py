@@ -5,7 +5,6 @@ mode on every provider (fake servers and fake CLIs that resume only ids they iss
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
 from collections.abc import Iterator
@@ -38,20 +37,9 @@ from asm import InMemorySessionStore, RunInput, RunStatus, SessionManager
 from asm.continuity import PREAMBLE_HEADER, build_transcript
 from asm.events import (
     ErrorRecovered,
-    EventData,
-    MessageReceived,
-    MessageSent,
-    MessageStreamed,
-    RunCancelled,
-    RunCompleted,
-    RunFailed,
-    RunStarted,
-    ThinkingStreamed,
-    ToolCallCompleted,
-    ToolCallFailed,
-    ToolCallStarted,
 )
 from asm.providers import http as kit
+from asm.testing.strategies import cut_session_logs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "fakes"))
 
@@ -140,25 +128,6 @@ async def test_a_session_moves_claude_to_openai_and_back_with_a_tool_call_in_the
 
 # -- any transcript makes requests the real APIs accept -------------------------------------
 
-_seq = itertools.count(1)
-
-
-def _call(i: int, done: int) -> list[EventData]:
-    started = ToolCallStarted(f"call:{i}", "get_weather", {"location": str(i)})
-    ending = [[], [ToolCallCompleted(f"call:{i}", "get_weather", {"t": i})], [ToolCallFailed(f"call:{i}", "x", "no")]]
-    return [started, *ending[done]]
-
-
-step = st.one_of(
-    st.text(max_size=3).map(lambda s: [MessageStreamed(s)]),
-    st.text(max_size=3).map(lambda s: [MessageReceived(s)]),
-    st.text(max_size=3).map(lambda s: [ThinkingStreamed(s)]),
-    st.tuples(st.integers(0, 5), st.integers(0, 2)).map(lambda a: _call(*a)),
-    st.integers(0, 5).map(lambda i: [ToolCallCompleted(f"call:{i}", "get_weather", "late")]),
-)
-ends = st.sampled_from([RunCompleted(), RunFailed("provider_error", "x"), RunCancelled("stop"), None])
-runs = st.lists(st.tuples(st.lists(step, max_size=6), ends), min_size=1, max_size=4)
-
 
 def requests_for(history: tuple[Any, ...], *, tools: bool) -> dict[str, dict[str, Any]]:
     run = attrs.evolve(RunInput.coerce("and now?"), history=history)
@@ -176,16 +145,8 @@ def requests_for(history: tuple[Any, ...], *, tools: bool) -> dict[str, dict[str
 
 
 @settings(max_examples=200, deadline=None)
-@given(runs=runs, cut=st.integers(0, 60), tools=st.booleans())
-def test_any_runs_cut_at_any_event_make_requests_the_apis_accept(
-    runs: list[tuple[list[list[EventData]], EventData | None]], cut: int, tools: bool
-) -> None:
-    events: list[asm.Event] = []
-    for index, (steps, end) in enumerate(runs):
-        datas = [RunStarted("p"), MessageSent(f"q{index}"), *(d for s in steps for d in s)]
-        datas += [end] if end is not None else []
-        events += [asm.Event.new(d, session_id="ses", run_id=f"r{index}").with_seq(next(_seq)) for d in datas]
-    events = events[: max(1, len(events) - cut)]
+@given(events=cut_session_logs(tool_name="get_weather", call_id="call:{}"), tools=st.booleans())
+def test_any_runs_cut_at_any_event_make_requests_the_apis_accept(events: list[asm.Event], tools: bool) -> None:
     history = build_transcript("ses", events).entries
     made = requests_for(history, tools=tools)
     assert messages_request_problem(made["anthropic"]) is None, made["anthropic"]
