@@ -12,6 +12,7 @@ from asm_celery import INTERRUPTED
 
 import asm
 from asm import RunStatus
+from asm.continuity import RESUME_PROMPT
 from asm.events import RUN_END_TYPES, EventType
 
 from .conftest import WAIT, Config, Worker, wait_for_events
@@ -21,7 +22,7 @@ def _streamed(count: int) -> Callable[[list[asm.Event]], bool]:
     return lambda seen: sum(e.type is EventType.MESSAGE_STREAMED for e in seen) >= count
 
 
-@pytest.mark.parametrize("on_worker_lost", ["restart", "fail"])
+@pytest.mark.parametrize("on_worker_lost", ["restart", "resume", "fail"])
 async def test_a_killed_workers_run_ends_exactly_once_on_another(
     config: Config, workers: Callable[..., Worker], on_worker_lost: str
 ) -> None:
@@ -45,13 +46,22 @@ async def test_a_killed_workers_run_ends_exactly_once_on_another(
         assert len(interrupted) == 1
         assert f"pid {victim.pid}" in interrupted[0].data.error_message
         assert Counter(e.type for e in mine if e.type in RUN_END_TYPES) == Counter(
-            [EventType.RUN_COMPLETED if on_worker_lost == "restart" else EventType.RUN_FAILED]
+            [EventType.RUN_FAILED if on_worker_lost == "fail" else EventType.RUN_COMPLETED]
         )
         assert mine[-1].type in RUN_END_TYPES
         if on_worker_lost == "restart":
             assert run.status is RunStatus.COMPLETED and run.output == "".join(f"c{i} " for i in range(40))
             assert sum(e.type is EventType.RUN_STARTED for e in mine) == 2
             assert run.owner is not None and run.owner.process.pid == survivor.pid
+        elif on_worker_lost == "resume":
+            # Executed again, sent its cut attempt and asked to go on (the scripted provider
+            # streams its whole script again: what a model makes of the request is its own).
+            started = [e.data for e in mine if e.type is EventType.RUN_STARTED]
+            assert [s.continuation for s in started] == [None, "resume"]
+            sent = [e.data.content for e in mine if e.type is EventType.MESSAGE_SENT]
+            assert sent == ["a long run", RESUME_PROMPT]
+            assert run.status is RunStatus.COMPLETED and run.owner is not None
+            assert run.owner.process.pid == survivor.pid
         else:
             assert run.status is RunStatus.FAILED and run.error is not None
             assert run.error.provider_error is not None and run.error.provider_error.kind == "interrupted"

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+import pytest
 from hypothesis import given, settings
 
 import asm
 from asm import InMemorySessionStore, SessionManager
-from asm.continuity import INTERRUPTED, Entry, Transcript, build_transcript, transcript
+from asm.continuity import INTERRUPTED, RESUME_PROMPT, Entry, Transcript, build_transcript, transcript
 from asm.events import (
     MessageReceived,
     MessageSent,
+    MessageStreamed,
     RunCompleted,
     RunStarted,
     ThinkingStreamed,
@@ -19,6 +22,7 @@ from asm.events import (
     ToolCallFailed,
     ToolCallStarted,
 )
+from asm.model import RESUME, RunInput, check_continuation
 from asm.providers.scripted import Fail, ScriptedProvider, Stall
 from asm.serde import structure, unstructure
 from asm.testing.strategies import cut_session_logs
@@ -148,3 +152,89 @@ def test_any_runs_cut_at_any_event_make_a_transcript_whose_tool_pairs_hold(event
     assert pairs_hold(t.entries), shape(t)
     assert all(e.tool_output == INTERRUPTED and e.is_error for e in t.entries if e.synthetic)
     assert len(t.repaired) == sum(e.synthetic for e in t.entries)
+
+
+# -- resume: a run executed again after its worker was lost goes on from its cut attempt ----
+
+
+class Recorder:
+    """A provider that keeps the input it was given and answers ``done``."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.seen: list[RunInput] = []
+
+    def capabilities(self) -> asm.Capabilities:
+        return asm.Capabilities()
+
+    async def execute(self, run: RunInput, emit: asm.Emit) -> asm.RunResult:
+        self.seen.append(run)
+        await emit(MessageReceived("and the rest"))
+        return asm.RunResult("and the rest", "end_turn")
+
+
+async def test_a_resumed_run_is_sent_its_cut_attempt_then_asked_to_go_on() -> None:
+    store, sid = await session_of(["hi", MessageReceived("hi")])
+    manager = SessionManager(store)
+    run = await manager.start_run(sid, "question 1")
+    # The first attempt, as a worker that then died left it: started, said half, one tool call
+    # answered and one not, and no end.
+    await store.save_run(attrs.evolve(run, status=asm.RunStatus.RUNNING, started_at=asm.model.utcnow()))
+    for data in [
+        RunStarted("scripted"),
+        MessageSent("question 1"),
+        MessageStreamed("half an "),
+        ToolCallStarted("t1", "read", {"path": "a"}),
+        ToolCallCompleted("t1", "read", "text of a"),
+        ToolCallStarted("t2", "read", {"path": "b"}),
+    ]:
+        await manager.record_event(sid, data, run_id=run.id, provider="scripted")
+    # The worker that takes it over puts it back, to go on from there.
+    cut = await store.get_run(run.id)
+    await store.save_run(
+        attrs.evolve(
+            cut, status=asm.RunStatus.PENDING, started_at=None, input=attrs.evolve(cut.input, continuation=RESUME)
+        )
+    )
+    recorder = Recorder()
+
+    done = await SessionManager(store).execute_run(run.id, provider=recorder)  # the worker taking it over
+
+    (sent,) = recorder.seen
+    assert [m.content for m in sent.messages] == [RESUME_PROMPT]
+    assert shape(Transcript(sid, sent.history, 0)) == [
+        ("message", "user", "question 0", ""),
+        ("message", "assistant", "hi", ""),
+        ("message", "user", "question 1", "partial"),
+        ("call", "t1"),
+        ("result", "t1", ""),
+        ("call", "t2"),
+        ("result", "t2", "synthetic"),
+        ("message", "assistant", "half an ", "partial"),
+    ]
+    assert done.status is asm.RunStatus.COMPLETED and done.output == "and the rest"
+    log = (await store.read_events(sid, run_id=run.id)).events
+    assert [e.data.continuation for e in log if isinstance(e.data, RunStarted)] == [None, RESUME]
+    assert [e.data.content for e in log if isinstance(e.data, MessageSent)] == ["question 1", RESUME_PROMPT]
+
+
+async def test_a_resumed_run_whose_attempt_said_nothing_is_a_plain_replay() -> None:
+    store, sid = await session_of(["hi", MessageReceived("hi")])
+    manager = SessionManager(store)
+    run = await manager.start_run(sid, "question 1")
+    await store.save_run(attrs.evolve(run, input=attrs.evolve(run.input, continuation=RESUME)))
+    recorder = Recorder()
+
+    await manager.execute_run(run.id, provider=recorder)
+
+    (sent,) = recorder.seen
+    assert [m.content for m in sent.messages] == ["question 1"]
+    assert [e.content for e in sent.history] == ["question 0", "hi"]
+
+
+def test_resume_is_a_runs_mode_not_one_a_caller_may_ask_for() -> None:
+    with pytest.raises(asm.AsmError) as caught:
+        check_continuation(RESUME)
+    assert caught.value.code == "validation_error"
+    assert RunInput.coerce("x").__class__(messages=(), continuation=RESUME).continuation == RESUME

@@ -47,11 +47,12 @@ from asm.events import (
     ToolCallStarted,
     TranscriptTruncated,
 )
-from asm.model import Entry, Run, RunInput, check_continuation
+from asm.model import RESUME, Entry, Message, Run, RunInput, check_continuation
 from asm.ports import SessionStore
 
 __all__ = [
     "INTERRUPTED",
+    "RESUME_PROMPT",
     "Continuation",
     "Entry",
     "Exchange",
@@ -64,6 +65,7 @@ __all__ = [
     "render_preamble",
     "replay",
     "replay_prompt",
+    "resume",
     "system_texts",
     "tool_output_text",
     "transcript",
@@ -339,10 +341,14 @@ class Continuation:
     history: tuple[Entry, ...] = ()
     resume_id: str | None = None
     truncated: TranscriptTruncated | None = None
+    #: what the run says in place of its own messages (``resume``: :data:`RESUME_PROMPT`)
+    messages: tuple[Message, ...] = ()
 
     def apply(self, run: RunInput) -> RunInput:
-        """``run`` as its provider gets it: with the history or the resume id."""
-        return attrs.evolve(run, history=self.history, resume_id=self.resume_id)
+        """``run`` as its provider gets it: with the history or the resume id (and, to
+        resume a cut attempt, the message that asks to go on from it)."""
+        messages = self.messages or run.messages
+        return attrs.evolve(run, history=self.history, resume_id=self.resume_id, messages=messages)
 
 
 async def plan(
@@ -359,8 +365,11 @@ async def plan(
     ``native_resume`` is whether the run's provider can resume its own conversation
     (``Capabilities.native_resume``); ``budget`` the transcript's token budget (``None``: no
     limit). A ``native`` run that cannot resume (the session's last run was served by another
-    provider, or left no resume id) is a ``validation_error`` naming the way out.
+    provider, or left no resume id) is a ``validation_error`` naming the way out. A run whose
+    mode is :data:`asm.model.RESUME` goes on from its own cut attempt (:func:`resume`).
     """
+    if mode == RESUME:
+        return await resume(store, run, budget=budget, count=count)
     check_continuation(mode)
     if mode == "none":
         return Continuation()
@@ -387,6 +396,31 @@ async def replay(
     history = tuple(entry for entry in history if entry.run_id != run.id)
     history, truncated = fit(history, run.input, budget=budget, count=count)  # the input alone may be over
     return Continuation("replay", history=history, truncated=truncated) if history else Continuation()
+
+
+#: What a run executed again after its worker was lost says, after its cut attempt (:func:`resume`).
+RESUME_PROMPT: Final = (
+    "Your reply to the last request was cut off before it finished: the process running it stopped. "
+    "Everything above is what you had said and done by then. Go on from where it stopped, without "
+    "repeating what is already said or done."
+)
+
+
+async def resume(
+    store: SessionStore, run: Run, *, budget: int | None, count: TokenCounter = estimate_tokens
+) -> Continuation:
+    """``run`` goes on from its own cut attempt (its worker was lost mid-run): the session's
+    transcript *with* what the attempt had said and done (its prompt, its partial answer, its
+    tool calls, an unanswered one closed as interrupted), then :data:`RESUME_PROMPT` in place of
+    the run's messages, so the model continues rather than starts over. An attempt that got
+    to nothing is a plain :func:`replay`.
+    """
+    history = (await transcript(store, run.session_id)).entries
+    if not any(entry.run_id == run.id for entry in history):
+        return await replay(store, run, budget=budget, count=count)
+    messages = (Message("user", RESUME_PROMPT),)
+    history, truncated = fit(history, attrs.evolve(run.input, messages=messages), budget=budget, count=count)
+    return Continuation(RESUME, history=history, truncated=truncated, messages=messages)
 
 
 async def last_run(store: SessionStore, run: Run) -> Run | None:

@@ -215,7 +215,9 @@ class RunStarted(EventData):
     #: optional capabilities the run asked for that the provider lacks
     missing_capabilities: tuple[str, ...] = ()
     #: how the run continues its session: ``native`` (the provider resumes its own
-    #: conversation), ``replay`` (the transcript is sent) or ``None`` (no earlier conversation)
+    #: conversation), ``replay`` (the transcript is sent), ``resume`` (the transcript with
+    #: the run's own cut attempt, executed again after its worker was lost) or ``None``
+    #: (no earlier conversation)
     continuation: str | None = None
 
 

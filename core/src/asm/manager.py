@@ -497,7 +497,7 @@ class SessionManager:
                     except AsmError as exc:  # told after run_started: every run starts the same way
                         continued, refused = Continuation(), exc
                     await writer.publish(RunStarted(provider.name, writer.model, lacking, continued.mode))
-                    for message in run.input.messages:
+                    for message in continued.messages or run.input.messages:  # what the provider is sent
                         await writer.publish(MessageSent(message.content, message.role))
                     if refused is not None:
                         raise refused

@@ -30,6 +30,7 @@ __all__ = [
     "Artifact",
     "Capabilities",
     "CONTINUATION_MODES",
+    "RESUME",
     "Cost",
     "Entry",
     "ErrorInfo",
@@ -362,8 +363,17 @@ def check_continuation(value: object) -> str:
     return str(value)
 
 
+#: The continuation of a run executed again after the worker executing it was lost
+#: (asm-celery's ``on_worker_lost = "resume"``): a replay that includes the run's own cut
+#: attempt, then asks the model to go on from there (:func:`asm.continuity.resume`). A
+#: run's mode, set on a stored run; no config or ``start_run`` takes it.
+RESUME: Final = "resume"
+
+
 def _continuation(value: object) -> str | None:
-    return None if value is None else check_continuation(value)
+    if value is None or value == RESUME:
+        return value
+    return check_continuation(value)
 
 
 @attrs.frozen

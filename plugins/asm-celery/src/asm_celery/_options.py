@@ -31,8 +31,8 @@ class CeleryOptions:
     owner stopped renewing it is taken over once it expires (at once when the
     owner is a dead process on the same host). ``on_worker_lost``: what a worker
     that takes over does with the interrupted run: ``restart`` it from its
-    input, or ``fail`` it (``resume``, replaying the cut attempt's own output,
-    is refused: asm's continuation replays a session's earlier runs only).
+    input, ``resume`` it (sent what its cut attempt had said and done, then
+    asked to go on: :func:`asm.continuity.resume`), or ``fail`` it.
     ``grace_period``: seconds a worker stopping on SIGTERM lets its runs go on
     before it cancels them. ``claim_wait``: seconds a delivered
     task waits while only ``max_parallel_runs`` (or a live lease on another host)
@@ -82,14 +82,8 @@ def celery_options(config: AsmConfig | dict[str, Any]) -> CeleryOptions:
             problems.append(f"{name} must be a positive number of seconds, not {getattr(options, name)!r}")
     if not options.grace_period >= 0:
         problems.append(f"grace_period must be 0 or more seconds, not {options.grace_period!r}")
-    if options.on_worker_lost == "resume":
-        problems.append(
-            'on_worker_lost = "resume" (replaying the interrupted attempt\'s own output) is not available yet: '
-            "asm's continuation replays a session's earlier runs, not a run's cut attempt; "
-            'use "restart" (run again from its input, after the session\'s earlier runs) or "fail"'
-        )
-    elif options.on_worker_lost not in WORKER_LOST_CHOICES:
-        problems.append(f'on_worker_lost must be "restart" or "fail", not {options.on_worker_lost!r}')
+    if options.on_worker_lost not in WORKER_LOST_CHOICES:
+        problems.append(f'on_worker_lost must be "restart", "resume" or "fail", not {options.on_worker_lost!r}')
     if problems:
         raise AsmError("invalid_config", "[celery]: " + "; ".join(problems), details={"key": "celery"})
     return options

@@ -31,7 +31,7 @@ from asm.events import (
     RunFailed,
     RunTimeout,
 )
-from asm.model import ErrorInfo, ProviderError, RunOwner, utcnow
+from asm.model import RESUME, ErrorInfo, ProviderError, RunOwner, utcnow
 from asm.owners import current_owner, owner_state, stop_orphans
 from asm.plugins import PluginRegistry
 from asm.runtime import Runtime, open_runtime
@@ -348,7 +348,7 @@ class WorkerHost:
                 raise
 
     async def _take_over(self, runtime: Runtime, run: Run, previous: LedgerRow) -> Run:
-        """The attempt of a lost worker: marked in the log, then restarted or failed."""
+        """The attempt of a lost worker: marked in the log, then restarted, resumed or failed."""
         old = previous.owner
         who = f"worker {previous.worker_id}" + (f" ({old.describe()})" if old is not None else "")
         if old is not None and worker_state(old) == "dead":
@@ -356,7 +356,9 @@ class WorkerHost:
         if run.status is RunStatus.PENDING:
             return run  # it never started: nothing was interrupted
         lost = self.options.on_worker_lost
-        action = "failing it" if lost == "fail" else "restarting it from its input"
+        action = {"fail": "failing it", "resume": "resuming it from where it stopped"}.get(
+            lost, "restarting it from its input"
+        )
         message = f"{who} stopped while executing attempt {previous.attempt} of run {run.id}; {action}"
         log.warning("%s", message)
         await runtime.manager.record_event(
@@ -371,6 +373,7 @@ class WorkerHost:
             error = ProviderError(run.provider or "unknown", "interrupted", text)
             info = ErrorInfo("provider_error", text, retryable=True, provider_error=error)
             return await end_run(runtime, run, RunStatus.FAILED, RunFailed(info.code, info.message, True, error), info)
-        restarted = attrs.evolve(run, status=RunStatus.PENDING, started_at=None, owner=None)
+        again = run.input if lost == "restart" else attrs.evolve(run.input, continuation=RESUME)
+        restarted = attrs.evolve(run, status=RunStatus.PENDING, started_at=None, owner=None, input=again)
         await runtime.store.save_run(restarted)
         return restarted
