@@ -1,16 +1,16 @@
-"""Tests of asm-template. In the repo they live in tests/asm-<name>/ (see README.md)."""
+"""Tests of the provider part: asm's ProviderContract suite, then the provider's own tests."""
 
 from __future__ import annotations
 
-import pytest
-from asm_template import TemplateProvider, create_provider
-
 import asm
+import pytest
 from asm.testing import ProviderContract
+
+from asm_template.provider import TemplateProvider, create_provider
 
 
 class TestTemplateProvider(ProviderContract):
-    """asm's provider contract suite: every provider plugin must pass it."""
+    """asm's provider contract suite: every provider must pass it."""
 
     @pytest.fixture
     def provider(self) -> TemplateProvider:
@@ -34,3 +34,9 @@ def test_unknown_option_is_an_error() -> None:
         create_provider({"greting": "Hi"})
     assert caught.value.code == "invalid_config"
     assert "greting" in str(caught.value)
+
+
+def test_registered_through_the_entry_point() -> None:
+    """Installed, the plugin is found by asm: what `asm plugins` lists, `--provider` uses."""
+    registration = asm.load_plugins().get("providers", "template")
+    assert registration.distribution == "asm-template"
