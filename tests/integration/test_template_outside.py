@@ -9,6 +9,7 @@ own tests, and ``asm plugins`` lists them all. One venv for everything, to keep 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import venv
@@ -19,6 +20,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("provider", "store", "sink", "renderer")
+#: Per kind: the command a scaffold's README says its asm.toml block makes work, and what that prints.
+README_RUNS = {
+    "provider": (("run", "--provider", "demo-provider", "hello"), "Hi, hello\n"),
+    "store": (("config", "show"), "# the store in use: demo-store"),
+    "sink": (("run", "hello"), "hello\n"),
+    "renderer": (("run", "hello"), "hello\n"),
+}
 
 
 def run(*argv: str | Path, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -61,6 +69,23 @@ def test_the_template_and_its_scaffolds_pass_their_tests_in_a_venv_of_their_own(
     for kind in KINDS:
         where = scaffolds / f"asm-demo-{kind}"
         assert_all_passed(run(bin_dir / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", env=env, cwd=where))
+
+    for kind in KINDS:  # the README's asm.toml block works as the README says
+        readme = (scaffolds / f"asm-demo-{kind}" / "README.md").read_text(encoding="utf-8")
+        (block,) = re.findall(r"^```toml\n(.*?)^```", readme, re.M | re.S)
+        project = tmp_path / f"project-{kind}"
+        project.mkdir()
+        (project / "asm.toml").write_text(block, encoding="utf-8")
+        argv, shows = README_RUNS[kind]
+        result = run(bin_dir / "asm", *argv, env=env, cwd=project)
+        assert shows in result.stdout and "warning" not in result.stderr, (kind, result.stdout, result.stderr)
+        output = project / "asm-output.txt"
+        if kind == "sink":  # the compact renderer's text, appended by the scaffold's sink
+            assert ">> hello" in output.read_text(encoding="utf-8")
+        elif kind == "renderer":  # the scaffold's renderer, written by asm's file sink
+            assert output.read_text(encoding="utf-8") == "hello [completed]\n"
+        else:
+            assert not output.exists()
 
     listing = run(bin_dir / "asm", "plugins", env=env, cwd=tmp_path).stdout
     assert "BROKEN" not in listing, listing

@@ -50,30 +50,32 @@ _PART = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 _MARKER = re.compile(r"^(?P<line>.*?)\s*# kind: (?P<kind>[a-z]+)\s*$")
 _RESERVED: Final = frozenset({"asm", "asm-core", "asm-template"})
 
-#: What the generated README says about each kind: (what it is, how asm.toml switches it on, its tests).
+#: What the generated README says about each kind: what it is, an asm.toml using it, what that does, its tests.
 _README: Final = {
     "provider": (
         "a provider (a model, an API or an agent CLI that runs prompts)",
         '[providers.{name}]\ngreeting = "Hi"',
-        "`asm run --provider {name} hello` uses it once installed.",
+        "`asm run --provider {name} hello` then answers `Hi, hello`.",
         "asm's `ProviderContract` suite, then the provider's own tests",
     ),
     "store": (
         "a session store (where sessions, runs and their events are kept)",
         'store = "{name}"\n\n[stores.{name}]',
-        "`asm run hello` then keeps its session in it.",
+        "`asm run hello` then keeps its session in it (`asm config show` names the store in use). As made,"
+        " it keeps everything in memory, for the life of the process: give it your database.",
         "asm's `SessionStoreContract` suite, then the store's own tests",
     ),
     "sink": (
         "a sink (where the rendered text of every event goes)",
         '[sinks.{name}]\npath = "asm-output.txt"',
-        "Its table switches it on (this sink needs `path`).",
+        "Its table switches it on: `asm run hello` then appends the run's rendered events to `asm-output.txt`.",
         "asm's `SinkContract` suite, then the sink's own tests",
     ),
     "renderer": (
         "a renderer (how events are shown as text)",
-        'renderer = "{name}"\n\n[renderers.{name}]\nshow_endings = true',
-        "The renderer is used for every sink that is switched on.",
+        'renderer = "{name}"\n\n[renderers.{name}]\nshow_endings = true\n\n[sinks.file]\npath = "asm-output.txt"',
+        "The renderer renders the events for every sink that is switched on (here asm's built-in `file`"
+        " sink): `asm run hello` then appends `hello [completed]` to `asm-output.txt`.",
         "the renderer's tests through a real runtime (asm has no renderer contract suite)",
     ),
 }
