@@ -80,10 +80,10 @@ def test_new_writes_a_distribution_with_only_that_kind(tmp_path: Path, kind: str
     assert pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["src/asm_acme_tools"]
     assert pyproject["tool"]["pytest"]["ini_options"]["trio_mode"] is True
     hook = {"provider": "providers", "store": "stores", "sink": "sinks", "renderer": "renderers"}[kind]
-    init = texts["src/asm_acme_tools/__init__.py"]
-    assert f"from asm_acme_tools.{kind} import asm_register_{hook} as asm_register_{hook}" in init
-    assert init.count("from asm_acme_tools.") == 1
-    assert f'register("acme-tools", create_{kind})' in texts[f"src/asm_acme_tools/{kind}.py"]
+    init = texts["src/asm_acme_tools/__init__.py"]  # the one hook of the kind, registering the part lazily
+    assert init.count("@hookimpl") == 1 and f"def asm_register_{hook}(register: Register) -> None:" in init
+    assert f'register("acme-tools", lazy("asm_acme_tools.{kind}:create_{kind}"))' in init
+    assert f"def create_{kind}(config: dict[str, Any])" in texts[f"src/asm_acme_tools/{kind}.py"]
     assert "AcmeTools" in texts[f"tests/test_{kind}.py"]
 
 

@@ -9,11 +9,12 @@ skeleton.
 The skeleton has one module per kind of part (``provider.py``, ``store.py``,
 ``sink.py``, ``renderer.py``) and one test module per part (``test_<kind>.py``,
 running the part's contract suite from :mod:`asm.testing`). The new
-distribution gets the chosen kind's module and tests only; lines of the
-skeleton that end in ``# kind: <kind>`` are kept for that kind alone (the
-comment removed). Then the names: ``asm_template`` becomes the import package,
-``asm-template`` the distribution, ``Template`` the class-name prefix and
-``template`` the name the part is registered under.
+distribution gets the chosen kind's module and tests only; a line of the
+skeleton that ends in ``# kind: <kind>`` is kept for that kind alone, without
+the comment (on a decorator: the whole decorated function). Then the names:
+``asm_template`` becomes the import package, ``asm-template`` the
+distribution, ``Template`` the class-name prefix and ``template`` the name the
+part is registered under.
 """
 
 from __future__ import annotations
@@ -143,15 +144,33 @@ def _part_of(path: PurePosixPath) -> str | None:
     return None
 
 
-def _substitute(text: str, names: PluginNames, kind: str) -> str:
-    lines: list[str] = []
+def _for_kind(text: str, kind: str) -> str:
+    """The lines of ``text`` for ``kind``: a line ending in ``# kind: <k>`` is kept
+    (without the comment) for ``k`` alone; on a decorator (``@hookimpl  # kind: sink``)
+    the mark covers the whole decorated definition, up to the next top-level line
+    after a blank one."""
+    kept: list[str] = []
+    dropping = False
+    previous_blank = False
     for line in text.splitlines(keepends=True):
+        blank = not line.strip()
+        if dropping and not blank and previous_blank and not line[0].isspace():
+            dropping = False
+        previous_blank = blank
         marked = _MARKER.match(line)
-        if marked is None:
-            lines.append(line)
-        elif marked["kind"] == kind:
-            lines.append(marked["line"] + "\n")
-    text = "".join(lines)
+        if marked is not None:
+            if marked["kind"] == kind:
+                kept.append(marked["line"] + "\n")
+            elif marked["line"].lstrip().startswith("@"):
+                dropping = True
+            continue
+        if not dropping:
+            kept.append(line)
+    return "".join(kept).rstrip("\n") + "\n"
+
+
+def _substitute(text: str, names: PluginNames, kind: str) -> str:
+    text = _for_kind(text, kind)
     for old, new in (
         ("asm_template", names.module),
         ("asm-template", names.distribution),
@@ -171,8 +190,8 @@ Made with `asm plugin new`; replace this README with the plugin's own.
 
 - `pyproject.toml`: the distribution `{names.distribution}`, its entry point in the group `asm`, the
   `test` extra and pytest's config (`trio_mode`, which asm's async contract suites need);
-- `src/{names.module}/__init__.py`: the entry point's module, re-exporting the `@hookimpl` functions;
-- `src/{names.module}/{kind}.py`: the {kind}, its options class and the `@hookimpl` registering it;
+- `src/{names.module}/__init__.py`: the entry point's module, whose `@hookimpl` registers the {kind} lazily;
+- `src/{names.module}/{kind}.py`: the {kind}, its options class and its factory;
 - `tests/test_{kind}.py`: {tests}.
 
 ## Develop

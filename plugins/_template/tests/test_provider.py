@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import asm
 import pytest
 from asm.testing import ProviderContract
@@ -40,3 +43,12 @@ def test_registered_through_the_entry_point() -> None:
     """Installed, the plugin is found by asm: what `asm plugins` lists, `--provider` uses."""
     registration = asm.load_plugins().get("providers", "template")
     assert registration.distribution == "asm-template"
+
+
+def test_loading_the_plugin_leaves_the_provider_module_unimported() -> None:
+    """asm imports the plugin for every command (``asm --help`` too); the provider's module,
+    and whatever it imports, waits until a runtime builds the provider."""
+    code = "import sys; from asm.plugins import load_plugins; load_plugins(); print(*sys.modules)"
+    modules = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert "asm_template" in modules  # the plugin was loaded
+    assert "asm_template.provider" not in modules

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import asm
 import pytest
 from asm.providers.scripted import Fail
@@ -50,3 +53,12 @@ def test_a_wrong_type_is_an_error() -> None:
     with pytest.raises(asm.AsmError) as caught:
         create_renderer({"show_endings": "sometimes"})
     assert caught.value.code == "invalid_config"
+
+
+def test_loading_the_plugin_leaves_the_renderer_module_unimported() -> None:
+    """asm imports the plugin for every command (``asm --help`` too); the renderer's module,
+    and whatever it imports, waits until a runtime builds the renderer."""
+    code = "import sys; from asm.plugins import load_plugins; load_plugins(); print(*sys.modules)"
+    modules = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert "asm_template" in modules  # the plugin was loaded
+    assert "asm_template.renderer" not in modules

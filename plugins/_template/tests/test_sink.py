@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,3 +50,12 @@ async def test_writing_after_close_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(asm.AsmError) as caught:
         await sink.write("late", None)
     assert caught.value.code == "invalid_operation"
+
+
+def test_loading_the_plugin_leaves_the_sink_module_unimported() -> None:
+    """asm imports the plugin for every command (``asm --help`` too); the sink's module,
+    and whatever it imports, waits until a runtime builds the sink."""
+    code = "import sys; from asm.plugins import load_plugins; load_plugins(); print(*sys.modules)"
+    modules = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert "asm_template" in modules  # the plugin was loaded
+    assert "asm_template.sink" not in modules

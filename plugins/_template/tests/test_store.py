@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import asm
@@ -35,3 +37,12 @@ def test_unknown_option_is_an_error() -> None:
         create_store({"url": "x"})
     assert caught.value.code == "invalid_config"
     assert "url" in str(caught.value)
+
+
+def test_loading_the_plugin_leaves_the_store_module_unimported() -> None:
+    """asm imports the plugin for every command (``asm --help`` too); the store's module,
+    and whatever it imports, waits until a runtime builds the store."""
+    code = "import sys; from asm.plugins import load_plugins; load_plugins(); print(*sys.modules)"
+    modules = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert "asm_template" in modules  # the plugin was loaded
+    assert "asm_template.store" not in modules

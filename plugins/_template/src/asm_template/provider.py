@@ -7,8 +7,8 @@ The parts every provider has are all here:
 - an options class, built from the provider's config table (``[providers.template]``
   in ``asm.toml``) by :func:`asm.parse_options`, so an unknown key or a wrong
   type is a clear ``invalid_config`` error;
-- one ``@hookimpl`` that registers a factory under the name users type
-  (``asm run --provider template``).
+- a factory, ``create_provider(config)``, which the ``@hookimpl`` in
+  ``__init__.py`` registers under the name users type (``asm run --provider template``).
 
 Its tests, ``tests/test_provider.py``, run asm's ``ProviderContract`` suite.
 """
@@ -19,12 +19,11 @@ from typing import Any
 
 import attrs
 import trio
-from asm import AsmError, Capabilities, RunInput, RunResult, TokenUsage, hookimpl, parse_options
+from asm import AsmError, Capabilities, RunInput, RunResult, TokenUsage, parse_options
 from asm.events import MessageReceived, MessageStreamed, TokenUsageUpdated
-from asm.hookspecs import Register
 from asm.ports import Emit
 
-__all__ = ["TemplateProvider", "TemplateProviderOptions", "asm_register_providers", "create_provider"]
+__all__ = ["TemplateProvider", "TemplateProviderOptions", "create_provider"]
 
 
 @attrs.frozen
@@ -84,9 +83,3 @@ def create_provider(config: dict[str, Any]) -> TemplateProvider:
     """The factory: asm calls it with the ``[providers.template]`` table ({} if absent)."""
     options = parse_options(TemplateProviderOptions, config, "template provider")
     return TemplateProvider(greeting=options.greeting, delay=options.delay)
-
-
-@hookimpl
-def asm_register_providers(register: Register) -> None:
-    """Register the provider as ``template`` (what users pass to ``--provider``)."""
-    register("template", create_provider)

@@ -20,11 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from asm import Event, hookimpl, parse_options
+from asm import Event, parse_options
 from asm.events import MessageStreamed, RunCancelled, RunCompleted, RunFailed, RunTimeout
-from asm.hookspecs import Register
 
-__all__ = ["TemplateRenderer", "TemplateRendererOptions", "asm_register_renderers", "create_renderer"]
+__all__ = ["TemplateRenderer", "TemplateRendererOptions", "create_renderer"]
 
 
 @attrs.frozen
@@ -67,9 +66,3 @@ def create_renderer(config: dict[str, Any]) -> TemplateRenderer:
     """The factory: asm calls it with the ``[renderers.template]`` table ({} if absent)."""
     options = parse_options(TemplateRendererOptions, config, "template renderer")
     return TemplateRenderer(show_endings=options.show_endings)
-
-
-@hookimpl
-def asm_register_renderers(register: Register) -> None:
-    """Register the renderer as ``template`` (what users write in ``renderer = "..."``)."""
-    register("template", create_renderer)

@@ -22,10 +22,9 @@ from typing import IO, Any
 
 import attrs
 import trio
-from asm import AsmError, Event, hookimpl, parse_options
-from asm.hookspecs import Register
+from asm import AsmError, Event, parse_options
 
-__all__ = ["TemplateSink", "TemplateSinkOptions", "asm_register_sinks", "create_sink"]
+__all__ = ["TemplateSink", "TemplateSinkOptions", "create_sink"]
 
 
 @attrs.frozen
@@ -73,9 +72,3 @@ class TemplateSink:
 def create_sink(config: dict[str, Any]) -> TemplateSink:
     """The factory: asm calls it with the ``[sinks.template]`` table."""
     return TemplateSink(parse_options(TemplateSinkOptions, config, "template sink").path)
-
-
-@hookimpl
-def asm_register_sinks(register: Register) -> None:
-    """Register the sink as ``template`` (switched on by a ``[sinks.template]`` table)."""
-    register("template", create_sink)

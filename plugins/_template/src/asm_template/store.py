@@ -10,7 +10,8 @@ around it:
   :func:`asm.parse_options` (an unknown key is a clear ``invalid_config`` error);
 - opening and closing: a store that needs opening (a connection pool) is also
   an async context manager, which the runtime enters and exits;
-- one ``@hookimpl`` registering the factory under the name users configure.
+- a factory, ``create_store(config)``, which the ``@hookimpl`` in ``__init__.py``
+  registers under the name users configure.
 
 Its tests, ``tests/test_store.py``, run asm's ``SessionStoreContract`` suite:
 seq assignment under 20 concurrent writers, idempotent appends, exact round
@@ -23,10 +24,9 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from asm import InMemorySessionStore, hookimpl, parse_options
-from asm.hookspecs import Register
+from asm import InMemorySessionStore, parse_options
 
-__all__ = ["TemplateStore", "TemplateStoreOptions", "asm_register_stores", "create_store"]
+__all__ = ["TemplateStore", "TemplateStoreOptions", "create_store"]
 
 
 @attrs.frozen
@@ -63,9 +63,3 @@ class TemplateStore(InMemorySessionStore):
 def create_store(config: dict[str, Any]) -> TemplateStore:
     """The factory: asm calls it with the ``[stores.template]`` table ({} if absent)."""
     return TemplateStore(parse_options(TemplateStoreOptions, config, "template store"))
-
-
-@hookimpl
-def asm_register_stores(register: Register) -> None:
-    """Register the store as ``template`` (what users write in ``store = "..."``)."""
-    register("template", create_store)
