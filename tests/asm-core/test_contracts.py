@@ -113,6 +113,7 @@ def test_public_names() -> None:
         "INVALID_KEYS",
         "ProviderContract",
         "SessionStoreContract",
+        "SinkContract",
         "sample_payloads",
     ]
     for name in asm.testing.__all__:

@@ -5,6 +5,7 @@
     asm run [--provider NAME] [--config FILE] [--json] [--timeout S] PROMPT
     asm plugins [--json]
     asm config show [--config FILE]
+    asm plugin new NAME [--kind provider|store|sink|renderer] [--directory DIR]
     asm artifacts list SESSION | get KEY [-o FILE]
 
 Plugins add subcommands through the ``asm_register_commands`` hook. Every
@@ -303,6 +304,16 @@ def _parser(registry: PluginRegistry, out: TextIO, err: TextIO) -> argparse.Argu
     show.add_argument("--json", action="store_true", help="as JSON: config, sources, files and the store")
     show.set_defaults(handler=functools.partial(lazy("asm._cli_commands:cmd_config_show"), registry=registry, out=out))
 
+    plugin = commands.add_parser("plugin", help="start a new plugin distribution: asm plugin new NAME")
+    plugin.set_defaults(handler=functools.partial(_cmd_help, plugin))
+    new = plugin.add_subparsers(title="plugin commands", metavar="COMMAND", parser_class=parser_class).add_parser(
+        "new", help="scaffold a plugin distribution (with its contract tests) from asm's plugin skeleton"
+    )
+    new.add_argument("name", metavar="NAME", help="distribution name, e.g. asm-acme (import package asm_acme)")
+    new.add_argument("--kind", default="provider", help="provider (default), store, sink or renderer")
+    new.add_argument("--directory", metavar="DIR", help="where to create it (default: ./NAME); new or empty")
+    new.set_defaults(handler=functools.partial(_cmd_plugin_new, registry=registry, out=out))
+
     # Plugin commands: factory(subparsers) adds a sub-parser whose ``handler``
     # default is handler(args) -> int. A broken one does not break the others.
     for registration in registry.registrations("commands"):
@@ -337,6 +348,13 @@ def _cmd_not_installed(name: str, args: argparse.Namespace) -> int:
         "durable store) for this command (pip install asm-sqlalchemy)",
         details={"command": name},
     )
+
+
+def _cmd_plugin_new(args: argparse.Namespace, *, registry: PluginRegistry, out: TextIO) -> int:
+    from asm import _scaffold
+
+    taken = registry.names(f"{args.kind}s") if args.kind in _scaffold.KINDS else ()
+    return _scaffold.command(args.name, args.kind, args.directory, taken, out)
 
 
 def _cmd_help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

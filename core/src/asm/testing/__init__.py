@@ -1,4 +1,4 @@
-"""Contract test suites for asm plugins: a store or provider passes them, or it is broken.
+"""Contract test suites for asm plugins: a store, provider or sink passes them, or it is broken.
 
 asm's ports (:mod:`asm.ports`) are ``typing.Protocol`` classes, so a type
 checker can only check a plugin's *shape*. These suites check its *behaviour*:
@@ -116,6 +116,22 @@ ProviderContract (fixtures ``provider`` and ``slow_provider``)
     ``wait_limit = 30.0``
         Seconds before a test that should finish fails as hung.
 
+SinkContract (fixtures ``sink`` and ``sink_output``)
+    ``sink`` is a fresh sink; ``sink_output()`` returns everything that has
+    reached its destination so far, as one string (the file read back, what a
+    fake server received). The suite writes the way a runtime does: a run's
+    events through :class:`~asm.rendering.RenderingPipeline` arrive in seq
+    order, followed by the closing text (``event=None``); ``""`` writes nothing;
+    non-ASCII, CR/LF and a 256 KiB write arrive unchanged; closing twice is
+    harmless; ``aclose`` leaves no task behind. Flags:
+
+    ``delivers_text = True``
+        The destination receives the rendered text, exactly. ``False``: one
+        record per event (JSON lines); the suite checks that every event's id
+        arrives, in seq order, and ignores the text.
+    ``wait_limit = 30.0``
+        Seconds before a test that should finish at once fails as hung.
+
 HTTPProviderFaultContract (in :mod:`asm.testing.http_contract`; fixtures ``server``, ``provider``,
 ``make_provider`` and ``text_reply``)
     The faults of an HTTP API provider against its fake server (built on
@@ -142,6 +158,7 @@ if pytest is not None:
         "asm.testing._artifacts",
         "asm.testing._common",
         "asm.testing._provider",
+        "asm.testing._sink",
         "asm.testing._store",
         "asm.testing.http_contract",
     )
@@ -149,7 +166,15 @@ if pytest is not None:
     from asm.testing._artifacts import INVALID_KEYS as INVALID_KEYS
     from asm.testing._artifacts import ArtifactStoreContract as ArtifactStoreContract
     from asm.testing._provider import ProviderContract as ProviderContract
+    from asm.testing._sink import SinkContract as SinkContract
     from asm.testing._store import SessionStoreContract as SessionStoreContract
     from asm.testing._store import sample_payloads as sample_payloads
 
-__all__ = ["INVALID_KEYS", "ArtifactStoreContract", "ProviderContract", "SessionStoreContract", "sample_payloads"]
+__all__ = [
+    "INVALID_KEYS",
+    "ArtifactStoreContract",
+    "ProviderContract",
+    "SessionStoreContract",
+    "SinkContract",
+    "sample_payloads",
+]

@@ -1,93 +1,48 @@
-"""asm-template: the skeleton of an asm provider plugin.
+"""asm-template: an asm plugin.
 
 Replace this docstring with what the plugin provides and how to configure it.
-The parts every provider plugin has are all here:
 
-- a provider object with ``name``, ``capabilities()`` and
-  ``async execute(run, emit) -> RunResult`` (see :class:`asm.ports.Provider`);
-- an options class, built from the plugin's config table (``[providers.template]``
-  in ``asm.toml``) by :func:`asm.parse_options`, so an unknown key or a wrong
-  type is a clear ``invalid_config`` error;
-- one ``@hookimpl`` that registers a factory under the name users type.
-
-Plugins import ``hookimpl`` from ``asm``, never pluggy.
+This module is the value of the plugin's entry point (``[project.entry-points.asm]``
+in ``pyproject.toml``). asm imports it whenever it loads its plugins - for every
+``asm`` command, ``asm --help`` included, and every runtime - so it imports only
+what registering needs and registers each part's factory by name with
+:func:`asm.plugins.lazy`: the part's module (with your SDK, your driver) is
+imported the first time a runtime builds the part. Plugins import ``hookimpl``
+from asm, never pluggy.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from asm.hookspecs import Register, hookimpl
+from asm.plugins import lazy
 
-import attrs
-import trio
-
-from asm import AsmError, Capabilities, RunInput, RunResult, TokenUsage, hookimpl, parse_options
-from asm.events import MessageReceived, MessageStreamed, TokenUsageUpdated
-from asm.hookspecs import Register
-from asm.ports import Emit
-
-__all__ = ["TemplateOptions", "TemplateProvider", "create_provider"]
+__all__ = [
+    "asm_register_providers",  # kind: provider
+    "asm_register_renderers",  # kind: renderer
+    "asm_register_sinks",  # kind: sink
+    "asm_register_stores",  # kind: store
+]
 
 
-@attrs.frozen
-class TemplateOptions:
-    """The ``[providers.template]`` config table; every key needs a default
-    (the factory gets ``{}`` when the table is absent)."""
-
-    greeting: str = "Hello"
-    delay: float = 0.0
-
-
-class TemplateProvider:
-    """Answers ``"<greeting>, <prompt>"``, streamed word by word, waiting
-    ``delay`` seconds before each word (as a slow model would).
-
-    A real provider maps its API's or CLI's wire format to the payloads of
-    :mod:`asm.events` here, raises :class:`asm.AsmError` with a ``provider_*``
-    code when it fails, and stops promptly when cancelled (trio cancellation).
-    """
-
-    name = "template"
-
-    def __init__(self, *, greeting: str = "Hello", delay: float = 0.0) -> None:
-        self.greeting = greeting
-        self.delay = delay
-
-    def capabilities(self) -> Capabilities:
-        """What the router may match runs on."""
-        return Capabilities(streaming=True)
-
-    async def execute(self, run: RunInput, emit: Emit) -> RunResult:
-        """Emit content events and return the result.
-
-        The manager emits the lifecycle events (``run_started``,
-        ``run_completed``, ``run_failed``, ...) around this call; emitting one
-        here is an error.
-        """
-        if not run.prompt:
-            raise AsmError("invalid_input", "the template provider needs a user message")
-        text = f"{self.greeting}, {run.prompt}"
-        words = text.split(" ")
-        for index, word in enumerate(words):
-            # A real provider awaits its API or subprocess here. Awaiting is what lets
-            # cancel_run and timeouts stop the run promptly (trio cancellation).
-            if self.delay:
-                await trio.sleep(self.delay)
-            else:
-                await trio.lowlevel.checkpoint()
-            await emit(MessageStreamed(word if index == len(words) - 1 else word + " "))
-        usage = TokenUsage(input_tokens=len(run.prompt.split()), output_tokens=len(words))
-        await emit(MessageReceived(text))
-        await emit(TokenUsageUpdated(usage))
-        return RunResult(output=text, stop_reason="end_turn", usage=usage)
-
-
-def create_provider(config: dict[str, Any]) -> TemplateProvider:
-    """The factory: asm calls it with the ``[providers.template]`` table ({} if absent)."""
-    options = parse_options(TemplateOptions, config, "template provider")
-    return TemplateProvider(greeting=options.greeting, delay=options.delay)
-
-
-@hookimpl
+@hookimpl  # kind: provider
 def asm_register_providers(register: Register) -> None:
     """Register the provider as ``template`` (what users pass to ``--provider``)."""
-    register("template", create_provider)
+    register("template", lazy("asm_template.provider:create_provider"))
+
+
+@hookimpl  # kind: renderer
+def asm_register_renderers(register: Register) -> None:
+    """Register the renderer as ``template`` (what users write in ``renderer = "..."``)."""
+    register("template", lazy("asm_template.renderer:create_renderer"))
+
+
+@hookimpl  # kind: sink
+def asm_register_sinks(register: Register) -> None:
+    """Register the sink as ``template`` (switched on by a ``[sinks.template]`` table)."""
+    register("template", lazy("asm_template.sink:create_sink"))
+
+
+@hookimpl  # kind: store
+def asm_register_stores(register: Register) -> None:
+    """Register the store as ``template`` (what users write in ``store = "..."``)."""
+    register("template", lazy("asm_template.store:create_store"))
