@@ -702,8 +702,13 @@ async def test_run_once_ends_its_session_and_tells_the_runs_end_whatever_fails(
 
 async def test_run_once_cancelled_by_its_caller_cancels_the_session(store: InMemorySessionStore) -> None:
     manager = SessionManager(store, provider=ScriptedProvider(["started", Stall()]))
-    with trio.move_on_after(0.05):
-        await manager.run_once("go")
+    with trio.CancelScope() as caller:
+
+        def on_event(event: Event) -> None:
+            if event.type is EventType.MESSAGE_STREAMED:  # the run is under way: its caller gives up
+                caller.cancel()
+
+        await manager.run_once("go", on_event=on_event)
     (session,) = await store.list_sessions()
     assert session.status is SessionStatus.CANCELLED
     (run,) = await store.list_runs(session.id)
