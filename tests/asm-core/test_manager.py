@@ -227,10 +227,13 @@ async def test_cancelling_the_caller_records_the_run_cancelled_and_keeps_accepte
     manager = SessionManager(store, provider=ScriptedProvider(["one", "two", Stall()]))
     seen: list[Event] = []
 
-    def on_event(event: Event) -> None:
-        seen.append(event)
+    with trio.CancelScope() as caller:
 
-    with trio.move_on_after(0.05):
+        def on_event(event: Event) -> None:
+            seen.append(event)
+            if event.type is T.MESSAGE_STREAMED and event.data == MessageStreamed("two"):
+                caller.cancel()  # both chunks are in; the provider stalls: its caller gives up
+
         await manager.run_once("go", on_event=on_event)
     session_id = seen[0].session_id
     events = await all_events(store, session_id)
