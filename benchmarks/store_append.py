@@ -18,6 +18,13 @@ floors: one run >= 80 % of the append floor (SQLite), replay >= 60 % of the
 replay floor.
 
     python benchmarks/store_append.py [--events N] [--runs R] [--pg-dsn DSN] [--no-write]
+    python benchmarks/store_append.py --replay-only [--compare-src DIR] [--events N]
+
+``--replay-only`` measures only replay against its raw cursor floor, each in a
+fresh process of its own (the same for every contender); ``--compare-src DIR``
+adds the replay of another checkout of asm (its ``core/src`` and
+``plugins/asm-sqlalchemy/src``) on the same log, interleaved, for an A/B of a
+change in one sitting. It writes its own section of docs/performance.md.
 
 PostgreSQL is the server at 127.0.0.1:5432 (database ``test``); the benchmark
 works in a schema of its own and drops it afterwards. openai-agents comes from
@@ -67,6 +74,8 @@ COLUMNS = "session_id, seq, id, run_id, type, at, provider, schema_version, body
 #: Each figure is a median: one sample on a shared 2-core machine swings by 20%.
 ONE_RUN_REPEATS = 3
 REPLAY_REPEATS = 5
+#: --replay-only: more repeats, as it is the figure an A/B of a change rests on.
+REPLAY_AB_REPEATS = 9
 
 CHILD = """
 import sys, time, trio
@@ -115,6 +124,152 @@ async def concurrent_runs(url: str, runs: int, per_run: int) -> tuple[float, flo
             assert run.status == "completed", run.status
             total += await store.latest_seq(run.session_id)
         return total / seconds, store.statistics().appends_per_commit
+
+
+REPLAY_CHILD = """
+import sys, time, trio
+import asm, asm_sqlalchemy
+from asm_sqlalchemy import SqlAlchemyStore
+
+async def replay(url, session_id):
+    async with SqlAlchemyStore(url) as store:
+        start = time.perf_counter()
+        count, cursor = 0, 0
+        while True:
+            page = await store.read_events(session_id, after=cursor, limit=10_000)
+            count += len(page.events)
+            cursor = page.cursor
+            if not page.has_more:
+                break
+        return count / (time.perf_counter() - start)
+
+print("ready", asm.__file__, asm_sqlalchemy.__file__, flush=True)
+for line in sys.stdin:
+    url, session_id, what = line.split()
+    if what == "floor":
+        sys.path.insert(0, sys.argv[1])
+        import store_append
+        if url.startswith("sqlite"):
+            rate = store_append.floor_replay_sqlite(url.removeprefix("sqlite:///"), session_id)
+        else:
+            dsn, schema = sys.argv[2], url.rpartition("%3D")[2]
+            rate = store_append.floor_replay_pg(dsn, schema, session_id)
+    else:
+        rate = trio.run(replay, url, session_id)
+    print(rate, flush=True)
+"""
+
+
+class ReplayChild:
+    """A process that replays a log on request: asm's replay with the asm found on
+    ``src`` (another checkout) or installed here, or the raw cursor floor."""
+
+    def __init__(self, dsn: str, src: Path | None = None) -> None:
+        env = dict(os.environ)
+        if src is not None:
+            paths = [src / "core" / "src", src / "plugins" / "asm-sqlalchemy" / "src"]
+            env["PYTHONPATH"] = os.pathsep.join([*map(str, paths), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        here = str(Path(__file__).resolve().parent)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", REPLAY_CHILD, here, dsn],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.stdin, self.stdout = self.process.stdin, self.process.stdout
+        ready, *self.modules = self.stdout.readline().split()
+        assert ready == "ready", ready
+        if src is not None:  # the other checkout's asm, not this one's
+            assert all(Path(m).resolve().is_relative_to(src.resolve()) for m in self.modules), self.modules
+
+    def rate(self, url: str, session_id: str, what: str = "asm") -> float:
+        """events/s of one replay of ``session_id`` (``what``: asm or floor)."""
+        self.stdin.write(f"{url} {session_id} {what}\n")
+        self.stdin.flush()
+        return float(self.stdout.readline())
+
+    def close(self) -> None:
+        self.stdin.close()
+        self.process.wait()
+
+
+def replay_ab(name: str, url: str, session_id: str, ours: ReplayChild, theirs: ReplayChild | None) -> dict[str, Any]:
+    """Medians of REPLAY_AB_REPEATS interleaved replays: asm (this checkout), the floor, the other checkout."""
+    samples: dict[str, list[float]] = {"asm": [], "floor": [], "compare": []}
+    for repeat in range(REPLAY_AB_REPEATS):
+        contenders: list[tuple[str, Callable[[], float]]] = [
+            ("asm", lambda: ours.rate(url, session_id)),
+            ("floor", lambda: ours.rate(url, session_id, "floor")),
+        ]
+        if theirs is not None:
+            contenders.append(("compare", lambda: theirs.rate(url, session_id)))
+        for key, measure_one in contenders[repeat % len(contenders) :] + contenders[: repeat % len(contenders)]:
+            samples[key].append(measure_one())  # each repeat starts with the next contender: no fixed order
+    result = {key: statistics.median(values) for key, values in samples.items() if values}
+    print(
+        f"{name}: replay {result['asm']:,.0f} events/s, floor {result['floor']:,.0f}"
+        + (f", compared checkout {result['compare']:,.0f}" if "compare" in result else "")
+        + f" (median of {REPLAY_AB_REPEATS}; samples {samples})",
+        flush=True,
+    )
+    return result
+
+
+def replay_report(results: dict[str, dict[str, Any]], args: argparse.Namespace, load: tuple[float, float]) -> str:
+    compare = args.compare_src is not None
+    lines = [
+        f"Load average (1 min) at the start and end of the run: {load[0]:.1f} / {load[1]:.1f} "
+        "(figures are wall-clock; other work on a shared machine lowers them).",
+        "",
+        "`python benchmarks/store_append.py --replay-only"
+        + (f" --compare-src {args.compare_src}" if compare else "")
+        + f"`: replay of the {args.events:,}-event log of one run in pages of {REPLAY_PAGE:,} through "
+        "`read_events`, against the raw cursor floor (the driver's cursor on the same table, each body decoded "
+        "with `orjson.loads`)"
+        + (", and the same replay by the checkout at " + f"`{args.compare_src}`" if compare else "")
+        + f"; each in a fresh process of its own, median of {REPLAY_AB_REPEATS} interleaved repeats.",
+        "",
+        "| database | raw cursor floor | asm replay | ÷ floor |"
+        + (" compared checkout | ÷ floor | asm ÷ compared |" if compare else ""),
+        "|---|---|---|---|" + ("---|---|---|" if compare else ""),
+    ]
+    for name, r in results.items():
+        row = f"| {name} | {r['floor']:,.0f} events/s | {r['asm']:,.0f} events/s | {r['asm'] / r['floor']:.0%} |"
+        if compare:
+            row += f" {r['compare']:,.0f} events/s | {r['compare'] / r['floor']:.0%} | {r['asm'] / r['compare']:.2f}x |"
+        lines.append(row)
+    lines += ["", f"Target: replay >= {TARGET_REPLAY_OF_FLOOR:.0%} of the raw cursor floor."]
+    return "\n".join(lines)
+
+
+def replay_only(args: argparse.Namespace) -> None:
+    """Replay against its floor (and another checkout), each database in turn."""
+    load_start = os.getloadavg()[0]
+    chunks = [f"chunk {i} " for i in range(args.events)]
+    ours = ReplayChild(args.pg_dsn)
+    theirs = None if args.compare_src is None else ReplayChild(args.pg_dsn, Path(args.compare_src))
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            _, session_id = trio.run(one_run, url, chunks)
+            results["sqlite"] = replay_ab("sqlite", url, session_id, ours, theirs)
+        schema, sync_url, _ = pg_schema(args.pg_dsn)
+        try:
+            _, session_id = trio.run(one_run, sync_url, chunks)
+            results["postgresql"] = replay_ab("postgresql", sync_url, session_id, ours, theirs)
+        finally:
+            drop_schema(args.pg_dsn, schema)
+    finally:
+        ours.close()
+        if theirs is not None:
+            theirs.close()
+    body = replay_report(results, args, (load_start, os.getloadavg()[0]))
+    print(body)
+    if not args.no_write:
+        write_section("Replay against its floor", body)
 
 
 async def replay(url: str, session_id: str) -> float:
@@ -493,7 +648,16 @@ def main() -> None:
     parser.add_argument("--baseline-items", type=int, default=2_000, help="items for the one-per-call baseline")
     parser.add_argument("--pg-dsn", default="host=127.0.0.1 port=5432 user=postgres dbname=test")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/performance.md alone")
+    parser.add_argument("--replay-only", action="store_true", help="measure only replay against its floor")
+    parser.add_argument(
+        "--compare-src", metavar="DIR", help="with --replay-only: also the replay of the asm checkout at DIR"
+    )
     args = parser.parse_args()
+    if args.compare_src is not None and not args.replay_only:
+        parser.error("--compare-src goes with --replay-only")
+    if args.replay_only:
+        replay_only(args)
+        return
 
     results: dict[str, dict[str, Any]] = {}
     load_start = os.getloadavg()[0]
