@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import attrs
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from asm import AsmError
-from asm.events import PAYLOADS, Event, EventData, EventType, MessageStreamed, RouteSkip, RunFailed
-from asm.model import Cost, ProviderError, TokenUsage
+from asm.events import PAYLOADS, Event, EventType, MessageStreamed, RunFailed
 from asm.serde import event_from_dict, event_from_json, event_to_dict, event_to_json
+from asm.testing import strategies
 
 # The seed library's 28 types, under the names asm uses (its tool_approval_* are approval_*).
 SEED_TYPES = {
@@ -43,72 +41,7 @@ ASM_ADDED = {
     "events_compacted",
 }
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text() | st.floats(allow_nan=False)
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12,
-)
-json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=4)
-
-counts = st.integers(min_value=0, max_value=2**40)
-usages = st.builds(TokenUsage, counts, counts, counts, counts)
-money = st.floats(min_value=0, max_value=1e6, allow_nan=False)
-costs = st.builds(Cost, money, money, money, money, money)
-provider_errors = st.builds(
-    ProviderError,
-    provider=st.text(),
-    kind=st.text(),
-    message=st.text(),
-    exit_code=st.none() | st.integers(-255, 255),
-    stderr=st.none() | st.text(),
-    truncated=st.booleans(),
-)
-
-
-def _strategy_for(annotation: Any) -> st.SearchStrategy[Any]:
-    by_type: dict[Any, st.SearchStrategy[Any]] = {
-        str: st.text(),
-        "str": st.text(),
-        "str | None": st.none() | st.text(),
-        "int": st.integers(-(2**53), 2**53),
-        "float": st.floats(allow_nan=False, allow_infinity=False),
-        "bool": st.booleans(),
-        "TokenUsage": usages,
-        "Cost": costs,
-        "ProviderError | None": st.none() | provider_errors,
-        "dict[str, Any]": json_objects,
-        "tuple[str, ...]": st.lists(st.text(), max_size=5).map(tuple),
-        "tuple[RouteSkip, ...]": st.lists(st.builds(RouteSkip, st.text(), st.text(), st.text()), max_size=3).map(tuple),
-        "Any": json_values,
-    }
-    return by_type[annotation]
-
-
-def payloads() -> st.SearchStrategy[EventData]:
-    choices = []
-    for cls in PAYLOADS.values():
-        fields = {f.name: _strategy_for(f.type) for f in attrs.fields(cls)}
-        choices.append(st.builds(cls, **fields))
-    return st.one_of(choices)
-
-
-timestamps = st.datetimes(
-    min_value=datetime(2000, 1, 1),
-    max_value=datetime(2100, 1, 1),
-    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]),
-)
-events = st.builds(
-    Event,
-    id=st.text(min_size=1),
-    session_id=st.text(min_size=1),
-    run_id=st.none() | st.text(min_size=1),
-    data=payloads(),
-    at=timestamps,
-    seq=st.none() | st.integers(min_value=1, max_value=2**62),
-    provider=st.none() | st.text(),
-    schema_version=st.integers(min_value=1, max_value=9),
-)
+events = strategies.events()
 
 
 def test_catalog_has_every_seed_type_and_the_four_asm_adds() -> None:

@@ -9,11 +9,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from asm_sqlalchemy._codec import decode_event_json, encode_event_json
 from asm_sqlalchemy._rows import gc_paused
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from asm import AsmError, Event
 from asm.events import (
+    EventType,
     MessageStreamed,
     RunCompleted,
     RunStarted,
@@ -23,8 +24,8 @@ from asm.events import (
     ToolCallStarted,
 )
 from asm.model import TokenUsage
-from asm.serde import event_from_json, event_to_json
-from asm.testing import sample_payloads
+from asm.serde import event_from_json, event_to_dict, event_to_json
+from asm.testing import sample_payloads, strategies
 
 
 def events() -> list[Event]:
@@ -43,6 +44,54 @@ def test_encode_and_decode_match_asm_serde(event: Event) -> None:
     assert text == event_to_json(event)
     assert decode_event_json(text) == event_from_json(text) == event
     assert type(decode_event_json(text).data) is type(event.data)
+
+
+def read_both_ways(text: str) -> tuple[object, object]:
+    """(what decode_event_json gives, what asm.serde gives) for ``text``: each an event with its
+    JSON (so 2 and 2.0 differ) and its payload's class, or an error's code and message."""
+    results: list[object] = []
+    for decode in (decode_event_json, event_from_json):
+        try:
+            event = decode(text)
+        except AsmError as exc:
+            results.append((exc.code, exc.message))
+        else:
+            results.append((event, event_to_json(event), type(event.data)))
+    return results[0], results[1]
+
+
+@given(strategies.events())
+def test_any_event_reads_fast_exactly_as_asm_serde_reads_it(event: Event) -> None:
+    """Whatever the payload type (flat ones on the generated path, others through the
+    converter), replay builds the very event asm.serde builds, byte for byte in JSON."""
+    text = event_to_json(event)
+    assert encode_event_json(event) == text
+    fast, slow = read_both_ways(text)
+    assert fast == slow == (event, text, type(event.data))
+
+
+_OPTIONAL_KEYS = st.sets(st.sampled_from(["run_id", "seq", "provider", "schema_version"]), min_size=1)
+
+
+@given(strategies.events(), _OPTIONAL_KEYS)
+def test_older_bodies_without_optional_keys_read_as_asm_serde_reads_them(event: Event, missing: set[str]) -> None:
+    """Bodies written before the envelope had all nine keys read as they always did."""
+    raw = event_to_dict(event)
+    for key in missing:
+        del raw[key]
+    fast, slow = read_both_ways(json.dumps(raw, separators=(",", ":"), ensure_ascii=False))
+    assert fast == slow
+    assert not isinstance(fast[0], str)  # an event, not an error: every one of those keys may be missing
+
+
+@given(strategies.events(), st.text())
+def test_an_unknown_event_type_fails_as_asm_serde_fails(event: Event, name: str) -> None:
+    assume(name not in {t.value for t in EventType})
+    raw = event_to_dict(event)
+    raw["type"] = name
+    fast, slow = read_both_ways(json.dumps(raw))
+    assert fast == slow
+    assert fast[0] == "validation_error"
 
 
 # Every code point, lone surrogates and control characters included.

@@ -8,6 +8,14 @@ what :func:`asm.serde.event_to_json` writes and exactly the event
 :func:`asm.serde.event_from_json` returns (tests hold both to it); every
 other payload, and anything that does not look exactly right, goes through
 asm's converter, which also produces the error for bad data.
+
+Replay reads every event of a log, so reading is one generated function per
+flat payload type that checks the JSON object's shape and builds the payload
+and the :class:`asm.Event` around it straight from their slots, as
+``Event.new`` does: an attrs ``__init__`` (a frozen value's sets each field
+through ``object.__setattr__``) would cost as much as the rest of the read. It
+is done only for classes whose ``__init__`` does nothing else (no validator,
+converter, hash cache or post-init hook); others are called.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ _LONG_NUMBER: Final = re.compile(r"[0-9]{19}")
 _SCALARS: Final = (str, int, float, bool)
 #: The envelope keys: id, type, session_id, run_id, seq, at, provider, schema_version, data.
 _ENVELOPE_SIZE: Final = 9
+_loads: Final = orjson.loads
 
 
 class _JsonObject:
@@ -84,7 +93,7 @@ def _record_reader(cls: type) -> type[_Record] | None:
     kinds = [_kinds(hints[f.name]) for f in fields]
     if any(k is None or not set(k) <= {*_SCALARS, _NONE} for k in kinds):
         return None
-    _, read = _compile(cls, [f.name for f in fields], [k for k in kinds if k is not None])
+    _, read, _ = _compile(cls, [f.name for f in fields], [k for k in kinds if k is not None])
     return type(f"_{cls.__name__}Record", (_Record,), {"read": staticmethod(read)})
 
 
@@ -98,19 +107,88 @@ class _Flat:
     #: The payload from its JSON object in the exact shape encode_event_json writes
     #: (every field, each of its declared type); TypeError/KeyError for anything else.
     read: Callable[[Any], EventData]
+    #: The event from its whole JSON object, as ``read`` reads the payload.
+    read_event: Callable[[Any], Event]
     #: The payload holds free JSON (``Any``, ``dict[str, Any]``), where orjson would read
     #: an integer beyond 64 bits as a float: such text goes the slow way.
     free_json: bool = False
 
 
+#: What an attrs ``__init__`` may do besides setting the fields (a hash cache's slot is
+#: reset there too).
+_INIT_HOOKS: Final = ("__attrs_pre_init__", "__attrs_post_init__", "__attrs_cached_hash__")
+
+
+def _slot_setters(cls: type) -> tuple[Callable[[Any, Any], None], ...] | None:
+    """The setters of ``cls``'s field slots in field order, when building an
+    instance by setting them is exactly what its ``__init__`` does; else None."""
+    if not attrs.has(cls) or any(hasattr(cls, hook) for hook in _INIT_HOOKS):
+        return None
+    setters = []
+    for field in attrs.fields(cls):
+        if field.validator is not None or field.converter is not None or not field.init or field.alias != field.name:
+            return None
+        slot = next((k.__dict__[field.name] for k in cls.__mro__ if field.name in k.__dict__), None)
+        if not isinstance(slot, types.MemberDescriptorType):
+            return None
+        setters.append(slot.__set__)
+    return tuple(setters)
+
+
+def _builder(cls: type, prefix: str, values: list[str], namespace: dict[str, Any]) -> list[str]:
+    """Lines that bind ``prefix`` to ``cls(*values)``, through its slots where that is the same thing."""
+    setters = _slot_setters(cls)
+    namespace[f"{prefix}_cls"] = cls
+    if setters is None:
+        return [f"    {prefix} = {prefix}_cls({', '.join(values)})"]
+    lines = [f"    {prefix} = new({prefix}_cls)"]
+    for i, (setter, value) in enumerate(zip(setters, values, strict=True)):
+        namespace[f"{prefix}_set{i}"] = setter
+        lines.append(f"    {prefix}_set{i}({prefix}, {value})")
+    return lines
+
+
+#: The event around a payload ``p`` read from the JSON object ``raw``, each
+#: envelope field checked to be of the type the generic path would accept as is.
+_ENVELOPE_READ: Final = """\
+    ident, session_id, at, seq, version = raw["id"], raw["session_id"], raw["at"], raw["seq"], raw["schema_version"]
+    run_id, provider = raw["run_id"], raw["provider"]
+    if (
+        type(ident) is not str
+        or type(session_id) is not str
+        or type(at) is not str
+        or (run_id is not None and type(run_id) is not str)
+        or (provider is not None and type(provider) is not str)
+        or (seq is not None and type(seq) is not int)
+        or type(version) is not int
+    ):
+        raise TypeError
+"""
+
+
 def _compile(cls: type[EventData], names: list[str], kinds: list[tuple[type, ...]]) -> tuple[Callable[..., Any], ...]:
-    """``write`` and ``read`` for a flat payload class, as generated straight-line
-    code (as attrs and cattrs do): a loop over the fields would cost more than
-    the rest of writing or reading an event."""
+    """``write``, ``read`` and ``read_event`` for a flat payload class, as generated
+    straight-line code (as attrs and cattrs do): a loop over the fields would cost
+    more than the rest of writing or reading an event. ``read`` builds the payload
+    from its JSON object; ``read_event`` the whole event from the event's."""
     fields = ", ".join(f"{name!r}: p.{name}" for name in names)
+    namespace: dict[str, Any] = {"new": _new_object, "fail": _fail, "parse_at": _parse_at}
+    body = _read_payload_lines(names, kinds, namespace)
+    values = [f"v{i}" for i in range(len(names))]
     lines = ["def write(p):", f"    return {{{fields}}}"]
-    lines += ["def read(data):", f"    if len(data) != {len(names)}: raise TypeError"]
-    namespace_records: dict[str, Any] = {}
+    lines += ["def read(data):", *body, *_builder(cls, "p", values, namespace), "    return p"]
+    if attrs.has(cls) and issubclass(cls, EventData):
+        event_fields = ["ident", "session_id", "run_id", "p", "parse_at(at)", "seq", "provider", "version"]
+        lines += ["def read_event(raw):", '    data = raw["data"]', *body, *_builder(cls, "p", values, namespace)]
+        lines += [_ENVELOPE_READ.rstrip("\n"), *_builder(Event, "e", event_fields, namespace), "    return e"]
+    exec("\n".join(lines), namespace)  # the source is built here from field names and types
+    return namespace["write"], namespace["read"], namespace.get("read_event", _fail)
+
+
+def _read_payload_lines(names: list[str], kinds: list[tuple[type, ...]], namespace: dict[str, Any]) -> list[str]:
+    """Lines that bind ``v0``, ``v1``, ... to the fields ``names`` of the JSON object
+    ``data``, each checked against its ``kinds`` (TypeError/KeyError for anything else)."""
+    lines = [f"    if len(data) != {len(names)}: raise TypeError"]
     for i, (name, allowed) in enumerate(zip(names, kinds, strict=True)):
         lines.append(f"    v{i} = data[{name!r}]")
         if allowed == (_AnyJson,):
@@ -119,7 +197,7 @@ def _compile(cls: type[EventData], names: list[str], kinds: list[tuple[type, ...
             lines.append(f"    if type(v{i}) is not dict: raise TypeError")
             continue
         if len(allowed) == 1 and isinstance(allowed[0], type) and issubclass(allowed[0], _Record):
-            namespace_records[f"record{i}"] = allowed[0].read
+            namespace[f"record{i}"] = allowed[0].read
             lines.append(f"    v{i} = record{i}(v{i}) if type(v{i}) is dict else fail()")
             continue
         if allowed == (_StrTuple,):
@@ -130,13 +208,14 @@ def _compile(cls: type[EventData], names: list[str], kinds: list[tuple[type, ...
         if _NONE in allowed:
             test = f"v{i} is not None and {test}"
         lines.append(f"    if {test}: raise TypeError")
-    lines.append(f"    return cls({', '.join(f'v{i}' for i in range(len(names)))})")
-    namespace: dict[str, Any] = {"cls": cls, "fail": _fail, **namespace_records}
-    exec("\n".join(lines), namespace)  # the source is built above from field names and types
-    return namespace["write"], namespace["read"]
+    return lines
 
 
-def _fail() -> Any:
+_new_object: Final = object.__new__
+_parse_at: Final = datetime.fromisoformat
+
+
+def _fail(*_: object) -> Any:
     raise TypeError
 
 
@@ -153,10 +232,11 @@ def _flat_payloads() -> dict[str, _Flat]:
         if any(k is None for k in kinds):
             continue
         found = [k for k in kinds if k is not None]
-        write, read = _compile(cls, [f.name for f in fields], found)
+        write, read, read_event = _compile(cls, [f.name for f in fields], found)
         nested = any(kind in _NESTED.values() or _is_record(kind) for k in found for kind in k)
         free = any(kind in (_AnyJson, _JsonObject) for k in found for kind in k)
-        flat[event_type.value] = _Flat(event_type.value, nested or any(float in k for k in found), write, read, free)
+        has_floats = nested or any(float in k for k in found)
+        flat[event_type.value] = _Flat(event_type.value, has_floats, write, read, read_event, free)
     return flat
 
 
@@ -196,26 +276,13 @@ def decode_event_json(text: str) -> Event:
     anything else is read, or refused with its error, by asm.serde.
     """
     try:
-        raw = orjson.loads(text)
-        if len(raw) != _ENVELOPE_SIZE:  # nine keys, all read below: exactly the envelope
+        raw = _loads(text)
+        if len(raw) != _ENVELOPE_SIZE:  # nine keys, all read by read_event: exactly the envelope
             raise TypeError
         spec = _FLAT[raw["type"]]
         if spec.free_json and _LONG_NUMBER.search(text) is not None:
             raise TypeError  # maybe an integer beyond 64 bits (json writes no float with 19 digits in a row)
-        payload = spec.read(raw["data"])
-        ident, session_id, at, seq, version = raw["id"], raw["session_id"], raw["at"], raw["seq"], raw["schema_version"]
-        run_id, provider = raw["run_id"], raw["provider"]
-        if (
-            type(ident) is not str
-            or type(session_id) is not str
-            or type(at) is not str
-            or (run_id is not None and type(run_id) is not str)
-            or (provider is not None and type(provider) is not str)
-            or (seq is not None and type(seq) is not int)
-            or type(version) is not int
-        ):
-            raise TypeError
-        return Event(ident, session_id, run_id, payload, datetime.fromisoformat(at), seq, provider, version)
+        return spec.read_event(raw)
     except (TypeError, ValueError, KeyError, AttributeError):
         # Not the canonical shape (NaN, a huge int, an int for a float, a missing
         # optional key) or not valid at all: asm.serde reads it or says what is wrong.
