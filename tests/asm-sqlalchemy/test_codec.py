@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from asm_sqlalchemy._codec import decode_event_json, encode_event_json
+from asm_sqlalchemy._codec import decode_event_json, decode_event_jsons, encode_event_json
 from asm_sqlalchemy._rows import gc_paused
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -92,6 +92,40 @@ def test_an_unknown_event_type_fails_as_asm_serde_fails(event: Event, name: str)
     fast, slow = read_both_ways(json.dumps(raw))
     assert fast == slow
     assert fast[0] == "validation_error"
+
+
+_BODY_DAMAGE = st.sampled_from([None, "truncated", "not an object", "unknown type", "int for a float", "no provider"])
+
+
+def _damaged(event: Event, damage: str | None) -> str:
+    text = event_to_json(event)
+    raw = event_to_dict(event)
+    if damage == "truncated":
+        return text[: len(text) // 2]
+    if damage == "not an object":
+        return "[1, 2]"
+    if damage == "unknown type":
+        raw["type"] = "no_such_type"
+    elif damage == "int for a float":
+        raw["data"] = {key: int(v) if type(v) is float and v.is_integer() else v for key, v in raw["data"].items()}
+    elif damage == "no provider":
+        del raw["provider"]
+    return json.dumps(raw)
+
+
+@given(st.lists(st.tuples(strategies.events(), _BODY_DAMAGE), max_size=6))
+def test_a_page_reads_as_its_events_one_by_one(page: list[tuple[Event, str | None]]) -> None:
+    """Replay decodes a page at once: the same events as one at a time, or the same error (the first bad row's)."""
+    texts = [_damaged(event, damage) for event, damage in page]
+    try:
+        expected: object = [(e, event_to_json(e)) for e in (decode_event_json(text) for text in texts)]
+    except AsmError as exc:
+        expected = (exc.code, exc.message)
+    try:
+        got: object = [(e, event_to_json(e)) for e in decode_event_jsons(texts)]
+    except AsmError as exc:
+        got = (exc.code, exc.message)
+    assert got == expected
 
 
 # Every code point, lone surrogates and control characters included.

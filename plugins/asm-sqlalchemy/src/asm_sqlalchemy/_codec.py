@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Final
 
@@ -34,7 +34,7 @@ from asm import Event
 from asm.events import PAYLOADS, EventData, EventType
 from asm.serde import event_from_json, event_to_json
 
-__all__ = ["decode_event_json", "encode_event_json"]
+__all__ = ["decode_event_json", "decode_event_jsons", "encode_event_json"]
 
 _NONE = type(None)
 #: 19 digits in a row: maybe an integer orjson cannot hold (floats are written with at most 17).
@@ -107,11 +107,8 @@ class _Flat:
     #: The payload from its JSON object in the exact shape encode_event_json writes
     #: (every field, each of its declared type); TypeError/KeyError for anything else.
     read: Callable[[Any], EventData]
-    #: The event from its whole JSON object, as ``read`` reads the payload.
-    read_event: Callable[[Any], Event]
-    #: The payload holds free JSON (``Any``, ``dict[str, Any]``), where orjson would read
-    #: an integer beyond 64 bits as a float: such text goes the slow way.
-    free_json: bool = False
+    #: The event from its JSON object and its text, as ``event_from_json(text)`` reads it.
+    read_event: Callable[[Any, str], Event]
 
 
 #: What an attrs ``__init__`` may do besides setting the fields (a hash cache's slot is
@@ -170,7 +167,9 @@ def _compile(cls: type[EventData], names: list[str], kinds: list[tuple[type, ...
     """``write``, ``read`` and ``read_event`` for a flat payload class, as generated
     straight-line code (as attrs and cattrs do): a loop over the fields would cost
     more than the rest of writing or reading an event. ``read`` builds the payload
-    from its JSON object; ``read_event`` the whole event from the event's."""
+    from its JSON object (TypeError/KeyError if it is not exactly right);
+    ``read_event`` the whole event from the event's JSON object and ``text``,
+    exactly as :func:`asm.serde.event_from_json` reads ``text``."""
     fields = ", ".join(f"{name!r}: p.{name}" for name in names)
     namespace: dict[str, Any] = {"new": _new_object, "fail": _fail, "parse_at": _parse_at}
     body = _read_payload_lines(names, kinds, namespace)
@@ -179,8 +178,19 @@ def _compile(cls: type[EventData], names: list[str], kinds: list[tuple[type, ...
     lines += ["def read(data):", *body, *_builder(cls, "p", values, namespace), "    return p"]
     if attrs.has(cls) and issubclass(cls, EventData):
         event_fields = ["ident", "session_id", "run_id", "p", "parse_at(at)", "seq", "provider", "version"]
-        lines += ["def read_event(raw):", '    data = raw["data"]', *body, *_builder(cls, "p", values, namespace)]
-        lines += [_ENVELOPE_READ.rstrip("\n"), *_builder(Event, "e", event_fields, namespace), "    return e"]
+        fast = []
+        if any(kind in (_AnyJson, _JsonObject) for k in kinds for kind in k):
+            # Free JSON, where orjson reads an integer beyond 64 bits as a float: maybe such an
+            # integer if there are 19 digits in a row (json writes no float with so many).
+            namespace["long_number"] = _LONG_NUMBER.search
+            fast.append("    if long_number(text) is not None: raise TypeError")
+        fast += ['    data = raw["data"]', *body, *_builder(cls, "p", values, namespace)]
+        fast += [*_ENVELOPE_READ.splitlines(), *_builder(Event, "e", event_fields, namespace), "    return e"]
+        # Anything but the exact shape (a missing optional key, an int for a float, NaN, a
+        # bad value) is read, or refused with its error, by asm.serde.
+        namespace["slow"] = event_from_json
+        lines += ["def read_event(raw, text):", "  try:", *(f"  {line}" for line in fast)]
+        lines += ["  except (TypeError, ValueError, KeyError, AttributeError):", "    return slow(text)"]
     exec("\n".join(lines), namespace)  # the source is built here from field names and types
     return namespace["write"], namespace["read"], namespace.get("read_event", _fail)
 
@@ -234,14 +244,25 @@ def _flat_payloads() -> dict[str, _Flat]:
         found = [k for k in kinds if k is not None]
         write, read, read_event = _compile(cls, [f.name for f in fields], found)
         nested = any(kind in _NESTED.values() or _is_record(kind) for k in found for kind in k)
-        free = any(kind in (_AnyJson, _JsonObject) for k in found for kind in k)
         has_floats = nested or any(float in k for k in found)
-        flat[event_type.value] = _Flat(event_type.value, has_floats, write, read, read_event, free)
+        flat[event_type.value] = _Flat(event_type.value, has_floats, write, read, read_event)
     return flat
 
 
 _FLAT: Final = _flat_payloads()
 _BY_CLASS: Final = {PAYLOADS[EventType(name)]: spec for name, spec in _FLAT.items()}
+
+
+def _read_slowly(raw: Any, text: str) -> Event:
+    del raw
+    return event_from_json(text)
+
+
+#: type name -> ``read_event(raw, text)`` for every event type: one lookup per event read.
+_READERS: Final = {
+    **{event_type.value: _read_slowly for event_type in PAYLOADS},
+    **{name: spec.read_event for name, spec in _FLAT.items()},
+}
 
 
 def encode_event_json(event: Event, at: str | None = None) -> str:
@@ -277,13 +298,17 @@ def decode_event_json(text: str) -> Event:
     """
     try:
         raw = _loads(text)
-        if len(raw) != _ENVELOPE_SIZE:  # nine keys, all read by read_event: exactly the envelope
-            raise TypeError
-        spec = _FLAT[raw["type"]]
-        if spec.free_json and _LONG_NUMBER.search(text) is not None:
-            raise TypeError  # maybe an integer beyond 64 bits (json writes no float with 19 digits in a row)
-        return spec.read_event(raw)
-    except (TypeError, ValueError, KeyError, AttributeError):
-        # Not the canonical shape (NaN, a huge int, an int for a float, a missing
-        # optional key) or not valid at all: asm.serde reads it or says what is wrong.
+        return _READERS[raw["type"]](raw, text)
+    except (TypeError, ValueError, KeyError):
+        # Not JSON, not an object, no known type: asm.serde says what is wrong.
         return event_from_json(text)
+
+
+def decode_event_jsons(texts: Iterable[str]) -> list[Event]:
+    """``[decode_event_json(text) for text in texts]``, with less work per event
+    (a page of a replay); the same events, and the same error for the first bad one."""
+    readers, loads = _READERS, _loads
+    try:
+        return [readers[(raw := loads(text))["type"]](raw, text) for text in texts]
+    except (TypeError, ValueError, KeyError):
+        return [decode_event_json(text) for text in texts]

@@ -5,15 +5,16 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
 from asm import AsmError, Event, Run, RunStatus, Session, SessionStatus
 from asm.serde import structure, unstructure
-from asm_sqlalchemy._codec import decode_event_json
+from asm_sqlalchemy._codec import decode_event_json, decode_event_jsons
 
 __all__ = [
     "decode_event",
@@ -183,14 +184,19 @@ def decode_events(rows: Iterable[tuple[str, int, str]]) -> tuple[Event, ...]:
     return tuple([decode_event(ident, seq, body) for ident, seq, body in rows])
 
 
+_BODY: Final = operator.itemgetter(1)
+_STORED_SEQ: Final = operator.itemgetter(0)
+_SEQ: Final = operator.attrgetter("seq")
+
+
 def decode_log(rows: Sequence[tuple[int, str]], id_at: Callable[[int], str]) -> tuple[Event, ...]:
     """The events stored in one session's ``(seq, body)`` rows, as
     :func:`decode_events` reads them; ``id_at(seq)`` fetches a row's event id,
     which only a corrupt row needs (to name it in the error)."""
     try:
-        events = [decode_event_json(body) for _, body in rows]
+        events = decode_event_jsons(map(_BODY, rows))
     except AsmError:
         events = []
-    if len(events) == len(rows) and all(event.seq == row[0] for event, row in zip(events, rows, strict=True)):
+    if len(events) == len(rows) and list(map(_SEQ, events)) == list(map(_STORED_SEQ, rows)):
         return tuple(events)
     return tuple(decode_event(id_at(seq), seq, body) for seq, body in rows)  # raises for the first bad row
