@@ -717,7 +717,11 @@ class SqlAlchemyStore:
                     ).scalar()
                     return str(found)
 
-                return decode_log(rows[:limit] if more else rows, id_at), more
+                events = decode_log(rows[:limit] if more else rows, id_at)
+                # The rows go before the collector comes back: else its first collection,
+                # due at once, walks each of them as well as each event.
+                del rows
+                return events, more
 
         events, more = await self._run(read, f"reading events of session {session_id}")
         # The cursor never passes an event this read did not see: a second query for the
