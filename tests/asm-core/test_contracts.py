@@ -118,3 +118,12 @@ def test_public_names() -> None:
     ]
     for name in asm.testing.__all__:
         assert getattr(asm.testing, name) is not None
+
+
+def test_strategies_public_names() -> None:
+    """asm.testing.strategies exports exactly its strategies."""
+    from asm.testing import strategies
+
+    assert sorted(strategies.__all__) == ["cut_session_logs", "events", "json_objects", "json_values", "payloads"]
+    for name in strategies.__all__:
+        assert callable(getattr(strategies, name))
