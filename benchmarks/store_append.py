@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,8 @@ COLUMNS = "session_id, seq, id, run_id, type, at, provider, schema_version, body
 #: Each figure is a median: one sample on a shared 2-core machine swings by 20%.
 ONE_RUN_REPEATS = 3
 REPLAY_REPEATS = 5
+#: --replay-only: runs of the raw cursor decoding nothing, and with asm's decoder (the profile).
+PROFILE_REPEATS = 5
 
 CHILD = """
 import sys, time, trio
@@ -146,17 +148,25 @@ async def replay(url, session_id):
 print("ready", asm.__file__, asm_sqlalchemy.__file__, flush=True)
 for line in sys.stdin:
     url, session_id, what = line.split()
-    if what.startswith("floor"):
+    if what == "asm":
+        rate = trio.run(replay, url, session_id)
+    else:  # the raw cursor, decoding each page as "what" says
         sys.path.insert(0, sys.argv[1])
         import store_append
-        pause = what == "floor"
+        from asm_sqlalchemy._rows import decode_log
+        decode = {
+            "floor": store_append._loads_all,
+            "floor_gc": store_append._loads_all,
+            "fetch": lambda rows: rows,
+            "decode": lambda rows: decode_log(rows, str),
+        }[what]
+        pause = what != "floor_gc"
         if url.startswith("sqlite"):
-            rate = store_append.floor_replay_sqlite(url.removeprefix("sqlite:///"), session_id, pause_gc=pause)
+            path = url.removeprefix("sqlite:///")
+            rate = store_append.floor_replay_sqlite(path, session_id, pause_gc=pause, decode=decode)
         else:
             dsn, schema = sys.argv[2], url.rpartition("%3D")[2]
-            rate = store_append.floor_replay_pg(dsn, schema, session_id, pause_gc=pause)
-    else:
-        rate = trio.run(replay, url, session_id)
+            rate = store_append.floor_replay_pg(dsn, schema, session_id, pause_gc=pause, decode=decode)
     print(rate, flush=True)
 """
 
@@ -186,8 +196,9 @@ class ReplayChild:
             assert all(Path(m).resolve().is_relative_to(src.resolve()) for m in self.modules), self.modules
 
     def rate(self, url: str, session_id: str, what: str = "asm") -> float:
-        """events/s of one replay of ``session_id`` (``what``: asm, floor, or floor_gc: the floor with the
-        collector left on)."""
+        """events/s of one replay of ``session_id`` (``what``: asm; floor; floor_gc, the floor with the
+        collector left on; fetch, the raw cursor decoding nothing; decode, the raw cursor decoding
+        with asm's page decoder)."""
         self.stdin.write(f"{url} {session_id} {what}\n")
         self.stdin.flush()
         return float(self.stdout.readline())
@@ -222,8 +233,21 @@ def replay_ab(
         turn = repeat % len(contenders)  # each repeat starts with the next contender: no fixed order
         for key, measure_one in contenders[turn:] + contenders[:turn]:
             samples.setdefault(key, []).append(measure_one())
+    for _ in range(PROFILE_REPEATS):  # where asm's time goes: the raw cursor decoding nothing, then asm's way
+        for key in ("fetch", "decode"):
+            samples.setdefault(key, []).append(ours.rate(url, session_id, key))
     print(f"{name}: replay events/s by repeat: {samples}", flush=True)
     return samples
+
+
+def _profile(samples: dict[str, list[float]]) -> str:
+    """Microseconds per event of each step, from the best replay of each kind."""
+    fetch, floor, decode, replay = (1e6 / max(samples[key]) for key in ("fetch", "floor", "decode", "asm"))
+    return (
+        f"fetch {fetch:.2f} µs, `orjson.loads` {floor - fetch:.2f} µs (the floor: {floor:.2f} µs); asm's decoding "
+        f"{decode - fetch:.2f} µs ({decode - floor:.2f} µs beyond `orjson.loads`), the rest of `read_events` "
+        f"(worker thread, connection pool, page) {replay - decode:.2f} µs (asm: {replay:.2f} µs)"
+    )
 
 
 def _ratios(samples: dict[str, list[float]], key: str, over: str) -> tuple[float, float]:
@@ -264,6 +288,12 @@ def replay_report(
                 f"| {name} | {label} | {max(samples[key]):,.0f} events/s | {statistics.median(samples[key]):,.0f} "
                 f"events/s | {best:.0%} | {median:.0%} |"
             )
+    lines += [
+        "",
+        "Per event, from the best replay of each kind (and of the raw cursor decoding nothing, and decoding "
+        f"with asm's page decoder, {PROFILE_REPEATS} each):",
+    ]
+    lines += [f"- {name}: {_profile(samples)}" for name, samples in results.items()]
     if compare:
         lines += [""]
         for name, samples in results.items():
@@ -377,20 +407,27 @@ def floor_append_pg(dsn: str, schema: str, items: int) -> float:
         return items / elapsed()
 
 
-def floor_replay_sqlite(path: str, session_id: str, *, pause_gc: bool = True) -> float:
+def _loads_all(rows: list[Any]) -> list[Any]:
+    loads = orjson.loads
+    return [loads(body) for _, body in rows]
+
+
+def floor_replay_sqlite(
+    path: str, session_id: str, *, pause_gc: bool = True, decode: Callable[[list[Any]], Sequence[Any]] = _loads_all
+) -> float:
     """events/s of a raw sqlite3 cursor replay of ``session_id`` in pages of 10,000, ``orjson.loads`` per body,
     the cyclic collector paused as asm pauses it (else the floor's own garbage collections, which scan the
-    whole heap, could let asm beat it); ``pause_gc=False`` leaves it on."""
+    whole heap, could let asm beat it); ``pause_gc=False`` leaves it on. ``decode`` (a page's rows -> its
+    events) is what each page is decoded with."""
     pause = gc_paused if pause_gc else contextlib.nullcontext
     conn = sqlite3.connect(path, isolation_level=None)
     sql = "SELECT seq, body FROM asm_events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?"
     elapsed = stopwatch()
     count, cursor = 0, 0
-    loads = orjson.loads
     while True:
         with pause():
             rows = conn.execute(sql, (session_id, cursor, REPLAY_PAGE)).fetchall()
-            bodies = [loads(body) for _, body in rows]
+            bodies = decode(rows)
         count += len(bodies)
         if len(rows) < REPLAY_PAGE:
             break
@@ -400,14 +437,20 @@ def floor_replay_sqlite(path: str, session_id: str, *, pause_gc: bool = True) ->
     return count / seconds
 
 
-def floor_replay_pg(dsn: str, schema: str, session_id: str, *, pause_gc: bool = True) -> float:
+def floor_replay_pg(
+    dsn: str,
+    schema: str,
+    session_id: str,
+    *,
+    pause_gc: bool = True,
+    decode: Callable[[list[Any]], Sequence[Any]] = _loads_all,
+) -> float:
     """events/s of a raw psycopg cursor replay, as :func:`floor_replay_sqlite` (asm's plan settings, the
     collector paused unless ``pause_gc=False``)."""
     import psycopg
 
     pause = gc_paused if pause_gc else contextlib.nullcontext
     sql = "SELECT seq, body FROM asm_events WHERE session_id = %s AND seq > %s ORDER BY seq LIMIT %s"
-    loads = orjson.loads
     with psycopg.connect(dsn, options=f"-csearch_path={schema}") as conn:
         elapsed = stopwatch()
         count, after = 0, 0
@@ -418,7 +461,7 @@ def floor_replay_pg(dsn: str, schema: str, session_id: str, *, pause_gc: bool = 
                     cursor.execute(sql, (session_id, after, REPLAY_PAGE))
                     rows = cursor.fetchall()
                 conn.commit()
-                bodies = [loads(body) for _, body in rows]
+                bodies = decode(rows)
             count += len(bodies)
             if len(rows) < REPLAY_PAGE:
                 break
