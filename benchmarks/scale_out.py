@@ -33,6 +33,17 @@ from _report import write_section
 import asm
 from asm.events import EventType
 
+NOTE = """\
+What bounds it: one worker of 16 slots could do at most 16 runs/s (a run is at least 50 x 20 ms);
+more workers add slots, and then the two cores run out. Everything shares them - RabbitMQ,
+PostgreSQL, the client, the workers - and a streamed run costs them, in effect, a transaction per
+event: its deltas come 20 ms apart, the store commits each before it is delivered (durable before
+delivery), with a NOTIFY for the followers. The ratio is of runs/s on one machine; with workers on
+cores (or machines) of their own it is bounded by the database's write rate instead
+(docs/scaling.md). Submit to start is about ten database round trips (ledger claim, the run and
+session reads, the store's claim, the transcript, `run_started`) plus a broker hop, each waiting
+for a core when the machine is busy. Celery's prefork pool was not measured."""
+
 ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 
@@ -260,6 +271,8 @@ def main() -> None:
             "SIGKILL of the worker executing a run to the run's `run_started` on another worker "
             f'(`on_worker_lost = "restart"`, same host: the dead owner is seen at once, no lease wait), '
             f"{len(kills)} kills: " + ", ".join(f"{k * 1000:.0f} ms" for k in kills) + ".",
+            "",
+            NOTE,
         ]
     )
     print(body)
