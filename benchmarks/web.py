@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -92,8 +93,9 @@ async def follow_raw(
             at = window.rfind(b'"at":"')
             end = window.find(b'"', at + 6) if at >= 0 else -1
             if end > 0:  # the last event of the chunk whose time came whole
-                stamp = window[at + 6 : end].decode()
-                stats["latency"].append(now - datetime.fromisoformat(stamp).timestamp())
+                stamp = datetime.fromisoformat(window[at + 6 : end].decode()).timestamp()
+                if stamp >= stats["since"]:  # an event of the run, not the backfill of session_created
+                    stats["latency"].append(now - stamp)
             if b"event: run_completed" in window:
                 break
             tail = data[-64:]
@@ -105,7 +107,7 @@ async def fanout(url: str, clients: int) -> dict[str, float]:
     host, port = url.removeprefix("http://").rsplit(":", 1)
     async with httpx2.AsyncClient(base_url=url, timeout=600) as http:
         session = (await http.post("/v1/sessions", json={})).json()
-        stats: dict[str, Any] = {"delivered": 0, "latency": [], "done": []}
+        stats: dict[str, Any] = {"delivered": 0, "latency": [], "done": [], "since": math.inf}
         connected = trio.Semaphore(clients, max_value=clients)
         for _ in range(clients):
             await connected.acquire()
@@ -124,6 +126,7 @@ async def fanout(url: str, clients: int) -> dict[str, float]:
             for _ in range(clients):  # every client has its first bytes: it is following
                 await connected.acquire()
             started = time.perf_counter()
+            stats["since"] = time.time()
             run = (await http.post(f"/v1/sessions/{session['id']}/runs", json={"input": "go"})).json()
         seconds = max(stats["done"]) - started
         finished = (await http.get(f"/v1/runs/{run['id']}")).json()
