@@ -672,12 +672,16 @@ class EventStream(_Streaming):
         filtered = self._types is not None or self._run_id is not None
         async with self._feeds.join(self._session_id) as feed:
             cursor = self._after
+            # A heartbeat once nothing was written for `heartbeat` seconds (a filtered stream of a
+            # busy session too: its feed's batches wake it, but may hold nothing for it).
+            written = trio.current_time()
             while not feed.closed:
                 if cursor >= feed.head:
-                    with trio.move_on_after(self.heartbeat) as idle:
+                    with trio.move_on_at(written + self.heartbeat):
                         await feed.wait_past(cursor)
-                    if idle.cancelled_caught:
+                    if cursor >= feed.head and trio.current_time() >= written + self.heartbeat:
                         await write(b": heartbeat\n\n")
+                        written = trio.current_time()
                     continue
                 if feed.holds(cursor):
                     data, cursor = feed.take(cursor, self._match if filtered else None)
@@ -692,6 +696,7 @@ class EventStream(_Streaming):
                     cursor = page.cursor if page.cursor > cursor else feed.first - 1
                 if data:
                     await write(data)
+                    written = trio.current_time()
 
 
 class SessionStream(_Streaming):
