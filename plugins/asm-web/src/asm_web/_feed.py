@@ -37,6 +37,9 @@ __all__ = ["FeedStatistics", "Feeds", "SessionFeed", "format_sse", "json_bytes"]
 
 _log = logging.getLogger("asm_web")
 
+#: The most bytes of messages a feed's window keeps, whatever its number of events: past
+#: twice this, its oldest batches go (clients further behind read the store).
+WINDOW_BYTES: Final = 32 * 1024 * 1024
 #: The most events one client write carries.
 MAX_WRITE: Final = 2000
 #: The longest pause between two batches of a feed (seconds).
@@ -85,9 +88,9 @@ class SessionFeed:
     """The latest events of one session, formatted once, for all its clients.
 
     ``head`` is the seq of the newest event the feed has; the window holds the
-    events from :attr:`first` to ``head``: ``window`` of them or a little more, up to
-    twice that before whole batches are dropped from its start. Made and run by
-    :class:`Feeds`.
+    events from :attr:`first` to ``head``: ``window`` of them (and :data:`WINDOW_BYTES`
+    of messages) or more, up to twice that before whole batches are dropped from its
+    start. Made and run by :class:`Feeds`.
     """
 
     def __init__(self, session_id: str, head: int, format_event: Formatter, *, window: int = 10_000) -> None:
@@ -98,6 +101,7 @@ class SessionFeed:
         self._batches: list[_Batch] = []
         self._firsts: list[int] = []
         self._size = 0
+        self._bytes = 0
         self.closed = False
         #: clients following the feed now (the first one counted by its start)
         self.clients = 0
@@ -126,11 +130,14 @@ class SessionFeed:
         self._batches.append(batch)
         self._firsts.append(batch.first)
         self._size += len(events)
+        self._bytes += len(batch.data)
         self.head = batch.last
-        if self._size > 2 * self.window:
+        if self._size > 2 * self.window or self._bytes > 2 * WINDOW_BYTES:
+            # Trimmed to about half its bound, a whole batch at a time (and never the newest).
             drop = 0
-            while self._size - len(self._batches[drop].events) >= self.window:
+            while drop < len(self._batches) - 1 and (self._size > self.window or self._bytes > WINDOW_BYTES):
                 self._size -= len(self._batches[drop].events)
+                self._bytes -= len(self._batches[drop].data)
                 drop += 1
             del self._batches[:drop], self._firsts[:drop]
         self._wake()
