@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -92,8 +93,9 @@ async def follow_raw(
             at = window.rfind(b'"at":"')
             end = window.find(b'"', at + 6) if at >= 0 else -1
             if end > 0:  # the last event of the chunk whose time came whole
-                stamp = window[at + 6 : end].decode()
-                stats["latency"].append(now - datetime.fromisoformat(stamp).timestamp())
+                stamp = datetime.fromisoformat(window[at + 6 : end].decode()).timestamp()
+                if stamp >= stats["since"]:  # an event of the run, not the backfill of session_created
+                    stats["latency"].append(now - stamp)
             if b"event: run_completed" in window:
                 break
             tail = data[-64:]
@@ -105,7 +107,7 @@ async def fanout(url: str, clients: int) -> dict[str, float]:
     host, port = url.removeprefix("http://").rsplit(":", 1)
     async with httpx2.AsyncClient(base_url=url, timeout=600) as http:
         session = (await http.post("/v1/sessions", json={})).json()
-        stats: dict[str, Any] = {"delivered": 0, "latency": [], "done": []}
+        stats: dict[str, Any] = {"delivered": 0, "latency": [], "done": [], "since": math.inf}
         connected = trio.Semaphore(clients, max_value=clients)
         for _ in range(clients):
             await connected.acquire()
@@ -124,6 +126,7 @@ async def fanout(url: str, clients: int) -> dict[str, float]:
             for _ in range(clients):  # every client has its first bytes: it is following
                 await connected.acquire()
             started = time.perf_counter()
+            stats["since"] = time.time()
             run = (await http.post(f"/v1/sessions/{session['id']}/runs", json={"input": "go"})).json()
         seconds = max(stats["done"]) - started
         finished = (await http.get(f"/v1/runs/{run['id']}")).json()
@@ -151,10 +154,11 @@ def run_fanout(args: argparse.Namespace, delay: float, events: int) -> list[dict
         results = []
         for clients in args.clients:
             result = trio.run(fanout, url, clients)
+            result["load"] = os.getloadavg()[0]
             print(
                 f"fan-out (delay {delay:g}s) {clients:>5} clients: {result['rate']:>12,.0f} events/s delivered "
                 f"({result['per_client']:,.0f} events each in {result['seconds']:.2f}s), "
-                f"latency p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms",
+                f"latency p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms (load {result['load']:.1f})",
                 flush=True,
             )
             results.append(result)
@@ -227,6 +231,7 @@ async def list_latency(url: str, requests: int, sessions: int) -> dict[str, tupl
                 assert response.status_code == 200 and len(response.json()["sessions"]) == 50, response.text
             results[name] = (statistics.median(times) * 1000, percentile(times, 0.99) * 1000)
             print(f"  {name}: p50 {results[name][0]:.1f} ms, p99 {results[name][1]:.1f} ms", flush=True)
+        results["load"] = (os.getloadavg()[0], 0.0)
         return results
 
 
@@ -269,12 +274,13 @@ async def _touch(url: str) -> None:
 
 def _fan_table(results: list[dict[str, float]]) -> list[str]:
     lines = [
-        "| clients | events/s delivered (total) | seconds | delivery latency p50 | p99 |",
-        "| ---: | ---: | ---: | ---: | ---: |",
+        "| clients | events/s delivered (total) | seconds | delivery latency p50 | p99 | load (1 min) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
-            f"| {r['clients']:,.0f} | {r['rate']:,.0f} | {r['seconds']:.2f} | {r['p50']:,.0f} ms | {r['p99']:,.0f} ms |"
+            f"| {r['clients']:,.0f} | {r['rate']:,.0f} | {r['seconds']:.2f} | {r['p50']:,.0f} ms | {r['p99']:,.0f} ms "
+            f"| {r['load']:.1f} |"
         )
     return lines
 
@@ -287,8 +293,9 @@ def report(
     load: str,
 ) -> None:
     lines = [
-        f"Load average while measuring: {load}. The server (one process, trio) and the clients (another "
-        "process) share the machine's cores.",
+        f"Load average at the end: {load} (each row has the 1-minute load when it was measured). The "
+        "server (one process, trio) and the clients (another process) share the machine's cores, and "
+        "other work ran beside them.",
         "",
         f"SSE fan-out of one run of {args.events:,} streamed events (plus its lifecycle events) to N clients "
         "following the session's stream on loopback (`benchmarks/web.py`; target at 1,000 clients: "
@@ -302,9 +309,10 @@ def report(
         *_fan_table(burst),
         "",
         f"Paced: a run of {args.paced_events:,} events, the provider waiting {args.delay * 1000:g} ms between "
-        "events (a fast model's stream; about 160 events/s here). Each client's stream wakes once per "
-        "`sse_batch_seconds` (20 ms) batch; where that work outgrows the server's one thread, the run "
-        "itself slows down (its events wait for the loop) and the seconds grow:",
+        f"events (a fast model's stream; about 200 events/s, {args.paced_events * args.delay:.0f} s at the "
+        "least). The session's streams share one feed; a batch goes out every `sse_batch_seconds` (20 ms), "
+        "or every time the last batch took to write to all clients if that is longer, so the batches grow "
+        "with the clients; the seconds beyond the run's own are the loop it had to share:",
         "",
         *_fan_table(paced),
     ]
@@ -313,12 +321,12 @@ def report(
         f"`GET /v1/sessions?limit=50` on a database of {args.sessions:,} sessions, over HTTP on loopback "
         f"({args.requests} requests each, one at a time; target p99 <= 20 ms):",
         "",
-        "| database | first page p50 / p99 | status + agent filter p50 / p99 | 5,000 deep p50 / p99 |",
-        "| --- | ---: | ---: | ---: |",
+        "| database | first page p50 / p99 | status + agent filter p50 / p99 | 5,000 deep p50 / p99 | load (1 min) |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for db, found in lists.items():
-        cells = " | ".join(f"{found[q][0]:.1f} / {found[q][1]:.1f} ms" for q in found)
-        lines.append(f"| {db} | {cells} |")
+        cells = " | ".join(f"{found[q][0]:.1f} / {found[q][1]:.1f} ms" for q in found if q != "load")
+        lines.append(f"| {db} | {cells} | {found['load'][0]:.1f} |")
     write_section("web", "\n".join(lines))
 
 
@@ -330,7 +338,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--delay", type=float, default=0.004, help="seconds between events of the paced run")
-    parser.add_argument("--paced-events", type=int, default=2_000, help="events of the paced run")
+    parser.add_argument("--paced-events", type=int, default=10_000, help="events of the paced run")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:

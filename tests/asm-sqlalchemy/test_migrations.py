@@ -15,7 +15,7 @@ from asm_sqlalchemy import SqlAlchemyStore, current, head_revision, upgrade
 from asm_sqlalchemy._migrations import alembic_config
 from asm_sqlalchemy._schema import REVISIONS, VERSION_TABLE, metadata
 
-from asm import AsmError, Run, RunInput, RunStatus, Session, TokenUsage
+from asm import AsmError, Run, RunInput, RunStatus, Session, SessionStatus, TokenUsage
 from asm.serde import unstructure
 
 
@@ -109,3 +109,59 @@ async def test_a_schema_newer_than_the_code_is_a_storage_error(url: str) -> None
             pass
     assert caught.value.code == "storage_error"
     assert "upgrade asm-sqlalchemy" in caught.value.message
+
+
+async def test_an_0002_database_upgrades_to_the_session_list_indexes(url: str) -> None:
+    """A database at the previous head keeps its sessions through the 0003 upgrade and its
+    filtered lists then read through the composite indexes."""
+    assert await upgrade(url, "0002") == (None, "0002")
+    engine = sa.create_engine(url)
+    sessions = [
+        Session(id=f"ses_{i:02d}", agent_id=f"agent-{i % 2}", provider="echo", status=status)
+        for i, status in enumerate([SessionStatus.PENDING, SessionStatus.ACTIVE, SessionStatus.COMPLETED] * 4)
+    ]
+    with engine.begin() as conn:  # rows as the 0002 code wrote them
+        for session in sessions:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO asm_sessions (id, agent_id, status, provider, created_at, updated_at, body) "
+                    "VALUES (:id, :agent, :status, 'echo', :at, :at, :body)"
+                ),
+                {
+                    "id": session.id,
+                    "agent": session.agent_id,
+                    "status": session.status.value,
+                    "at": session.created_at.replace(tzinfo=None),
+                    "body": json.dumps(unstructure(session)),
+                },
+            )
+    try:
+        assert await upgrade(url) == ("0002", head_revision())
+        with engine.connect() as conn:
+            indexes = {ix["name"]: ix["column_names"] for ix in sa.inspect(conn).get_indexes("asm_sessions")}
+        assert indexes == {
+            "ix_asm_sessions_status_agent_created": ["status", "agent_id", "created_at", "id"],
+            "ix_asm_sessions_agent_created": ["agent_id", "created_at", "id"],
+            "ix_asm_sessions_status_created": ["status", "created_at", "id"],
+            "ix_asm_sessions_provider_created": ["provider", "created_at", "id"],
+            "ix_asm_sessions_created_at": ["created_at"],
+            "ix_asm_sessions_updated_at": ["updated_at"],
+        }
+        async with SqlAlchemyStore(url) as store:
+            found = await store.search_sessions(status=SessionStatus.COMPLETED, agent_id="agent-0", limit=50)
+            expected = [s for s in sessions if s.status is SessionStatus.COMPLETED and s.agent_id == "agent-0"]
+            assert found == sorted(expected, key=lambda s: (s.created_at, s.id), reverse=True)
+            assert len(await store.search_sessions(provider="echo")) == len(sessions)
+        if engine.dialect.name == "sqlite":
+            # the page is read through the index, newest first, with no sort of the matching rows
+            with engine.connect() as conn:
+                plan = conn.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN SELECT id, body FROM asm_sessions WHERE status = 'completed' "
+                    "AND agent_id = 'agent-0' ORDER BY created_at DESC, id DESC LIMIT 51"
+                ).all()
+            details = [row[3] for row in plan]
+            assert details == [
+                "SEARCH asm_sessions USING INDEX ix_asm_sessions_status_agent_created (status=? AND agent_id=?)"
+            ]
+    finally:
+        engine.dispose()

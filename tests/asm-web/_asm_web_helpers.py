@@ -108,6 +108,18 @@ async def live_server(gate: Gate, options: WebOptions | None = None, **config: A
 
 
 @contextlib.asynccontextmanager
+async def live_service(
+    gate: Gate, options: WebOptions | None = None, **config: Any
+) -> AsyncIterator[tuple[str, WebService, Runtime]]:
+    """:func:`live_server`, also yielding the service it serves and its runtime."""
+    from asm_web._serve import open_served
+
+    async with gated_runtime(gate, **config) as runtime, open_served(runtime, options or WebOptions(port=0)) as served:
+        url, service = served
+        yield url, service, runtime
+
+
+@contextlib.asynccontextmanager
 async def sse_chunks(
     url: str, *, headers: dict[str, str] | None = None, params: dict[str, str] | None = None
 ) -> AsyncIterator[tuple[httpx2.Response, AsyncIterator[bytes]]]:

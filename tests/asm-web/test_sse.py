@@ -1,6 +1,7 @@
 """Server-Sent Event streams on a real loopback server: the wire format, resuming
 with Last-Event-ID after connections cut at random points and a server restart
-(no gap, no duplicate), slow readers, the session-list stream."""
+(no gap, no duplicate), many clients sharing one session's feed, slow and non-reading
+clients, clients joining mid-run, the session-list stream."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from typing import Any
 
 import pytest
 import trio
-from _asm_web_helpers import Gate, live_server, sse_chunks
+import trio.testing
+from _asm_web_helpers import Gate, live_server, live_service, sse_chunks
 from asm_web import Client, WebOptions
 
 from asm.events import RUN_END_TYPES, Event, EventType
+from asm.pubsub import subscriber_count
 from asm.serde import event_from_dict
 from asm.sse import SSEDecoder
 
@@ -226,3 +229,120 @@ async def test_follow_store_streams_runs_of_another_process(tmp_path: Path) -> N
                                 break
         assert text == "seen from afar"
         assert events.cursor == (await client.read_events(session.id, limit=1000)).events[-1].seq
+
+
+class Reader:
+    """One SSE client reading a session's stream in a task of its own, until its run ends."""
+
+    def __init__(self, url: str, session_id: str, *, last_event_id: int | None = None) -> None:
+        self.url = f"{url}/v1/sessions/{session_id}/events/stream"
+        self.headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
+        self.events: list[Event] = []
+        self._changed = trio.Event()
+
+    async def run(self, run_id: str) -> None:
+        decoder = SSEDecoder()
+        async with sse_chunks(self.url, headers=self.headers) as (response, chunks):
+            assert response.status_code == 200
+            async for chunk in chunks:
+                self.events += [event_from_dict(json.loads(data)) for _, data in decoder.feed(chunk)]
+                self._changed.set()
+                self._changed = trio.Event()
+                if ended(run_id)(self.events):
+                    return
+
+    async def wait_for_delta(self, text: str) -> None:
+        """Return once this reader has the event streaming ``text``."""
+        while not any(getattr(e.data, "delta", None) == text for e in self.events):
+            await self._changed.wait()
+
+    @property
+    def seqs(self) -> list[int]:
+        return [e.seq for e in self.events]
+
+
+async def test_many_clients_of_a_session_share_one_feed_and_each_gets_every_event_once(gate: Gate) -> None:
+    async with live_service(gate) as (url, service, runtime), Client(url) as client:
+        session = await client.create_session()
+        run = await client.submit(session.id, "hi")
+        readers = [Reader(url, session.id) for _ in range(25)]
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                for reader in readers:
+                    nursery.start_soon(reader.run, run.id)
+                gate.release("first ")
+                for reader in readers:
+                    await reader.wait_for_delta("first ")
+                # every client is following now: one feed, one subscription to the session's events
+                assert service.feeds.statistics().sessions == {session.id: 25}
+                assert service.feeds.statistics().feeds_started == 1
+                assert subscriber_count(runtime.manager, session.id) == 1
+                gate.release(*(f"{i} " for i in range(200)))
+                gate.finish()
+        stored = [e.seq for e in (await client.read_events(session.id, limit=1000)).events]
+        assert stored[-1] > 200
+        for reader in readers:
+            assert reader.seqs == stored  # every event once, in order
+        # the last client gone, the feed stops and unsubscribes
+        await trio.testing.wait_all_tasks_blocked()
+        assert service.feeds.statistics().sessions == {}
+        assert subscriber_count(runtime.manager, session.id) == 0
+
+
+async def test_a_client_that_reads_nothing_holds_back_neither_the_others_nor_the_run(gate: Gate) -> None:
+    # A window of 20 events and ~12 MB of events: the non-reading client's socket fills up
+    # (its write blocks) and it drops out of the window long before the run ends.
+    async with live_service(gate, WebOptions(port=0, sse_window_events=20)) as (url, service, _), Client(url) as client:
+        session = await client.create_session()
+        run = await client.submit(session.id, "lots")
+        stream_url = f"{url}/v1/sessions/{session.id}/events/stream"
+        async with sse_chunks(stream_url) as (_, stalled):
+            readers = [Reader(url, session.id) for _ in range(2)]
+            with trio.fail_after(120):
+                async with trio.open_nursery() as nursery:
+                    for reader in readers:
+                        nursery.start_soon(reader.run, run.id)
+                    gate.release(*(("think", f"{i:04d}" + "x" * 60_000) for i in range(200)))
+                    gate.finish()
+                finished = await client.wait_until_done(run.id)
+            assert finished.status.value == "completed"
+            stored = [e.seq for e in (await client.read_events(session.id, limit=1000)).events]
+            for reader in readers:  # everything, while the stalled client has read nothing
+                assert reader.seqs == stored
+            reads_before = service.feeds.statistics().store_reads
+            decoder = SSEDecoder()
+            seqs: list[int] = []
+            with trio.fail_after(120):
+                async for chunk in stalled:
+                    seqs += [json.loads(data)["seq"] for _, data in decoder.feed(chunk)]
+                    if seqs and seqs[-1] == stored[-1]:
+                        break
+            assert seqs == stored  # it caught up from the store: nothing lost, nothing twice
+            assert service.feeds.statistics().store_reads > reads_before
+
+
+async def test_a_client_joining_mid_run_gets_the_backlog_then_live_events_with_no_gap(gate: Gate) -> None:
+    # A window of 4 events: the late clients' backlog comes from the store, then from the feed.
+    async with live_service(gate, WebOptions(port=0, sse_window_events=4)) as (url, service, _), Client(url) as client:
+        session = await client.create_session()
+        run = await client.submit(session.id, "hi")
+        early = Reader(url, session.id)
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(early.run, run.id)
+                gate.release(*(f"a{i} " for i in range(20)))
+                await early.wait_for_delta("a19 ")
+                reads_before = service.feeds.statistics().store_reads
+                late = Reader(url, session.id)
+                resuming = Reader(url, session.id, last_event_id=5)
+                for reader in (late, resuming):
+                    nursery.start_soon(reader.run, run.id)
+                    await reader.wait_for_delta("a19 ")
+                assert service.feeds.statistics().store_reads > reads_before
+                gate.release(*(f"b{i} " for i in range(20)))
+                gate.finish()
+        stored = [e.seq for e in (await client.read_events(session.id, limit=1000)).events]
+        assert early.seqs == late.seqs == stored
+        assert resuming.seqs == [seq for seq in stored if seq > 5]
+        deltas = [getattr(e.data, "delta", None) for e in late.events if e.data.type is EventType.MESSAGE_STREAMED]
+        assert deltas == [f"a{i} " for i in range(20)] + [f"b{i} " for i in range(20)]

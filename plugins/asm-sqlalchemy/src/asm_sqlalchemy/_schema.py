@@ -34,7 +34,7 @@ __all__ = [
 VERSION_TABLE: Final = "asm_alembic_version"
 
 #: Every revision in ``migrations/versions``, oldest first (a test checks them against alembic's).
-REVISIONS: Final = ("0001", "0002")
+REVISIONS: Final = ("0001", "0002", "0003")
 #: The revision this code's models match.
 HEAD_REVISION: Final = REVISIONS[-1]
 
@@ -61,11 +61,19 @@ class SessionRow(Base):
     """One :class:`asm.Session`."""
 
     __tablename__ = "asm_sessions"
+    # Revision 0003: one index per filter of the list, each ending in its order
+    # (created_at DESC, id DESC), so a filtered page reads its own rows and stops.
+    __table_args__ = (
+        Index("ix_asm_sessions_status_agent_created", "status", "agent_id", "created_at", "id"),
+        Index("ix_asm_sessions_agent_created", "agent_id", "created_at", "id"),
+        Index("ix_asm_sessions_status_created", "status", "created_at", "id"),
+        Index("ix_asm_sessions_provider_created", "provider", "created_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
-    agent_id: Mapped[str] = mapped_column(String(200), index=True)
-    status: Mapped[str] = mapped_column(String(20), index=True)
-    provider: Mapped[str | None] = mapped_column(String(100), index=True)
+    agent_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    provider: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
     parent_session_id: Mapped[str | None] = mapped_column(ID)

@@ -14,10 +14,8 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
 from importlib import resources
 from pathlib import PurePosixPath
 from typing import Any, Final
@@ -34,14 +32,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asm.errors import AsmError
-from asm.events import Event
+from asm.events import Event, EventType
 from asm.model import Page, Session
-from asm.ports import Maintenance, QueryAPI
+from asm.ports import Maintenance, QueryAPI, SessionStore
 from asm.serde import converter as asm_converter
 from asm.serde import describe_structure_error, event_to_dict, unstructure
 from asm.states import SessionStatus
-from asm.stores import MAX_SEQ
+from asm.stores import MAX_SEQ, parse_event_types
 from asm_web._errors import RETRY_AFTER_SECONDS, HttpError, error_body, status_of
+from asm_web._feed import MAX_WRITE, Feeds, format_sse, json_bytes
 from asm_web._openapi import openapi_document
 from asm_web._service import SESSIONS_TOPIC, WebService, clamp_timeout
 
@@ -62,16 +61,7 @@ DEFAULT_PAGE: Final = 50
 # -- responses ---------------------------------------------------------------
 
 
-def _dumps(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_default).encode()
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
+_dumps = json_bytes
 
 
 def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -514,18 +504,17 @@ class Api:
             after = _int(0, MAX_SEQ)("Last-Event-ID", last.strip())
         session_id = _path_id(request, "session_id")
         await self.store.get_session(session_id)
-        types = q.get("types")
-        if types is not None:
-            from asm.stores import parse_event_types
+        types = q.get("types")  # an unknown type is a 400 now (parse_event_types), not a broken stream
 
-            parse_event_types(types)  # an unknown type is a 400 now, not a broken stream
-
-        def subscribe() -> AbstractAsyncContextManager[AsyncIterator[Event]]:
-            return self.runtime.subscribe(
-                session_id, after=after, types=types, run_id=q.get("run_id"), follow=self.options.follow
-            )
-
-        return EventStream(subscribe, self.options.heartbeat_seconds, self.options.sse_batch_seconds)
+        return EventStream(
+            self.service.feeds,
+            self.store,
+            session_id,
+            after=after,
+            types=parse_event_types(types),
+            run_id=q.get("run_id"),
+            heartbeat=self.options.heartbeat_seconds,
+        )
 
     async def stream_sessions(self, request: Request) -> Response:
         _query(request, {})
@@ -595,15 +584,8 @@ def _static(path: str) -> Response:
 # -- Server-Sent Events ------------------------------------------------------
 
 
-def format_sse(event: Event) -> bytes:
-    """One event as an SSE message: ``id:`` its seq, ``event:`` its type, ``data:`` its JSON."""
-    body = _dumps(event_to_dict(event))
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.seq or 0, event.data.type.value.encode(), body)
-
-
-#: The most events one SSE write carries.
-_MAX_BATCH: Final = 2000
-#: Formatted messages of recent events: every client following a session gets the same bytes.
+#: Formatted messages of events read from the store: clients catching up on the same
+#: events (many of them joining a running session at once) format each one once.
 _FORMATTED: OrderedDict[tuple[str, int], bytes] = OrderedDict()
 _FORMATTED_KEPT: Final = 20_000
 
@@ -657,39 +639,64 @@ class _Streaming(Response):
 
 
 class EventStream(_Streaming):
-    """``text/event-stream`` of a session's events: stored after the cursor, then live."""
+    """``text/event-stream`` of a session's events after a cursor: from the session's
+    shared feed (:mod:`asm_web._feed`) while the cursor is in its window, else from the
+    store, page by page, until it is. The client never holds the feed back: it only
+    keeps its cursor, and writes at most one chunk at a time."""
 
     def __init__(
         self,
-        subscribe: Callable[[], AbstractAsyncContextManager[AsyncIterator[Event]]],
+        feeds: Feeds,
+        store: SessionStore,
+        session_id: str,
+        *,
+        after: int,
+        types: frozenset[EventType] | None,
+        run_id: str | None,
         heartbeat: float,
-        batch_seconds: float = 0.0,
     ) -> None:
         super().__init__(heartbeat)
-        self._subscribe = subscribe
-        self._batch_seconds = batch_seconds
+        self._feeds = feeds
+        self._store = store
+        self._session_id = session_id
+        self._after = after
+        self._types = types
+        self._run_id = run_id
+
+    def _match(self, event: Event) -> bool:
+        return (self._types is None or event.data.type in self._types) and (
+            self._run_id is None or event.run_id == self._run_id
+        )
 
     async def produce(self, write: Callable[[bytes], Awaitable[None]]) -> None:
-        async with self._subscribe() as events:
-            iterator = events.__aiter__()
-            while True:
-                with trio.move_on_after(self.heartbeat) as idle:
-                    event = await iterator.__anext__()
-                if idle.cancelled_caught:
-                    await write(b": heartbeat\n\n")
+        filtered = self._types is not None or self._run_id is not None
+        async with self._feeds.join(self._session_id) as feed:
+            cursor = self._after
+            # A heartbeat once nothing was written for `heartbeat` seconds (a filtered stream of a
+            # busy session too: its feed's batches wake it, but may hold nothing for it).
+            written = trio.current_time()
+            while not feed.closed:
+                if cursor >= feed.head:
+                    with trio.move_on_at(written + self.heartbeat):
+                        await feed.wait_past(cursor)
+                    if cursor >= feed.head and trio.current_time() >= written + self.heartbeat:
+                        await write(b": heartbeat\n\n")
+                        written = trio.current_time()
                     continue
-                # The events already there, and those that follow within batch_seconds, go out in one write.
-                take = getattr(events, "take_ready", None)
-                batch = [event, *take()] if take is not None else [event]
-                if self._batch_seconds and take is not None:
-                    # One wake-up per batch, not one per event: what came meanwhile is taken at once.
-                    await trio.sleep(self._batch_seconds)
-                    batch += take()
-                elif self._batch_seconds:
-                    with trio.move_on_after(self._batch_seconds):
-                        while len(batch) < _MAX_BATCH:
-                            batch.append(await iterator.__anext__())
-                await write(b"".join(_formatted(e) for e in batch))
+                if feed.holds(cursor):
+                    data, cursor = feed.take(cursor, self._match if filtered else None)
+                else:
+                    # Behind the window (a slow reader, an old Last-Event-ID): the store has it.
+                    self._feeds.store_reads += 1
+                    page = await self._store.read_events(
+                        self._session_id, after=cursor, limit=MAX_WRITE, types=self._types, run_id=self._run_id
+                    )
+                    data = b"".join(_formatted(e) for e in page.events)
+                    # (an empty page below the window: those events are gone, e.g. compacted)
+                    cursor = page.cursor if page.cursor > cursor else feed.first - 1
+                if data:
+                    await write(data)
+                    written = trio.current_time()
 
 
 class SessionStream(_Streaming):

@@ -72,6 +72,9 @@ class WebOptions:
     #: after an event, how long an SSE stream gathers the ones that follow before it writes
     #: (one write per client carries them all: fewer writes when many clients follow a fast run)
     sse_batch_seconds: float = 0.02
+    #: how many of a followed session's latest events its feed keeps in memory for its SSE
+    #: clients; a client further behind (slow, or resuming from an old cursor) reads the store
+    sse_window_events: int = 10_000
     #: the longest ``wait`` long-poll a client may ask for, in seconds
     max_wait_seconds: float = 60.0
     #: where live SSE events come from: this server's runs ("manager"), or the store,
@@ -85,7 +88,7 @@ class WebOptions:
             value = getattr(self, name)
             if not 0 <= value <= 65535:
                 raise AsmError("invalid_config", f"[web] port={value} is not a TCP port (0..65535)")
-        for name in ("max_body_bytes", "max_concurrent_runs"):
+        for name in ("max_body_bytes", "max_concurrent_runs", "sse_window_events"):
             if getattr(self, name) < 1:
                 raise AsmError("invalid_config", f"[web] {name} must be >= 1, not {getattr(self, name)}")
         if self.max_queued_runs < 0:

@@ -19,9 +19,9 @@ from asm.errors import AsmError
 from asm.runtime import Runtime, open_runtime
 from asm_web._app import create_app
 from asm_web._options import WebOptions, check_exposure, hash_token, new_token
-from asm_web._service import open_web_service
+from asm_web._service import WebService, open_web_service
 
-__all__ = ["open_server", "serve", "serve_command"]
+__all__ = ["open_served", "open_server", "serve", "serve_command"]
 
 
 def _hypercorn_config(host: str, port: int) -> HypercornConfig:
@@ -43,6 +43,13 @@ async def open_server(runtime: Runtime, options: WebOptions | None = None) -> As
     (``http://127.0.0.1:<port>``; port 0 in ``options`` picks a free one).
     Leaving the block stops the server and cancels the runs still going on
     through it (each recorded ``cancelled``)."""
+    async with open_served(runtime, options) as (url, _):
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def open_served(runtime: Runtime, options: WebOptions | None = None) -> AsyncIterator[tuple[str, WebService]]:
+    """:func:`open_server`, yielding the base URL and the :class:`WebService` it serves."""
     options = options or WebOptions(port=0)
     check_exposure(options)
     async with open_web_service(runtime, options) as service, trio.open_nursery() as nursery:
@@ -57,7 +64,7 @@ async def open_server(runtime: Runtime, options: WebOptions | None = None) -> As
             )
         )
         try:
-            yield binds[0]
+            yield binds[0], service
         finally:
             stop.set()
 

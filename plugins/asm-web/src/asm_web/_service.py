@@ -1,5 +1,6 @@
 """What the HTTP layer calls: one runtime, a :class:`~asm.server.SessionServer` per
-session that has runs submitted over HTTP, and the feed of session changes for dashboards."""
+session that has runs submitted over HTTP, one live feed per session followed over SSE,
+and the feed of session changes for dashboards."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from asm.model import Run, Session
 from asm.pubsub import InProcessBroker
 from asm.runtime import Runtime
 from asm.server import SessionServer, open_session_server
+from asm_web._feed import Feeds
 from asm_web._options import WebOptions
 
 __all__ = ["WebService", "open_web_service"]
@@ -49,6 +51,14 @@ class WebService:
         self._opening = trio.Lock()
         #: session changes (one lifecycle event each) for the session-list stream
         self.changes = InProcessBroker(buffer=10_000)
+        #: one live feed per session followed over SSE, shared by all its clients
+        self.feeds = Feeds(
+            runtime,
+            nursery,
+            follow=options.follow,
+            batch_seconds=options.sse_batch_seconds,
+            window=options.sse_window_events,
+        )
         runtime.manager.add_event_listener(self._on_event)
 
     def _on_event(self, event: Event) -> None:
