@@ -8,6 +8,7 @@ import json
 
 import pytest
 import sqlalchemy as sa
+import trio
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -15,7 +16,9 @@ from asm_sqlalchemy import SqlAlchemyStore, current, head_revision, upgrade
 from asm_sqlalchemy._migrations import alembic_config
 from asm_sqlalchemy._schema import REVISIONS, VERSION_TABLE, metadata
 
+import asm
 from asm import AsmError, Run, RunInput, RunStatus, Session, SessionStatus, TokenUsage
+from asm.cli import run_cli
 from asm.serde import unstructure
 
 
@@ -109,6 +112,25 @@ async def test_a_schema_newer_than_the_code_is_a_storage_error(url: str) -> None
             pass
     assert caught.value.code == "storage_error"
     assert "upgrade asm-sqlalchemy" in caught.value.message
+
+
+async def test_an_0002_database_works_as_it_is_and_says_the_upgrade_is_pending(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0003 only adds indexes: a database at 0002 (an older asm's, like the embedded default a
+    user already has) is used as it is, not refused and not changed; check says to upgrade."""
+    assert await upgrade(url, "0002") == (None, "0002")
+
+    async with SqlAlchemyStore(url) as store:
+        manager = asm.SessionManager(store, provider=asm.EchoProvider())
+        run = await manager.run_once("still works")
+
+    assert run.status is RunStatus.COMPLETED and run.output == "still works"
+    assert await current(url) == ("0002", head_revision())  # not upgraded behind anyone's back
+    capsys.readouterr()
+    assert await trio.to_thread.run_sync(run_cli, ["db", "check", "--url", url]) == 1  # it writes to sys.stdout
+    expected = f"the schema is at revision 0002, not {head_revision()}; run `asm db upgrade`"
+    assert expected in capsys.readouterr().out
 
 
 async def test_an_0002_database_upgrades_to_the_session_list_indexes(url: str) -> None:

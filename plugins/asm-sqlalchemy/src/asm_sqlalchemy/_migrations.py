@@ -7,6 +7,7 @@ so asm can live in a database that has other tables and other alembic histories.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -14,7 +15,9 @@ from sqlalchemy import Column, Connection, Engine, MetaData, PrimaryKeyConstrain
 
 from asm import AsmError
 from asm_sqlalchemy._engine import WRITE, mask_url
-from asm_sqlalchemy._schema import HEAD_REVISION, REVISIONS, VERSION_TABLE, metadata
+from asm_sqlalchemy._schema import HEAD_REVISION, INDEX_ONLY_BEHIND, REVISIONS, VERSION_TABLE, metadata
+
+_LOG: Final = logging.getLogger("asm.sqlalchemy")
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -75,7 +78,9 @@ def ensure_schema(engine: Engine, *, create: bool = True) -> str:
     A database without asm's tables is created and stamped at the head
     revision (in one transaction, safe when several processes open it at
     once). An older one raises ``migration_required`` (run ``asm db
-    upgrade``); one newer than this code raises ``storage_error``.
+    upgrade``), unless all it lacks is indexes (:data:`INDEX_ONLY_BEHIND`: it is
+    used as it is, and the pending upgrade logged); one newer than this code raises
+    ``storage_error``.
     """
     head = head_revision()
     with engine.connect().execution_options(**{WRITE: True}) as connection, connection.begin():
@@ -100,6 +105,14 @@ def ensure_schema(engine: Engine, *, create: bool = True) -> str:
             connection.execute(_VERSIONS.insert().values(version_num=head))
             return head
     if revision == head:
+        return revision
+    if revision in INDEX_ONLY_BEHIND:
+        _LOG.warning(
+            "the asm schema of %s is at revision %s: it works, and `asm db upgrade` to %s adds indexes",
+            mask_url(engine.url),
+            revision,
+            head,
+        )
         return revision
     if revision in REVISIONS:
         raise AsmError(

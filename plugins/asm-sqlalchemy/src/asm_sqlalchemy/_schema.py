@@ -20,6 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "HEAD_REVISION",
+    "INDEX_ONLY_BEHIND",
     "REVISIONS",
     "VERSION_TABLE",
     "Base",
@@ -37,6 +38,12 @@ VERSION_TABLE: Final = "asm_alembic_version"
 REVISIONS: Final = ("0001", "0002", "0003")
 #: The revision this code's models match.
 HEAD_REVISION: Final = REVISIONS[-1]
+#: Older revisions this code reads and writes as they are, because every later revision only
+#: adds indexes: a database at one of them opens and works (slower where an index is missing),
+#: and ``asm db current`` / ``asm db check`` say the upgrade is pending. An older asm's
+#: database is never changed behind its owner's back, and one that only lacks indexes need
+#: not stop anyone.
+INDEX_ONLY_BEHIND: Final = frozenset({"0002"})
 
 NAMING_CONVENTION: Final = {
     "ix": "ix_%(column_0_label)s",
