@@ -46,6 +46,7 @@ __all__ = [
     "PluginRegistry",
     "Registration",
     "lazy",
+    "lazy_attributes",
     "load_plugins",
 ]
 
@@ -404,6 +405,35 @@ def lazy(target: str) -> LazyFactory:
     {'model': 'x'}
     """
     return LazyFactory(target)
+
+
+def lazy_attributes(package: str, homes: Mapping[str, str]) -> Callable[[str], Any]:
+    """A package's ``__getattr__`` (PEP 562) that imports each public name's submodule
+    when the name is first used: ``homes`` maps a name to its submodule (relative to
+    ``package``). The plugin's registration module can then live in the package without
+    its import pulling in the SDK (see :func:`lazy`). Declare the names for type
+    checkers under ``if TYPE_CHECKING:``.
+
+    In ``asm_acme/__init__.py``::
+
+        __getattr__ = lazy_attributes(__name__, {"AcmeProvider": "_provider"})
+
+    >>> getattr_ = lazy_attributes("asm", {"EventType": "events"})
+    >>> getattr_("EventType").__name__
+    'EventType'
+    """
+
+    def __getattr__(name: str) -> Any:
+        home = homes.get(name)
+        if home is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(f"{package}.{home}"), name)
+        setattr(sys.modules[package], name, value)  # the next lookup is a plain attribute
+        return value
+
+    return __getattr__
 
 
 def _takes_keyword(factory: Callable[..., Any], keyword: str) -> bool:

@@ -9,10 +9,10 @@ option ``resume`` to continue that thread. Options: docs/providers.md.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from asm.hookspecs import Register, hookimpl
-from asm.plugins import lazy
+from asm.plugins import lazy, lazy_attributes
 
 if TYPE_CHECKING:
     from asm_amp._amp import AmpOptions as AmpOptions
@@ -28,10 +28,4 @@ def asm_register_providers(register: Register) -> None:
     register("amp", lazy("asm_amp._amp:create_provider"))
 
 
-def __getattr__(name: str) -> Any:
-    # The provider's module (and trio, attrs) is imported on first use, not when asm loads its plugins.
-    if name in __all__:
-        from asm_amp import _amp
-
-        return getattr(_amp, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, dict.fromkeys(__all__, "_amp"))

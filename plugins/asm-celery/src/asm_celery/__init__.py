@@ -29,8 +29,9 @@ redelivered (``on_worker_lost``). See docs/scaling.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from asm.plugins import lazy_attributes
 
 if TYPE_CHECKING:
     from asm_celery._app import TASK_NAME, make_app
@@ -63,8 +64,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'asm_celery' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"asm_celery.{home}"), name)
+__getattr__ = lazy_attributes(__name__, _HOMES)

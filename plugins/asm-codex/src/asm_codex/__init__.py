@@ -10,10 +10,10 @@ and the flags they become: docs/providers.md.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from asm.hookspecs import Register, hookimpl
-from asm.plugins import lazy
+from asm.plugins import lazy, lazy_attributes
 
 if TYPE_CHECKING:
     from asm_codex._codex import CodexOptions as CodexOptions
@@ -29,10 +29,4 @@ def asm_register_providers(register: Register) -> None:
     register("codex", lazy("asm_codex._codex:create_provider"))
 
 
-def __getattr__(name: str) -> Any:
-    # The provider's module (and trio, attrs) is imported on first use, not when asm loads its plugins.
-    if name in __all__:
-        from asm_codex import _codex
-
-        return getattr(_codex, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, dict.fromkeys(__all__, "_codex"))

@@ -20,8 +20,9 @@ atomically. :mod:`asm_fsspec.testing` starts moto's S3 server for tests.
 ...         print([a.key for a in await store.list("sessions/ses_1/")])
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from asm.plugins import lazy_attributes
 from asm_fsspec._plugin import asm_register_artifact_stores as asm_register_artifact_stores
 
 if TYPE_CHECKING:
@@ -35,18 +36,10 @@ __all__ = ["FsspecArtifactStore", "FsspecOptions", "asm_register_artifact_stores
 #: Where each public name lives, imported on first use: loading the plugin (every ``asm``
 #: command) imports neither attrs nor fsspec.
 _LAZY = {
-    "FsspecArtifactStore": "asm_fsspec._store",
-    "FsspecOptions": "asm_fsspec._factories",
-    "create_fsspec_store": "asm_fsspec._factories",
+    "FsspecArtifactStore": "_store",
+    "FsspecOptions": "_factories",
+    "create_fsspec_store": "_factories",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from asm import hookimpl
 from asm.hookspecs import Register
+from asm.plugins import lazy_attributes
 
 if TYPE_CHECKING:
     from asm.plugins import PluginRegistry
@@ -27,13 +28,7 @@ def create_provider(config: dict[str, Any], *, registry: PluginRegistry | None =
     return create(config, registry=registry)
 
 
-def __getattr__(name: str) -> Any:
-    # GeminiOptions / GeminiProvider stay importable from the package, loaded on first use.
-    if name in ("GeminiOptions", "GeminiProvider"):
-        from asm_gemini import _provider
-
-        return getattr(_provider, name)
-    raise AttributeError(name)
+__getattr__ = lazy_attributes(__name__, {"GeminiOptions": "_provider", "GeminiProvider": "_provider"})
 
 
 @hookimpl

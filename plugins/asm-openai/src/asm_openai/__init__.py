@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from asm import hookimpl
 from asm.hookspecs import Register
+from asm.plugins import lazy_attributes
 
 if TYPE_CHECKING:
     from asm.plugins import PluginRegistry
@@ -28,13 +29,7 @@ def create_provider(config: dict[str, Any], *, registry: PluginRegistry | None =
     return create(config, registry=registry)
 
 
-def __getattr__(name: str) -> Any:
-    # OpenAIOptions / OpenAIProvider stay importable from the package, loaded on first use.
-    if name in ("OpenAIOptions", "OpenAIProvider"):
-        from asm_openai import _provider
-
-        return getattr(_provider, name)
-    raise AttributeError(name)
+__getattr__ = lazy_attributes(__name__, {"OpenAIOptions": "_provider", "OpenAIProvider": "_provider"})
 
 
 @hookimpl

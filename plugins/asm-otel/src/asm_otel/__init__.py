@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from asm import AsmError, hookimpl
 from asm.hookspecs import Register
-from asm.plugins import PluginRegistry
+from asm.plugins import PluginRegistry, lazy_attributes
 
 if TYPE_CHECKING:
     from asm_otel._setup import OtelOptions, OtelSink, instrument, uninstrument
@@ -62,14 +62,7 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    # OpenTelemetry's SDK is imported on first use, so loading asm's plugins stays fast.
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(name)
-    import importlib
-
-    return getattr(importlib.import_module(f"asm_otel.{home}"), name)
+__getattr__ = lazy_attributes(__name__, _HOME)
 
 
 def _otel_sink(config: dict[str, Any], *, registry: PluginRegistry | None = None) -> Any:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from asm import hookimpl
 from asm.hookspecs import Register
+from asm.plugins import lazy_attributes
 
 if TYPE_CHECKING:
     from asm_redis._pubsub import DEFAULT_URL, RedisPubSub, RedisSink, RedisSinkOptions
@@ -36,13 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_URL", "RedisPubSub", "RedisSink", "RedisSinkOptions"]
 
 
-def __getattr__(name: str) -> Any:
-    # redis-py is imported on first use, so loading asm's plugins stays fast.
-    if name in __all__:
-        from asm_redis import _pubsub
-
-        return getattr(_pubsub, name)
-    raise AttributeError(name)
+__getattr__ = lazy_attributes(__name__, dict.fromkeys(__all__, "_pubsub"))
 
 
 def _redis_sink(config: dict[str, Any]) -> Any:

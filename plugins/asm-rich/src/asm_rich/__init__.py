@@ -22,11 +22,10 @@ Options (``[renderers.studio]``): ``tool_output = "summary" | "preview" | "full"
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from asm.hookspecs import Register, hookimpl
-from asm.plugins import lazy
+from asm.plugins import lazy, lazy_attributes
 
 if TYPE_CHECKING:
     from asm_rich._console import ConsoleSink, console_for
@@ -74,11 +73,7 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'asm_rich' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"asm_rich.{home}"), name)
+__getattr__ = lazy_attributes(__name__, _HOME)
 
 
 @hookimpl

@@ -20,10 +20,10 @@ as an event (``route_selected``, ``route_failed_over``, ``circuit_*``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from asm.hookspecs import Register, hookimpl
-from asm.plugins import lazy
+from asm.plugins import lazy, lazy_attributes
 
 if TYPE_CHECKING:
     from asm_router._breaker import BreakerSettings as BreakerSettings
@@ -84,27 +84,21 @@ def asm_register_commands(register: Register) -> None:
 
 #: Where each public name lives: imported on first use, not when asm loads its plugins.
 _EXPORTS = {
-    "BreakerSettings": "asm_router._breaker",
-    "CircuitBreaker": "asm_router._breaker",
-    "CircuitState": "asm_router._breaker",
-    "CircuitStatus": "asm_router._breaker",
-    "CompositeOptions": "asm_router._composite",
-    "CompositeStore": "asm_router._composite",
-    "create_composite": "asm_router._composite",
-    "MemberStatus": "asm_router._router",
-    "RouterOptions": "asm_router._router",
-    "RouterProvider": "asm_router._router",
-    "RouterStatus": "asm_router._router",
-    "create_router": "asm_router._router",
-    "estimate_tokens": "asm_router._router",
-    "pick_weighted": "asm_router._router",
+    "BreakerSettings": "_breaker",
+    "CircuitBreaker": "_breaker",
+    "CircuitState": "_breaker",
+    "CircuitStatus": "_breaker",
+    "CompositeOptions": "_composite",
+    "CompositeStore": "_composite",
+    "create_composite": "_composite",
+    "MemberStatus": "_router",
+    "RouterOptions": "_router",
+    "RouterProvider": "_router",
+    "RouterStatus": "_router",
+    "create_router": "_router",
+    "estimate_tokens": "_router",
+    "pick_weighted": "_router",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

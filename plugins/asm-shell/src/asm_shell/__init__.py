@@ -11,10 +11,10 @@ docs/providers.md for every option.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from asm.hookspecs import Register, hookimpl
-from asm.plugins import lazy
+from asm.plugins import lazy, lazy_attributes
 
 if TYPE_CHECKING:
     from asm_shell._shell import ShellOptions as ShellOptions
@@ -30,10 +30,4 @@ def asm_register_providers(register: Register) -> None:
     register("shell", lazy("asm_shell._shell:create_provider"))
 
 
-def __getattr__(name: str) -> Any:
-    # The provider's module (and trio, attrs) is imported on first use, not when asm loads its plugins.
-    if name in __all__:
-        from asm_shell import _shell
-
-        return getattr(_shell, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, dict.fromkeys(__all__, "_shell"))

@@ -17,9 +17,9 @@ Commands: ``asm sessions list|show``, ``asm events SESSION [--follow]``,
 ...         print(await store.list_sessions(limit=5))
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from asm.plugins import lazy_attributes
 from asm_sqlalchemy._plugin import asm_register_commands as asm_register_commands
 from asm_sqlalchemy._plugin import asm_register_stores as asm_register_stores
 
@@ -51,13 +51,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"asm_sqlalchemy.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

@@ -17,8 +17,9 @@ In Python, :func:`open_server` serves an open runtime on a free loopback port an
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from asm.plugins import lazy_attributes
 
 if TYPE_CHECKING:
     from asm_web._app import create_app, format_sse
@@ -72,8 +73,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'asm_web' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"asm_web.{home}"), name)
+__getattr__ = lazy_attributes(__name__, _HOMES)
