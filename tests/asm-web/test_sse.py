@@ -97,6 +97,32 @@ async def test_the_wire_format_backfill_then_live_and_heartbeats(gate: Gate) -> 
         assert by_after[0].seq == rest[-1].seq
 
 
+async def test_a_filtered_stream_of_a_busy_session_still_gets_its_heartbeats(gate: Gate) -> None:
+    """The session's feed wakes every stream for each batch; a stream whose filter matches
+    none of it must still say it is alive once nothing was written for heartbeat_seconds."""
+    async with live_server(gate, WebOptions(port=0, heartbeat_seconds=0.05)) as url, Client(url) as client:
+        session = await client.create_session()
+        run = await client.submit(session.id, "hi")
+        await gate.started.wait()
+        heard = trio.Event()
+
+        async def keep_busy() -> None:
+            # deltas the stream filters out, until it has heard a heartbeat (the pace only keeps the
+            # feed waking the stream; without the fix the read below times out)
+            while not heard.is_set():
+                gate.release("x")
+                await trio.sleep(0.01)
+            gate.finish()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(keep_busy)
+            events, raw = await read_stream(url, session.id, params={"types": "run_completed"}, caught_up=True)
+            heard.set()
+        assert events == [] and raw.endswith(": heartbeat\n\n")
+        done, _ = await read_stream(url, session.id, params={"types": "run_completed"}, until=ended(run.id))
+        assert [e.type for e in done] == [EventType.RUN_COMPLETED]
+
+
 async def test_resume_after_random_cuts_and_a_server_restart_loses_and_repeats_nothing(tmp_path: Path) -> None:
     rng = random.Random(20261205)
     config: dict[str, Any] = {"store": "sqlite", "stores": {"sqlite": {"path": str(tmp_path / "asm.db")}}}
