@@ -8,12 +8,11 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from asm_celery import INTERRUPTED
 
 import asm
 from asm import RunStatus
 from asm.continuity import RESUME_PROMPT
-from asm.events import RUN_END_TYPES, EventType
+from asm.events import RUN_END_TYPES, EventType, RunInterrupted
 
 from .conftest import WAIT, Config, Worker, wait_for_events
 
@@ -42,9 +41,9 @@ async def test_a_killed_workers_run_ends_exactly_once_on_another(
         events = list((await rt.store.read_events(server.session_id)).events)
         assert [e.seq for e in events] == list(range(1, len(events) + 1))  # gap-free across the takeover
         mine = [e for e in events if e.run_id == run_id]
-        interrupted = [e for e in mine if e.type is EventType.ERROR_OCCURRED and e.data.error_code == INTERRUPTED]
-        assert len(interrupted) == 1
-        assert f"pid {victim.pid}" in interrupted[0].data.error_message
+        (interrupted,) = [e.data for e in mine if isinstance(e.data, RunInterrupted)]
+        assert (interrupted.attempt, interrupted.then) == (1, on_worker_lost)
+        assert f"pid {victim.pid}" in interrupted.owner
         assert Counter(e.type for e in mine if e.type in RUN_END_TYPES) == Counter(
             [EventType.RUN_FAILED if on_worker_lost == "fail" else EventType.RUN_COMPLETED]
         )

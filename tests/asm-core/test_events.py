@@ -30,6 +30,7 @@ ASM_ADDED = {
     "artifact_stored",
     "workspace_rolled_back",
     "run_retrying",
+    "run_interrupted",
     "transcript_truncated",
     # routing (asm-router's decisions)
     "route_selected",
@@ -44,7 +45,7 @@ ASM_ADDED = {
 events = strategies.events()
 
 
-def test_catalog_has_every_seed_type_and_the_four_asm_adds() -> None:
+def test_catalog_has_every_seed_type_and_the_ones_asm_adds() -> None:
     assert {t.value for t in EventType} == SEED_TYPES | ASM_ADDED
     assert set(PAYLOADS) == set(EventType)
     for event_type, cls in PAYLOADS.items():

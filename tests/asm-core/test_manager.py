@@ -19,6 +19,7 @@ from asm.events import (
     MessageReceived,
     MessageStreamed,
     RunCompleted,
+    RunInterrupted,
     TokenUsageUpdated,
     ToolCallStarted,
 )
@@ -148,6 +149,13 @@ async def test_a_provider_may_not_emit_compaction_markers(store: InMemorySession
     assert run.error.code == "validation_error" and "compaction markers" in run.error.message
     stored = await store.read_events(run.session_id, types=["events_compacted"])
     assert stored.events == ()
+
+
+async def test_a_provider_may_not_emit_an_interruption(store: InMemorySessionStore) -> None:
+    run = await SessionManager(store, provider=ScriptedProvider([RunInterrupted(1, "me", "restart")])).run_once("go")
+    assert run.status is RunStatus.FAILED and run.error is not None
+    assert run.error.code == "validation_error" and "run_interrupted" in run.error.message
+    assert (await store.read_events(run.session_id, types=["run_interrupted"])).events == ()
 
 
 async def test_timeout_gives_status_timeout(store: InMemorySessionStore) -> None:

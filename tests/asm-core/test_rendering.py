@@ -23,6 +23,7 @@ from asm.events import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunInterrupted,
     RunStarted,
     RunTimeout,
     SessionCompleted,
@@ -125,6 +126,12 @@ def test_compact_renders_an_error_that_did_not_end_the_run() -> None:
     text = render([RunStarted("echo"), ErrorOccurred("provider_unavailable", "retrying"), RunCompleted("end_turn")])
 
     assert text == "r+echo ! retrying r-:end_turn\n"
+
+
+def test_compact_marks_an_interrupted_attempt_and_its_restart() -> None:
+    text = render([RunStarted("echo"), RunInterrupted(1, "worker w1 (host, pid 7)", "restart"), RunStarted("echo")])
+
+    assert text == "r+echo ~interrupted r+echo\n"
 
 
 def test_compact_marks_an_event_it_has_no_token_for() -> None:

@@ -34,6 +34,7 @@ from asm.events import (
     PolicyViolation,
     RunCompleted,
     RunFailed,
+    RunInterrupted,
     RunStarted,
     ThinkingStreamed,
     TokenUsageUpdated,
@@ -164,6 +165,23 @@ def test_studio_replaying_a_compacted_log_shows_the_answer_in_place_of_its_delta
 
     assert shown.splitlines()[0] == "Hello world"
     assert live.splitlines()[1] == "Hi" and live.count("Hi") == 1, "an answer streamed is not shown twice"
+
+
+def test_studio_an_interrupted_attempt_ends_its_tools_and_says_what_happens_next() -> None:
+    studio = StudioRenderer()
+    shown = "".join(
+        studio.render(ev(data))
+        for data in [
+            RunStarted("scripted", "m"),
+            ToolCallStarted("c1", "Bash", {"command": "make"}),
+            RunInterrupted(1, "worker w1 (host, pid 7)", "resume"),
+        ]
+    )
+
+    assert shown.splitlines() == [
+        "… Running make (did not finish)",
+        "↻ attempt 1 interrupted: worker w1 (host, pid 7) stopped; then: resume [run_interrupted]",
+    ]
 
 
 def test_studio_errors_policy_violations_and_denials_are_red_with_their_code() -> None:

@@ -52,6 +52,7 @@ __all__ = [
     "RunCancelled",
     "RunCompleted",
     "RunFailed",
+    "RunInterrupted",
     "RunQueued",
     "RunStarted",
     "RunRetrying",
@@ -106,6 +107,7 @@ class EventType(StrEnum):
     RUN_CANCELLED = "run_cancelled"
     RUN_TIMEOUT = "run_timeout"
     RUN_RETRYING = "run_retrying"
+    RUN_INTERRUPTED = "run_interrupted"
     POLICY_VIOLATION = "policy_violation"
     APPROVAL_REQUESTED = "approval_requested"
     APPROVAL_GRANTED = "approval_granted"
@@ -260,6 +262,19 @@ class RunRetrying(EventData):
     delay_s: float
     error_code: str
     error_message: str
+
+
+@attrs.frozen
+class RunInterrupted(EventData):
+    """Attempt ``attempt`` of the run stopped with the process executing it, ``owner``
+    (e.g. an asm-celery worker killed mid-run); whoever took the run over goes on as
+    ``then`` says: ``restart`` (from its input), ``resume`` (from the cut attempt, see
+    :func:`asm.continuity.resume`), ``fail`` or ``cancel`` (a cancel was requested)."""
+
+    type: ClassVar[EventType] = _T.RUN_INTERRUPTED
+    attempt: int
+    owner: str
+    then: str
 
 
 @attrs.frozen
@@ -617,6 +632,7 @@ PAYLOADS: Final[dict[EventType, type[EventData]]] = {
         RunCancelled,
         RunTimeout,
         RunRetrying,
+        RunInterrupted,
         PolicyViolation,
         ApprovalRequested,
         ApprovalGranted,

@@ -967,7 +967,7 @@ class SessionManager:
 
 
 #: What a provider may not emit: the lifecycle (the manager's) and compaction markers (a store's).
-_NOT_FROM_PROVIDERS: Final = LIFECYCLE_TYPES | {EventType.EVENTS_COMPACTED}
+_NOT_FROM_PROVIDERS: Final = LIFECYCLE_TYPES | {EventType.EVENTS_COMPACTED, EventType.RUN_INTERRUPTED}
 
 
 def _direct_event_hooks(hook: Callable[..., list[Any]] | None) -> list[Callable[[Event], Any]] | None:
@@ -1248,7 +1248,8 @@ class _RunWriter:
             raise AsmError(
                 "validation_error",
                 f"provider {self._provider!r} emitted {data!r}; providers emit content payloads from asm.events, "
-                "and the manager emits the lifecycle ones (and a store the compaction markers)",
+                "and the manager emits the lifecycle ones (a store the compaction markers, and whoever takes a "
+                "run over its run_interrupted)",
             )
         guard = self._guard
         if isinstance(data, TokenUsageUpdated):

@@ -70,7 +70,8 @@ class CompactRenderer:
     """One token per event on one line: ``r+model >> text t+tool t-tool tk:in/out r-:end_turn``.
 
     Failures are ``t!tool`` (a tool call), ``! message`` (``run_failed``,
-    ``error_occurred``), ``! cancelled`` and ``! timeout``; an event type it
+    ``error_occurred``), ``! cancelled`` and ``! timeout``; an attempt whose process
+    stopped (``run_interrupted``) is ``~interrupted``; an event type it
     has no token for is ``?type``. Replaying a compacted log, the answer of a run
     whose deltas were compacted stands in for them (``>> text``).
 
@@ -132,6 +133,8 @@ class CompactRenderer:
             return self._paint("! cancelled", "31")
         if event.type is EventType.RUN_TIMEOUT:
             return self._paint("! timeout", "31")
+        if event.type is EventType.RUN_INTERRUPTED:
+            return self._paint("~interrupted", "33")
         if event.type in _QUIET:
             return ""
         return f"?{event.type.value}"

@@ -37,10 +37,9 @@ if TYPE_CHECKING:
     from asm_celery._app import TASK_NAME, make_app
     from asm_celery._client import CelerySessionServer, open_session_server
     from asm_celery._options import CeleryOptions, celery_options
-    from asm_celery._worker import INTERRUPTED, WorkerHost
+    from asm_celery._worker import WorkerHost
 
 __all__ = [
-    "INTERRUPTED",
     "TASK_NAME",
     "CeleryOptions",
     "CelerySessionServer",
@@ -59,7 +58,6 @@ _HOMES = {
     "open_session_server": "_client",
     "CeleryOptions": "_options",
     "celery_options": "_options",
-    "INTERRUPTED": "_worker",
     "WorkerHost": "_worker",
 }
 

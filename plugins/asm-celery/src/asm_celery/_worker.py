@@ -15,7 +15,7 @@ import os
 import socket
 import threading
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import attrs
 import trio
@@ -24,11 +24,11 @@ from asm import AsmError, Run, RunStatus
 from asm.config import LoadedConfig
 from asm.events import (
     RUN_END_TYPES,
-    ErrorOccurred,
     EventData,
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunInterrupted,
     RunTimeout,
 )
 from asm.model import RESUME, ErrorInfo, ProviderError, RunOwner, utcnow
@@ -45,9 +45,6 @@ log = logging.getLogger("asm_celery")
 
 #: What a task does with its message: ack it, put it back at the queue's end, or requeue it as is.
 Outcome = Literal["ran", "done", "covered", "unknown", "requeue", "reject"]
-
-#: The error code of the ``error_occurred`` event that marks an interrupted attempt.
-INTERRUPTED: Final = "run_interrupted"
 
 
 async def end_run(runtime: Runtime, run: Run, status: RunStatus, data: EventData, info: ErrorInfo) -> Run:
@@ -356,13 +353,10 @@ class WorkerHost:
         if run.status is RunStatus.PENDING:
             return run  # it never started: nothing was interrupted
         lost = self.options.on_worker_lost
-        action = {"fail": "failing it", "resume": "resuming it from where it stopped"}.get(
-            lost, "restarting it from its input"
-        )
-        message = f"{who} stopped while executing attempt {previous.attempt} of run {run.id}; {action}"
-        log.warning("%s", message)
+        then = "cancel" if previous.cancel_requested else lost
+        log.warning("%s stopped while executing attempt %d of run %s; then: %s", who, previous.attempt, run.id, then)
         await runtime.manager.record_event(
-            run.session_id, ErrorOccurred(INTERRUPTED, message), run_id=run.id, provider=run.provider
+            run.session_id, RunInterrupted(previous.attempt, who, then), run_id=run.id, provider=run.provider
         )
         if previous.cancel_requested:
             reason = previous.cancel_reason or "cancelled"

@@ -41,6 +41,7 @@ from asm.events import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunInterrupted,
     RunRetrying,
     RunStarted,
     RunTimeout,
@@ -352,6 +353,12 @@ class StudioRenderer:
         elif isinstance(data, RunRetrying):
             text = f"↻ retry {data.attempt} in {data.delay_s:g}s after [{data.error_code}] {_line(data.error_message)}"
             out.append(self.paint(text, "warn") + "\n")
+        elif isinstance(data, RunInterrupted):
+            for running in self._tools.values():  # the attempt's calls stopped with it
+                out.append(self.paint(f"… {running.active} (did not finish)", "warn") + "\n")
+            self._tools.clear()
+            text = f"↻ attempt {data.attempt} interrupted: {data.owner} stopped; then: {data.then} [run_interrupted]"
+            out.append(self.paint(text, "warn") + "\n")
         elif isinstance(data, ErrorRecovered):
             out.append(self.paint(f"✓ recovered from [{data.error_code}]", "ok") + "\n")
         elif isinstance(data, RouteFailedOver):
@@ -462,6 +469,7 @@ _HANDLERS: Final[dict[type, Callable[[StudioRenderer, Event, list[str]], None]]]
     ErrorOccurred: StudioRenderer._problem,
     SessionFailed: StudioRenderer._problem,
     RunRetrying: StudioRenderer._problem,
+    RunInterrupted: StudioRenderer._problem,
     ErrorRecovered: StudioRenderer._problem,
     RouteFailedOver: StudioRenderer._problem,
     WorkspaceDiffComputed: StudioRenderer._aside,

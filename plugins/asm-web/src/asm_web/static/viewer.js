@@ -300,6 +300,9 @@ function renderEvent(event) {
     case "run_timeout":
       addItem(el("li", { class: "bad", text: "Run timed out" }));
       break;
+    case "run_interrupted":
+      addItem(el("li", { class: "warn", text: `Attempt ${data.attempt} interrupted: ${data.owner} stopped; then: ${data.then}` }));
+      break;
     case "approval_denied":
       addItem(el("li", { class: "warn", text: `Approval denied: ${data.tool_call_id || ""}` }));
       break;
