@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pytest
 import trio
 from _asm_web_helpers import Gate, live_server
-from asm_web import Client, WebOptions
+from asm_web import Client, WebOptions, hash_token, new_token
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
@@ -159,5 +159,33 @@ async def test_the_viewer_in_headless_chromium(tmp_path: Path) -> None:
             )
             assert overflow <= 0
             await browser.shot("web-phone.png")
+    finally:
+        await trio.to_thread.run_sync(browser.close)
+
+
+async def test_the_viewer_asks_for_the_token_of_a_server_that_needs_one(tmp_path: Path) -> None:
+    """With tokens configured the page's API calls get 401: it asks for the token, then shows
+    the sessions; a wrong token is asked for again."""
+    token = new_token()
+    gate = Gate()
+    browser = await trio.to_thread.run_sync(Browser, tmp_path / "shots")
+    try:
+        options = WebOptions(port=0, tokens=(hash_token(token),))
+        async with live_server(gate, options) as url, Client(url, token=token) as client:
+            session = await client.create_session(agent_id="guarded")
+            await browser.do(browser.driver.get, f"{url}/")
+            await browser.wait(lambda driver: driver.find_element(By.ID, "token-form").is_displayed())
+
+            def enter(text: str) -> None:
+                field = browser.driver.find_element(By.ID, "token")
+                field.clear()
+                field.send_keys(text)
+                field.submit()
+
+            await browser.do(enter, "not-the-token")
+            await browser.wait(lambda driver: driver.find_element(By.ID, "token-form").is_displayed())
+            await browser.do(enter, token)
+            await browser.wait(text_is(f'#sessions li[data-session="{session.id}"] .who', "guarded · gated"))
+            assert not await browser.do(lambda: browser.driver.find_element(By.ID, "token-form").is_displayed())
     finally:
         await trio.to_thread.run_sync(browser.close)
