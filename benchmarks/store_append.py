@@ -129,30 +129,16 @@ async def concurrent_runs(url: str, runs: int, per_run: int) -> tuple[float, flo
 
 
 REPLAY_CHILD = """
-import sys, time, trio
-import asm, asm_sqlalchemy
-from asm_sqlalchemy import SqlAlchemyStore
-
-async def replay(url, session_id):
-    async with SqlAlchemyStore(url) as store:
-        start = time.perf_counter()
-        count, cursor = 0, 0
-        while True:
-            page = await store.read_events(session_id, after=cursor, limit=10_000)
-            count += len(page.events)
-            cursor = page.cursor
-            if not page.has_more:
-                break
-        return count / (time.perf_counter() - start)
+import sys, trio
+sys.path.insert(0, sys.argv[1])
+import asm, asm_sqlalchemy, store_append  # the asm on this process's path: this checkout's, or --compare-src's
 
 print("ready", asm.__file__, asm_sqlalchemy.__file__, flush=True)
 for line in sys.stdin:
     url, session_id, what = line.split()
     if what == "asm":
-        rate = trio.run(replay, url, session_id)
+        rate = trio.run(store_append.replay, url, session_id)
     else:  # the raw cursor, decoding each page as "what" says
-        sys.path.insert(0, sys.argv[1])
-        import store_append
         from asm_sqlalchemy._rows import decode_log
         decode = {
             "floor": store_append._loads_all,
