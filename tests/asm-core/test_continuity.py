@@ -145,6 +145,30 @@ def pairs_hold(entries: tuple[Entry, ...]) -> bool:
     return not open_calls
 
 
+def test_a_turns_text_goes_before_all_its_calls_when_one_is_answered_already() -> None:
+    # Found by the property below: the turn's text came between its calls, after the answered one.
+    run = [
+        RunStarted("p"),
+        MessageSent("q0"),
+        ToolCallStarted("c3", "tool", {}),
+        ToolCallStarted("c0", "tool", {}),
+        ToolCallCompleted("c3", "tool", "late"),
+        MessageReceived(""),
+        RunCompleted(),
+    ]
+    events = [asm.Event.new(d, session_id="ses", run_id="r0").with_seq(n) for n, d in enumerate(run, 1)]
+    t = build_transcript("ses", events)
+    assert shape(t) == [
+        ("message", "user", "q0", ""),
+        ("message", "assistant", "", ""),
+        ("call", "c3"),
+        ("call", "c0"),
+        ("result", "c3", ""),
+        ("result", "c0", "synthetic"),
+    ]
+    assert pairs_hold(t.entries)
+
+
 @settings(max_examples=300, deadline=None)
 @given(events=cut_session_logs())
 def test_any_runs_cut_at_any_event_make_a_transcript_whose_tool_pairs_hold(events: list[asm.Event]) -> None:

@@ -126,8 +126,7 @@ class _Builder:
             # The text of the turn that asked for these calls: an HTTP provider tells it when the
             # turn's stream ends, after the calls started and before their results. It goes before them.
             run.answered = True
-            first = min(i for i, entry in enumerate(self.entries) if any(entry is call for call in asked))
-            self.entries.insert(first, Entry("message", data.role, data.content, run_id=run_id))
+            self.entries.insert(self._turn_start(), Entry("message", data.role, data.content, run_id=run_id))
         elif isinstance(data, MessageSent | MessageReceived):
             self._close_calls()
             if isinstance(data, MessageReceived):
@@ -172,6 +171,18 @@ class _Builder:
             )
         elif event.type in RUN_END_TYPES:
             self._end_run(run, run_id, completed=event.type is EventType.RUN_COMPLETED)
+
+    def _turn_start(self) -> int:
+        """Where the last turn's calls begin: the calls and results at the end of the
+        entries, back to the first call after anything else or after a result (a call after
+        results starts a new turn). Some of the turn's calls may be answered already."""
+        entries = self.entries
+        first = len(entries)
+        while first > 0 and entries[first - 1].kind in ("tool_call", "tool_result"):
+            if first < len(entries) and entries[first - 1].kind == "tool_result" and entries[first].kind == "tool_call":
+                break
+            first -= 1
+        return first
 
     def _flush_thinking(self, run: _Run, run_id: str | None) -> None:
         text = "".join(run.thinking)
