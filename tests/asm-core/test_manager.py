@@ -79,6 +79,32 @@ async def test_callbacks_see_an_event_only_after_the_store_has_it(store: InMemor
     assert checked == await store.latest_seq(run.session_id)
 
 
+async def test_the_memory_store_keeps_the_very_events_delivered_in_seq_order(store: InMemorySessionStore) -> None:
+    # The write queue hands its events over to the in-memory store (sequenced in place):
+    # what the callback saw is what is stored, seq gap-free, and a re-append is idempotent.
+    chunks = [f"c{i} " for i in range(2_500)]
+    delivered: list[Event] = []
+    run = await SessionManager(store, provider=ScriptedProvider(chunks)).run_once("go", on_event=delivered.append)
+    stored = (await store.read_events(run.session_id)).events
+    assert list(stored) == delivered and [e.seq for e in stored] == list(range(1, len(stored) + 1))
+    assert "".join(e.data.delta for e in stored if isinstance(e.data, MessageStreamed)) == "".join(chunks)
+    again = await store.append_events([attrs.evolve(delivered[5], seq=None)])
+    assert again == [delivered[5]] and await store.latest_seq(run.session_id) == len(stored)
+
+
+async def test_a_store_that_overrides_append_events_gets_every_event_through_it() -> None:
+    class Counting(InMemorySessionStore):
+        appended = 0
+
+        async def append_events(self, events: Sequence[Event]) -> list[Event]:
+            self.appended += len(events)
+            return await super().append_events(events)
+
+    store = Counting()
+    run = await SessionManager(store, provider=ScriptedProvider(["a", "b", "c"])).run_once("go")
+    assert store.appended == await store.latest_seq(run.session_id)
+
+
 async def test_a_slow_consumer_holds_the_provider_back_and_loses_nothing(store: InMemorySessionStore) -> None:
     chunks = [f"c{i} " for i in range(300)]
     manager = SessionManager(store, provider=ScriptedProvider(chunks), event_buffer_size=4)

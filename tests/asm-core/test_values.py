@@ -24,6 +24,7 @@ from asm.errors import (
     ValidationError,
     is_retryable,
 )
+from asm.events import Event, MessageStreamed
 from asm.model import ErrorInfo, ProviderError, new_id, truncate_text
 
 
@@ -79,6 +80,15 @@ def test_ids_are_unique_and_sort_by_creation_time() -> None:
     assert re.fullmatch(r"evt_[0-9a-f]{32}", earlier) and earlier < later
     assert before_ms <= int(earlier[4:16], 16) <= time.time_ns() // 1_000_000
     assert len({new_id("evt") for _ in range(10_000)}) == 10_000
+
+
+def test_an_events_time_is_the_millisecond_of_its_id_and_never_runs_backwards() -> None:
+    events = [Event.new(MessageStreamed(f"{n}"), session_id="ses_1") for n in range(5_000)]
+    for event in events:
+        assert event.at.tzinfo is not None and event.at.microsecond % 1000 == 0
+        assert round(event.at.timestamp() * 1000) == int(event.id[4:16], 16)
+    assert [e.at for e in events] == sorted(e.at for e in events)
+    assert [e.id for e in events] == sorted(e.id for e in events)
 
 
 def test_run_input_accepts_prompts_and_messages() -> None:

@@ -18,32 +18,25 @@ import contextlib
 import contextvars
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
-from decimal import Decimal
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import trio
 
+from asm._run_gate import RunGate
 from asm._trio import single_errors
 from asm._unicode import scrub
+from asm._write_queue import WriteQueue, new_event
 from asm.continuity import WINDOW_SHARE, Continuation, estimate_tokens, plan, replay
 from asm.cost import Pricing
 from asm.errors import AsmError
 from asm.events import (
     LIFECYCLE_TYPES,
     RUN_END_TYPES,
-    ApprovalDenied,
-    ApprovalGranted,
-    ApprovalRequested,
-    CostUpdated,
-    ErrorOccurred,
     ErrorRecovered,
     Event,
     EventData,
-    EventType,
     MessageSent,
-    MessageStreamed,
-    PolicyViolation,
     RunCancelled,
     RunCompleted,
     RunFailed,
@@ -56,14 +49,9 @@ from asm.events import (
     SessionPaused,
     SessionResumed,
     SessionStarted,
-    ThinkingStreamed,
-    TokenUsageUpdated,
-    ToolCallStarted,
-    _fresh_event,
 )
 from asm.model import (
     Capabilities,
-    Cost,
     ErrorInfo,
     ProviderError,
     Run,
@@ -77,7 +65,7 @@ from asm.model import (
 )
 from asm.owners import current_owner, reporting_process_groups, with_process_group
 from asm.plugins import PluginRegistry
-from asm.policy import Policy, PolicyGuard, ToolAction, Violation, cli_tool_lists, merge_policies
+from asm.policy import Policy, PolicyGuard, cli_tool_lists, merge_policies
 from asm.ports import ArtifactStore, EventCallback, Provider, SessionStore
 from asm.states import RunStatus, SessionStatus, check_run_transition, check_session_transition
 from asm.stores import claim_refused
@@ -431,15 +419,22 @@ class SessionManager:
             with single_errors():
                 async with trio.open_nursery() as nursery:
                     guard = PolicyGuard(policy) if policy is not None else None
-                    writer = _RunWriter(
-                        self, run, chosen.name, on_event, active, guard, judge_tool_starts=not _authorizes(chosen)
+                    queue = WriteQueue(self, run.session_id, run.id, chosen.name, on_event, active.cancel)
+                    gate = RunGate(
+                        self,
+                        run,
+                        queue,
+                        active,
+                        guard,
+                        model=_option_model(run.input),
+                        judge_tool_starts=not _authorizes(chosen),
                     )
-                    nursery.start_soon(writer.run)
+                    nursery.start_soon(queue.run)
                     watchdog = trio.CancelScope()
                     if guard is not None and guard.policy.limits.max_duration_s is not None:
-                        nursery.start_soon(writer.watch_duration, watchdog, guard.policy.limits.max_duration_s)
+                        nursery.start_soon(gate.watch_duration, watchdog, guard.policy.limits.max_duration_s)
                     try:
-                        return await self._drive(session, run, provider_input, chosen, writer, active, limit, workspace)
+                        return await self._drive(session, run, provider_input, chosen, gate, active, limit, workspace)
                     finally:
                         watchdog.cancel()
         finally:
@@ -468,7 +463,7 @@ class SessionManager:
         run: Run,
         provider_input: RunInput,
         provider: Provider,
-        writer: _RunWriter,
+        gate: RunGate,
         active: _ActiveRun,
         limit: float | None,
         workspace: RunWorkspace | None,
@@ -489,25 +484,25 @@ class SessionManager:
             with trio.move_on_after(float("inf") if limit is None else limit) as deadline:
                 try:
                     await self._call_hook("asm_run_starting", session=session, run=run)
-                    writer.model = _planned_model(provider, run.input)
+                    gate.model = _planned_model(provider, run.input)
                     lacking = _capabilities(provider).missing(run.input.optional_capabilities)
                     refused: AsmError | None = None
                     try:
-                        continued = await self._continue(run, provider, writer.model)
+                        continued = await self._continue(run, provider, gate.model)
                     except AsmError as exc:  # told after run_started: every run starts the same way
                         continued, refused = Continuation(), exc
-                    await writer.publish(RunStarted(provider.name, writer.model, lacking, continued.mode))
+                    await gate.queue.put(RunStarted(provider.name, gate.model, lacking, continued.mode))
                     for message in continued.messages or run.input.messages:  # what the provider is sent
-                        await writer.publish(MessageSent(message.content, message.role))
+                        await gate.queue.put(MessageSent(message.content, message.role))
                     if refused is not None:
                         raise refused
                     if continued.truncated is not None:
-                        await writer.publish(continued.truncated)
+                        await gate.queue.put(continued.truncated)
                     if workspace is not None:
-                        await workspace.begin(writer.publish)  # fails the run before the provider starts
+                        await workspace.begin(gate.queue.put)  # fails the run before the provider starts
                     with reporting_process_groups(own_group):
-                        returned = await self._execute(provider, provider_input, continued, run, writer)
-                    await writer.judge_result(returned)
+                        returned = await self._execute(provider, provider_input, continued, run, gate)
+                    await gate.judge_result(returned)
                     # Cancelled (a policy, cancel_run) before the provider returned without
                     # reaching another checkpoint: the cancel stands, whatever it returned.
                     result = None if active.scope.cancel_called else returned
@@ -526,39 +521,37 @@ class SessionManager:
                         info = ErrorInfo("cancelled", "run was cancelled (caller cancelled)")
                         cancelled = RunCancelled("caller cancelled")
                         await self._finish(
-                            session, run, writer, RunStatus.CANCELLED, cancelled, error=info, workspace=workspace
+                            session, run, gate, RunStatus.CANCELLED, cancelled, error=info, workspace=workspace
                         )
                     raise
         with trio.CancelScope(shield=True):
-            await writer.settle(returned)
-            await writer.close()  # the outcome depends on whether everything emitted was stored and delivered
-        if writer.error is not None:
-            error = writer.error
+            await gate.settle(returned)
+            await gate.queue.close()  # the outcome depends on whether everything emitted was stored and delivered
+        if gate.queue.error is not None:
+            error = gate.queue.error
         data: EventData
         if error is not None:
             info = _error_info(error, self)
             data = RunFailed(info.code, info.message, info.retryable, info.provider_error)
-            return await self._finish(session, run, writer, RunStatus.FAILED, data, error=info, workspace=workspace)
+            return await self._finish(session, run, gate, RunStatus.FAILED, data, error=info, workspace=workspace)
         if deadline.cancelled_caught:
             timeout_s = float(limit or 0.0)
             why = f"run exceeded its timeout of {timeout_s:g}s; raise the timeout"
             info = ErrorInfo("timeout", why, True, details={"timeout_s": timeout_s})
             timed_out = RunTimeout(timeout_s)
-            return await self._finish(
-                session, run, writer, RunStatus.TIMEOUT, timed_out, error=info, workspace=workspace
-            )
+            return await self._finish(session, run, gate, RunStatus.TIMEOUT, timed_out, error=info, workspace=workspace)
         if result is None:
             reason = active.reason or "cancelled"
             info = ErrorInfo("cancelled", f"run was cancelled ({reason})")
             cancelled = RunCancelled(reason)
-            usage = _final_usage(returned, writer)
+            usage = _final_usage(returned, gate)
             return await self._finish(
-                session, run, writer, RunStatus.CANCELLED, cancelled, error=info, usage=usage, workspace=workspace
+                session, run, gate, RunStatus.CANCELLED, cancelled, error=info, usage=usage, workspace=workspace
             )
-        usage = _final_usage(result, writer)
-        data = RunCompleted(result.stop_reason, usage, writer.model)
+        usage = _final_usage(result, gate)
+        data = RunCompleted(result.stop_reason, usage, gate.model)
         return await self._finish(
-            session, run, writer, RunStatus.COMPLETED, data, result=result, usage=usage, workspace=workspace
+            session, run, gate, RunStatus.COMPLETED, data, result=result, usage=usage, workspace=workspace
         )
 
     async def _continue(self, run: Run, provider: Provider, model: str | None) -> Continuation:
@@ -596,21 +589,21 @@ class SessionManager:
         return count
 
     async def _execute(
-        self, provider: Provider, run_input: RunInput, continued: Continuation, run: Run, writer: _RunWriter
+        self, provider: Provider, run_input: RunInput, continued: Continuation, run: Run, gate: RunGate
     ) -> RunResult:
         """The provider executes the run, continuing the session as planned; a resume id
         the provider no longer knows (``resume_not_found``) falls back to replay, said
         with an ``error_recovered``."""
         try:
-            return await provider.execute(continued.apply(run_input), writer)
+            return await provider.execute(continued.apply(run_input), gate)
         except AsmError as exc:
             if exc.code != "resume_not_found" or continued.resume_id is None:
                 raise
-        model = writer.model
+        model = gate.model
         replayed = await replay(
             self.store, run, budget=self._token_budget(model), count=self._token_counter(provider.name, model)
         )
-        await writer.publish(
+        await gate.queue.put(
             ErrorRecovered(
                 "resume_not_found",
                 f"{provider.name} no longer knows conversation {continued.resume_id!r}; "
@@ -618,14 +611,14 @@ class SessionManager:
             )
         )
         if replayed.truncated is not None:
-            await writer.publish(replayed.truncated)
-        return await provider.execute(replayed.apply(run_input), writer)
+            await gate.queue.put(replayed.truncated)
+        return await provider.execute(replayed.apply(run_input), gate)
 
     async def _finish(
         self,
         session: Session,
         run: Run,
-        writer: _RunWriter,
+        gate: RunGate,
         status: RunStatus,
         data: EventData,
         *,
@@ -639,7 +632,7 @@ class SessionManager:
         # can read the finished run. The outcome is decided by now: it is
         # recorded even if the caller is cancelled meanwhile (shielded).
         with trio.CancelScope(shield=True):
-            await writer.close()
+            await gate.queue.close()
             check_run_transition(run.status, status)
             # The workspace's after-work (diff, patch, rollback) is done before the run is final.
             ending = [*(await workspace.end(status.value) if workspace is not None else ()), data]
@@ -649,17 +642,19 @@ class SessionManager:
                 ended_at=utcnow(),
                 result=result,
                 error=error,
-                usage=usage if usage is not None else writer.usage,
-                cost=result.cost if result is not None and result.cost is not None else writer.cost,
-                model=writer.model,
+                usage=usage if usage is not None else gate.usage,
+                cost=result.cost if result is not None and result.cost is not None else gate.cost,
+                model=gate.model,
             )
             await self._save(run)
             # After a consumer failed, the run's end is still recorded, just not re-delivered to it.
-            quiet = writer.error is not None
+            quiet = gate.queue.error is not None
             try:
-                await self._publish(run.session_id, run.id, ending, writer.on_event, provider=run.provider, quiet=quiet)
+                await self._publish(
+                    run.session_id, run.id, ending, gate.queue.on_event, provider=run.provider, quiet=quiet
+                )
             except AsmError:
-                if not writer.store_failed:
+                if not gate.queue.store_failed:
                     raise
                 # An append failed before; the log was worth a try (the error may have been transient).
             await self._call_hook("asm_run_finished", session=session, run=run)
@@ -885,7 +880,7 @@ class SessionManager:
         """The events to store for ``data``: as the ``asm_transform_event`` hooks
         leave it — usually the one event, but a hook may hold it back (streamed
         text, ``[]``) or release events before it (a list)."""
-        events = [_new_event(session_id, run_id, data, provider)]
+        events = [new_event(session_id, run_id, data, provider)]
         for plugin_name, transform in self._transforms:
             transformed: list[Event] = []
             for event in events:
@@ -966,10 +961,6 @@ class SessionManager:
             ) from exc
 
 
-#: What a provider may not emit: the lifecycle (the manager's) and compaction markers (a store's).
-_NOT_FROM_PROVIDERS: Final = LIFECYCLE_TYPES | {EventType.EVENTS_COMPACTED, EventType.RUN_INTERRUPTED}
-
-
 def _direct_event_hooks(hook: Callable[..., list[Any]] | None) -> list[Callable[[Event], Any]] | None:
     """The ``asm_event`` implementations to call directly, in pluggy's order (last
     registered first), or ``None`` to call them through pluggy (a hook wrapper).
@@ -1006,9 +997,9 @@ def _end_event(run: Run) -> EventData:
     return RunFailed(error.code, error.message, error.retryable, error.provider_error)
 
 
-def _final_usage(result: RunResult | None, writer: _RunWriter) -> TokenUsage:
+def _final_usage(result: RunResult | None, gate: RunGate) -> TokenUsage:
     """The provider's own final figure if it gave one, else the sum of its updates."""
-    return result.usage if result is not None and result.usage != TokenUsage() else writer.usage
+    return result.usage if result is not None and result.usage != TokenUsage() else gate.usage
 
 
 def _transform_event(
@@ -1068,22 +1059,6 @@ def _checked_transform(plugin_name: str, event: Event, replaced: object) -> list
             details={"plugin": plugin_name},
         )
     return events
-
-
-def _new_event(session_id: str, run_id: str | None, data: EventData, provider: str | None) -> Event:
-    """The event for ``data`` before the ``asm_transform_event`` hooks: text that is not
-    valid Unicode is recorded with U+FFFD in its place (asm._unicode)."""
-    if not _ascii_delta(data):
-        data = scrub(data)
-    return _fresh_event(session_id, run_id, data, provider)
-
-
-def _ascii_delta(data: EventData) -> bool:
-    """A streamed delta of ASCII text: the usual event, with nothing for ``scrub`` to
-    replace, so it is not walked (a check in O(1): ``str.isascii`` reads a flag)."""
-    if isinstance(data, MessageStreamed):
-        return data.delta.isascii() and (data.stream is None or data.stream.isascii())
-    return isinstance(data, ThinkingStreamed) and data.delta.isascii()
 
 
 def _run_input(
@@ -1158,335 +1133,3 @@ def _error_info(error: AsmError | ErrorInfo | str, manager: SessionManager | Non
         )
         info = attrs.evolve(info, provider_error=cut)
     return info
-
-
-class _RunWriter:
-    """Per-run bounded write queue and the task that commits it in batches.
-
-    It is the ``emit`` (:class:`asm.ports.Emit`) the provider gets."""
-
-    def __init__(
-        self,
-        manager: SessionManager,
-        run: Run,
-        provider: str,
-        on_event: EventCallback | None,
-        active: _ActiveRun,
-        guard: PolicyGuard | None = None,
-        *,
-        judge_tool_starts: bool = True,
-    ) -> None:
-        self._manager = manager
-        self._judge_tool_starts = judge_tool_starts
-        self._active = active
-        self._guard = guard
-        self._authorized: set[str] = set()
-        self._run = run
-        self._session_id = run.session_id
-        self._run_id = run.id
-        self._provider = provider
-        self.on_event = on_event
-        self._capacity = manager.event_buffer_size
-        self.error_text_max_bytes = manager.error_text_max_bytes
-        self.error_text_max_lines = manager.error_text_max_lines
-        self._buffer: list[Event] = []
-        self._has_work = trio.Event()
-        self._has_space = trio.Event()
-        self._done = trio.Event()
-        self._closed = False
-        self.usage = TokenUsage()
-        self.error: AsmError | None = None
-        self.store_failed = False
-        #: the run's model: planned before it starts, then as the provider reports it
-        self.model: str | None = _option_model(run.input)
-        self._computed_cost: Cost | None = Cost() if manager.pricing is not None else None
-        self._reported_cost: Cost | None = None
-        self._unpriced: set[str | None] = set()
-
-    @property
-    def cost(self) -> Cost | None:
-        """The run's cost so far: the provider's own figure if it reports one, else
-        computed from its tokens; ``None`` while any tokens were spent on an unpriced model."""
-        return self._reported_cost if self._reported_cost is not None else self._computed_cost
-
-    @property
-    def pricing(self) -> Pricing | None:
-        """The runtime's pricing tables (:class:`asm.ports.BudgetView`)."""
-        return self._manager.pricing
-
-    def remaining_cost_usd(self) -> Decimal | None:
-        """The run's cost budget left (:class:`asm.ports.BudgetView`): its policies'
-        tightest ``max_cost_usd`` less what it has cost so far; ``None`` without one."""
-        bound = self._guard.policy.limits.max_cost_usd if self._guard is not None else None
-        if bound is None:
-            return None
-        spent = self.cost
-        return max(Decimal(0), bound - (spent.total_usd if spent is not None else Decimal(0)))
-
-    async def __call__(self, data: EventData, /) -> None:
-        """Queue one payload from the provider (waits only while the queue is full)."""
-        if self._active.cancelled:
-            await trio.lowlevel.checkpoint()  # a cancelled run takes no more events: raise Cancelled now
-        if type(data) is MessageStreamed:  # the usual payload: none of the checks below concern it
-            if (
-                data.stream is None
-                and data.delta.isascii()  # nothing for scrub to replace (see _ascii_delta)
-                and not self._closed
-                and self.error is None
-                and not self._manager._transforms
-            ):
-                # publish(), inlined for the one event of a delta that no hook sees.
-                buffer = self._buffer
-                buffer.append(_fresh_event(self._session_id, self._run_id, data, self._provider))
-                self._has_work.set()
-                if len(buffer) >= self._capacity:
-                    await self._wait_for_space()
-                return
-            await self.publish(data)
-            return
-        if not isinstance(data, EventData) or data.type in _NOT_FROM_PROVIDERS:
-            raise AsmError(
-                "validation_error",
-                f"provider {self._provider!r} emitted {data!r}; providers emit content payloads from asm.events, "
-                "and the manager emits the lifecycle ones (a store the compaction markers, and whoever takes a "
-                "run over its run_interrupted)",
-            )
-        guard = self._guard
-        if isinstance(data, TokenUsageUpdated):
-            self.usage = self.usage + data.usage
-            self.model = data.model or self.model
-            await self.publish(data)
-            if guard is not None:
-                await self._enforce(guard.on_usage(data.usage.input_tokens, data.usage.output_tokens))
-            await self._price(data)
-            return
-        if isinstance(data, CostUpdated):
-            self._reported_cost = data.cost
-            self.model = data.model or self.model
-            await self.publish(data)
-            if guard is not None:
-                await self._enforce(guard.on_cost(data.cost.total_usd))
-            return
-        if isinstance(data, ToolCallStarted) and guard is not None:
-            await self.publish(data)
-            await self._enforce(guard.on_tool_call())
-            if self._judge_tool_starts and data.tool_call_id not in self._authorized:
-                await self._judge_tool_call(guard, data)
-            return
-        if type(data) is ErrorOccurred and data.provider_error is not None:
-            limits = self._manager
-            cut = data.provider_error.truncated_to(
-                max_bytes=limits.error_text_max_bytes, max_lines=limits.error_text_max_lines
-            )
-            data = attrs.evolve(data, provider_error=cut)
-        await self.publish(data)
-
-    async def _price(self, update: TokenUsageUpdated) -> None:
-        pricing = self._manager.pricing
-        if pricing is None or self._reported_cost is not None:
-            return
-        model = update.model or self.model
-        increment = pricing.cost(model, update.usage)
-        if increment is None:
-            # Said once, at the end (settle): the provider may still report its own cost.
-            self._computed_cost = None
-            self._unpriced.add(model)
-            return
-        if self._computed_cost is not None:
-            self._computed_cost = self._computed_cost + increment
-            await self.publish(CostUpdated(self._computed_cost, model))
-            if self._guard is not None:
-                await self._enforce(self._guard.on_cost(self._computed_cost.total_usd))
-
-    async def settle(self, result: RunResult | None) -> None:
-        """At the run's end, before its terminal event: take the model and cost the
-        provider's result reports, then, if tokens went to a model no table prices
-        and the provider reported no cost of its own, say once per such model that
-        the run's cost is unknown (``error_occurred``, code ``cost_unknown``)."""
-        if result is not None:
-            self.model = result.model or self.model
-            if result.cost is not None:
-                self._reported_cost = result.cost
-        if self.cost is not None or self.error is not None or self._closed:
-            return
-        for model in sorted(self._unpriced, key=lambda m: m or ""):
-            why = (
-                f"no price for model {model!r}; add it under [pricing.<table>.models] in asm.toml"
-                if model
-                else f"the provider reported tokens without naming the model; set 'model' in "
-                f"[providers.{self._provider}] or pass options={{'model': ...}}"
-            )
-            await self.publish(ErrorOccurred("cost_unknown", f"the run's cost is unknown: {why}"))
-
-    async def _enforce(self, violations: list[Violation]) -> None:
-        """Record each violation; cancel the run if one says so (reason: its policy)."""
-        if self._closed:
-            return
-        for violation in violations:
-            await self.publish(PolicyViolation(violation.policy, violation.kind, violation.action, violation.details))
-            if violation.action == "cancel" and not self._active.cancelled:
-                self._active.reason = violation.policy
-                self._active.cancel()
-
-    async def judge_result(self, result: RunResult) -> None:
-        """Judge the provider's final figures against the limits: usage or cost that
-        only its result reports (or that exceeds what its updates said) counts too."""
-        guard = self._guard
-        if guard is None:
-            return
-        extra_in = max(0, result.usage.input_tokens - guard.usage_in)
-        extra_out = max(0, result.usage.output_tokens - guard.usage_out)
-        if extra_in or extra_out:
-            await self._enforce(guard.on_usage(extra_in, extra_out))
-        if result.cost is not None:
-            await self._enforce(guard.on_cost(result.cost.total_usd))
-
-    async def _judge_tool_call(self, guard: PolicyGuard, call: ToolCallStarted) -> None:
-        # A tool the provider ran without asking (a CLI's own loop): judged as it starts.
-        action = guard.policy.tool_action(call.tool_name)
-        if action is ToolAction.DENY:
-            kind = "tool_denied"
-        elif action is ToolAction.ASK and not await self.request_approval(
-            call.tool_call_id, call.tool_name, call.tool_input, policy=guard.tool_owner(call.tool_name, action)
-        ):
-            kind = "tool_not_approved"
-        else:
-            return
-        owner = guard.tool_owner(call.tool_name, action)
-        details = {"tool_name": call.tool_name, "tool_call_id": call.tool_call_id}
-        await self._enforce([Violation(owner, kind, guard.policy.on_violation, details)])
-
-    async def watch_duration(self, scope: trio.CancelScope, seconds: float) -> None:
-        """Enforce ``max_duration_s``: after ``seconds``, the run is over its time budget."""
-        with scope:
-            await trio.sleep(seconds)
-            if self._guard is not None:
-                await self._enforce(self._guard.on_duration(seconds))
-
-    async def authorize_tool(
-        self, tool_call_id: str, tool_name: str, tool_input: dict[str, Any], *, default: str = "allow"
-    ) -> bool:
-        """May the provider run this tool call? Providers that run tools themselves
-        call this before ``tool_call_started``. The policies decide (``deny`` →
-        refused with a ``policy_violation``, ``ask`` → the approval hook); where
-        they say nothing, ``default`` does (from the provider's permission mode:
-        ``allow``, ``ask`` or ``deny``). ``default="deny"`` refuses everything."""
-        self._authorized.add(tool_call_id)
-        guard = self._guard
-        action = guard.policy.tool_action(tool_name) if guard is not None else None
-        if default == "deny":
-            await self.publish(
-                ApprovalDenied(tool_call_id, tool_name, "the provider's permission mode denies all tools")
-            )
-            return False
-        if action is ToolAction.DENY and guard is not None:
-            owner = guard.tool_owner(tool_name, action)
-            details = {"tool_name": tool_name, "tool_call_id": tool_call_id}
-            await self.publish(PolicyViolation(owner, "tool_denied", "denied", details))
-            return False
-        if action is ToolAction.ASK or (action is None and default == "ask"):
-            asker = guard.tool_owner(tool_name, action) if guard is not None and action is not None else None
-            return await self.request_approval(tool_call_id, tool_name, tool_input, policy=asker)
-        return True
-
-    async def publish(self, data: EventData) -> None:
-        if self._closed:
-            raise AsmError("invalid_operation", f"run {self._run_id} has ended; its emit can no longer be used")
-        if self.error is not None:
-            raise self.error
-        manager = self._manager
-        if manager._transforms:
-            self._buffer.extend(await manager._make_events(self._session_id, self._run_id, data, self._provider))
-        else:  # no hook to run: the one event, without a coroutine and a list for it
-            self._buffer.append(_new_event(self._session_id, self._run_id, data, self._provider))
-        self._has_work.set()
-        if len(self._buffer) >= self._capacity:
-            await self._wait_for_space()
-
-    async def _wait_for_space(self) -> None:
-        """Wait while the queue is full (backpressure on the provider)."""
-        while len(self._buffer) >= self._capacity and self.error is None and not self._done.is_set():
-            if self._has_space.is_set():
-                self._has_space = trio.Event()  # shared by every task waiting for room
-            await self._has_space.wait()
-
-    async def request_approval(
-        self, tool_call_id: str, tool_name: str, tool_input: dict[str, Any], *, policy: str | None = None
-    ) -> bool:
-        """Emit ``approval_requested``, ask the ``asm_approve_tool`` hook, emit
-        the answer (``approval_granted`` / ``approval_denied``) and return it.
-        With no hook answering, or none within ``approval_timeout``, the call is denied."""
-        request = ApprovalRequested(tool_call_id, tool_name, dict(tool_input), policy)
-        await self.publish(request)
-        answer: object = None
-        plugins = self._manager.plugins
-        timeout = self._manager.approval_timeout
-        deadline = trio.move_on_after(float("inf") if timeout is None else timeout)
-        with deadline:
-            # firstresult by hand: an async implementation's None must pass the question on.
-            for impl in reversed(plugins.hook.asm_approve_tool.get_hookimpls()) if plugins is not None else ():
-                offered = {"request": request, "run": self._run}
-                answer = impl.function(*(offered[name] for name in impl.argnames))
-                if inspect.isawaitable(answer):
-                    answer = await answer
-                if answer is not None:
-                    break
-        if answer is True:
-            await self.publish(ApprovalGranted(tool_call_id, tool_name))
-            return True
-        if deadline.cancelled_caught:
-            reason = f"no answer within {timeout:g}s"
-        elif answer is False:
-            reason = "denied by the approval hook"
-        else:
-            reason = "no approval hook answered"
-        await self.publish(ApprovalDenied(tool_call_id, tool_name, reason))
-        return False
-
-    async def run(self) -> None:
-        try:
-            while True:
-                if not self._buffer:
-                    if self._closed:
-                        return
-                    self._has_work = trio.Event()
-                    await self._has_work.wait()
-                    continue
-                await self._flush()
-        except AsmError as exc:
-            self.error = exc
-            self._active.cancel()
-        except Exception as exc:  # noqa: BLE001 - a consumer's bug fails the run it watches
-            self.error = AsmError("internal_error", f"an event consumer of run {self._run_id} raised {exc!r}")
-            self._active.cancel()
-        finally:
-            if self._buffer and self.error is None:
-                # Cancelled from outside: what was accepted is still stored.
-                with trio.CancelScope(shield=True):
-                    try:
-                        await self._flush(deliver=False)
-                    except AsmError as exc:
-                        self.error = exc
-            self._has_space.set()
-            self._done.set()
-
-    async def _flush(self, *, deliver: bool = True) -> None:
-        batch, self._buffer = self._buffer, []
-        self._has_space.set()
-        with trio.CancelScope(shield=True):
-            try:
-                stored = await self._manager.store.append_events(batch)
-            except AsmError:
-                self.store_failed = True
-                raise
-            except Exception as exc:
-                self.store_failed = True
-                raise AsmError("storage_write_failed", f"the store failed to append events: {exc!r}") from exc
-        if deliver:
-            await self._manager._deliver(stored, self.on_event)
-
-    async def close(self) -> None:
-        """Stop accepting events and wait until everything queued is stored and delivered."""
-        self._closed = True
-        self._has_work.set()
-        await self._done.wait()

@@ -13,7 +13,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -58,19 +58,26 @@ def _id_counter() -> Callable[[], int]:
     return itertools.count((1 << 79) | int.from_bytes(os.urandom(10), "big") >> 2).__next__
 
 
-#: This process's id counter; a forked child starts its own at a new random point.
-_next_id = _id_counter()
-#: (Unix milliseconds, ``"_"`` + them in 12 hex digits) of the last id made: one tuple, swapped whole.
-_id_time: list[tuple[int, str]] = [(-1, "")]
+#: This process's id counter (``_ids[0]()``); a forked child starts its own at a new random point.
+_ids: list[Callable[[], int]] = [_id_counter()]
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+#: The millisecond of the last id made: (Unix milliseconds, ``"_"`` + them in 12 hex
+#: digits, that millisecond as a UTC datetime); one tuple, swapped whole.
+_id_time: list[tuple[int, str, datetime]] = [(-1, "", _EPOCH)]
 
 
 def _reseed_ids() -> None:
-    global _next_id
-    _next_id = _id_counter()
+    _ids[0] = _id_counter()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reseed_ids)
+
+
+def _tick(ms: int) -> tuple[int, str, datetime]:
+    """The id time of Unix millisecond ``ms``, cached as the current one."""
+    stamp = _id_time[0] = (ms, f"_{ms:012x}", _EPOCH + timedelta(milliseconds=ms))
+    return stamp
 
 
 def new_id(prefix: str) -> str:
@@ -82,18 +89,18 @@ def new_id(prefix: str) -> str:
     database index on them grows at its end instead of being written all over
     (several times cheaper per event stored). Two processes' ids of the same
     millisecond differ unless their counters, each started at one of 2**78
-    random points, overlap.
+    random points, overlap. (``asm.events`` makes events' ids the same way,
+    inlined, with the millisecond as the event's time.)
 
     >>> a, b = new_id("evt"), new_id("evt")
     >>> a.startswith("evt_") and len(a) == 36 and a < b
     True
     """
     ms = time.time_ns() // 1_000_000
-    cached = _id_time[0]
-    if cached[0] != ms:
-        cached = (ms, f"_{ms:012x}")
-        _id_time[0] = cached
-    return prefix + cached[1] + _next_id().to_bytes(10, "big").hex()
+    stamp = _id_time[0]
+    if stamp[0] != ms:
+        stamp = _tick(ms)
+    return prefix + stamp[1] + _ids[0]().to_bytes(10, "big").hex()
 
 
 def utcnow() -> datetime:
