@@ -418,6 +418,24 @@ async def test_json_line_reader_skips_and_reports_bad_lines() -> None:
     assert all(isinstance(e, ErrorOccurred) and e.error_code == "provider_output" for e in emit.items)
 
 
+async def test_json_line_reader_reads_what_json_reads_invalid_utf8_replaced() -> None:
+    # orjson (when installed) refuses these lines; they are read as the standard library reads them.
+    raw = [b'{"text": "ok \xff\xfe"}', b'{"x": NaN}', b'{"n": ' + b"9" * 30 + b"}", b'{"plain": "\xc3\xa9"}']
+    output = b"\n".join(raw) + b"\n"
+    argv = script(f"import sys; sys.stdout.buffer.write({output!r})")
+    emit = _Collect()
+    async with open_cli_process(argv, provider="test") as proc:
+        reader = JsonLineReader(proc, emit)
+        values = []
+        while batch := await reader.receive():
+            values.extend(batch)
+        await proc.wait()
+    assert values[0] == {"text": "ok \ufffd\ufffd"} and values[1]["x"] != values[1]["x"]  # NaN
+    # An integer beyond 64 bits: a float when orjson reads it (as asm.sse reads API events).
+    assert values[2]["n"] == pytest.approx(1e30) and values[3] == {"plain": "é"}
+    assert reader.bad_lines == 0 and emit.items == []
+
+
 def test_stream_json_translator() -> None:
     translator = StreamJsonTranslator("test", max_turns=1)
     delta = {"type": "content_block_delta", "delta": {"type": "thinking_delta", "thinking": "hm"}}

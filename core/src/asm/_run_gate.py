@@ -30,6 +30,7 @@ from asm.events import (
     EventType,
     MessageStreamed,
     PolicyViolation,
+    ThinkingStreamed,
     TokenUsageUpdated,
     ToolCallStarted,
     _fresh_event,
@@ -103,11 +104,13 @@ class RunGate:
         """Judge one payload from the provider and queue it (waits only while the queue is full)."""
         if self._active.cancelled:
             await trio.lowlevel.checkpoint()  # a cancelled run takes no more events: raise Cancelled now
-        if type(data) is MessageStreamed:  # the usual payload: none of the checks below concern it
+        # The usual payloads, streamed text: none of the checks below concerns them.
+        if type(data) is MessageStreamed or type(data) is ThinkingStreamed:
             queue = self.queue
-            if queue.takes_fresh and data.stream is None and data.delta.isascii():
-                # queue.put(), inlined for the one event of a delta that nothing needs to look at
-                # (ASCII: nothing for scrub to replace, see asm._write_queue._ascii_delta).
+            # A delta of ASCII text (nothing for scrub to replace: asm._write_queue._ascii_delta),
+            # not a command's stdout/stderr.
+            if queue.takes_fresh and data.delta.isascii() and getattr(data, "stream", None) is None:
+                # queue.put(), inlined for the one event of a delta that nothing needs to look at.
                 buffer = queue.buffer
                 buffer.append(_fresh_event(self._session_id, self._run_id, data, self._provider))
                 if queue.idle:
