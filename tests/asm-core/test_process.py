@@ -402,16 +402,21 @@ class _Collect:
         return False
 
 
-async def test_json_line_reader_skips_and_reports_bad_lines() -> None:
-    lines = ['{"a": 1}', "not json", "[1, 2]", '{"b": 2}'] + [f"bad {i}" for i in range(10)]
-    argv = script(f"print({chr(10).join(lines)!r})")
+async def read_json_lines(output: bytes) -> tuple[list[dict[str, object]], JsonLineReader, _Collect]:
+    """What a JsonLineReader reads from a process printing ``output``, the reader, what it emitted."""
     emit = _Collect()
-    async with open_cli_process(argv, provider="test") as proc:
+    async with open_cli_process(script(f"import sys; sys.stdout.buffer.write({output!r})"), provider="test") as proc:
         reader = JsonLineReader(proc, emit)
         values = []
         while batch := await reader.receive():
             values.extend(batch)
         await proc.wait()
+    return values, reader, emit
+
+
+async def test_json_line_reader_skips_and_reports_bad_lines() -> None:
+    lines = ['{"a": 1}', "not json", "[1, 2]", '{"b": 2}'] + [f"bad {i}" for i in range(10)]
+    values, reader, emit = await read_json_lines("\n".join(lines).encode() + b"\n")
     assert values == [{"a": 1}, {"b": 2}]
     assert reader.bad_lines == 12
     assert len(emit.items) == 5  # at most max_reports
@@ -421,15 +426,7 @@ async def test_json_line_reader_skips_and_reports_bad_lines() -> None:
 async def test_json_line_reader_reads_what_json_reads_invalid_utf8_replaced() -> None:
     # orjson (when installed) refuses these lines; they are read as the standard library reads them.
     raw = [b'{"text": "ok \xff\xfe"}', b'{"x": NaN}', b'{"n": ' + b"9" * 30 + b"}", b'{"plain": "\xc3\xa9"}']
-    output = b"\n".join(raw) + b"\n"
-    argv = script(f"import sys; sys.stdout.buffer.write({output!r})")
-    emit = _Collect()
-    async with open_cli_process(argv, provider="test") as proc:
-        reader = JsonLineReader(proc, emit)
-        values = []
-        while batch := await reader.receive():
-            values.extend(batch)
-        await proc.wait()
+    values, reader, emit = await read_json_lines(b"\n".join(raw) + b"\n")
     assert values[0] == {"text": "ok \ufffd\ufffd"} and values[1]["x"] != values[1]["x"]  # NaN
     # An integer beyond 64 bits: a float when orjson reads it (as asm.sse reads API events).
     assert values[2]["n"] == pytest.approx(1e30) and values[3] == {"plain": "é"}
