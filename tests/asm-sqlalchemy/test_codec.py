@@ -245,11 +245,14 @@ def test_reading_a_page_pauses_the_collector_and_restores_it() -> None:
 # -- lean bodies (revision 0004): the columns hold the envelope, the body the rest ---------------
 
 
-def _stored_row(event: Event, body: str, *, sqlite: bool) -> tuple[object, ...]:
-    """The row the store writes for ``event`` (seq set): ``at`` naive UTC, text on SQLite
-    and a datetime on PostgreSQL, as each driver hands it back."""
+def _stored_row(event: Event, body: str, *, sqlite: bool | str) -> tuple[object, ...]:
+    """The row the store writes for ``event`` (seq set): ``at`` naive UTC, as each driver hands
+    it back: text on SQLite, a datetime on PostgreSQL (``"aware"``: in UTC, as
+    ``at AT TIME ZONE 'UTC'`` reads it)."""
     naive = event.at.astimezone(UTC).replace(tzinfo=None) if event.at.tzinfo is not None else event.at
-    at: object = naive.isoformat(sep=" ", timespec="microseconds") if sqlite else naive
+    at: object = naive.isoformat(sep=" ", timespec="microseconds") if sqlite is True else naive
+    if sqlite == "aware":
+        at = naive.replace(tzinfo=UTC)
     return (event.session_id, event.seq, event.id, event.run_id, event.type.value, at, event.provider,
             event.schema_version, body)  # fmt: skip
 
@@ -262,8 +265,8 @@ def _read(decode: Callable[[], Event]) -> object:
     return (event, event_to_json(event), type(event.data))
 
 
-@given(strategies.events(), st.integers(1, 2**62), st.booleans())
-def test_any_event_round_trips_a_lean_body_byte_for_byte(event: Event, seq: int, sqlite: bool) -> None:
+@given(strategies.events(), st.integers(1, 2**62), st.sampled_from([True, False, "aware"]))
+def test_any_event_round_trips_a_lean_body_byte_for_byte(event: Event, seq: int, sqlite: bool | str) -> None:
     """What a lean row reads back as is the very event stored: == and the same public JSON,
     byte for byte, whether the page decoder or the row decoder reads it."""
     event = event.with_seq(seq)
@@ -325,7 +328,7 @@ def test_a_page_of_streamed_deltas_is_read_without_the_slow_path() -> None:
     ]
     rows = [
         _stored_row(e, encode_event_body(e, e.at.isoformat()), sqlite=sqlite)[1:]
-        for e, sqlite in zip(events, (True, False, True), strict=True)
+        for e, sqlite in zip(events, (True, False, "aware"), strict=True)
     ]
     slow: list[object] = []
     assert decode_page("ses_p", rows, slow.append) == events  # type: ignore[arg-type]

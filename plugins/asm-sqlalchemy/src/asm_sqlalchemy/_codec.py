@@ -37,6 +37,7 @@ from asm.serde import event_from_dict, event_from_json, event_to_json, unstructu
 
 __all__ = [
     "PAGE_COLUMNS",
+    "PAGE_COLUMNS_PG",
     "ROW_COLUMNS",
     "at_in_column",
     "column_at",
@@ -340,6 +341,12 @@ def decode_event_jsons(texts: Iterable[str]) -> list[Event]:
 #: A stored event's columns as the readers here take them (``read_events`` leaves out session_id).
 ROW_COLUMNS: Final = "session_id, seq, id, run_id, type, at, provider, schema_version, body"
 PAGE_COLUMNS: Final = "seq, id, run_id, type, at, provider, schema_version, body"
+#: PAGE_COLUMNS on PostgreSQL: ``at`` as a timestamptz, which psycopg reads (in C) as an aware
+#: datetime in the session's time zone: in UTC under ``SET LOCAL TimeZone = 'UTC'``, the
+#: datetime the event had (``datetime.replace(tzinfo=...)`` costs more than the rest of a row).
+PAGE_COLUMNS_PG: Final = "seq, id, run_id, type, at AT TIME ZONE 'UTC', provider, schema_version, body"
+#: Added to SQLite's naive UTC text for ``datetime.fromisoformat`` (a fifth of ``.replace``'s cost).
+_UTC_SUFFIX: Final = "+00:00"
 
 _UTC: Final = UTC
 _EVENT_SETTERS: Final = _slot_setters(Event)
@@ -362,10 +369,10 @@ def at_in_column(iso: str) -> bool:
 
 def column_at(value: str | datetime) -> datetime:
     """The ``at`` column as the event's time: naive UTC (SQLite's text, PostgreSQL's
-    ``timestamp``) made aware."""
+    ``timestamp``) made aware; an aware one (``at AT TIME ZONE 'UTC'``) as it is."""
     if isinstance(value, str):
-        return _parse_at(value).replace(tzinfo=_UTC)
-    return value.replace(tzinfo=_UTC)
+        return _parse_at(value + _UTC_SUFFIX)
+    return value if value.tzinfo is not None else value.replace(tzinfo=_UTC)
 
 
 def encode_event_body(event: Event, iso: str) -> str:
@@ -430,7 +437,7 @@ def decode_page(session_id: str, rows: Sequence[Sequence[Any]], slow: Callable[[
     else by ``slow(row)`` (the row with its session id first), which also raises the error
     for a bad one."""
     readers, free, loads, parse = _PAYLOAD_READERS, _FREE_JSON_READERS, _loads, _parse_at
-    new, utc, long_number = _new_object, _UTC, _LONG_NUMBER.search
+    new, utc, suffix, long_number = _new_object, _UTC, _UTC_SUFFIX, _LONG_NUMBER.search
     set_id, set_session, set_run, set_data = _set_id, _set_session, _set_run, _set_data
     set_at, set_seq, set_provider, set_version = _set_at, _set_seq, _set_provider, _set_version
     events: list[Event] = []
@@ -452,8 +459,10 @@ def decode_page(session_id: str, rows: Sequence[Sequence[Any]], slow: Callable[[
         except (TypeError, ValueError, KeyError, AttributeError):
             append(slow((session_id, *row)))
             continue
-        if at != last_at:  # events of one batch may share their time
-            when = parse(at).replace(tzinfo=utc) if type(at) is str else at.replace(tzinfo=utc)
+        if type(at) is not str:  # PostgreSQL's: aware already (PAGE_COLUMNS_PG)
+            when = at if at.tzinfo is not None else at.replace(tzinfo=utc)
+        elif at != last_at:  # events of one batch may share their time
+            when = parse(at + suffix)
             last_at = at
         event = new(Event)
         set_id(event, ident)

@@ -41,7 +41,7 @@ from asm.stores import (
     validate_page_args,
 )
 from asm_sqlalchemy._checkpoint import Checkpointer, wal_bytes
-from asm_sqlalchemy._codec import PAGE_COLUMNS, ROW_COLUMNS, encode_event_body, encode_event_json
+from asm_sqlalchemy._codec import PAGE_COLUMNS, PAGE_COLUMNS_PG, ROW_COLUMNS, encode_event_body, encode_event_json
 from asm_sqlalchemy._engine import WRITE, create_store_engine, database_errors, mask_url, normalize_url
 from asm_sqlalchemy._migrations import ensure_schema, head_revision, lean_bodies
 from asm_sqlalchemy._rows import (
@@ -686,7 +686,8 @@ class SqlAlchemyStore:
         mark = self._mark
         # The columns hold each event's envelope, the body the rest (or, written before
         # revision 0004, the whole event).
-        sql = f"SELECT {PAGE_COLUMNS} FROM asm_events WHERE session_id = {mark} AND seq > {mark}"
+        columns = PAGE_COLUMNS if self.dialect == "sqlite" else PAGE_COLUMNS_PG
+        sql = f"SELECT {columns} FROM asm_events WHERE session_id = {mark} AND seq > {mark}"
         params: list[Any] = [session_id, after]
         if before is not None:
             sql += f" AND seq < {mark}"
@@ -717,6 +718,7 @@ class SqlAlchemyStore:
                         # autovacuum first analyzes a freshly written table, the planner guesses
                         # a few rows and picks a bitmap scan and an on-disk sort (4x slower).
                         cursor.execute("SET LOCAL enable_bitmapscan = off")
+                        cursor.execute("SET LOCAL TimeZone = 'UTC'")  # see PAGE_COLUMNS_PG
                         cursor.execute(sql, params)
                         rows = cursor.fetchall()
                 more = limit is not None and len(rows) > limit
