@@ -16,6 +16,13 @@ and the :class:`asm.Event` around it straight from their slots, as
 through ``object.__setattr__``) would cost as much as the rest of the read. It
 is done only for classes whose ``__init__`` does nothing else (no validator,
 converter, hash cache or post-init hook); others are called.
+
+Stored rows (schema revision 0004) keep the envelope in their columns and only
+the payload in the body (:func:`encode_event_body`); :func:`decode_page` reads
+a page of them the same way, each event from its columns and its payload's
+JSON, and :func:`decode_row` is the reference it is held to (asm.serde's
+reading of the envelope the row makes up). Whole-event bodies, written before
+0004, are read as they always were.
 """
 
 from __future__ import annotations
