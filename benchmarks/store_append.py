@@ -11,8 +11,10 @@ item (how a stream is persisted as it arrives; set against asm's one run) and
 Floors, in the same run, on the same tables (asm's schema and indexes): raw
 driver appends of the same rows and JSON bodies (prepared before the clock
 starts), 1,000 per commit (sqlite3: one multi-row INSERT; psycopg: COPY), and
-a raw cursor replay of the same log in pages of 10,000 decoding each body with
-``orjson.loads`` (the collector paused per page, as asm pauses it). Targets:
+a raw cursor replay of the same log in pages of 10,000 fetching the columns
+that hold each event (its envelope and its lean body, as asm reads them) and
+decoding each body with ``orjson.loads`` (the collector paused per page, as
+asm pauses it). Targets:
 >= 50,000 events/s on SQLite, >= 20,000 on PostgreSQL, replay >= 200,000
 events/s, >= 10x openai-agents; against the floors: one run >= 80 % of the
 append floor (SQLite), replay >= 60 % of the replay floor.
@@ -57,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _report import stopwatch, write_section
 from asm_sqlalchemy import SqlAlchemyStore
-from asm_sqlalchemy._codec import encode_event_json
+from asm_sqlalchemy._codec import PAGE_COLUMNS, PAGE_COLUMNS_PG, encode_event_body
 from asm_sqlalchemy._rows import gc_paused
 
 from asm import Event, SessionManager
@@ -84,7 +86,6 @@ import sys, time, trio
 from asm import Event
 from asm.events import MessageStreamed
 from asm_sqlalchemy import SqlAlchemyStore
-from asm_sqlalchemy._codec import encode_event_json
 
 async def main(url, session_id):
     async with SqlAlchemyStore(url) as store:
@@ -144,7 +145,7 @@ for line in sys.stdin:
             "floor": store_append._loads_all,
             "floor_gc": store_append._loads_all,
             "fetch": lambda rows: rows,
-            "decode": lambda rows: decode_log(rows, str),
+            "decode": lambda rows: decode_log(session_id, rows),
         }[what]
         pause = what != "floor_gc"
         if url.startswith("sqlite"):
@@ -260,7 +261,8 @@ def replay_report(
         "`python benchmarks/store_append.py --replay-only"
         + (f" --compare-src {args.compare_src}" if compare else "")
         + f"`: replay of the {args.events:,}-event log of one run in pages of {REPLAY_PAGE:,} through "
-        "`read_events`, against the raw cursor floor: the driver's cursor on the same table, each body decoded "
+        "`read_events`, against the raw cursor floor: the driver's cursor on the same table fetching the columns "
+        "that hold each event (its envelope and its lean body, the columns asm reads), each body decoded "
         "with `orjson.loads`, the cyclic garbage collector paused during each page as asm pauses it (and, for "
         "reference, the same with the collector left on: the floor as `store_append.py` measured it until "
         "2026-12-05)"
@@ -366,7 +368,8 @@ def floor_rows(items: int) -> list[tuple[Any, ...]]:
     for seq in range(1, items + 1):
         event = Event.new(MessageStreamed(f"chunk {seq - 1} "), session_id=session_id).with_seq(seq)
         at = event.at.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-        rows.append((session_id, seq, event.id, None, "message_streamed", at, None, 1, encode_event_json(event)))
+        body = encode_event_body(event, event.at.isoformat())
+        rows.append((session_id, seq, event.id, None, "message_streamed", at, None, 1, body))
     return rows
 
 
@@ -410,7 +413,7 @@ def floor_append_pg(dsn: str, schema: str, items: int) -> float:
 
 def _loads_all(rows: list[Any]) -> list[Any]:
     loads = orjson.loads
-    return [loads(body) for _, body in rows]
+    return [loads(row[-1]) for row in rows]
 
 
 def floor_replay_sqlite(
@@ -422,7 +425,7 @@ def floor_replay_sqlite(
     events) is what each page is decoded with."""
     pause = gc_paused if pause_gc else contextlib.nullcontext
     conn = sqlite3.connect(path, isolation_level=None)
-    sql = "SELECT seq, body FROM asm_events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+    sql = f"SELECT {PAGE_COLUMNS} FROM asm_events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?"
     elapsed = stopwatch()
     count, cursor = 0, 0
     while True:
@@ -451,7 +454,7 @@ def floor_replay_pg(
     import psycopg
 
     pause = gc_paused if pause_gc else contextlib.nullcontext
-    sql = "SELECT seq, body FROM asm_events WHERE session_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+    sql = f"SELECT {PAGE_COLUMNS_PG} FROM asm_events WHERE session_id = %s AND seq > %s ORDER BY seq LIMIT %s"
     with psycopg.connect(dsn, options=f"-csearch_path={schema}") as conn:
         elapsed = stopwatch()
         count, after = 0, 0
@@ -459,6 +462,7 @@ def floor_replay_pg(
             with pause():
                 with conn.cursor() as cursor:
                     cursor.execute("SET LOCAL enable_bitmapscan = off")
+                    cursor.execute("SET LOCAL TimeZone = 'UTC'")
                     cursor.execute(sql, (session_id, after, REPLAY_PAGE))
                     rows = cursor.fetchall()
                 conn.commit()
@@ -684,7 +688,8 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, load: t
         "Floors on the same tables in the same run (each repeat interleaved with asm's): the raw driver "
         f"appending the same rows and JSON bodies (prepared before the clock starts), {FLOOR_PER_COMMIT:,} per "
         "commit — sqlite3 with one multi-row INSERT and asm's WAL / synchronous=NORMAL, psycopg with COPY — "
-        f"and a raw cursor replay of the same log in pages of {REPLAY_PAGE:,}, each body decoded with "
+        f"and a raw cursor replay of the same log in pages of {REPLAY_PAGE:,} fetching the columns that hold "
+        "each event (its envelope and its lean body, the columns asm reads), each body decoded with "
         "`orjson.loads`, the cyclic garbage collector paused during each page as asm pauses it "
         "(median of the same repeats).",
         "",

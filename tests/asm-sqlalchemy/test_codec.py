@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import gc
 import json
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from asm_sqlalchemy._codec import decode_event_json, decode_event_jsons, encode_event_json
+from asm_sqlalchemy._codec import (
+    at_in_column,
+    decode_event_json,
+    decode_event_jsons,
+    decode_page,
+    decode_row,
+    encode_event_body,
+    encode_event_json,
+)
 from asm_sqlalchemy._rows import gc_paused
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -231,3 +240,97 @@ def test_reading_a_page_pauses_the_collector_and_restores_it() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# -- lean bodies (revision 0004): the columns hold the envelope, the body the rest ---------------
+
+
+def _stored_row(event: Event, body: str, *, sqlite: bool | str) -> tuple[object, ...]:
+    """The row the store writes for ``event`` (seq set): ``at`` naive UTC, as each driver hands
+    it back: text on SQLite, a datetime on PostgreSQL (``"aware"``: in UTC, as
+    ``at AT TIME ZONE 'UTC'`` reads it)."""
+    naive = event.at.astimezone(UTC).replace(tzinfo=None) if event.at.tzinfo is not None else event.at
+    at: object = naive.isoformat(sep=" ", timespec="microseconds") if sqlite is True else naive
+    if sqlite == "aware":
+        at = naive.replace(tzinfo=UTC)
+    return (event.session_id, event.seq, event.id, event.run_id, event.type.value, at, event.provider,
+            event.schema_version, body)  # fmt: skip
+
+
+def _read(decode: Callable[[], Event]) -> object:
+    try:
+        event = decode()
+    except AsmError as exc:
+        return (exc.code, exc.message)
+    return (event, event_to_json(event), type(event.data))
+
+
+@given(strategies.events(), st.integers(1, 2**62), st.sampled_from([True, False, "aware"]))
+def test_any_event_round_trips_a_lean_body_byte_for_byte(event: Event, seq: int, sqlite: bool | str) -> None:
+    """What a lean row reads back as is the very event stored: == and the same public JSON,
+    byte for byte, whether the page decoder or the row decoder reads it."""
+    event = event.with_seq(seq)
+    iso = event.at.isoformat()
+    body = encode_event_body(event, iso)
+    assert ('"at":' in body.split('"data":')[0] or body.endswith(f'"at":{json.dumps(iso)}}}')) != at_in_column(iso)
+    row = _stored_row(event, body, sqlite=sqlite)
+    expected = (event, event_to_json(event), type(event.data))
+    assert _read(lambda: decode_row(row)) == expected
+    page = decode_page(event.session_id, [row[1:]], decode_row)
+    assert _read(lambda: page[0]) == expected
+
+
+@given(strategies.events(), st.integers(1, 2**62))
+def test_a_whole_body_in_a_row_reads_as_it_always_did(event: Event, seq: int) -> None:
+    """Rows written before revision 0004 hold the whole event: both decoders still read them."""
+    event = event.with_seq(seq)
+    row = _stored_row(event, event_to_json(event), sqlite=True)
+    expected = (event, event_to_json(event), type(event.data))
+    assert _read(lambda: decode_row(row)) == expected
+    assert _read(lambda: decode_page(event.session_id, [row[1:]], decode_row)[0]) == expected
+
+
+_LEAN_DAMAGE = st.sampled_from([None, None, "whole", "truncated", "extra key", "no data", "int for a str", "list"])
+
+
+def _lean_damaged(event: Event, damage: str | None) -> tuple[object, ...]:
+    body = encode_event_body(event, event.at.isoformat())
+    raw = json.loads(body)
+    if damage == "whole":
+        body = event_to_json(event)
+    elif damage == "truncated":
+        body = body[: len(body) // 2]
+    elif damage == "extra key":
+        body = json.dumps({**raw, "seq": 1})
+    elif damage == "no data":
+        body = json.dumps({"at": event.at.isoformat()})
+    elif damage == "int for a str":
+        body = json.dumps({**raw, "data": {key: 7 if isinstance(v, str) else v for key, v in raw["data"].items()}})
+    elif damage == "list":
+        body = "[]"
+    return _stored_row(event, body, sqlite=True)
+
+
+@given(st.lists(st.tuples(strategies.events(), _LEAN_DAMAGE), max_size=6))
+def test_a_lean_page_reads_as_its_rows_one_by_one(page: list[tuple[Event, str | None]]) -> None:
+    """The page decoder gives, row by row, what decode_row gives (event or error), whatever the mix of
+    body forms and damage; its slow path is asked for exactly the rows it does not read itself."""
+    rows = [_lean_damaged(event.with_seq(i + 1), damage) for i, (event, damage) in enumerate(page)]
+    for row in rows:
+        got = _read(lambda row=row: decode_page(str(row[0]), [row[1:]], decode_row)[0])
+        assert got == _read(lambda row=row: decode_row(row))
+
+
+def test_a_page_of_streamed_deltas_is_read_without_the_slow_path() -> None:
+    """The common rows (flat payloads, times in UTC) never reach the converter."""
+    events = [
+        Event.new(MessageStreamed(f"d{i}", None), session_id="ses_p", run_id="run_p").with_seq(i + 1) for i in range(3)
+    ]
+    rows = [
+        _stored_row(e, encode_event_body(e, e.at.isoformat()), sqlite=sqlite)[1:]
+        for e, sqlite in zip(events, (True, False, "aware"), strict=True)
+    ]
+    slow: list[object] = []
+    assert decode_page("ses_p", rows, slow.append) == events  # type: ignore[arg-type]
+    assert slow == []
+    assert all(json.loads(row[-1]) == {"data": {"delta": f"d{i}", "stream": None}} for i, row in enumerate(rows))

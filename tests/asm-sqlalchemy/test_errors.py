@@ -16,6 +16,7 @@ from asm import AsmError, Event, Page, RunStatus, Session, SessionManager, Sessi
 from asm.events import MessageStreamed, ToolCallStarted
 from asm.model import new_id
 from asm.providers.scripted import ScriptedProvider
+from asm.serde import event_to_json
 
 
 async def test_an_unreachable_server_is_a_storage_error_with_the_password_masked() -> None:
@@ -51,15 +52,16 @@ async def test_a_corrupt_event_row_names_its_id_and_the_others_stay_readable(url
 
 
 async def test_a_row_holding_another_events_json_is_named_as_corrupt(url: str) -> None:
-    # Valid JSON, but of the event at seq 4: the row at seq 2 must not pass for it.
+    # Valid JSON of a whole event (the body form before revision 0004), but of the event at
+    # seq 4: the row at seq 2 must not pass for it.
     async with SqlAlchemyStore(url) as store:
         await store.save_session(Session(id="ses_m", agent_id="a"))
         stored = await store.append_events([Event.new(MessageStreamed(f"d{i}"), session_id="ses_m") for i in range(5)])
         engine = sa.create_engine(url)
         with engine.begin() as conn:
             conn.execute(
-                sa.text("UPDATE asm_events SET body = (SELECT body FROM asm_events WHERE id = :other) WHERE id = :id"),
-                {"other": stored[3].id, "id": stored[1].id},
+                sa.text("UPDATE asm_events SET body = :body WHERE id = :id"),
+                {"body": event_to_json(stored[3]), "id": stored[1].id},
             )
         engine.dispose()
         with pytest.raises(AsmError) as caught:

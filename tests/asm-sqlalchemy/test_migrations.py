@@ -5,6 +5,7 @@ exactly the models' schema."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -13,13 +14,18 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from asm_sqlalchemy import SqlAlchemyStore, current, head_revision, upgrade
-from asm_sqlalchemy._migrations import alembic_config
+from asm_sqlalchemy._check import check_database
+from asm_sqlalchemy._engine import create_store_engine, normalize_url
+from asm_sqlalchemy._migrations import alembic_config, rewrite_event_bodies
 from asm_sqlalchemy._schema import REVISIONS, VERSION_TABLE, metadata
 
 import asm
-from asm import AsmError, Run, RunInput, RunStatus, Session, SessionStatus, TokenUsage
+from asm import AsmError, Event, Run, RunInput, RunStatus, Session, SessionStatus, TokenUsage
 from asm.cli import run_cli
-from asm.serde import unstructure
+from asm.events import MessageStreamed
+from asm.model import new_id
+from asm.serde import event_to_json, unstructure
+from asm.testing import sample_payloads
 
 
 def test_the_revision_list_matches_the_alembic_scripts() -> None:
@@ -187,3 +193,115 @@ async def test_an_0002_database_upgrades_to_the_session_list_indexes(url: str) -
             ]
     finally:
         engine.dispose()
+
+
+def _bodies(url: str) -> dict[str, str]:
+    """Every stored event's body by event id, as the database holds it."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(sa.text("SELECT id, body FROM asm_events")).all())  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
+
+
+def _every_kind(session_id: str, run_id: str) -> list[Event]:
+    """An event of every type (run and provider set or not), and one at a time outside UTC."""
+    events = [
+        Event.new(data, session_id=session_id, run_id=run_id if i % 2 else None, provider="p" if i % 3 else None)
+        for i, data in enumerate(sample_payloads())
+    ]
+    offset = timezone(timedelta(hours=5, minutes=30))
+    at = datetime(2024, 12, 31, 23, 59, 59, 654321, tzinfo=offset)
+    return [*events, Event(new_id("evt"), session_id, None, MessageStreamed("far east"), at)]
+
+
+async def _read_all(store: SqlAlchemyStore, session_id: str) -> list[Event]:
+    page = await store.read_events(session_id)
+    return list(page.events)
+
+
+async def test_an_0003_database_works_as_it_is_and_keeps_whole_bodies(url: str) -> None:
+    """A database at 0003 (which an older asm may share) is used as it is: the events
+    appended there get whole bodies, which that asm reads; check says to upgrade."""
+    assert await upgrade(url, "0003") == (None, "0003")
+    async with SqlAlchemyStore(url) as store:
+        await store.save_session(Session(id="ses_w", agent_id="a"))
+        stored = await store.append_events(_every_kind("ses_w", "run_w"))
+        assert await _read_all(store, "ses_w") == stored
+    assert await current(url) == ("0003", head_revision())
+    assert sorted(_bodies(url).values()) == sorted(event_to_json(e) for e in stored)
+    problems = [f"{problem.kind}: {problem.message}" for problem in await check_database(url)]
+    assert problems == [f"schema: the schema is at revision 0003, not {head_revision()}; run `asm db upgrade`"]
+
+
+async def test_the_0004_upgrade_rewrites_bodies_lean_in_batches_while_the_store_is_used(url: str) -> None:
+    """The rewrite runs a batch per transaction while stores keep reading and appending:
+    between batches, every event reads back as stored (whole and lean rows side by side),
+    an append lands, and in the end every readable body is lean and reads back as the very
+    event (byte for byte in public JSON); a corrupt body is left as it was."""
+    await upgrade(url, "0003")
+    async with SqlAlchemyStore(url) as old:  # opened at 0003: whole bodies, like an older asm's
+        await old.save_session(Session(id="ses_a", agent_id="a"))
+        await old.save_session(Session(id="ses_b", agent_id="a"))
+        log = {
+            "ses_a": await old.append_events(_every_kind("ses_a", "run_a")),
+            "ses_b": await old.append_events(_every_kind("ses_b", "run_b")),
+        }
+        broken = (await old.append_events([Event.new(MessageStreamed("x"), session_id="ses_c")]))[0]
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE asm_events SET body = :b WHERE id = :id"), {"b": '{"id": "broken', "id": broken.id}
+        )
+        # 0004 changes no table: stamping it is what the alembic step of the upgrade does
+        conn.execute(sa.text("UPDATE asm_alembic_version SET version_num = '0004'"))
+    engine.dispose()
+
+    store_engine = create_store_engine(normalize_url(url), pool_size=2)
+    try:
+        async with SqlAlchemyStore(url) as store:
+            passes = rewrite_event_bodies(store_engine, batch=7)
+            counts = []
+            for counts in passes:  # noqa: B007 - each step commits one batch
+                for session_id in log:
+                    assert await _read_all(store, session_id) == log[session_id]
+                log["ses_a"] += await store.append_events([Event.new(MessageStreamed("during"), session_id="ses_a")])
+            assert counts[1] == 1, "the corrupt body is left whole"
+            assert counts[0] >= 2 * len(_every_kind("x", "y"))
+        assert await upgrade(url) == ("0004", "0004")  # a second pass finds nothing left to do
+    finally:
+        store_engine.dispose()
+
+    bodies = _bodies(url)
+    assert bodies.pop(broken.id) == '{"id": "broken'
+    assert all(body.startswith('{"data":') for body in bodies.values()), bodies
+    far_east = log["ses_a"][len(_every_kind("x", "y")) - 1]
+    assert json.loads(bodies[far_east.id]) == {
+        "data": {"delta": "far east", "stream": None},
+        "at": far_east.at.isoformat(),
+    }
+    async with SqlAlchemyStore(url) as store:
+        for session_id, events in log.items():
+            read = await _read_all(store, session_id)
+            assert read == events
+            assert [event_to_json(e) for e in read] == [event_to_json(e) for e in events]
+        found = await store.search_events(session_id="ses_b", limit=None)
+        assert sorted(found, key=lambda e: e.seq or 0) == log["ses_b"]
+        with pytest.raises(AsmError) as caught:
+            await store.read_events("ses_c")
+        assert caught.value.code == "storage_read_failed" and caught.value.details["event_id"] == broken.id
+
+
+async def test_asm_db_upgrade_from_0003_rewrites_the_bodies(url: str) -> None:
+    """``upgrade`` (what ``asm db upgrade`` runs) stamps 0004 and rewrites the rows."""
+    await upgrade(url, "0003")
+    async with SqlAlchemyStore(url) as old:
+        await old.save_session(Session(id="ses_u", agent_id="a"))
+        stored = await old.append_events(_every_kind("ses_u", "run_u"))
+    assert await upgrade(url) == ("0003", head_revision())
+    assert all(body.startswith('{"data":') for body in _bodies(url).values())
+    async with SqlAlchemyStore(url) as store:
+        assert await _read_all(store, "ses_u") == stored
+        more = await store.append_events([Event.new(MessageStreamed("new"), session_id="ses_u")])
+    assert _bodies(url)[more[0].id] == '{"data":{"delta":"new","stream":null}}'

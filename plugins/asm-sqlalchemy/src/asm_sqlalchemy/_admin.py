@@ -19,7 +19,8 @@ async def upgrade(url: str | URL, revision: str = "head") -> tuple[str | None, s
     """Migrate the database at ``url`` to ``revision`` (default: the newest),
     creating asm's tables if it has none; return the revisions (before, after).
 
-    Back up the database first; run it while no asm process uses it."""
+    Back up the database first; run it while no older asm uses it (the rewrite of event
+    bodies to 0004 runs online, beside this asm's processes)."""
     parsed = normalize_url(url)
 
     def run() -> tuple[str | None, str | None]:

@@ -26,8 +26,9 @@ from asm.model import ProcessIdentity, RunOwner
 from asm.owners import owner_state
 from asm.states import RunStatus
 from asm_sqlalchemy import _migrations
+from asm_sqlalchemy._codec import ROW_COLUMNS
 from asm_sqlalchemy._engine import database_errors, mask_url, normalize_url
-from asm_sqlalchemy._rows import decode_event, decode_run
+from asm_sqlalchemy._rows import decode_run, decode_stored
 from asm_sqlalchemy._schema import EventHeadRow, EventRow, RunRow, SessionRow
 
 __all__ = ["Problem", "check_database", "describe"]
@@ -155,12 +156,12 @@ def _missing(conn: Connection, session: str, high: int) -> list[int]:
     """The seqs from 1 to ``high`` that session ``session`` lacks and no compaction marker explains."""
     seqs = {row[0] for row in conn.execute(select(_EVENTS.c.seq).where(_EVENTS.c.session_id == session))}
     markers = conn.execute(
-        select(_EVENTS.c.id, _EVENTS.c.seq, _EVENTS.c.body).where(
+        select(*(_EVENTS.c[name] for name in ROW_COLUMNS.split(", "))).where(
             _EVENTS.c.session_id == session, _EVENTS.c.type == EventType.EVENTS_COMPACTED.value
         )
     ).all()
-    for ident, seq, body in markers:
-        data = decode_event(ident, seq, body).data
+    for row in markers:
+        data = decode_stored(row).data
         if isinstance(data, EventsCompacted):
             seqs.update(range(data.first_seq, data.last_seq + 1))
     return [seq for seq in range(1, high + 1) if seq not in seqs]

@@ -16,25 +16,45 @@ and the :class:`asm.Event` around it straight from their slots, as
 through ``object.__setattr__``) would cost as much as the rest of the read. It
 is done only for classes whose ``__init__`` does nothing else (no validator,
 converter, hash cache or post-init hook); others are called.
+
+Stored rows (schema revision 0004) keep the envelope in their columns and only
+the payload in the body (:func:`encode_event_body`); :func:`decode_page` reads
+a page of them the same way, each event from its columns and its payload's
+JSON, and :func:`decode_row` is the reference it is held to (asm.serde's
+reading of the envelope the row makes up). Whole-event bodies, written before
+0004, are read as they always were.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import types
 import typing
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import attrs
 import orjson
 
-from asm import Event
+from asm import AsmError, Event
 from asm.events import PAYLOADS, EventData, EventType
-from asm.serde import event_from_json, event_to_json
+from asm.serde import event_from_dict, event_from_json, event_to_json, unstructure
 
-__all__ = ["decode_event_json", "decode_event_jsons", "encode_event_json"]
+__all__ = [
+    "PAGE_COLUMNS",
+    "PAGE_COLUMNS_PG",
+    "ROW_COLUMNS",
+    "at_in_column",
+    "column_at",
+    "decode_event_json",
+    "decode_event_jsons",
+    "decode_page",
+    "decode_row",
+    "encode_event_body",
+    "encode_event_json",
+]
 
 _NONE = type(None)
 #: 19 digits in a row: maybe an integer orjson cannot hold (floats are written with at most 17).
@@ -109,6 +129,8 @@ class _Flat:
     read: Callable[[Any], EventData]
     #: The event from its JSON object and its text, as ``event_from_json(text)`` reads it.
     read_event: Callable[[Any, str], Event]
+    #: Whether a field holds free JSON (where orjson reads an integer beyond 64 bits as a float).
+    free_json: bool
 
 
 #: What an attrs ``__init__`` may do besides setting the fields (a hash cache's slot is
@@ -245,7 +267,8 @@ def _flat_payloads() -> dict[str, _Flat]:
         write, read, read_event = _compile(cls, [f.name for f in fields], found)
         nested = any(kind in _NESTED.values() or _is_record(kind) for k in found for kind in k)
         has_floats = nested or any(float in k for k in found)
-        flat[event_type.value] = _Flat(event_type.value, has_floats, write, read, read_event)
+        free_json = any(kind in (_AnyJson, _JsonObject) for k in found for kind in k)
+        flat[event_type.value] = _Flat(event_type.value, has_floats, write, read, read_event, free_json)
     return flat
 
 
@@ -312,3 +335,150 @@ def decode_event_jsons(texts: Iterable[str]) -> list[Event]:
         return [readers[(raw := loads(text))["type"]](raw, text) for text in texts]
     except (TypeError, ValueError, KeyError):
         return [decode_event_json(text) for text in texts]
+
+
+# -- lean bodies (schema revision 0004) ----------------------------------------------------------
+#
+# A row of ``asm_events`` holds the event's envelope in its columns (session_id, seq, id, run_id,
+# type, at, provider, schema_version); its body need only hold the rest: ``{"data": payload}``,
+# plus ``"at"`` (the exact ISO text) when the column, naive UTC to the microsecond, cannot give
+# the event's time back exactly (another timezone, a naive datetime). Bodies written before
+# revision 0004 hold the whole event (``{"id": ..., ..., "data": ...}``): every reader takes both.
+
+#: A stored event's columns as the readers here take them (``read_events`` leaves out session_id).
+ROW_COLUMNS: Final = "session_id, seq, id, run_id, type, at, provider, schema_version, body"
+PAGE_COLUMNS: Final = "seq, id, run_id, type, at, provider, schema_version, body"
+#: PAGE_COLUMNS on PostgreSQL: ``at`` as a timestamptz, which psycopg reads (in C) as an aware
+#: datetime in the session's time zone: in UTC under ``SET LOCAL TimeZone = 'UTC'``, the
+#: datetime the event had (``datetime.replace(tzinfo=...)`` costs more than the rest of a row).
+PAGE_COLUMNS_PG: Final = "seq, id, run_id, type, at AT TIME ZONE 'UTC', provider, schema_version, body"
+#: Added to SQLite's naive UTC text for ``datetime.fromisoformat`` (a fifth of ``.replace``'s cost).
+_UTC_SUFFIX: Final = "+00:00"
+
+_UTC: Final = UTC
+_EVENT_SETTERS: Final = _slot_setters(Event)
+if _EVENT_SETTERS is None:  # pragma: no cover - Event grew an __init__ that does more than set its fields
+    raise ImportError("asm.Event can no longer be built through its slots; update asm_sqlalchemy._codec")
+_set_id, _set_session, _set_run, _set_data, _set_at, _set_seq, _set_provider, _set_version = _EVENT_SETTERS
+#: type name -> payload from its JSON object (TypeError/KeyError if not exactly right), for the
+#: flat payload types whose fields hold no free JSON; others are read by asm's converter.
+_PAYLOAD_READERS: Final = {name: spec.read for name, spec in _FLAT.items() if not spec.free_json}
+#: The same for those with free JSON: read fast unless the body may hold an integer beyond 64 bits.
+_FREE_JSON_READERS: Final = {name: spec.read for name, spec in _FLAT.items() if spec.free_json}
+
+
+def at_in_column(iso: str) -> bool:
+    """Whether the ``at`` column (naive UTC to the microsecond) gives back the time whose
+    ``isoformat()`` is ``iso`` exactly: an aware time in UTC (``+00:00``), with or without
+    microseconds."""
+    return (len(iso) == 32 or len(iso) == 25) and iso.endswith("+00:00")
+
+
+def column_at(value: str | datetime) -> datetime:
+    """The ``at`` column as the event's time: naive UTC (SQLite's text, PostgreSQL's
+    ``timestamp``) made aware; an aware one (``at AT TIME ZONE 'UTC'``) as it is."""
+    if isinstance(value, str):
+        return _parse_at(value + _UTC_SUFFIX)
+    return value if value.tzinfo is not None else value.replace(tzinfo=_UTC)
+
+
+def encode_event_body(event: Event, iso: str) -> str:
+    """The lean body of ``event``: what its columns do not hold (``iso`` is ``event.at.isoformat()``)."""
+    spec = _BY_CLASS.get(type(event.data))
+    if spec is not None and not spec.has_floats:
+        body: dict[str, Any] = {"data": spec.write(event.data)}
+        if not at_in_column(iso):
+            body["at"] = iso
+        try:
+            return orjson.dumps(body).decode()
+        except TypeError:  # a lone surrogate or an int over 64 bits: json writes those
+            pass
+    # json, as asm.serde writes: floats (NaN, 1e+16) and big integers read back as they were.
+    body = {"data": unstructure(event.data)}
+    if not at_in_column(iso):
+        body["at"] = iso
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_row(row: Sequence[Any]) -> Event:
+    """The event stored in ``row`` (:data:`ROW_COLUMNS`), either body form, exactly as asm.serde
+    reads the envelope its columns and body make up; ``validation_error`` if the body is not
+    JSON of either form. (A full body is read as it is: the caller checks it is the row's.)"""
+    session_id, seq, ident, run_id, type_name, at, provider, version, body = row
+    try:
+        raw = json.loads(body)
+    except ValueError as exc:
+        raise AsmError("validation_error", f"event JSON is not valid JSON: {exc}") from None
+    except TypeError:
+        raise AsmError("validation_error", f"event body is {type(body).__name__}, not JSON text") from None
+    if not isinstance(raw, dict):
+        raise AsmError("validation_error", "event JSON must be an object")
+    if "id" in raw:  # the whole event, as written before revision 0004
+        return decode_event_json(body)
+    extra = sorted(set(raw) - {"data", "at"})
+    if extra or "data" not in raw:
+        raise AsmError(
+            "validation_error",
+            f"event {ident} has a body with keys {sorted(raw)}; expected data (and at)",
+            details={"event_id": ident},
+        )
+    return event_from_dict(
+        {
+            "id": ident,
+            "type": type_name,
+            "session_id": session_id,
+            "run_id": run_id,
+            "seq": seq,
+            "at": raw["at"] if "at" in raw else column_at(at),
+            "provider": provider,
+            "schema_version": version,
+            "data": raw["data"],
+        }
+    )
+
+
+def decode_page(session_id: str, rows: Sequence[Sequence[Any]], slow: Callable[[Sequence[Any]], Event]) -> list[Event]:
+    """The events of one session's rows (:data:`PAGE_COLUMNS`), as :func:`decode_row` reads
+    them: lean bodies of flat payload types built here straight from their slots (the
+    writer validated them; the payload's JSON is still checked field by field), anything
+    else by ``slow(row)`` (the row with its session id first), which also raises the error
+    for a bad one."""
+    readers, free, loads, parse = _PAYLOAD_READERS, _FREE_JSON_READERS, _loads, _parse_at
+    new, utc, suffix, long_number = _new_object, _UTC, _UTC_SUFFIX, _LONG_NUMBER.search
+    set_id, set_session, set_run, set_data = _set_id, _set_session, _set_run, _set_data
+    set_at, set_seq, set_provider, set_version = _set_at, _set_seq, _set_provider, _set_version
+    events: list[Event] = []
+    append = events.append
+    last_at: Any = None
+    when: Any = None
+    for row in rows:
+        seq, ident, run_id, type_name, at, provider, version, body = row
+        try:
+            raw = loads(body)
+            read = readers.get(type_name)
+            if read is None:
+                read = free[type_name]
+                if long_number(body) is not None:
+                    raise TypeError
+            if len(raw) != 1:
+                raise TypeError  # an "at" of its own, or a whole event (before revision 0004)
+            payload = read(raw["data"])
+        except (TypeError, ValueError, KeyError, AttributeError):
+            append(slow((session_id, *row)))
+            continue
+        if type(at) is not str:  # PostgreSQL's: aware already (PAGE_COLUMNS_PG)
+            when = at if at.tzinfo is not None else at.replace(tzinfo=utc)
+        elif at != last_at:  # events of one batch may share their time
+            when = parse(at + suffix)
+            last_at = at
+        event = new(Event)
+        set_id(event, ident)
+        set_session(event, session_id)
+        set_run(event, run_id)
+        set_data(event, payload)
+        set_at(event, when)
+        set_seq(event, seq)
+        set_provider(event, provider)
+        set_version(event, version)
+        append(event)
+    return events

@@ -5,23 +5,22 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import operator
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 import attrs
 
 from asm import AsmError, Event, Run, RunStatus, Session, SessionStatus
 from asm.serde import structure, unstructure
-from asm_sqlalchemy._codec import decode_event_json, decode_event_jsons
+from asm_sqlalchemy._codec import decode_page, decode_row
 
 __all__ = [
-    "decode_event",
     "decode_events",
     "decode_log",
     "decode_run",
     "decode_session",
+    "decode_stored",
     "gc_paused",
     "naive_utc",
     "run_row",
@@ -139,11 +138,12 @@ def decode_run(ident: str, body: str) -> Run:
         raise _corrupt("run", ident, str(exc)) from None
 
 
-def decode_event(ident: str, seq: int, body: str) -> Event:
-    """The event stored as ``body`` at ``seq``, or ``storage_read_failed``
-    naming its id (the other events stay readable)."""
+def decode_stored(row: Sequence[Any]) -> Event:
+    """The event stored in ``row`` (:data:`~asm_sqlalchemy._codec.ROW_COLUMNS`, either body
+    form), or ``storage_read_failed`` naming its id and seq (the other events stay readable)."""
+    ident, seq = row[2], row[1]
     try:
-        event = decode_event_json(body)
+        event = decode_row(row)
     except AsmError as exc:
         raise AsmError(
             "storage_read_failed",
@@ -151,7 +151,7 @@ def decode_event(ident: str, seq: int, body: str) -> Event:
             "read around it with after=/before=, or delete the row",
             details={"event_id": ident, "seq": seq},
         ) from None
-    if event.seq != seq or event.id != ident:
+    if event.seq != seq or event.id != ident:  # a whole event's body that is not this row's
         raise AsmError(
             "storage_read_failed",
             f"event {ident} (seq {seq}) is corrupt in the database (its JSON says id {event.id}, seq {event.seq})",
@@ -179,24 +179,12 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def decode_events(rows: Iterable[tuple[str, int, str]]) -> tuple[Event, ...]:
-    """The events stored in ``(id, seq, body)`` rows (see :func:`decode_event`)."""
-    return tuple([decode_event(ident, seq, body) for ident, seq, body in rows])
+def decode_events(rows: Iterable[Sequence[Any]]) -> tuple[Event, ...]:
+    """The events stored in ``rows`` (see :func:`decode_stored`)."""
+    return tuple([decode_stored(row) for row in rows])
 
 
-_BODY: Final = operator.itemgetter(1)
-_STORED_SEQ: Final = operator.itemgetter(0)
-_SEQ: Final = operator.attrgetter("seq")
-
-
-def decode_log(rows: Sequence[tuple[int, str]], id_at: Callable[[int], str]) -> tuple[Event, ...]:
-    """The events stored in one session's ``(seq, body)`` rows, as
-    :func:`decode_events` reads them; ``id_at(seq)`` fetches a row's event id,
-    which only a corrupt row needs (to name it in the error)."""
-    try:
-        events = decode_event_jsons(map(_BODY, rows))
-    except AsmError:
-        events = []
-    if len(events) == len(rows) and list(map(_SEQ, events)) == list(map(_STORED_SEQ, rows)):
-        return tuple(events)
-    return tuple(decode_event(id_at(seq), seq, body) for seq, body in rows)  # raises for the first bad row
+def decode_log(session_id: str, rows: Sequence[Sequence[Any]]) -> tuple[Event, ...]:
+    """The events stored in one session's rows (:data:`~asm_sqlalchemy._codec.PAGE_COLUMNS`),
+    as :func:`decode_events` reads them, the common ones on the fast path."""
+    return tuple(decode_page(session_id, rows, decode_stored))

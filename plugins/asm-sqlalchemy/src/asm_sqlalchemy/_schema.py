@@ -3,6 +3,8 @@
 Each row keeps the value's exact JSON (``body``) next to the columns that
 queries filter, order and aggregate on, so a value read back is ``==`` to the
 one stored while SQL can still search by agent, status, type, time and usage.
+An event's body holds only what its columns do not (revision 0004): the
+payload, and its time where the naive UTC column cannot give it back exactly.
 Datetimes in columns are naive UTC (the same on SQLite and PostgreSQL); the
 JSON keeps the original timezone.
 
@@ -20,7 +22,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "HEAD_REVISION",
-    "INDEX_ONLY_BEHIND",
+    "LEAN_BODIES",
+    "COMPATIBLE_BEHIND",
     "REVISIONS",
     "VERSION_TABLE",
     "Base",
@@ -35,15 +38,19 @@ __all__ = [
 VERSION_TABLE: Final = "asm_alembic_version"
 
 #: Every revision in ``migrations/versions``, oldest first (a test checks them against alembic's).
-REVISIONS: Final = ("0001", "0002", "0003")
+REVISIONS: Final = ("0001", "0002", "0003", "0004")
 #: The revision this code's models match.
 HEAD_REVISION: Final = REVISIONS[-1]
 #: Older revisions this code reads and writes as they are, because every later revision only
-#: adds indexes: a database at one of them opens and works (slower where an index is missing),
-#: and ``asm db current`` / ``asm db check`` say the upgrade is pending. An older asm's
-#: database is never changed behind its owner's back, and one that only lacks indexes need
-#: not stop anyone.
-INDEX_ONLY_BEHIND: Final = frozenset({"0002"})
+#: adds indexes (0003) or changes how event bodies are written (0004: this code reads both
+#: forms, and writes the old one there): a database at one of them opens and works (slower
+#: where an index is missing), and ``asm db current`` / ``asm db check`` say the upgrade is
+#: pending. An older asm's database is never changed behind its owner's back, and one that
+#: only lacks indexes or lean bodies need not stop anyone.
+COMPATIBLE_BEHIND: Final = frozenset({"0002", "0003"})
+#: The revision from which event bodies are lean (``{"data": ...}``: the columns hold the
+#: envelope); a database at an older one gets whole events as bodies, which an older asm reads.
+LEAN_BODIES: Final = "0004"
 
 NAMING_CONVENTION: Final = {
     "ix": "ix_%(column_0_label)s",

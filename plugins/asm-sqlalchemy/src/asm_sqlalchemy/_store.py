@@ -41,15 +41,15 @@ from asm.stores import (
     validate_page_args,
 )
 from asm_sqlalchemy._checkpoint import Checkpointer, wal_bytes
-from asm_sqlalchemy._codec import encode_event_json
+from asm_sqlalchemy._codec import PAGE_COLUMNS, PAGE_COLUMNS_PG, ROW_COLUMNS, encode_event_body, encode_event_json
 from asm_sqlalchemy._engine import WRITE, create_store_engine, database_errors, mask_url, normalize_url
-from asm_sqlalchemy._migrations import ensure_schema, head_revision
+from asm_sqlalchemy._migrations import ensure_schema, head_revision, lean_bodies
 from asm_sqlalchemy._rows import (
-    decode_event,
     decode_events,
     decode_log,
     decode_run,
     decode_session,
+    decode_stored,
     gc_paused,
     naive_utc,
     run_row,
@@ -86,7 +86,7 @@ _RESERVE_SQL: Final = {
     for mark in ("?", "%s")
 }
 
-_STORED_PG: Final = "SELECT id, seq, body FROM asm_events WHERE id = ANY(%b::varchar[])"
+_STORED_PG: Final = f"SELECT {ROW_COLUMNS} FROM asm_events WHERE id = ANY(%b::varchar[])"
 
 #: Text a deleted row stands for in the WAL (see ``_wrote``): the pages it sat on are
 #: rewritten, about what inserting a streamed event wrote.
@@ -172,6 +172,8 @@ class SqlAlchemyStore:
         self._max_threads = max_threads
         self._limiter = trio.CapacityLimiter(max_threads)
         self._engine: Engine | None = None
+        #: Whether event bodies are written lean (the schema is at revision 0004 or later).
+        self._lean = True
         self._open_lock = trio.Lock()
         self._closed = False
         self._commit_lock = trio.Lock()
@@ -231,10 +233,14 @@ class SqlAlchemyStore:
                     self.url, pool_size=self._max_threads, synchronous=self._synchronous, autocheckpoint=not sqlite
                 )
                 try:
-                    await self._thread(lambda: ensure_schema(engine, create=self._create), "opening the database")
+                    revision = await self._thread(
+                        lambda: ensure_schema(engine, create=self._create), "opening the database"
+                    )
                 except BaseException:
                     engine.dispose()
                     raise
+                # An older revision's database may be shared with an older asm: its bodies stay whole.
+                self._lean = lean_bodies(revision)
                 self._waker = open_waker(engine, poll_interval=self.poll_interval)
                 if sqlite:
                     assert engine.url.database is not None
@@ -429,19 +435,21 @@ class SqlAlchemyStore:
         remove = (
             f"DELETE FROM asm_events WHERE session_id = {mark} AND seq >= {mark} AND seq < {mark} AND type = {mark}"
         )
+        # The marker takes the last delta's row whole: its columns are the marker's envelope.
         replace = (
-            f"UPDATE asm_events SET id = {mark}, type = {mark}, body = {mark} "
-            f"WHERE session_id = {mark} AND seq = {mark} AND type = {mark}"
+            f"UPDATE asm_events SET id = {mark}, type = {mark}, run_id = {mark}, at = {mark}, provider = {mark}, "
+            f"schema_version = {mark}, body = {mark} WHERE session_id = {mark} AND seq = {mark} AND type = {mark}"
         )
         done: list[CompactRange] = []
         text_bytes = 0
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
             for item in batch:
                 marker = item.marker(session_id, item.at.replace(tzinfo=UTC))
-                body = encode_event_json(marker)
-                replaced = conn.exec_driver_sql(
-                    replace, (marker.id, marker.type.value, body, session_id, item.last_seq, delta)
-                ).rowcount
+                iso = marker.at.isoformat()
+                body = encode_event_body(marker, iso) if self._lean else encode_event_json(marker, iso)
+                at = _column_at(marker.at)
+                values = (marker.id, marker.type.value, marker.run_id, at, marker.provider, marker.schema_version)
+                replaced = conn.exec_driver_sql(replace, (*values, body, session_id, item.last_seq, delta)).rowcount
                 if not replaced:  # another compaction got here first
                     continue
                 conn.exec_driver_sql(remove, (session_id, item.first_seq, item.last_seq, delta))
@@ -567,8 +575,8 @@ class SqlAlchemyStore:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
             known: dict[str, Event] = {}
             if look_up:
-                for ident, seq, body in self._stored_rows(conn, list(dict.fromkeys(e.id for e in events))):
-                    known[ident] = decode_event(ident, seq, body)
+                for row in self._stored_rows(conn, list(dict.fromkeys(e.id for e in events))):
+                    known[row[2]] = decode_stored(row)
             fresh: list[Event] = []
             counts: dict[str, int] = {}
             for event in events:
@@ -580,6 +588,7 @@ class SqlAlchemyStore:
             sqlite = self.dialect == "sqlite"
             rows_out: list[tuple[Any, ...]] = []
             type_names = _TYPE_NAMES
+            encode = encode_event_body if self._lean else encode_event_json
             for event in fresh:
                 session_id = event.session_id
                 seq = next_seq[session_id]
@@ -600,7 +609,7 @@ class SqlAlchemyStore:
                         at,
                         event.provider,
                         event.schema_version,
-                        encode_event_json(stored, iso),
+                        encode(stored, iso),
                     )
                 )
             if rows_out and sqlite:
@@ -626,7 +635,7 @@ class SqlAlchemyStore:
         return [known[event.id] for event in events]
 
     def _stored_rows(self, conn: Connection, ids: list[str]) -> list[Any]:
-        """(id, seq, body) of the events among ``ids`` that are already stored."""
+        """The rows (``ROW_COLUMNS``) of the events among ``ids`` that are already stored."""
         if self.dialect == "postgresql":
             driver = conn.connection.driver_connection
             assert driver is not None
@@ -635,10 +644,9 @@ class SqlAlchemyStore:
                 return list(cursor.fetchall())
         rows: list[Any] = []
         for start in range(0, len(ids), _IN_CHUNK):
-            query = select(_EVENTS.c.id, _EVENTS.c.seq, _EVENTS.c.body).where(
-                _EVENTS.c.id.in_(ids[start : start + _IN_CHUNK])
-            )
-            rows += conn.execute(query).all()
+            chunk = ids[start : start + _IN_CHUNK]
+            sql = f"SELECT {ROW_COLUMNS} FROM asm_events WHERE id IN ({', '.join(['?'] * len(chunk))})"
+            rows += conn.exec_driver_sql(sql, tuple(chunk)).all()
         return rows
 
     def _reserve(self, conn: Connection, counts: dict[str, int]) -> dict[str, int]:
@@ -676,7 +684,10 @@ class SqlAlchemyStore:
             return Page((), after, has_more=False)
 
         mark = self._mark
-        sql = f"SELECT seq, body FROM asm_events WHERE session_id = {mark} AND seq > {mark}"
+        # The columns hold each event's envelope, the body the rest (or, written before
+        # revision 0004, the whole event).
+        columns = PAGE_COLUMNS if self.dialect == "sqlite" else PAGE_COLUMNS_PG
+        sql = f"SELECT {columns} FROM asm_events WHERE session_id = {mark} AND seq > {mark}"
         params: list[Any] = [session_id, after]
         if before is not None:
             sql += f" AND seq < {mark}"
@@ -707,17 +718,11 @@ class SqlAlchemyStore:
                         # autovacuum first analyzes a freshly written table, the planner guesses
                         # a few rows and picks a bitmap scan and an on-disk sort (4x slower).
                         cursor.execute("SET LOCAL enable_bitmapscan = off")
+                        cursor.execute("SET LOCAL TimeZone = 'UTC'")  # see PAGE_COLUMNS_PG
                         cursor.execute(sql, params)
                         rows = cursor.fetchall()
                 more = limit is not None and len(rows) > limit
-
-                def id_at(seq: int) -> str:
-                    found = conn.exec_driver_sql(
-                        f"SELECT id FROM asm_events WHERE session_id = {mark} AND seq = {mark}", (session_id, seq)
-                    ).scalar()
-                    return str(found)
-
-                events = decode_log(rows[:limit] if more else rows, id_at)
+                events = decode_log(session_id, rows[:limit] if more else rows)
                 # The rows go before the collector comes back: else its first collection,
                 # due at once, walks each of them as well as each event.
                 del rows
@@ -883,7 +888,7 @@ class SqlAlchemyStore:
         limit = filters.get("limit", 100)
         if limit is not None and not _count(limit, 1):
             raise AsmError("validation_error", f"limit={limit!r} must be an integer from 1 to 2**63-1, or None")
-        query = select(_EVENTS.c.id, _EVENTS.c.seq, _EVENTS.c.body)
+        query = select(*(_EVENTS.c[name] for name in ROW_COLUMNS.split(", ")))
         if wanted is not None:
             query = query.where(_EVENTS.c.type.in_(sorted(t.value for t in wanted)))
         search = filters.get("text")
