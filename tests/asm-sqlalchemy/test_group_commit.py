@@ -3,6 +3,7 @@ and consumers see an event only once it is committed."""
 
 from __future__ import annotations
 
+import attrs
 import trio
 from asm_sqlalchemy import SqlAlchemyStore
 
@@ -59,3 +60,22 @@ async def test_on_event_sees_only_committed_events(url: str) -> None:
         assert run.output == "".join(f"chunk {i} " for i in range(300))
         assert checked == list(range(1, len(checked) + 1)) and len(checked) >= 300
         assert await observer.latest_seq(run.session_id) == len(checked)
+
+
+async def test_owned_events_are_stored_as_the_very_objects_delivered(store: SqlAlchemyStore) -> None:
+    # A run's write queue gives its events up (append_owned_events): sequenced in place, not copied.
+    delivered: list[Event] = []
+    manager = SessionManager(store, provider=ScriptedProvider([f"c{i} " for i in range(300)]))
+    run = await manager.run_once("go", on_event=delivered.append)
+    stored = (await store.read_events(run.session_id)).events
+    assert list(stored) == delivered and [e.seq for e in delivered] == list(range(1, len(stored) + 1))
+    fresh = [Event.new(MessageStreamed(f"x{i}"), session_id=run.session_id) for i in range(3)]
+    appended = await store.append_owned_events(fresh)
+    head = len(stored)
+    assert all(a is f for a, f in zip(appended, fresh, strict=True))
+    assert [e.seq for e in fresh] == [head + 1, head + 2, head + 3]
+    # Beyond the contract (fresh ids only), this store still returns an id already stored as first stored.
+    again = Event.new(MessageStreamed("y"), session_id=run.session_id)
+    copy = attrs.evolve(fresh[0], seq=None)
+    assert await store.append_owned_events([again, copy]) == [again, fresh[0]]
+    assert again.seq == head + 4 and await store.latest_seq(run.session_id) == head + 4

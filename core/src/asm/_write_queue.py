@@ -18,7 +18,6 @@ from asm._unicode import scrub
 from asm.errors import AsmError
 from asm.events import Event, EventData, MessageStreamed, ThinkingStreamed, _fresh_event
 from asm.ports import EventCallback, SessionStore
-from asm.stores.memory import InMemorySessionStore
 
 if TYPE_CHECKING:
     from asm.manager import SessionManager
@@ -173,10 +172,13 @@ def _ascii_delta(data: EventData) -> bool:
 
 
 def _append_for(store: SessionStore, *, owned: bool) -> Append:
-    """The store's ``append_events``; asm's in-memory store's own (not a subclass's
-    override) takes the queue's events over instead of copying each (``owned``: no
-    transform hook may have kept a reference to one)."""
+    """The store's ``append_events``, or its ``append_owned_events`` (:class:`asm.ports.OwnedAppend`)
+    for ``owned`` events (no transform hook may have kept a reference to one) when the class
+    that defines it also defines the ``append_events`` in effect (not a subclass's override,
+    nor a wrapper around the instance's)."""
     append = store.append_events
-    if owned and getattr(append, "__func__", None) is InMemorySessionStore.append_events:
-        return store._append_owned  # type: ignore[attr-defined,no-any-return]
+    if owned:
+        home = next((cls for cls in type(store).__mro__ if "append_owned_events" in vars(cls)), None)
+        if home is not None and getattr(append, "__func__", None) is vars(home).get("append_events"):
+            return store.append_owned_events  # type: ignore[attr-defined,no-any-return]
     return append

@@ -75,6 +75,7 @@ __all__ = [
     "WorkspaceDiffComputed",
     "WorkspaceRolledBack",
     "WorkspaceSnapshotTaken",
+    "sequence_in_place",
 ]
 
 #: Version of the event JSON layout; stored with every event.
@@ -717,9 +718,21 @@ def _slot_setters(cls: type) -> tuple[Callable[[object, Any], None], ...]:
 _SET_ID, _SET_SESSION, _SET_RUN, _SET_DATA, _SET_AT, _SET_SEQ, _SET_PROVIDER, _SET_VERSION = _slot_setters(Event)
 _new_object = object.__new__
 _time_ns = time.time_ns
-#: Sets an event's ``seq`` in place: for a store given events that nobody else holds
-#: (the manager's write queue hands its own over), instead of a copy of each.
+#: :func:`sequence_in_place` without the call around it (asm's in-memory store, per event).
 _set_seq_in_place: Final = _SET_SEQ
+
+
+def sequence_in_place(event: Event, seq: int) -> Event:
+    """``event`` itself with its ``seq`` set, for a store whose caller gave the events up
+    (:class:`asm.ports.OwnedAppend`): nobody else holds them, so no copy is needed.
+    Anywhere else, use ``event.with_seq(seq)``: events are values.
+
+    >>> event = Event.new(MessageStreamed("hi"), session_id="ses_1")
+    >>> sequence_in_place(event, 7) is event and event.seq == 7
+    True
+    """
+    _SET_SEQ(event, seq)
+    return event
 
 
 def _fresh_event(session_id: str, run_id: str | None, data: EventData, provider: str | None) -> Event:

@@ -28,6 +28,7 @@ __all__ = [
     "EventCallback",
     "Maintenance",
     "ModelAware",
+    "OwnedAppend",
     "Provider",
     "PubSub",
     "QueryAPI",
@@ -255,6 +256,26 @@ class SessionStore(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; the store is unusable afterwards."""
+        ...
+
+
+@runtime_checkable
+class OwnedAppend(Protocol):
+    """What a :class:`SessionStore` may add: ``append_events`` of events the caller
+    gives up.
+
+    A run's write queue holds the only references to the fresh events it hands over
+    (new ids, never appended before; no ``asm_transform_event`` hook could have kept
+    one), so a store offering this may set each event's ``seq`` in place
+    (``asm.events.sequence_in_place``) once they are stored, and return those very
+    objects, instead of a copy of each; everything else is as ``append_events``. The
+    manager uses it only when it is defined in the same class as the
+    ``append_events`` in effect: a subclass that overrides ``append_events`` alone
+    gets every event through its override.
+    """
+
+    async def append_owned_events(self, events: Sequence[Event]) -> list[Event]:
+        """``append_events(events)``; the events may be sequenced in place."""
         ...
 
 

@@ -164,11 +164,12 @@ class InMemorySessionStore:
         await trio.lowlevel.checkpoint()
         return stored
 
-    async def _append_owned(self, events: Sequence[Event]) -> list[Event]:
-        """``append_events`` of events the caller gives up: a run's write queue hands over
-        the fresh events of one session (new ids; no transform hook kept one) and holds
-        none of them after. Each is sequenced in place instead of copied, with no lookup
-        of its id: the in-memory store's share of a streamed run's cost per event."""
+    async def append_owned_events(self, events: Sequence[Event]) -> list[Event]:
+        """``append_events`` of events the caller gives up (:class:`asm.ports.OwnedAppend`):
+        a run's write queue hands over the fresh events of one session (new ids; no
+        transform hook kept one) and holds none of them after. Each is sequenced in place
+        instead of copied, with no lookup of its id: the in-memory store's share of a
+        streamed run's cost per event."""
         if not events:
             return []
         session_id = events[0].session_id

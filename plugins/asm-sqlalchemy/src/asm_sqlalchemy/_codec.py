@@ -382,20 +382,23 @@ def column_at(value: str | datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=_UTC)
 
 
-def encode_event_body(event: Event, iso: str) -> str:
-    """The lean body of ``event``: what its columns do not hold (``iso`` is ``event.at.isoformat()``)."""
+def encode_event_body(event: Event, iso: str, *, in_column: bool | None = None) -> str:
+    """The lean body of ``event``: what its columns do not hold (``iso`` is
+    ``event.at.isoformat()``; ``in_column`` is ``at_in_column(iso)``, if the caller knows it)."""
+    if in_column is None:
+        in_column = at_in_column(iso)
     spec = _BY_CLASS.get(type(event.data))
     if spec is not None and not spec.has_floats:
-        body: dict[str, Any] = {"data": spec.write(event.data)}
-        if not at_in_column(iso):
-            body["at"] = iso
+        body: dict[str, Any] = (
+            {"data": spec.write(event.data)} if in_column else {"data": spec.write(event.data), "at": iso}
+        )
         try:
             return orjson.dumps(body).decode()
         except TypeError:  # a lone surrogate or an int over 64 bits: json writes those
             pass
     # json, as asm.serde writes: floats (NaN, 1e+16) and big integers read back as they were.
     body = {"data": unstructure(event.data)}
-    if not at_in_column(iso):
+    if not in_column:
         body["at"] = iso
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 

@@ -25,7 +25,7 @@ from sqlalchemy import URL, Connection, Engine, Table, delete, func, select, tex
 from sqlalchemy.exc import IntegrityError
 
 from asm import AsmError, ErrorInfo, Event, Page, ProviderError, Run, RunStatus, Session, SessionStatus
-from asm.events import EventType, RunFailed, SessionFailed
+from asm.events import EventType, RunFailed, SessionFailed, sequence_in_place
 from asm.model import ProcessIdentity, RunOwner, utcnow
 from asm.owners import owner_state, stop_orphans
 from asm.stores import (
@@ -41,7 +41,14 @@ from asm.stores import (
     validate_page_args,
 )
 from asm_sqlalchemy._checkpoint import Checkpointer, wal_bytes
-from asm_sqlalchemy._codec import PAGE_COLUMNS, PAGE_COLUMNS_PG, ROW_COLUMNS, encode_event_body, encode_event_json
+from asm_sqlalchemy._codec import (
+    PAGE_COLUMNS,
+    PAGE_COLUMNS_PG,
+    ROW_COLUMNS,
+    at_in_column,
+    encode_event_body,
+    encode_event_json,
+)
 from asm_sqlalchemy._engine import WRITE, create_store_engine, database_errors, mask_url, normalize_url
 from asm_sqlalchemy._migrations import ensure_schema, head_revision, lean_bodies
 from asm_sqlalchemy._rows import (
@@ -121,6 +128,8 @@ class StoreStatistics:
 @attrs.define
 class _Append:
     events: list[Event]
+    #: the caller gave the events up (append_owned_events): they may be sequenced in place
+    owned: bool = False
     done: trio.Event = attrs.field(factory=trio.Event)
     taken: bool = False
     result: list[Event] | None = None
@@ -497,10 +506,19 @@ class SqlAlchemyStore:
         starts go into that one transaction (group commit); each call returns
         only after the transaction holding its events has committed.
         """
+        return await self._append(events, owned=False)
+
+    async def append_owned_events(self, events: Sequence[Event]) -> list[Event]:
+        """``append_events`` of events the caller gives up (:class:`asm.ports.OwnedAppend`,
+        a run's write queue): each is sequenced in place (``asm.events.sequence_in_place``)
+        once committed, instead of copied."""
+        return await self._append(events, owned=True)
+
+    async def _append(self, events: Sequence[Event], *, owned: bool) -> list[Event]:
         if not events:
             return []
         await self._ready()
-        request = _Append(list(events))
+        request = _Append(list(events), owned)
         self._pending.append(request)
         try:
             async with self._commit_lock:
@@ -533,7 +551,8 @@ class SqlAlchemyStore:
         events = [event for request in batch for event in request.events]
         try:
             with trio.CancelScope(shield=True):
-                stored = await self._run(lambda e: self._append_sync(e, events), "appending events")
+                owned = all(request.owned for request in batch)
+                stored = await self._run(lambda e: self._append_sync(e, events, owned), "appending events")
         except BaseException as exc:
             for request in batch:
                 request.error = exc
@@ -556,7 +575,7 @@ class SqlAlchemyStore:
             if changed is not None:
                 changed.set()
 
-    def _append_sync(self, engine: Engine, events: list[Event]) -> list[Event]:
+    def _append_sync(self, engine: Engine, events: list[Event], owned: bool = False) -> list[Event]:
         # Event ids are fresh almost always, so the first attempt just inserts and lets the
         # unique index object; only then are the ids looked up, and the ones already
         # stored (an append retried, or the same event sent twice) come back as stored.
@@ -564,13 +583,13 @@ class SqlAlchemyStore:
         duplicate = (IntegrityError, engine.dialect.loaded_dbapi.IntegrityError)
         for attempt in range(3):
             try:
-                return self._append_once(engine, events, look_up=attempt > 0)
+                return self._append_once(engine, events, look_up=attempt > 0, owned=owned)
             except duplicate:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
-    def _append_once(self, engine: Engine, events: list[Event], *, look_up: bool) -> list[Event]:
+    def _append_once(self, engine: Engine, events: list[Event], *, look_up: bool, owned: bool = False) -> list[Event]:
         text_bytes = 0
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
             known: dict[str, Event] = {}
@@ -588,17 +607,31 @@ class SqlAlchemyStore:
             sqlite = self.dialect == "sqlite"
             rows_out: list[tuple[Any, ...]] = []
             type_names = _TYPE_NAMES
-            encode = encode_event_body if self._lean else encode_event_json
+            lean = self._lean
+            # Owned events are the caller's no more: each is sequenced in place, saving the one copy
+            # per event, but only once its transaction has committed (an attempt that fails leaves
+            # them as they were). The lean body does not hold the seq; the whole one does.
+            in_place = owned and lean
+            seqs: list[int] = []
+            last_at: datetime | None = None
+            iso = at = ""
+            in_column = False
             for event in fresh:
                 session_id = event.session_id
                 seq = next_seq[session_id]
                 next_seq[session_id] = seq + 1
-                stored = event.with_seq(seq)
-                known[event.id] = stored
-                iso = event.at.isoformat()
-                # Naive UTC text for the ``at`` column, cut from the isoformat the JSON needs anyway;
-                # PostgreSQL casts it (a datetime per event would cost more than the text).
-                at = f"{iso[:10]} {iso[11:26]}" if len(iso) == 32 and iso[26:] == "+00:00" else _column_at(event.at)
+                if in_place:
+                    stored = event
+                    seqs.append(seq)
+                else:
+                    stored = known[event.id] = event.with_seq(seq)
+                if event.at is not last_at:  # asm's events of one millisecond share their time
+                    last_at = event.at
+                    iso = last_at.isoformat()
+                    in_column = at_in_column(iso)
+                    # Naive UTC text for the ``at`` column, cut from the isoformat the JSON needs anyway;
+                    # PostgreSQL casts it (a datetime per event would cost more than the text).
+                    at = f"{iso[:10]} {iso[11:26]}" if len(iso) == 32 and iso[26:] == "+00:00" else _column_at(last_at)
                 rows_out.append(
                     (
                         session_id,
@@ -609,7 +642,7 @@ class SqlAlchemyStore:
                         at,
                         event.provider,
                         event.schema_version,
-                        encode(stored, iso),
+                        encode_event_body(stored, iso, in_column=in_column) if lean else encode_event_json(stored, iso),
                     )
                 )
             if rows_out and sqlite:
@@ -631,6 +664,9 @@ class SqlAlchemyStore:
             if self.dialect == "postgresql":
                 for session_id in sorted(counts):
                     conn.execute(text("SELECT pg_notify('asm_events', :sid)"), {"sid": session_id})
+        if in_place:
+            for event, seq in zip(fresh, seqs, strict=True):
+                sequence_in_place(event, seq)
         self._wrote(text_bytes, len(fresh))
         return [known[event.id] for event in events]
 
