@@ -330,8 +330,8 @@ class Ledger:
         ``max_concurrent_runs`` running and (when set) fewer than ``max_parallel_runs``
         run everywhere. One transaction under the session's advisory lock (a global
         one with ``max_parallel_runs``), so of several workers exactly one claims;
-        ``finished`` (``(run_id, attempt)``: a run this worker just ended) is marked
-        done in that same transaction, as :meth:`finish` would.
+        ``finished`` (``(run_id, attempt)``: a run of the same session this worker
+        just ended) is marked done in that same transaction, as :meth:`finish` would.
 
         ``covered``: nothing to claim, and runs of the session are running under live
         leases (their workers go on with the session); ``busy``: a run this token
@@ -340,9 +340,11 @@ class Ledger:
         everywhere = max_parallel_runs is not None
 
         def claim(conn: Connection) -> Claim:
-            if finished is not None:
-                conn.exec_driver_sql(_FINISH, {"id": finished[0], "worker": worker_id, "attempt": finished[1]})
             found = conn.exec_driver_sql(_LOCK, {"id": token, "everywhere": everywhere}).first()
+            if finished is not None:
+                # Under the claim lock, like every claim that locks the session's rows: marked
+                # done before taking it, this row would be locked in the other order.
+                conn.exec_driver_sql(_FINISH, {"id": finished[0], "worker": worker_id, "attempt": finished[1]})
             if found is None:
                 return Claim("unknown")
             session_id = found[0]
