@@ -16,7 +16,7 @@ from asm import AsmError, Run, RunStatus, Session
 from asm.concurrency import ConcurrencyLimiter
 from asm.events import RUN_END_TYPES, EventType, RunFailed, RunQueued
 from asm.model import ErrorInfo
-from asm.ports import EventCallback, Provider
+from asm.ports import EventCallback, Provider, PubSub
 from asm.pubsub import Subscription, open_subscription
 from asm.runtime import Runtime
 from asm.server import ServerStatus, resolve_session
@@ -70,6 +70,10 @@ class CelerySessionServer:
         self._closed = False
         self._queued: tuple[str, ...] = ()
         self._running: tuple[str, ...] = ()
+        #: Where subscriptions take live events from: the PubSub of a configured pub/sub
+        #: sink (asm-redis's ``[sinks.redis]``, which the workers publish on), else the store.
+        pubsubs = [getattr(sink, "pubsub", None) for sink in runtime.sinks]
+        self.follow: Literal["store"] | PubSub = next((p for p in pubsubs if isinstance(p, PubSub)), "store")
 
     # -- the API -----------------------------------------------------------------
 
@@ -256,10 +260,13 @@ class CelerySessionServer:
         follow: Literal["manager", "store"] = "store",
     ) -> AbstractAsyncContextManager[Subscription]:
         """``async with server.subscribe(after=seq) as events``: the session's events
-        stored after ``after``, then live ones as the workers store them (always
-        followed through the store: LISTEN/NOTIFY on PostgreSQL)."""
+        stored after ``after``, then live ones as the workers store them: through
+        Redis when the config has asm-redis's ``[sinks.redis]`` (every process
+        publishes what it stores there; :attr:`follow`), else through the store
+        (LISTEN/NOTIFY on PostgreSQL). ``follow`` is accepted for the
+        SessionServer's signature; in-process following means nothing here."""
         return open_subscription(
-            self.manager, self.session_id, after=after, types=types, run_id=run_id, buffer=buffer, follow="store"
+            self.manager, self.session_id, after=after, types=types, run_id=run_id, buffer=buffer, follow=self.follow
         )
 
     # -- internals -------------------------------------------------------------------
