@@ -368,7 +368,9 @@ class Ledger:
                 if row.token == token and state == "unknown":
                     busy = True  # its holder (on another host) may be gone: wait for the lease
             if busy:
-                return Claim("busy", rows[0], why="a run of this task runs on another host under a live lease")
+                mine = next(row for row in running if row.token == token)
+                why = f"its run {mine.run_id} runs on another host under a live lease (worker {mine.worker_id})"
+                return Claim("busy", mine, why=why)
             pending = [row for row in rows if row.state == "pending"]
             if not pending:
                 return Claim("covered" if running else "done")

@@ -322,6 +322,10 @@ class WorkerHost:
                 return "reject"
             left = deadline - trio.current_time()
             if left <= 0:
+                if claim.outcome == "busy":
+                    # Its owner may be lost (a machine gone): it is taken over once its lease expires.
+                    lease = claim.row.lease_expires_at if claim.row is not None else None
+                    log.warning("task for run %s: %s (until %s); back to the queue", token, claim.why, lease)
                 return "requeue"
             with trio.move_on_after(min(left, options.poll_interval)):
                 await changed.wait()
