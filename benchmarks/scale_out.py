@@ -42,7 +42,7 @@ event: its deltas come 20 ms apart, the store commits each before it is delivere
 delivery), with a NOTIFY for the followers. Profiled (cProfile on the thread clock, and CPU time
 per process): a worker spends about a third of its CPU in the store's appends, where each commit
 sends one seq reservation and one NOTIFY per session in the batch (about ten sessions a commit
-here); doing each in one statement cut the worker's CPU by about a fifth in a trial (an
+here); doing each in one statement cut the worker's CPU by a tenth to a fifth in two trials (an
 asm-sqlalchemy change, not made here). The ratio is of runs/s on one machine; with workers on
 cores (or machines) of their own it is bounded by the database's write rate instead
 (docs/scaling.md). Submit to start: the client's append, ledger insert and publish, the broker
