@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -38,13 +39,74 @@ What bounds it: one worker of 16 slots could do at most 16 runs/s (a run is at l
 more workers add slots, and then the two cores run out. Everything shares them - RabbitMQ,
 PostgreSQL, the client, the workers - and a streamed run costs them, in effect, a transaction per
 event: its deltas come 20 ms apart, the store commits each before it is delivered (durable before
-delivery), with a NOTIFY for the followers. The ratio is of runs/s on one machine; with workers on
+delivery), with a NOTIFY for the followers. Profiled (cProfile on the thread clock, and CPU time
+per process): a worker spends about a third of its CPU in the store's appends, where each commit
+sends one seq reservation and one NOTIFY per session in the batch (about ten sessions a commit
+here); doing each in one statement cut the worker's CPU by a tenth to a fifth in two trials (an
+asm-sqlalchemy change, not made here). The ratio is of runs/s on one machine; with workers on
 cores (or machines) of their own it is bounded by the database's write rate instead
-(docs/scaling.md). Submit to start is about ten database round trips (ledger claim, the run and
-session reads, the store's claim, the transcript, `run_started`) plus a broker hop, each waiting
-for a core when the machine is busy. Celery's prefork pool was not measured."""
+(docs/scaling.md). Submit to start: the client's append, ledger insert and publish, the broker
+hop, the worker's claim (one transaction: lock, open rows, update), then execute_run's reads (run,
+session), the store's claim, and the continuation plan: the session's runs and transcript, which
+grow with the session (the scripted provider stores no message_received, so its deltas are read),
+hence the later samples' longer times."""
 
 ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+
+
+def prefork_worker(config: str, name: str, concurrency: int) -> None:
+    """(A child process of the benchmark.) A Celery worker on the prefork pool executing asm
+    runs: each pool process opens a runtime of its own (a trio loop, a store pool, a ledger) and
+    runs one run at a time. Only to measure the pool against asm worker's threads pool: it has
+    no graceful-drain handling (asm worker ships the threads pool)."""
+    from asm_celery import WorkerHost, celery_options, make_app
+    from asm_celery._cli import register_task
+    from celery import signals
+
+    from asm import load_config
+
+    loaded = load_config(config_file=config)
+    options = celery_options(loaded.config)
+    app = make_app(options)
+    hosts: list[WorkerHost] = []
+
+    class ChildHost:
+        """The pool process's host, opened after the fork (threads do not survive one)."""
+
+        options = celery_options(loaded.config)
+        worker_id = name
+
+        def handle(self, run_id: str) -> Any:
+            return hosts[0].handle(run_id)
+
+    def child_init(**_: Any) -> None:
+        host = WorkerHost(loaded, options, worker_id=f"{name}-{os.getpid()}")
+        host.start()
+        hosts.append(host)
+
+    def child_exit(**_: Any) -> None:
+        for host in hosts:
+            host.stop()
+
+    signals.worker_process_init.connect(child_init, weak=False)
+    signals.worker_process_shutdown.connect(child_exit, weak=False)
+    signals.worker_ready.connect(
+        lambda **_: print(f"ready (pid {os.getpid()})", file=sys.stderr, flush=True), weak=False
+    )
+    register_task(app, ChildHost())  # type: ignore[arg-type]
+    worker = app.Worker(
+        hostname=name,
+        pool="prefork",
+        concurrency=concurrency,
+        queues=[options.queue],
+        loglevel="WARNING",
+        without_gossip=True,
+        without_mingle=True,
+        quiet=True,
+    )
+    worker.start()
+
+
 BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 
 
@@ -91,17 +153,24 @@ def environment(args: argparse.Namespace, **celery: Any) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def workers(config: Path, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """``count`` ``asm worker`` processes, ready; stopped with SIGTERM afterwards."""
+def workers(
+    config: Path, count: int, pool: str = "threads", slots: int = 16
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``count`` ``asm worker`` processes (or prefork workers of ``slots`` processes), ready;
+    stopped with SIGTERM afterwards."""
     started = []
     logs = []
     for index in range(count):
         log = config.parent / f"w{index}.log"
         logs.append(log)
+        if pool == "prefork":
+            command = [sys.executable, __file__, "--prefork-worker", str(config), f"bench-{index}", str(slots)]
+        else:
+            command = [sys.executable, "-c", "from asm.cli import main; main()", "worker", "--name", f"bench-{index}"]
         with log.open("wb") as out:
             started.append(
                 subprocess.Popen(
-                    [sys.executable, "-c", "from asm.cli import main; main()", "worker", "--name", f"bench-{index}"],
+                    command,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     env={**os.environ, "ASM_CONFIG": str(config)},
@@ -146,6 +215,10 @@ async def throughput(config: Path, args: argparse.Namespace) -> dict[str, float]
         for server in servers:
             await server.drain()
         elapsed = time.perf_counter() - started
+        with psycopg.connect(ADMIN) as admin:  # every process's connections to the database, the client's too
+            (connections,) = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (rt.store.url.database,)
+            ).fetchone() or (0,)
         events = 0
         for server in servers:
             log = (await rt.store.read_events(server.session_id)).events
@@ -157,6 +230,7 @@ async def throughput(config: Path, args: argparse.Namespace) -> dict[str, float]
             "events_per_s": events / elapsed,
             "seconds": elapsed,
             "submit_s": submitted,
+            "connections": connections,
         }
 
 
@@ -208,12 +282,44 @@ async def takeover(config: Path, processes: list[subprocess.Popen[bytes]], repea
     return times
 
 
+def tree_rss(pids: list[int]) -> int:
+    """Resident bytes of processes ``pids`` and their children."""
+    total = 0
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            total += int(status.split("VmRSS:")[1].split()[0]) * 1024
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, IndexError):
+            continue
+    return total
+
+
+def phase(args: argparse.Namespace, count: int, pool: str = "threads") -> dict[str, float]:
+    """One throughput phase: its figures, the workers' CPU per run (from the benchmark's children's
+    rusage: their start-up included) and their resident memory at the end."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with environment(args) as config, workers(config, count, pool, args.concurrency) as processes:
+        result = trio.run(throughput, config, args)
+        result["rss_mb"] = tree_rss([process.pid for process in processes]) / 1e6
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    result["worker_cpu_ms"] = cpu * 1000 / args.runs
+    return result
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--prefork-worker"]:
+        prefork_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--sessions", type=int, default=100)
@@ -221,51 +327,83 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--concurrency", type=int, default=16, help="runs per worker process")
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--prefork", default="1", help="worker counts to measure on the prefork pool too ('' for none)")
     parser.add_argument("--samples", type=int, default=100, help="submit-to-start samples")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/performance.md alone")
     args = parser.parse_args()
-    load_start = os.getloadavg()[0]
+    load_start = os.getloadavg()
     results: dict[int, dict[str, float]] = {}
+    prefork: dict[int, dict[str, float]] = {}
     for count in (int(n) for n in args.workers.split(",")):
-        with environment(args) as config, workers(config, count):
-            results[count] = trio.run(throughput, config, args)
-        print(count, results[count], flush=True)
+        results[count] = phase(args, count)
+        print(count, results[count], os.getloadavg(), flush=True)
+    for count in (int(n) for n in args.prefork.split(",") if n):
+        prefork[count] = phase(args, count, "prefork")
+        print("prefork", count, prefork[count], os.getloadavg(), flush=True)
     with environment(args) as config, workers(config, 1):
         latencies = trio.run(start_latency, config, args.samples)
     print("latency p50/p99", pct(latencies, 0.5), pct(latencies, 0.99), flush=True)
     with environment(args, lease_s=30.0, on_worker_lost="restart") as config, workers(config, 4) as processes:
         kills = trio.run(takeover, config, processes, 3)
     print("takeover", kills, flush=True)
-    load_end = os.getloadavg()[0]
+    load_end = os.getloadavg()
     base = results[min(results)]["runs_per_s"]
     rows = [
         f"| {count} | {r['runs_per_s']:.1f} | {r['events_per_s']:,.0f} | {r['runs_per_s'] / base:.2f}x | "
-        f"{r['seconds']:.1f} s | {r['submit_s']:.1f} s |"
+        f"{r['seconds']:.1f} s | {r['submit_s']:.1f} s | {r['worker_cpu_ms']:.0f} ms | {r['rss_mb']:.0f} MB | "
+        f"{r['connections']:.0f} |"
         for count, r in sorted(results.items())
     ]
+    pools = [
+        f"| {pool} | {count} x {args.concurrency} | {r['runs_per_s']:.1f} | {r['worker_cpu_ms']:.0f} ms | "
+        f"{r['rss_mb']:.0f} MB | {r['connections']:.0f} |"
+        for count in sorted(prefork)
+        for pool, r in (("threads", results[count]), ("prefork", prefork[count]))
+        if count in results
+    ]
     best = results[max(results)]["runs_per_s"] / base
-    p50, p99 = pct(latencies, 0.5) * 1000, pct(latencies, 0.99) * 1000
+    p50, p90, p99 = (pct(latencies, q) * 1000 for q in (0.5, 0.9, 0.99))
+    half = len(latencies) // 2
+    early, late = pct(latencies[:half], 0.5) * 1000, pct(latencies[half:], 0.5) * 1000
     body = "\n".join(
         [
-            f"Load average (1 min) at the start and end: {load_start:.1f} / {load_end:.1f} (2 cores, shared with "
-            "other work). RabbitMQ, PostgreSQL, the client and the workers all on this one machine.",
+            f"Load average (1, 5 min) at the start: {load_start[0]:.1f}, {load_start[1]:.1f}; at the end: "
+            f"{load_end[0]:.1f}, {load_end[1]:.1f} (2 cores, shared with other work). RabbitMQ, PostgreSQL, "
+            "the client and the workers all on this one machine.",
             "",
             f"{args.runs:,} runs over {args.sessions} sessions (per-session FIFO, `max_concurrent_runs=1`), submitted "
             f"from one client; the `scripted` provider streams {args.events} chunks per run with "
             f"{args.latency * 1000:.0f} ms before each (I/O-bound runs); each `asm worker` runs "
             f"{args.concurrency} runs at once (threads pool, one trio loop per process). Wall time from the first "
-            "submit to the last run ended.",
+            "submit to the last run ended; worker CPU is the workers' user + system time (start-up included) per "
+            "run; memory the workers' resident set at the end; connections those to the database at the end "
+            "(every worker's and the client's).",
             "",
-            "| workers | runs/s | events/s | vs 1 worker | wall time | submitting took |",
-            "|---|---|---|---|---|---|",
+            "| workers | runs/s | events/s | vs 1 worker | wall time | submitting took | worker CPU per run "
+            "| worker memory | connections |",
+            "|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             f"Target: {max(results)} workers >= 3x one worker's runs/s: "
             f"{'met' if best >= 3 else 'missed'} ({best:.2f}x).",
             "",
+            *(
+                [
+                    "Celery's pools, the same runs and slots (prefork: one process per slot, each with its own "
+                    "runtime, one run at a time; measured with the benchmark's own prefork worker):",
+                    "",
+                    "| pool | workers x slots | runs/s | worker CPU per run | worker memory | connections |",
+                    "|---|---|---|---|---|---|",
+                    *pools,
+                    "",
+                ]
+                if pools
+                else []
+            ),
             f"Submit to `run_started` (the stored `run_queued` and `run_started` times) with a free worker, "
-            f"{len(latencies)} runs one at a time after one warm-up run (the client's first publish connects "
-            f"to the broker): p50 {p50:.1f} ms, p99 {p99:.1f} ms; target p99 <= 50 ms: "
+            f"{len(latencies)} runs one at a time in one session after one warm-up run (the client's first "
+            f"publish connects to the broker): p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms (median of the "
+            f"first half {early:.1f} ms, of the second {late:.1f} ms); target p99 <= 50 ms: "
             f"{'met' if p99 <= 50 else 'missed'}.",
             "",
             "SIGKILL of the worker executing a run to the run's `run_started` on another worker "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
+import psycopg
 import trio
 
 import asm
@@ -67,3 +68,30 @@ async def test_max_parallel_runs_holds_across_sessions_and_workers(
             assert run.started_at is not None and run.ended_at is not None
             intervals.append((run.started_at.timestamp(), run.ended_at.timestamp()))
         assert _most_at_once(intervals) == 1
+
+
+async def test_each_process_keeps_a_bounded_number_of_database_connections(
+    config: Config, workers: Callable[..., Worker]
+) -> None:
+    # Per process: the store's pool ([stores.sqlalchemy] max_threads, 8) and its LISTEN
+    # connection, the ledger's pool ([celery] ledger_connections, 2) and its LISTEN connection.
+    config.write(chunks=3, delay=0.02)
+    started = [workers(concurrency=8), workers(concurrency=8)]
+    async with asm.open_runtime(config_file=config.path) as rt, contextlib.AsyncExitStack() as stack:
+        servers = [await stack.enter_async_context(asm.open_session_server(rt)) for _ in range(8)]
+        async with trio.open_nursery() as nursery:
+            for server in servers:
+                for i in range(4):
+                    nursery.start_soon(server.submit, f"run {i}")
+        for server in servers:
+            await server.drain(timeout=WAIT)
+        with psycopg.connect(config.database.replace("postgresql+psycopg://", "postgresql://")) as conn:
+            rows = conn.execute(
+                "SELECT application_name, count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "GROUP BY application_name"
+            ).fetchall()
+    by_name = dict(rows)
+    for worker in started:
+        assert 1 <= by_name.get(worker.name, 0) <= 3  # the ledger's 2 and its LISTEN connection
+    assert by_name.get("asm-celery client", 0) <= 2
+    assert sum(by_name.values()) <= 3 * 12 + 1  # three processes, and this one

@@ -3,18 +3,23 @@ and a worker stopped with SIGTERM (its runs drained, or cancelled after the grac
 
 from __future__ import annotations
 
+import json
 import signal
 from collections import Counter
 from collections.abc import Callable
 
+import attrs
+import psycopg
 import pytest
 
 import asm
 from asm import RunStatus
 from asm.continuity import RESUME_PROMPT
-from asm.events import RUN_END_TYPES, EventType, RunInterrupted
+from asm.events import RUN_END_TYPES, EventType, MessageStreamed, RunInterrupted, RunStarted
+from asm.model import ProcessIdentity, RunOwner, utcnow
+from asm.serde import converter
 
-from .conftest import WAIT, Config, Worker, wait_for_events
+from .conftest import WAIT, Config, Worker, wait_for_events, wait_until
 
 
 def _streamed(count: int) -> Callable[[list[asm.Event]], bool]:
@@ -107,3 +112,50 @@ async def test_sigterm_cancels_runs_still_going_after_the_grace_period(
             "the queued run to start on the new worker",
         )
         assert (await server.cancel(queued)).status is RunStatus.CANCELLED
+
+
+async def test_a_run_owned_on_another_host_is_taken_over_only_once_its_lease_has_expired(
+    config: Config, workers: Callable[..., Worker]
+) -> None:
+    # A worker on another machine claimed the run and started it, then went silent: nothing on
+    # this host can tell whether it lives, so only its lease (driven here by hand) decides.
+    config.write(chunks=3, claim_wait=0.3, poll_interval=0.1)
+    ghost = RunOwner("other-host.example", ProcessIdentity(4242, 99))
+    async with asm.open_runtime(config_file=config.path) as rt, asm.open_session_server(rt) as server:
+        run_id = await server.submit("owned elsewhere")  # no worker yet: its task waits in the queue
+        run = await rt.store.get_run(run_id)
+        await rt.store.claim_run(attrs.evolve(run, status=RunStatus.RUNNING, started_at=utcnow(), owner=ghost))
+        await rt.manager.record_event(server.session_id, RunStarted("scripted"), run_id=run_id, provider="scripted")
+        await rt.manager.record_event(server.session_id, MessageStreamed("half an ans"), run_id=run_id)
+        ledger = config.database.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(ledger, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE asm_celery_runs SET state = 'running', attempt = 1, worker_id = 'ghost', token = run_id, "
+                "owner = %s, lease_expires_at = now() + interval '1 hour' WHERE run_id = %s",
+                (json.dumps(converter.unstructure(ghost)), run_id),
+            )
+            worker = workers(concurrency=2)
+            # The worker got the task, found the run under a live lease on another host, and put
+            # the task back (more than once: it keeps coming back to it).
+            wait_until(lambda: worker.output().count("on another host under a live lease") >= 2, "the task requeued")
+            owner, state = conn.execute(
+                "SELECT worker_id, state FROM asm_celery_runs WHERE run_id = %s", (run_id,)
+            ).fetchone() or (None, None)
+            assert (owner, state) == ("ghost", "running")
+            events = (await rt.store.read_events(server.session_id, run_id=run_id)).events
+            assert EventType.RUN_INTERRUPTED not in [e.type for e in events]
+            conn.execute(
+                "UPDATE asm_celery_runs SET lease_expires_at = now() - interval '1 second' WHERE run_id = %s",
+                (run_id,),
+            )
+        done = await server.wait(run_id, timeout=WAIT)
+        assert done.status is RunStatus.COMPLETED and done.output == "c0 c1 c2 "
+        assert done.owner is not None and done.owner.process.pid == worker.pid
+        events = list((await rt.store.read_events(server.session_id)).events)
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        mine = [e for e in events if e.run_id == run_id]
+        (interrupted,) = [e.data for e in mine if isinstance(e.data, RunInterrupted)]
+        assert interrupted.attempt == 1 and interrupted.then == "restart"
+        assert "worker ghost" in interrupted.owner and "pid 4242 on other-host.example" in interrupted.owner
+        assert sum(e.type is EventType.RUN_STARTED for e in mine) == 2
+        assert Counter(e.type for e in mine if e.type in RUN_END_TYPES) == Counter([EventType.RUN_COMPLETED])

@@ -114,3 +114,64 @@ async def test_the_pubsub_sink_publishes_what_the_rendering_pipeline_sees() -> N
         await pipeline.aclose()
     assert [e.type for e in got][:2] == [EventType.SESSION_STARTED, EventType.RUN_STARTED]
     assert all(e.session_id == session.id for e in got)
+
+
+async def test_a_durable_subscription_can_follow_a_pubsub_and_reads_what_it_misses_from_the_store() -> None:
+    # The runs execute through one manager (another process, say) that publishes on a PubSub;
+    # the subscriber has a manager of its own on the same store, and follows the PubSub.
+    reads: list[int] = []
+
+    class Store(InMemorySessionStore):
+        async def read_events(self, session_id: str, **kwargs: object) -> asm.Page:
+            reads.append(int(kwargs.get("after", 0)))  # type: ignore[call-overload]
+            return await super().read_events(session_id, **kwargs)  # type: ignore[arg-type]
+
+    store = Store()
+    broker = InProcessBroker()
+    lose: list[int] = [0]
+    dropped: list[int] = []
+
+    class Lossy:
+        """The broker, losing the event of seq ``lose[0]`` (a pub/sub loses what it loses)."""
+
+        async def write(self, text: str, event: asm.Event | None) -> None:
+            if event is not None:
+                if event.seq == lose[0]:
+                    dropped.append(lose[0])
+                    return
+                await broker.publish(asm.session_topic(event.session_id), event)
+
+        async def aclose(self) -> None:
+            pass
+
+    pipeline = RenderingPipeline(CompactRenderer(), [Lossy()])
+    worker = asm.SessionManager(store, provider=asm.EchoProvider(), on_event=pipeline)
+    here = asm.SessionManager(store, provider=asm.EchoProvider())
+    session = await worker.start_session()
+    await worker.activate_session(session.id)
+    first = await worker.start_run(session.id, "before the subscription")
+    await worker.execute_run(first.id)
+    already = (await store.read_events(session.id)).events
+    lose[0] = len(already) + 2  # the second live event of the next run
+    got: list[asm.Event] = []
+    async with asm.open_subscription(here, session.id, after=1, follow=broker) as events:
+        assert isinstance(broker, PubSub)
+        await collect(events, len(already) - 1, got)  # the stored ones
+        run = await worker.start_run(session.id, "while subscribed")
+        await worker.execute_run(run.id)
+        stored = (await store.read_events(session.id)).events
+        reads.clear()  # the subscriber read nothing while the run executed: from here on, its reads
+        with trio.fail_after(5):
+            await collect(events, len(stored) - 1, got)
+    assert [e.seq for e in got] == list(range(2, len(stored) + 1))  # no gap, no duplicate
+    assert got == list(stored[1:])
+    assert dropped == [len(already) + 2]  # lost on the way: read from the store, the rest came live
+    assert reads == [len(already) + 1]
+
+
+async def test_follow_must_be_manager_store_or_a_pubsub() -> None:
+    manager = asm.SessionManager(InMemorySessionStore(), provider=asm.EchoProvider())
+    with pytest.raises(AsmError) as info:
+        async with asm.open_subscription(manager, "ses_1", follow="redis"):  # type: ignore[arg-type]
+            pass
+    assert info.value.code == "validation_error" and "PubSub" in info.value.message

@@ -299,7 +299,7 @@ async def open_subscription(
     run_id: str | None = None,
     buffer: int = 1000,
     page_size: int = 500,
-    follow: Literal["manager", "store"] = "manager",
+    follow: Literal["manager", "store"] | PubSub = "manager",
 ) -> AsyncIterator[Subscription]:
     """Subscribe to a session's events: those stored with ``seq > after``,
     then live ones as ``source`` (a manager, or a runtime's manager) stores them, filtered by ``types`` and
@@ -311,16 +311,37 @@ async def open_subscription(
     takes them from that manager as it stores them (this process, no store
     reads while caught up); ``"store"`` long-polls the store's
     ``wait_for_events`` instead, so it also sees events other processes append
-    to a shared store, at the cost of a store read per wake-up.
+    to a shared store, at the cost of a store read per wake-up. A
+    :class:`~asm.ports.PubSub` (asm-redis's, fed by the ``redis`` sink of the
+    processes that run the session's runs) carries the live events from any
+    process without store reads while caught up; what it misses shows as a gap
+    in ``seq`` and is read from the store.
     """
     if not isinstance(after, int) or isinstance(after, bool) or after < 0:
         raise AsmError("validation_error", f"after must be a seq >= 0, not {after!r}")
     if buffer < 1 or page_size < 1:
         raise AsmError("validation_error", f"buffer and page_size must be >= 1, not {buffer} and {page_size}")
-    if follow not in ("manager", "store"):
-        raise AsmError("validation_error", f"follow must be 'manager' or 'store', not {follow!r}")
+    if not isinstance(follow, PubSub) and follow not in ("manager", "store"):
+        raise AsmError("validation_error", f"follow must be 'manager', 'store' or a PubSub, not {follow!r}")
     wanted = parse_event_types(types)
     manager = source if isinstance(source, SessionManager) else source.manager
+    if isinstance(follow, PubSub):
+        # Subscribed before the first store read, as below: the seq cursor drops what comes twice.
+        async with follow.subscribe(session_topic(session_id)) as live, trio.open_nursery() as nursery:
+            mailbox = _Mailbox(buffer)
+
+            async def pump() -> None:
+                async for event in live:
+                    mailbox.offer(event)
+
+            nursery.start_soon(pump)
+            try:
+                yield Subscription(
+                    manager, session_id, mailbox, after=after, types=wanted, run_id=run_id, page_size=page_size
+                )
+            finally:
+                nursery.cancel_scope.cancel()
+        return
     if follow == "store":
         yield Subscription(manager, session_id, None, after=after, types=wanted, run_id=run_id, page_size=page_size)
         return

@@ -16,7 +16,7 @@ from asm import AsmError, Run, RunStatus, Session
 from asm.concurrency import ConcurrencyLimiter
 from asm.events import RUN_END_TYPES, EventType, RunFailed, RunQueued
 from asm.model import ErrorInfo
-from asm.ports import EventCallback, Provider
+from asm.ports import EventCallback, Provider, PubSub
 from asm.pubsub import Subscription, open_subscription
 from asm.runtime import Runtime
 from asm.server import ServerStatus, resolve_session
@@ -70,6 +70,10 @@ class CelerySessionServer:
         self._closed = False
         self._queued: tuple[str, ...] = ()
         self._running: tuple[str, ...] = ()
+        #: Where subscriptions take live events from: the PubSub of a configured pub/sub
+        #: sink (asm-redis's ``[sinks.redis]``, which the workers publish on), else the store.
+        pubsubs = [getattr(sink, "pubsub", None) for sink in runtime.sinks]
+        self.follow: Literal["store"] | PubSub = next((p for p in pubsubs if isinstance(p, PubSub)), "store")
 
     # -- the API -----------------------------------------------------------------
 
@@ -95,11 +99,11 @@ class CelerySessionServer:
             )
         async with self._submit_lock:
             self._check_open()
-            waiting = [row for row in await self._ledger.open_rows(self.session_id) if row.state == "pending"]
-            if len(waiting) >= self.max_queued_runs:
+            waiting = await self._ledger.pending_count(self.session_id)
+            if waiting >= self.max_queued_runs:
                 raise AsmError(
                     "queue_full",
-                    f"session {self.session_id} already has {len(waiting)} runs queued "
+                    f"session {self.session_id} already has {waiting} runs queued "
                     f"(max_queued_runs={self.max_queued_runs}); retry later or raise max_queued_runs",
                     details={"session_id": self.session_id, "max_queued_runs": self.max_queued_runs},
                 )
@@ -109,7 +113,7 @@ class CelerySessionServer:
             try:
                 queued = await self.manager.record_event(
                     self.session_id,
-                    RunQueued(len(waiting) + 1),
+                    RunQueued(waiting + 1),
                     run_id=run.id,
                     provider=run.provider,
                     on_event=self._on_event,
@@ -134,26 +138,37 @@ class CelerySessionServer:
         """The run once it has ended, wherever it ran (long-polls the store).
         ``run_not_found`` for a run of another session; ``timeout`` when
         ``timeout`` seconds pass first (the run goes on)."""
-        run = await self._own_run(run_id)
+        await self._own_run(run_id)
         store = self.runtime.store
         with trio.move_on_after(float("inf") if timeout is None else timeout):
             while True:
                 after = await store.latest_seq(self.session_id)
                 run = await store.get_run(run_id)
                 # Ended: its record is final first, then its end event is stored; both are in.
-                if (
-                    run.status.is_terminal
-                    and (await store.read_events(self.session_id, run_id=run_id, types=RUN_END_TYPES, limit=1)).events
-                ):
-                    if run_id in self._submitted:
-                        self._submitted[run_id] = run.status
-                    return run
-                await store.wait_for_events(self.session_id, after=after, timeout=self.options.lease_s)
+                if run.status.is_terminal and await self._told_end(run_id):
+                    return self._ended(run)
+                # Then only the session's new events are read, until the run's end event is among them.
+                while True:
+                    page = await store.wait_for_events(self.session_id, after=after, timeout=self.options.lease_s)
+                    if not page.events:
+                        break  # nothing for a while: read the run again
+                    after = page.cursor
+                    if any(e.run_id == run_id and e.type in RUN_END_TYPES for e in page.events):
+                        return self._ended(await store.get_run(run_id))
         raise AsmError(
             "timeout",
             f"run {run_id} did not end within {timeout:g}s; it goes on (wait again, or cancel it)",
             details={"run_id": run_id},
         )
+
+    async def _told_end(self, run_id: str) -> bool:
+        store = self.runtime.store
+        return bool((await store.read_events(self.session_id, run_id=run_id, types=RUN_END_TYPES, limit=1)).events)
+
+    def _ended(self, run: Run) -> Run:
+        if run.id in self._submitted:
+            self._submitted[run.id] = run.status
+        return run
 
     async def cancel(self, run_id: str, *, reason: str | None = None) -> Run:
         """Cancel a run queued (it is never executed) or executing on any worker
@@ -245,10 +260,13 @@ class CelerySessionServer:
         follow: Literal["manager", "store"] = "store",
     ) -> AbstractAsyncContextManager[Subscription]:
         """``async with server.subscribe(after=seq) as events``: the session's events
-        stored after ``after``, then live ones as the workers store them (always
-        followed through the store: LISTEN/NOTIFY on PostgreSQL)."""
+        stored after ``after``, then live ones as the workers store them: through
+        Redis when the config has asm-redis's ``[sinks.redis]`` (every process
+        publishes what it stores there; :attr:`follow`), else through the store
+        (LISTEN/NOTIFY on PostgreSQL). ``follow`` is accepted for the
+        SessionServer's signature; in-process following means nothing here."""
         return open_subscription(
-            self.manager, self.session_id, after=after, types=types, run_id=run_id, buffer=buffer, follow="store"
+            self.manager, self.session_id, after=after, types=types, run_id=run_id, buffer=buffer, follow=self.follow
         )
 
     # -- internals -------------------------------------------------------------------
@@ -415,7 +433,8 @@ async def _shared(runtime: Runtime) -> AsyncIterator[tuple[CeleryOptions, Ledger
     client = _CLIENTS.get(key)
     if client is None:
         options = celery_options(runtime.config)
-        client = _CLIENTS[key] = _Client(options, ledger_for(runtime), make_app(options))
+        ledger = ledger_for(runtime, connections=options.ledger_connections, name="asm-celery client")
+        client = _CLIENTS[key] = _Client(options, ledger, make_app(options))
     client.users += 1
     try:
         yield client.options, client.ledger, client.app

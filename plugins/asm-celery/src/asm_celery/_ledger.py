@@ -64,10 +64,39 @@ _SCHEMA: Final = (
 
 Outcome = Literal["claimed", "takeover", "covered", "wait", "busy", "done", "unknown"]
 
-#: Claim a run for a worker (a new attempt under a fresh lease, carried by task ``token``).
+#: The columns of a row as :func:`_row` reads them (``lease_expired`` as the database's clock says).
+_COLUMNS: Final = (
+    "run_id, session_id, queued_seq, state, max_concurrent_runs, attempt, run_timeout, worker_id, token, owner, "
+    "lease_expires_at, coalesce(lease_expires_at < now(), true) AS lease_expired, cancel_requested, cancel_reason"
+)
+
+#: Claim a run for a worker (a new attempt under a fresh lease, carried by task ``token``), returning its row.
 _TAKE: Final = (
-    "UPDATE asm_celery_runs SET state = 'running', attempt = attempt + 1, worker_id = :worker, owner = :owner, "
-    "token = :token, lease_expires_at = now() + make_interval(secs => :lease) WHERE run_id = :id"
+    "UPDATE asm_celery_runs SET state = 'running', attempt = attempt + 1, worker_id = %(worker)s, "
+    "owner = %(owner)s, token = %(token)s, lease_expires_at = now() + make_interval(secs => %(lease)s) "
+    f"WHERE run_id = %(id)s RETURNING {_COLUMNS}"
+)
+
+#: The run's session, once this transaction holds the claim lock (the session's, or the global
+#: one): one round trip for the look-up and the lock.
+_LOCK: Final = (
+    "SELECT session_id, pg_advisory_xact_lock(hashtext(CASE WHEN %(everywhere)s THEN 'asm_celery:*' "
+    "ELSE 'asm_celery:' || session_id END)) FROM asm_celery_runs WHERE run_id = %(id)s"
+)
+
+#: The session's open rows, locked, in submit order; with ``max_parallel_runs``, each carries the
+#: count of runs running everywhere (read after the global lock was taken, so it is exact).
+_OPEN: Final = (
+    f"SELECT {_COLUMNS}, CASE WHEN %(everywhere)s THEN (SELECT count(*) FROM asm_celery_runs "
+    "WHERE state = 'running') END AS everywhere FROM asm_celery_runs "
+    "WHERE session_id = %(sid)s AND state <> 'done' ORDER BY queued_seq FOR UPDATE"
+)
+
+#: ``-> done`` if still this worker's attempt, telling waiting claimers that a slot freed.
+_FINISH: Final = (
+    "WITH ended AS (UPDATE asm_celery_runs SET state = 'done', lease_expires_at = NULL "
+    "WHERE run_id = %(id)s AND worker_id = %(worker)s AND attempt = %(attempt)s RETURNING session_id) "
+    f"SELECT pg_notify('{CHANNEL}', 'slot:' || session_id) FROM ended"
 )
 
 
@@ -132,19 +161,17 @@ def _row(values: Any) -> LedgerRow:
     )
 
 
-_SELECT: Final = (
-    "SELECT run_id, session_id, queued_seq, state, max_concurrent_runs, attempt, run_timeout, worker_id, token, "
-    "owner, lease_expires_at, "
-    "coalesce(lease_expires_at < now(), true) AS lease_expired, cancel_requested, cancel_reason "
-    "FROM asm_celery_runs"
-)
+_SELECT: Final = f"SELECT {_COLUMNS} FROM asm_celery_runs"
 
 
 class Ledger:
     """The ``asm_celery_runs`` table of one PostgreSQL database, used from trio
-    (each call runs in a worker thread, at most ``max_threads`` at once)."""
+    (each call runs in a worker thread). At most ``connections`` connections are
+    open (besides :meth:`listen`'s): a claim is a short transaction, and every
+    worker and client on the database holds such a pool, which PostgreSQL's
+    ``max_connections`` must cover (docs/scaling.md)."""
 
-    def __init__(self, url: URL, *, max_threads: int = 8) -> None:
+    def __init__(self, url: URL, *, connections: int = 2, name: str = "asm-celery") -> None:
         if url.get_backend_name() != "postgresql":
             raise AsmError(
                 "invalid_config",
@@ -155,8 +182,15 @@ class Ledger:
                 details={"key": "store"},
             )
         self.url = url
-        self._engine: Engine = create_engine(url, pool_size=max_threads, max_overflow=2, pool_pre_ping=True)
-        self._limiter = trio.CapacityLimiter(max_threads)
+        self.name = name
+        self._engine: Engine = create_engine(
+            url,
+            pool_size=connections,
+            max_overflow=0,
+            pool_pre_ping=True,
+            connect_args={"application_name": name[:63]},
+        )
+        self._limiter = trio.CapacityLimiter(connections)
         self._ready = False
         self._lock = threading.Lock()
 
@@ -196,11 +230,9 @@ class Ledger:
         """Record a run about to be published (``pending``)."""
 
         def add(conn: Connection) -> None:
-            conn.execute(
-                text(
-                    "INSERT INTO asm_celery_runs (run_id, session_id, queued_seq, state, max_concurrent_runs, "
-                    "run_timeout) VALUES (:run_id, :session_id, :seq, 'pending', :limit, :timeout)"
-                ),
+            conn.exec_driver_sql(
+                "INSERT INTO asm_celery_runs (run_id, session_id, queued_seq, state, max_concurrent_runs, "
+                "run_timeout) VALUES (%(run_id)s, %(session_id)s, %(seq)s, 'pending', %(limit)s, %(timeout)s)",
                 {
                     "run_id": run_id,
                     "session_id": session_id,
@@ -216,7 +248,7 @@ class Ledger:
         """The run's row, or ``None``."""
 
         def get(conn: Connection) -> LedgerRow | None:
-            found = conn.execute(text(f"{_SELECT} WHERE run_id = :id"), {"id": run_id}).first()
+            found = conn.exec_driver_sql(f"{_SELECT} WHERE run_id = %(id)s", {"id": run_id}).first()
             return _row(found) if found is not None else None
 
         return await self._call(get, f"reading run {run_id}")
@@ -225,21 +257,32 @@ class Ledger:
         """The session's runs not yet done, in submit order."""
 
         def rows(conn: Connection) -> list[LedgerRow]:
-            found = conn.execute(
-                text(f"{_SELECT} WHERE session_id = :sid AND state <> 'done' ORDER BY queued_seq"), {"sid": session_id}
+            found = conn.exec_driver_sql(
+                f"{_SELECT} WHERE session_id = %(sid)s AND state <> 'done' ORDER BY queued_seq", {"sid": session_id}
             )
             return [_row(values) for values in found]
 
         return await self._call(rows, f"reading the runs of session {session_id}")
+
+    async def pending_count(self, session_id: str) -> int:
+        """How many runs of the session wait for a worker."""
+
+        def count(conn: Connection) -> int:
+            found = conn.exec_driver_sql(
+                "SELECT count(*) FROM asm_celery_runs WHERE session_id = %(sid)s AND state = 'pending'",
+                {"sid": session_id},
+            )
+            return int(found.scalar_one())
+
+        return await self._call(count, f"counting the queued runs of session {session_id}")
 
     async def cancel_pending(self, run_id: str) -> bool:
         """``pending -> done`` (a queued run is cancelled before any worker claims it);
         whether it was still pending."""
 
         def cancel(conn: Connection) -> bool:
-            found = conn.execute(
-                text("UPDATE asm_celery_runs SET state = 'done' WHERE run_id = :id AND state = 'pending'"),
-                {"id": run_id},
+            found = conn.exec_driver_sql(
+                "UPDATE asm_celery_runs SET state = 'done' WHERE run_id = %(id)s AND state = 'pending'", {"id": run_id}
             )
             return bool(found.rowcount)
 
@@ -250,35 +293,21 @@ class Ledger:
         heartbeat reads); whether the run was running."""
 
         def request(conn: Connection) -> bool:
-            found = conn.execute(
-                text(
-                    "UPDATE asm_celery_runs SET cancel_requested = true, cancel_reason = :why "
-                    "WHERE run_id = :id AND state = 'running'"
-                ),
+            found = conn.exec_driver_sql(
+                "WITH asked AS (UPDATE asm_celery_runs SET cancel_requested = true, cancel_reason = %(why)s "
+                "WHERE run_id = %(id)s AND state = 'running' RETURNING run_id) "
+                f"SELECT pg_notify('{CHANNEL}', 'cancel:' || run_id) FROM asked",
                 {"id": run_id, "why": reason},
             )
-            if found.rowcount:
-                conn.execute(
-                    text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": f"cancel:{run_id}"}
-                )
-            return bool(found.rowcount)
+            return found.first() is not None
 
         return await self._call(request, f"requesting the cancel of run {run_id}")
 
-    async def finish(self, run_id: str, *, worker_id: str | None = None, attempt: int | None = None) -> None:
-        """``-> done`` (only if still this worker's attempt, when given); tell waiting claimers."""
+    async def finish(self, run_id: str, *, worker_id: str, attempt: int) -> None:
+        """``-> done`` if still ``worker_id``'s attempt ``attempt``; tell waiting claimers."""
 
         def finish(conn: Connection) -> None:
-            sql = "UPDATE asm_celery_runs SET state = 'done', lease_expires_at = NULL WHERE run_id = :id"
-            params: dict[str, Any] = {"id": run_id}
-            if worker_id is not None:
-                sql += " AND worker_id = :worker AND attempt = :attempt"
-                params |= {"worker": worker_id, "attempt": attempt}
-            found = conn.execute(text(sql + " RETURNING session_id"), params).first()
-            if found is not None:
-                conn.execute(
-                    text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": f"slot:{found[0]}"}
-                )
+            conn.exec_driver_sql(_FINISH, {"id": run_id, "worker": worker_id, "attempt": attempt})
 
         await self._call(finish, f"finishing run {run_id}")
 
@@ -293,34 +322,37 @@ class Ledger:
         lease_s: float,
         max_parallel_runs: int | None,
         owner_state: Callable[[RunOwner], str],
+        finished: tuple[str, int] | None = None,
     ) -> Claim:
         """Make progress on the session of run ``token`` (the run whose task this
         worker holds): take over a run of it whose owner is dead or whose lease has
         expired, else claim its oldest pending run if the session has fewer than
         ``max_concurrent_runs`` running and (when set) fewer than ``max_parallel_runs``
         run everywhere. One transaction under the session's advisory lock (a global
-        one with ``max_parallel_runs``), so of several workers exactly one claims.
+        one with ``max_parallel_runs``), so of several workers exactly one claims;
+        ``finished`` (``(run_id, attempt)``: a run of the same session this worker
+        just ended) is marked done in that same transaction, as :meth:`finish` would.
 
         ``covered``: nothing to claim, and runs of the session are running under live
         leases (their workers go on with the session); ``busy``: a run this token
         carried runs on another host under a lease not yet expired; ``wait``: only
         ``max_parallel_runs`` stands in the way."""
+        everywhere = max_parallel_runs is not None
 
         def claim(conn: Connection) -> Claim:
-            session_id = conn.execute(
-                text("SELECT session_id FROM asm_celery_runs WHERE run_id = :id"), {"id": token}
-            ).scalar()
-            if session_id is None:
+            found = conn.exec_driver_sql(_LOCK, {"id": token, "everywhere": everywhere}).first()
+            if finished is not None:
+                # Under the claim lock, like every claim that locks the session's rows: marked
+                # done before taking it, this row would be locked in the other order.
+                conn.exec_driver_sql(_FINISH, {"id": finished[0], "worker": worker_id, "attempt": finished[1]})
+            if found is None:
                 return Claim("unknown")
-            key = "asm_celery:*" if max_parallel_runs is not None else f"asm_celery:{session_id}"
-            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
-            rows = [
-                _row(values)
-                for values in conn.execute(
-                    text(f"{_SELECT} WHERE session_id = :sid AND state <> 'done' ORDER BY queued_seq FOR UPDATE"),
-                    {"sid": session_id},
-                )
-            ]
+            session_id = found[0]
+            rows = []
+            running_everywhere = 0
+            for values in conn.exec_driver_sql(_OPEN, {"sid": session_id, "everywhere": everywhere}):
+                rows.append(_row(values))
+                running_everywhere = values.everywhere or 0
             if not rows:
                 return Claim("done")
             take = {"worker": worker_id, "owner": _owner_json(owner), "lease": lease_s, "token": token}
@@ -331,27 +363,25 @@ class Ledger:
                     continue  # this worker runs it, in another of its tasks
                 state = owner_state(row.owner) if row.owner is not None else "unknown"
                 if state == "dead" or row.lease_expired:
-                    conn.execute(text(_TAKE), {**take, "id": row.run_id})
-                    return Claim("takeover", _reread(conn, row.run_id), previous=row)
+                    taken = conn.exec_driver_sql(_TAKE, {**take, "id": row.run_id}).one()
+                    return Claim("takeover", _row(taken), previous=row)
                 if row.token == token and state == "unknown":
                     busy = True  # its holder (on another host) may be gone: wait for the lease
             if busy:
-                return Claim("busy", rows[0], why="a run of this task runs on another host under a live lease")
+                mine = next(row for row in running if row.token == token)
+                why = f"its run {mine.run_id} runs on another host under a live lease (worker {mine.worker_id})"
+                return Claim("busy", mine, why=why)
             pending = [row for row in rows if row.state == "pending"]
             if not pending:
                 return Claim("covered" if running else "done")
             head = pending[0]
             if len(running) >= head.max_concurrent_runs:
                 return Claim("covered", head, why=f"session {session_id} runs {len(running)}")
-            if max_parallel_runs is not None:
-                everywhere = conn.execute(
-                    text("SELECT count(*) FROM asm_celery_runs WHERE state = 'running'")
-                ).scalar_one()
-                if everywhere >= max_parallel_runs:
-                    why = f"{everywhere} runs run (max_parallel_runs={max_parallel_runs})"
-                    return Claim("covered" if running else "wait", head, why=why)
-            conn.execute(text(_TAKE), {**take, "id": head.run_id})
-            return Claim("claimed", _reread(conn, head.run_id))
+            if max_parallel_runs is not None and running_everywhere >= max_parallel_runs:
+                why = f"{running_everywhere} runs run (max_parallel_runs={max_parallel_runs})"
+                return Claim("covered" if running else "wait", head, why=why)
+            taken = conn.exec_driver_sql(_TAKE, {**take, "id": head.run_id}).one()
+            return Claim("claimed", _row(taken))
 
         return await self._call(claim, f"claiming a run for task {token}")
 
@@ -359,12 +389,10 @@ class Ledger:
         """Renew the leases of ``worker_id``'s running runs: ``(run_id, cancel_requested, reason)`` each."""
 
         def beat(conn: Connection) -> list[tuple[str, bool, str | None]]:
-            found = conn.execute(
-                text(
-                    "UPDATE asm_celery_runs SET lease_expires_at = now() + make_interval(secs => :lease) "
-                    "WHERE worker_id = :worker AND state = 'running' "
-                    "RETURNING run_id, cancel_requested, cancel_reason"
-                ),
+            found = conn.exec_driver_sql(
+                "UPDATE asm_celery_runs SET lease_expires_at = now() + make_interval(secs => %(lease)s) "
+                "WHERE worker_id = %(worker)s AND state = 'running' "
+                "RETURNING run_id, cancel_requested, cancel_reason",
                 {"worker": worker_id, "lease": lease_s},
             )
             return [(r.run_id, r.cancel_requested, r.cancel_reason) for r in found]
@@ -379,14 +407,10 @@ class Ledger:
         conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
         while not stop.is_set():
             try:
-                with psycopg.connect(conninfo, autocommit=True) as conn:
+                with psycopg.connect(conninfo, autocommit=True, application_name=self.name[:63]) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     while not stop.is_set():
                         for notify in conn.notifies(timeout=0.5):
                             deliver(notify.payload)
             except psycopg.Error:
                 stop.wait(1.0)  # the heartbeat's polling covers the gap; try again
-
-
-def _reread(conn: Connection, run_id: str) -> LedgerRow:
-    return _row(conn.execute(text(f"{_SELECT} WHERE run_id = :id"), {"id": run_id}).one())

@@ -39,6 +39,9 @@ class CeleryOptions:
     keeps its session from going on, before it is put back at the end of the
     queue. ``poll_interval``: how often such a task tries again (a run ending
     anywhere wakes it at once), and how often a client refreshes ``status()``.
+    ``ledger_connections``: the PostgreSQL connections a worker (or a client)
+    keeps for the dispatch ledger, besides one that listens for notifications
+    (the store's own pool is ``[stores.sqlalchemy] max_threads``).
     ``settings``: any other Celery setting, passed through as is.
     """
 
@@ -51,6 +54,7 @@ class CeleryOptions:
     grace_period: float = 30.0
     claim_wait: float = 5.0
     poll_interval: float = 0.5
+    ledger_connections: int = 2
     settings: dict[str, Any] = attrs.field(factory=dict)
 
     @property
@@ -77,6 +81,8 @@ def celery_options(config: AsmConfig | dict[str, Any]) -> CeleryOptions:
         problems.append(f"concurrency must be >= 1, not {options.concurrency}")
     if options.prefetch_multiplier < 1:
         problems.append(f"prefetch_multiplier must be >= 1, not {options.prefetch_multiplier}")
+    if options.ledger_connections < 1:
+        problems.append(f"ledger_connections must be >= 1, not {options.ledger_connections}")
     for name in ("lease_s", "claim_wait", "poll_interval"):
         if not getattr(options, name) > 0:
             problems.append(f"{name} must be a positive number of seconds, not {getattr(options, name)!r}")

@@ -9,10 +9,11 @@ from asm_celery._ledger import Ledger
 __all__ = ["ledger_for"]
 
 
-def ledger_for(runtime: Runtime) -> Ledger:
+def ledger_for(runtime: Runtime, *, connections: int = 2, name: str = "asm-celery") -> Ledger:
     """The dispatch ledger in ``runtime``'s store database; ``invalid_config`` unless
     that store is asm-sqlalchemy's on PostgreSQL (workers on several machines share
-    one database: SQLite and the memory store cannot be shared)."""
+    one database: SQLite and the memory store cannot be shared). ``connections``
+    bounds its pool; ``name`` is its connections' ``application_name``."""
     from asm_sqlalchemy import SqlAlchemyStore
 
     store = runtime.store
@@ -25,4 +26,4 @@ def ledger_for(runtime: Runtime) -> Ledger:
             '"postgresql+psycopg://user:pw@host:5432/db"',
             details={"key": "store"},
         )
-    return Ledger(store.url)
+    return Ledger(store.url, connections=connections, name=name)

@@ -164,7 +164,7 @@ class WorkerHost:
 
     async def _main(self) -> None:
         async with open_runtime(self.config, registry=self._registry) as runtime:
-            ledger = ledger_for(runtime)
+            ledger = ledger_for(runtime, connections=self.options.ledger_connections, name=self.worker_id)
             try:
                 await ledger.heartbeat(self.worker_id, self.options.lease_s)  # creates the table if needed
                 self._runtime, self._ledger = runtime, ledger
@@ -254,29 +254,41 @@ class WorkerHost:
         if self.draining:
             return "reject"
         ran = False
-        while True:
-            claim = await self._next(token)
-            if isinstance(claim, str):
-                return "ran" if ran and claim in ("done", "covered") else claim
-            row = claim.row
-            assert row is not None
-            self._active[row.run_id] = row.attempt
-            try:
-                await self._execute(runtime, claim)
-            finally:
-                with trio.CancelScope(shield=True):
+        # The run this task just ended: marked done in the ledger by the next claim's transaction.
+        finished: tuple[str, int] | None = None
+        try:
+            while True:
+                claim = await self._next(token, finished)
+                finished = None
+                if isinstance(claim, str):
+                    return "ran" if ran and claim in ("done", "covered") else claim
+                row = claim.row
+                assert row is not None
+                self._active[row.run_id] = row.attempt
+                try:
+                    await self._execute(runtime, claim)
+                finally:
                     del self._active[row.run_id]
-                    await ledger.finish(row.run_id, worker_id=self.worker_id, attempt=row.attempt)
-            ran = True
-            if self.stopping():
-                # Stopping: the task goes back to the queue if its session still has runs to start.
+                    finished = (row.run_id, row.attempt)
+                ran = True
+                if self.stopping():
+                    # Stopping: the task goes back to the queue if its session still has runs to start.
+                    with trio.CancelScope(shield=True):
+                        await ledger.finish(row.run_id, worker_id=self.worker_id, attempt=row.attempt)
+                        finished = None
+                        rows = await ledger.open_rows(row.session_id)
+                    return "reject" if any(other.state == "pending" for other in rows) else "ran"
+        finally:
+            if finished is not None:
+                # The next claim did not happen (it failed, or this task was cancelled): never
+                # leave an ended run "running" under this worker's lease.
                 with trio.CancelScope(shield=True):
-                    rows = await ledger.open_rows(row.session_id)
-                return "reject" if any(other.state == "pending" for other in rows) else "ran"
+                    await ledger.finish(finished[0], worker_id=self.worker_id, attempt=finished[1])
 
-    async def _next(self, token: str) -> Claim | Outcome:
-        """The next claim for ``token``'s session, waiting (bounded) while only
-        ``max_parallel_runs`` or a live lease on another host stands in the way."""
+    async def _next(self, token: str, finished: tuple[str, int] | None = None) -> Claim | Outcome:
+        """The next claim for ``token``'s session (marking ``finished`` done in the same
+        transaction), waiting (bounded) while only ``max_parallel_runs`` or a live
+        lease on another host stands in the way."""
         runtime, ledger, options = self._runtime, self._ledger, self.options
         assert runtime is not None and ledger is not None
         deadline = trio.current_time() + options.claim_wait
@@ -289,7 +301,9 @@ class WorkerHost:
                 lease_s=options.lease_s,
                 max_parallel_runs=runtime.config.max_parallel_runs,
                 owner_state=worker_state,
+                finished=finished,
             )
+            finished = None
             if claim.outcome == "unknown":
                 try:
                     await runtime.store.get_run(token)
@@ -308,6 +322,10 @@ class WorkerHost:
                 return "reject"
             left = deadline - trio.current_time()
             if left <= 0:
+                if claim.outcome == "busy":
+                    # Its owner may be lost (a machine gone): it is taken over once its lease expires.
+                    lease = claim.row.lease_expires_at if claim.row is not None else None
+                    log.warning("task for run %s: %s (until %s); back to the queue", token, claim.why, lease)
                 return "requeue"
             with trio.move_on_after(min(left, options.poll_interval)):
                 await changed.wait()
@@ -315,6 +333,12 @@ class WorkerHost:
     async def _execute(self, runtime: Runtime, claim: Claim) -> None:
         row = claim.row
         assert row is not None
+        if claim.outcome == "claimed" and not row.cancel_requested:
+            # A fresh claim: the run was pending in the ledger, so it is pending in the store
+            # (a run ended before it is claimed is marked done in the ledger first), and
+            # execute_run checks that itself.
+            await self._run(runtime, row.run_id, row.run_timeout)
+            return
         run = await runtime.store.get_run(row.run_id)
         if run.status.is_terminal:
             # Its last owner ended it and died before saying so in the ledger (perhaps
@@ -333,10 +357,14 @@ class WorkerHost:
             if run.status is RunStatus.PENDING:
                 await runtime.manager.cancel_run(run.id, reason=reason)
             return
+        await self._run(runtime, run.id, row.run_timeout)
+
+    async def _run(self, runtime: Runtime, run_id: str, timeout: float | None) -> None:
+        """Execute the claimed run ``run_id``; a run refused before it started is stored failed."""
         try:
-            await runtime.manager.execute_run(run.id, timeout=row.run_timeout)
+            await runtime.manager.execute_run(run_id, timeout=timeout)
         except AsmError as exc:
-            current = await runtime.store.get_run(run.id)
+            current = await runtime.store.get_run(run_id)
             if current.status is RunStatus.PENDING:
                 # Refused before it started (the session ended, an unknown provider, ...): never left pending.
                 info = ErrorInfo(exc.code, exc.message, exc.retryable)
