@@ -21,7 +21,7 @@ from typing import Any, Final, TypeVar, cast
 
 import attrs
 import trio
-from sqlalchemy import URL, Connection, Engine, Table, delete, func, select, text, update
+from sqlalchemy import URL, Connection, Engine, Table, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from asm import AsmError, ErrorInfo, Event, Page, ProviderError, Run, RunStatus, Session, SessionStatus
@@ -91,6 +91,15 @@ _RESERVE_SQL: Final = {
     "DO UPDATE SET last_seq = asm_event_heads.last_seq + excluded.last_seq RETURNING last_seq"
     for mark in ("?", "%s")
 }
+
+#: PostgreSQL: every session's head of a commit advanced in one statement, in the lock order of
+#: every writer (the ids' code points, as Python sorts them: no deadlocks), and one NOTIFY statement.
+_RESERVE_PG: Final = (
+    "INSERT INTO asm_event_heads (session_id, last_seq) SELECT s, c FROM unnest(%s::varchar[], %s::bigint[]) "
+    'AS t(s, c) ORDER BY s COLLATE "C" ON CONFLICT (session_id) DO UPDATE SET last_seq = '
+    "asm_event_heads.last_seq + excluded.last_seq RETURNING session_id, last_seq"
+)
+_NOTIFY_PG: Final = "SELECT pg_notify('asm_events', s) FROM unnest(%s::varchar[]) AS s"
 
 _STORED_PG: Final = f"SELECT {ROW_COLUMNS} FROM asm_events WHERE id = ANY(%b::varchar[])"
 
@@ -660,14 +669,12 @@ class SqlAlchemyStore:
                     chunk = rows_out[start : start + _SQLITE_ROWS_PER_INSERT]
                     conn.exec_driver_sql(_sqlite_insert(len(chunk)), tuple(itertools.chain.from_iterable(chunk)))
             elif rows_out:
-                driver = conn.connection.driver_connection
-                assert driver is not None
-                with driver.cursor() as cursor, cursor.copy(_COPY_PG) as copy:
+                with _driver(conn).cursor() as cursor, cursor.copy(_COPY_PG) as copy:
                     for row in rows_out:
                         copy.write_row(row)
             if self.dialect == "postgresql":
-                for session_id in sorted(counts):
-                    conn.execute(text("SELECT pg_notify('asm_events', :sid)"), {"sid": session_id})
+                with _driver(conn).cursor() as cursor:
+                    cursor.execute(_NOTIFY_PG, (sorted(counts),))
         if in_place:
             for event, seq in zip(fresh, seqs, strict=True):
                 sequence_in_place(event, seq)
@@ -677,9 +684,7 @@ class SqlAlchemyStore:
     def _stored_rows(self, conn: Connection, ids: list[str]) -> list[Any]:
         """The rows (``ROW_COLUMNS``) of the events among ``ids`` that are already stored."""
         if self.dialect == "postgresql":
-            driver = conn.connection.driver_connection
-            assert driver is not None
-            with driver.cursor() as cursor:
+            with _driver(conn).cursor() as cursor:
                 cursor.execute(_STORED_PG, (ids,), binary=True)
                 return list(cursor.fetchall())
         rows: list[Any] = []
@@ -693,6 +698,11 @@ class SqlAlchemyStore:
         """Advance each session's head by its count (locking the head row until
         commit); return the first seq to use per session."""
         first: dict[str, int] = {}
+        if self.dialect == "postgresql":
+            ids = sorted(counts)
+            with _driver(conn).cursor() as cursor:
+                cursor.execute(_RESERVE_PG, (ids, [counts[i] for i in ids]))
+                return {session_id: last - counts[session_id] + 1 for session_id, last in cursor.fetchall()}
         # Plain SQL: building the same upsert with SQLAlchemy Core cost more than the rest
         # of a one-event append.
         sql = _RESERVE_SQL[self._mark]
@@ -748,8 +758,7 @@ class SqlAlchemyStore:
             # what SQLAlchemy's rows do per event. Decoding happens here too, off the
             # event loop's thread.
             with engine.connect() as conn, gc_paused():
-                driver = conn.connection.driver_connection
-                assert driver is not None
+                driver = _driver(conn)
                 if self.dialect == "sqlite":
                     rows = cast(sqlite3.Connection, driver).execute(sql, params).fetchall()
                 else:
@@ -1181,6 +1190,13 @@ def _sqlite_text(value: datetime) -> str:
 @functools.cache
 def _sqlite_insert(rows: int) -> str:
     return f"INSERT INTO asm_events ({_COLUMNS}) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+
+
+def _driver(conn: Connection) -> Any:
+    """The DBAPI driver's own connection under ``conn`` (psycopg's, for its cursor and COPY)."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    return driver
 
 
 def _column_at(at: datetime) -> str:
