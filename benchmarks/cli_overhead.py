@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -36,6 +37,8 @@ from asm import InMemorySessionStore, RunStatus, SessionManager
 from asm.ports import Provider
 
 TARGET_RATIO = 1.15
+#: The one-event-per-line codex run against its bare loop, at most (issue #21).
+TARGET_CODEX_RATIO = 1.4
 
 
 def write_stream(path: Path, events: int) -> str:
@@ -160,6 +163,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/performance.md alone")
     args = parser.parse_args()
+    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         stream = Path(tmp) / "stream.jsonl"
         text = write_stream(stream, args.events)
@@ -176,6 +180,9 @@ def main() -> None:
     codex_best, codex_median = min(codex_times), statistics.median(codex_times)
     codex_bare_best, codex_bare_median = min(codex_bare_times), statistics.median(codex_bare_times)
     ratio = asm_median / bare_median
+    codex_ratio = codex_median / codex_bare_median
+    codex_verdict = "meets" if codex_ratio <= TARGET_CODEX_RATIO else "MISSES"
+    load = (load_start, os.getloadavg()[0])
     verdict = "meets" if ratio <= TARGET_RATIO else "MISSES"
     body = f"""
 A fake `claude` (examples/fakes, a Python script) prints {args.events:,} stream-json lines: {args.events - 5:,}
@@ -205,7 +212,8 @@ lines that are each one asm event (reasoning items -> `thinking_streamed`), so t
 | asm `run_once` (codex provider, one event per line) | {codex_best * 1000:.1f} ms | {codex_median * 1000:.1f} ms |
 | bare `subprocess` + `json.loads` loop | {codex_bare_best * 1000:.1f} ms | {codex_bare_median * 1000:.1f} ms |
 
-Ratio (median): {codex_median / codex_bare_median:.2f}.
+Ratio (median): **{codex_ratio:.2f}**; target <= {TARGET_CODEX_RATIO}: {codex_verdict} it. Load average (1 min) at the
+start and end: {load[0]:.1f} / {load[1]:.1f}.
 """
     print(body)
     if not args.no_write:
