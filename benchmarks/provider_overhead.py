@@ -39,6 +39,8 @@ import asm
 
 TARGET_MEMORY = 1.03
 TARGET_SQLITE = 1.10
+#: Issue #21: claude's durable SQLite run no slower than its SDK alone, in a quiet run.
+TARGET_SQLITE_CLAUDE = 1.0
 
 
 #: One SSL context for every SDK client, as the providers keep one: building it (loading the CA
@@ -276,9 +278,10 @@ def main() -> None:
             rows.append(row(f"`{name}`: (c) `run_once`, sqlite store", times["sqlite"], baseline, args.deltas))
             sqlite_ratio = statistics.median(times["sqlite"]) / baseline
             per_event = (statistics.median(times["sqlite"]) - statistics.median(times["memory"])) / args.deltas
+            target = TARGET_SQLITE_CLAUDE if name == "claude" else TARGET_SQLITE
             verdicts.append(
-                f"`{name}` (c)/(a) = **{sqlite_ratio:.3f}** (target <= {TARGET_SQLITE}: "
-                f"{'meets' if sqlite_ratio <= TARGET_SQLITE else 'MISSES'} it); the sqlite store adds "
+                f"`{name}` (c)/(a) = **{sqlite_ratio:.3f}** (target <= {target}: "
+                f"{'meets' if sqlite_ratio <= target else 'MISSES'} it); the sqlite store adds "
                 f"{per_event * 1e6:.0f} µs per event over the in-memory one"
             )
         else:
