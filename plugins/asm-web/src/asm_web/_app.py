@@ -673,15 +673,15 @@ class EventStream(_Streaming):
         async with self._feeds.join(self._session_id) as feed:
             cursor = self._after
             # A heartbeat once nothing was written for `heartbeat` seconds (a filtered stream of a
-            # busy session too: its feed's batches wake it, but may hold nothing for it).
+            # busy session too: its feed's batches wake it, but may hold nothing for it); the
+            # feed's ticks wake a quiet stream to see to it.
             written = trio.current_time()
             while not feed.closed:
                 if cursor >= feed.head:
-                    with trio.move_on_at(written + self.heartbeat):
-                        await feed.wait_past(cursor)
-                    if cursor >= feed.head and trio.current_time() >= written + self.heartbeat:
+                    if trio.current_time() >= written + self.heartbeat:
                         await write(b": heartbeat\n\n")
                         written = trio.current_time()
+                    await feed.wait(cursor)
                     continue
                 if feed.holds(cursor):
                     data, cursor = feed.take(cursor, self._match if filtered else None)
