@@ -1,14 +1,16 @@
 """asm-web: Server-Sent Event fan-out, and the sessions list on a large database.
 
 1. Fan-out: one run of ``--events`` streamed events (the scripted provider, as fast
-   as the runtime stores them) followed live by 1, 100 and 1,000 clients at once on
-   loopback. The server runs in a child process (``asm_web.open_server``, memory
-   store); the clients are raw trio sockets in this process that count events and
-   time them. Events/s is every event delivered to every client (lifecycle events
+   as the runtime stores them: a burst; then ``--paced-events`` events ``--delay``
+   apart) followed live by 1, 100 and 1,000 clients at once on loopback. The server
+   runs in a child process (``asm_web.open_server``, memory store); the clients are
+   raw sockets in this process, read by one epoll loop in a thread. Each client reads
+   every message's id, seq and ``at``: a gap, a duplicate or a seq that is not its id
+   fails the run. Events/s is every event delivered to every client (lifecycle events
    included) over the time from submitting the run to the last client seeing its
-   end; delivery latency is the arrival time of the last event of each chunk read
-   minus the time the event was stored (its ``at``), so it includes the run's own
-   pace, the server and the client.
+   end; delivery latency is, for every event at every client, its arrival (the read
+   that completed it) minus the time the provider emitted it (its ``at``), so it
+   includes the run's own store, the server and the client.
 2. Sessions list: ``GET /v1/sessions?limit=50`` on a database of ``--sessions``
    sessions (SQLite file, PostgreSQL schema), over HTTP on loopback: the first page,
    a filtered page (status and agent) and a page 5,000 sessions deep.
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
 import operator
 import os
@@ -291,10 +292,11 @@ async def list_latency(url: str, requests: int, sessions: int) -> dict[str, tupl
         open_server(runtime, WebOptions(port=0, access_log=False)) as base,
         httpx2.AsyncClient(base_url=base, timeout=60) as http,
     ):
-        # the cursor is opaque to clients; the benchmark builds one 5,000 sessions in
-        import base64
-
-        deep = base64.urlsafe_b64encode(json.dumps({"o": min(5000, sessions - 50)}).encode()).decode().rstrip("=")
+        # 5,000 sessions in, as a client gets there: a hundred pages of 50, each from the last's cursor
+        deep: str | None = None
+        for _ in range(min(5000, sessions - 50) // 50):
+            page = (await http.get("/v1/sessions", params={"limit": 50, **({"cursor": deep} if deep else {})})).json()
+            deep = page["next_cursor"]
         queries = {
             "first page": {"limit": 50},
             "status + agent": {"limit": 50, "status": "completed", "agent_id": "agent-3"},
