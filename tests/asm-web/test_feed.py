@@ -143,3 +143,13 @@ async def test_a_fan_out_wakes_its_clients_a_group_at_a_time_and_lets_other_task
         assert peak == 10
         assert turns - before >= 30
         nursery.cancel_scope.cancel()
+
+
+def test_a_stream_owes_a_heartbeat_once_more_than_four_ticks_went_by_since_its_last_write() -> None:
+    feed = SessionFeed("ses_feed", 0, format_sse)  # four ticks per heartbeat interval
+    written = feed.ticks
+    for _ in range(4):
+        feed.tick()
+        assert not feed.owes_heartbeat(written)
+    feed.tick()  # between 1 and 1.25 intervals after the write, whenever in a tick it came
+    assert feed.owes_heartbeat(written)

@@ -557,7 +557,6 @@ class Api:
             after=after,
             types=parse_event_types(types),
             run_id=q.get("run_id"),
-            heartbeat=self.options.heartbeat_seconds,
         )
 
     async def stream_sessions(self, request: Request) -> Response:
@@ -654,9 +653,8 @@ _SSE_HEADERS: Final = [
 class _Streaming(Response):
     """A response that writes until the client leaves (or the server stops)."""
 
-    def __init__(self, heartbeat: float) -> None:
+    def __init__(self) -> None:
         super().__init__(media_type="text/event-stream")
-        self.heartbeat = heartbeat
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
@@ -697,9 +695,8 @@ class EventStream(_Streaming):
         after: int,
         types: frozenset[EventType] | None,
         run_id: str | None,
-        heartbeat: float,
     ) -> None:
-        super().__init__(heartbeat)
+        super().__init__()
         self._feeds = feeds
         self._store = store
         self._session_id = session_id
@@ -716,15 +713,15 @@ class EventStream(_Streaming):
         filtered = self._types is not None or self._run_id is not None
         async with self._feeds.join(self._session_id) as feed:
             cursor = self._after
-            # A heartbeat once nothing was written for `heartbeat` seconds (a filtered stream of a
+            # A heartbeat once nothing was written for heartbeat_seconds (a filtered stream of a
             # busy session too: its feed's batches wake it, but may hold nothing for it); the
-            # feed's ticks wake a quiet stream to see to it.
-            written = trio.current_time()
+            # feed's ticks wake a quiet stream to see to it, and are the clock it goes by.
+            written = feed.ticks
             while not feed.closed:
                 if cursor >= feed.head:
-                    if trio.current_time() >= written + self.heartbeat:
+                    if feed.owes_heartbeat(written):
                         await write(b": heartbeat\n\n")
-                        written = trio.current_time()
+                        written = feed.ticks
                     await feed.wait(cursor)
                     continue
                 if feed.holds(cursor):
@@ -740,7 +737,7 @@ class EventStream(_Streaming):
                     cursor = page.cursor if page.cursor > cursor else feed.first - 1
                 if data:
                     await write(data)
-                    written = trio.current_time()
+                    written = feed.ticks
 
 
 class SessionStream(_Streaming):
@@ -748,15 +745,16 @@ class SessionStream(_Streaming):
     with the session as it is after it (live only; list first, then follow)."""
 
     def __init__(self, service: WebService, heartbeat: float) -> None:
-        super().__init__(heartbeat)
+        super().__init__()
         self._service = service
+        self._heartbeat = heartbeat
 
     async def produce(self, write: Callable[[bytes], Awaitable[None]]) -> None:
         store = self._service.runtime.store
         async with self._service.changes.subscribe(SESSIONS_TOPIC) as changes:
             iterator = changes.__aiter__()
             while True:
-                with trio.move_on_after(self.heartbeat) as idle:
+                with trio.move_on_after(self._heartbeat) as idle:
                     try:
                         change = await iterator.__anext__()
                     except AsmError:  # fell too far behind: end; the client lists again and follows

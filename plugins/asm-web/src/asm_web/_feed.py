@@ -50,8 +50,8 @@ _GROUP: Final = 10
 #: The scheduler rounds a woken client takes to write a batch: it wakes and takes it, then
 #: Hypercorn's send lock and the socket's send each pass a checkpoint; one more to spare.
 _WRITE_ROUNDS: Final = 4
-#: How many ticks a feed gives per heartbeat interval: a quiet stream's heartbeat goes out
-#: between 1 and 1.25 intervals after its last write.
+#: How many ticks a feed gives per heartbeat interval: a stream owes a heartbeat once more
+#: than that many went by since its last write, between 1 and 1.25 intervals after it.
 _TICKS_PER_HEARTBEAT: Final = 4
 
 Formatter = Callable[[Event], bytes]
@@ -110,6 +110,8 @@ class SessionFeed:
         self._size = 0
         self._bytes = 0
         self.closed = False
+        #: ticks so far (:meth:`tick`): the clock its streams' heartbeats go by
+        self.ticks = 0
         #: clients following the feed now (the first one counted by its start)
         self.clients = 0
         self._scope = trio.CancelScope()
@@ -156,10 +158,16 @@ class SessionFeed:
         self._woken.unpark_all()
 
     def tick(self) -> None:
-        """Wake every waiting client with nothing new: each sees whether it owes its
-        client a heartbeat. (A client waits with no timer of its own: a cancel scope
-        per wait was a sixth of the cost of a write.)"""
+        """Count a tick and wake every waiting client with nothing new: each sees whether
+        it owes its client a heartbeat (:meth:`owes_heartbeat`). (A client waits with no
+        timer of its own: a cancel scope per wait was a sixth of the cost of a write.)"""
+        self.ticks += 1
         self._waiting.unpark_all()
+
+    def owes_heartbeat(self, written: int) -> bool:
+        """Whether a stream that last wrote at tick ``written`` (the :attr:`ticks` then)
+        has been quiet for a heartbeat interval: more than four ticks since."""
+        return self.ticks - written > _TICKS_PER_HEARTBEAT
 
     def _wake(self) -> None:
         self._waiting.repark_all(self._woken)
