@@ -3,8 +3,13 @@ what each kind of bad input gets (the one error shape, with its HTTP status)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -14,6 +19,7 @@ from _asm_web_helpers import Gate, asgi_client
 from asm_web import WebOptions, check_exposure, hash_token
 
 from asm.errors import AsmError
+from asm.model import Session
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -372,3 +378,85 @@ async def test_a_sessions_server_closes_when_idle_so_sessions_do_not_pile_up(gat
         with trio.fail_after(30):
             while service.serving():
                 await trio.lowlevel.checkpoint()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def list_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """The runtime config of each kind of store the sessions list pages through: memory (no
+    QueryAPI: filtered in Python), and a SQLite file and a PostgreSQL schema of their own."""
+    if request.param == "memory":
+        yield {"store": "memory"}
+    elif request.param == "sqlite":
+        yield {"store": "sqlite", "stores": {"sqlite": {"path": str(tmp_path / "asm.db")}}}
+    else:
+        import psycopg
+
+        schema = f"asm_web_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            url = f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+            yield {"store": "sqlalchemy", "stores": {"sqlalchemy": {"url": url}}}
+        finally:
+            with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+async def test_the_sessions_cursor_is_a_place_in_the_list_stable_under_inserts_and_ties(
+    gate: Gate, list_store: dict[str, Any]
+) -> None:
+    """Pages go by (created_at, id), newest first: sessions created while a client pages
+    neither shift nor repeat what it sees, and sessions of the same microsecond (pages
+    of 4 end inside groups of 3 and 6 of them) are each listed once."""
+    base = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    seconds = [0, 0, 0, 3, 3, 3, 6, 6, 6, 9, 9, 9, 9, 9, 9, *range(10, 21)]
+    made = [
+        Session(id=f"ses_{i:03d}", agent_id="lister", created_at=base + timedelta(seconds=second))
+        for i, second in enumerate(seconds)
+    ]
+    newest_first = sorted(made, key=lambda s: (s.created_at, s.id), reverse=True)
+    async with asgi_client(gate, **list_store) as (client, service):
+        for session in made:
+            await service.runtime.store.save_session(session)
+        seen: list[str] = []
+        cursor = None
+        inserted = False
+        while True:
+            params: dict[str, Any] = {"agent_id": "lister", "limit": 4, **({"cursor": cursor} if cursor else {})}
+            body = (await client.get("/v1/sessions", params=params)).json()
+            seen += [s["id"] for s in body["sessions"]]
+            if not inserted:  # newer sessions arrive after the first page: the next pages are unmoved
+                for i in range(3):
+                    await service.runtime.store.save_session(
+                        Session(id=f"ses_new{i}", agent_id="lister", created_at=base + timedelta(days=1))
+                    )
+                inserted = True
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == [s.id for s in newest_first]
+        # a window and a status with the cursor: the bounds hold across pages
+        window = {"agent_id": "lister", "limit": 2, "created_before": (base + timedelta(seconds=10)).isoformat()}
+        first = (await client.get("/v1/sessions", params=window)).json()
+        rest = (await client.get("/v1/sessions", params={**window, "limit": 50, "cursor": first["next_cursor"]})).json()
+        expected = [s.id for s in newest_first if s.created_at < base + timedelta(seconds=10)]
+        assert [s["id"] for s in first["sessions"] + rest["sessions"]] == expected
+        assert rest["next_cursor"] is None
+
+
+async def test_a_cursor_that_is_not_one_the_api_gave_is_a_400(gate: Gate) -> None:
+    def encoded(data: Any) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    async with asgi_client(gate) as (client, _):
+        for bad in [
+            "not-a-cursor",
+            encoded({"o": 50}),  # the offsets this API once gave
+            encoded({"t": "2026-03-01T12:00:00", "i": "ses_x"}),  # no time zone
+            encoded({"t": "yesterday", "i": "ses_x"}),
+            encoded({"t": "2026-03-01T12:00:00+00:00", "i": 7}),
+            encoded({"t": "2026-03-01T12:00:00+00:00", "i": ""}),
+            encoded({"t": "2026-03-01T12:00:00+00:00", "i": "ses\nx"}),
+            encoded(["2026-03-01T12:00:00+00:00", "ses_x"]),
+        ]:
+            error_of(await client.get("/v1/sessions", params={"cursor": bad}), 400, "invalid_cursor")

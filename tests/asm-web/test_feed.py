@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import attrs
+import trio
+import trio.testing
 from asm_web._feed import MAX_WRITE, SessionFeed, format_sse
 
 from asm.events import Event, MessageStreamed, ThinkingStreamed
@@ -75,3 +77,79 @@ def test_the_window_is_bounded_in_bytes_too() -> None:
         kept, _ = feed.take(feed.first - 1)
         assert len(kept) <= 2 * WINDOW_BYTES
     assert feed.first > 1 and seqs_of(kept) == list(range(feed.first, 200))
+
+
+async def test_a_waiting_client_wakes_for_a_batch_for_a_tick_and_when_the_feed_closes() -> None:
+    feed = SessionFeed("ses_feed", 10, format_sse)
+    woke: list[str] = []
+
+    async def client(name: str) -> None:
+        await feed.wait(10)
+        woke.append(name)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client, "tick")
+        await trio.testing.wait_all_tasks_blocked()
+        feed.tick()  # nothing new: the client wakes to see whether it owes a heartbeat
+        await trio.testing.wait_all_tasks_blocked()
+        assert woke == ["tick"]
+
+        nursery.start_soon(client, "batch")
+        await trio.testing.wait_all_tasks_blocked()
+        feed.publish(events(11, 2))
+        await feed.fan_out(5)
+        await trio.testing.wait_all_tasks_blocked()
+        assert woke == ["tick", "batch"]
+
+        nursery.start_soon(client, "close")
+        await trio.testing.wait_all_tasks_blocked()
+        feed.close()
+    assert woke == ["tick", "batch", "close"]
+    await feed.wait(0)  # past the head or closed: returns at once
+
+
+async def test_a_fan_out_wakes_its_clients_a_group_at_a_time_and_lets_other_tasks_run_between() -> None:
+    feed = SessionFeed("ses_feed", 0, format_sse)
+    written: list[int] = []
+    writing = peak = turns = 0
+
+    async def client(number: int) -> None:
+        nonlocal writing, peak
+        await feed.wait(0)
+        writing += 1
+        peak = max(peak, writing)
+        for _ in range(2):  # a write passes two checkpoints: Hypercorn's send lock, the socket's send
+            await trio.lowlevel.checkpoint()
+        writing -= 1
+        written.append(number)
+
+    async def other_work() -> None:  # a run, the store, another request
+        nonlocal turns
+        while True:
+            turns += 1
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        for number in range(100):
+            nursery.start_soon(client, number)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(other_work)
+        feed.publish(events(1, 3))
+        before = turns
+        await feed.fan_out(10)
+        # every client wrote; a group had written before the next one woke (the run queue held
+        # one group at most), and the other task had its turns all along
+        assert sorted(written) == list(range(100))
+        assert peak == 10
+        assert turns - before >= 30
+        nursery.cancel_scope.cancel()
+
+
+def test_a_stream_owes_a_heartbeat_once_more_than_four_ticks_went_by_since_its_last_write() -> None:
+    feed = SessionFeed("ses_feed", 0, format_sse)  # four ticks per heartbeat interval
+    written = feed.ticks
+    for _ in range(4):
+        feed.tick()
+        assert not feed.owes_heartbeat(written)
+    feed.tick()  # between 1 and 1.25 intervals after the write, whenever in a tick it came
+    assert feed.owes_heartbeat(written)

@@ -15,7 +15,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import PurePosixPath
 from typing import Any, Final
@@ -296,21 +296,82 @@ def _page_json(page: Page) -> dict[str, Any]:
     return {"events": [event_to_dict(e) for e in page.events], "cursor": page.cursor, "has_more": page.has_more}
 
 
-def _encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(_dumps({"o": offset})).decode().rstrip("=")
+#: A place in the sessions list (newest first): the ``created_at`` and ``id`` of the last
+#: session a page showed; the next page starts right after it.
+Position = tuple[datetime, str]
 
 
-def _decode_cursor(name: str, raw: str) -> int:
+def _encode_cursor(session: Session) -> str:
+    data = {"t": session.created_at.isoformat(), "i": session.id}
+    return base64.urlsafe_b64encode(_dumps(data)).decode().rstrip("=")
+
+
+def _decode_cursor(name: str, raw: str) -> Position:
     try:
         data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        offset = data["o"]
-        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_SEQ:
-            raise ValueError(offset)
+        at, ident = datetime.fromisoformat(data["t"]), data["i"]
+        if at.tzinfo is None or not isinstance(ident, str) or not 0 < len(ident) <= 200 or not _printable(ident):
+            raise ValueError(data)
     except Exception:  # noqa: BLE001 - anything unreadable is a bad cursor
         raise AsmError(
             "invalid_cursor", f"{name}={raw[:40]!r} is not a cursor this API gave; pass next_cursor as it came"
         ) from None
-    return offset
+    return at, ident
+
+
+def _position(session: Session) -> Position:
+    return session.created_at, session.id
+
+
+async def _sessions_after(
+    store: SessionStore, filters: dict[str, Any], limit: int, cursor: Position | None
+) -> list[Session]:
+    """Up to ``limit`` sessions matching ``filters`` (``search_sessions``'s), newest first,
+    from just after ``cursor`` in that order (``created_at`` then ``id``, descending).
+
+    A keyset page, not an offset: a query bounded by the cursor's ``created_at``, so a
+    page deep in the list costs what the first one does, and sessions created meanwhile
+    (at the top) neither shift a page nor repeat one. Sessions created in the same
+    microsecond as the cursor's are told apart by id."""
+    if not isinstance(store, QueryAPI):
+        everything = await store.list_sessions(status=filters.get("status"), agent_id=filters.get("agent_id"))
+        matching = [
+            s
+            for s in everything
+            if ("provider" not in filters or s.provider == filters["provider"])
+            and ("since" not in filters or s.created_at >= filters["since"])
+            and ("until" not in filters or s.created_at < filters["until"])
+            and (cursor is None or _position(s) < cursor)
+        ]
+        matching.sort(key=_position, reverse=True)
+        return matching[:limit]
+    if cursor is None:
+        return await store.search_sessions(**filters, limit=limit, offset=0)
+    # created_at <= the cursor's (the store's bound is exclusive; times are kept to the
+    # microsecond), then past the cursor's own session and any of its microsecond with a
+    # larger id: those come first in the store's order, usually just the one.
+    bound = cursor[0] + timedelta(microseconds=1)
+    query = {**filters, "until": min(filters.get("until", bound), bound)}
+    found: list[Session] = []
+    offset = 0
+    while len(found) < limit:
+        want = limit - len(found) + 1
+        rows = await store.search_sessions(**query, limit=want, offset=offset)
+        found += [s for s in rows if _position(s) < cursor]
+        if len(rows) < want:
+            break
+        offset += len(rows)
+    return found[:limit]
+
+
+#: The sessions list's query parameters -> ``search_sessions``'s filters.
+_SESSION_FILTERS: Final = {
+    "status": "status",
+    "agent_id": "agent_id",
+    "provider": "provider",
+    "created_after": "since",
+    "created_before": "until",
+}
 
 
 # -- the API -----------------------------------------------------------------
@@ -367,33 +428,16 @@ class Api:
             },
         )
         limit = q.get("limit", DEFAULT_PAGE)
-        offset = q.get("cursor", 0)
-        status = SessionStatus(q["status"]) if "status" in q else None
-        store = self.store
-        if isinstance(store, QueryAPI):
-            found = await store.search_sessions(
-                status=status,
-                agent_id=q.get("agent_id"),
-                provider=q.get("provider"),
-                since=q.get("created_after"),
-                until=q.get("created_before"),
-                limit=limit + 1,
-                offset=offset,
-            )
-        else:
-            everything = await store.list_sessions(status=status, agent_id=q.get("agent_id"))
-            found = [
-                s
-                for s in everything
-                if ("provider" not in q or s.provider == q["provider"])
-                and ("created_after" not in q or s.created_at >= q["created_after"])
-                and ("created_before" not in q or s.created_at < q["created_before"])
-            ][offset : offset + limit + 1]
-        more = len(found) > limit
+        filters: dict[str, Any] = {}
+        for param, name in _SESSION_FILTERS.items():
+            if param in q:
+                filters[name] = SessionStatus(q[param]) if name == "status" else q[param]
+        found = await _sessions_after(self.store, filters, limit + 1, q.get("cursor"))
+        page = found[:limit]
         return _json(
             {
-                "sessions": [_session_json(s) for s in found[:limit]],
-                "next_cursor": _encode_cursor(offset + limit) if more else None,
+                "sessions": [_session_json(s) for s in page],
+                "next_cursor": _encode_cursor(page[-1]) if len(found) > limit else None,
             }
         )
 
@@ -513,7 +557,6 @@ class Api:
             after=after,
             types=parse_event_types(types),
             run_id=q.get("run_id"),
-            heartbeat=self.options.heartbeat_seconds,
         )
 
     async def stream_sessions(self, request: Request) -> Response:
@@ -610,9 +653,8 @@ _SSE_HEADERS: Final = [
 class _Streaming(Response):
     """A response that writes until the client leaves (or the server stops)."""
 
-    def __init__(self, heartbeat: float) -> None:
+    def __init__(self) -> None:
         super().__init__(media_type="text/event-stream")
-        self.heartbeat = heartbeat
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
@@ -653,9 +695,8 @@ class EventStream(_Streaming):
         after: int,
         types: frozenset[EventType] | None,
         run_id: str | None,
-        heartbeat: float,
     ) -> None:
-        super().__init__(heartbeat)
+        super().__init__()
         self._feeds = feeds
         self._store = store
         self._session_id = session_id
@@ -672,16 +713,16 @@ class EventStream(_Streaming):
         filtered = self._types is not None or self._run_id is not None
         async with self._feeds.join(self._session_id) as feed:
             cursor = self._after
-            # A heartbeat once nothing was written for `heartbeat` seconds (a filtered stream of a
-            # busy session too: its feed's batches wake it, but may hold nothing for it).
-            written = trio.current_time()
+            # A heartbeat once nothing was written for heartbeat_seconds (a filtered stream of a
+            # busy session too: its feed's batches wake it, but may hold nothing for it); the
+            # feed's ticks wake a quiet stream to see to it, and are the clock it goes by.
+            written = feed.ticks
             while not feed.closed:
                 if cursor >= feed.head:
-                    with trio.move_on_at(written + self.heartbeat):
-                        await feed.wait_past(cursor)
-                    if cursor >= feed.head and trio.current_time() >= written + self.heartbeat:
+                    if feed.owes_heartbeat(written):
                         await write(b": heartbeat\n\n")
-                        written = trio.current_time()
+                        written = feed.ticks
+                    await feed.wait(cursor)
                     continue
                 if feed.holds(cursor):
                     data, cursor = feed.take(cursor, self._match if filtered else None)
@@ -696,7 +737,7 @@ class EventStream(_Streaming):
                     cursor = page.cursor if page.cursor > cursor else feed.first - 1
                 if data:
                     await write(data)
-                    written = trio.current_time()
+                    written = feed.ticks
 
 
 class SessionStream(_Streaming):
@@ -704,15 +745,16 @@ class SessionStream(_Streaming):
     with the session as it is after it (live only; list first, then follow)."""
 
     def __init__(self, service: WebService, heartbeat: float) -> None:
-        super().__init__(heartbeat)
+        super().__init__()
         self._service = service
+        self._heartbeat = heartbeat
 
     async def produce(self, write: Callable[[bytes], Awaitable[None]]) -> None:
         store = self._service.runtime.store
         async with self._service.changes.subscribe(SESSIONS_TOPIC) as changes:
             iterator = changes.__aiter__()
             while True:
-                with trio.move_on_after(self.heartbeat) as idle:
+                with trio.move_on_after(self._heartbeat) as idle:
                     try:
                         change = await iterator.__anext__()
                     except AsmError:  # fell too far behind: end; the client lists again and follows

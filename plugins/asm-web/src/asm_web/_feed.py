@@ -5,10 +5,12 @@ holds the one subscription to it (live from the manager, or long-polling the
 store) and keeps its recent events, each already formatted as an SSE message,
 in a bounded window. Each client keeps only its cursor (the seq of the last
 event it was sent) and, when woken, writes in one go what the window holds
-past that cursor. The feed never waits for a client: a client whose cursor
-has dropped out of the window (a slow reader, or one resuming from an old
-``Last-Event-ID``) reads the missing events from the store by cursor, page by
-page, and then joins the window again: no gap and no duplicate either way.
+past that cursor; then it parks until the next batch (or the feed's tick, when
+a quiet stream owes its client a heartbeat), with no timer of its own. The feed
+never waits for a client: a client whose cursor has dropped out of the window
+(a slow reader, or one resuming from an old ``Last-Event-ID``) reads the missing
+events from the store by cursor, page by page, and then joins the window again:
+no gap and no duplicate either way.
 
 Feeds live in a nursery of the :class:`~asm_web.WebService` (so they end with
 the app) and each stops when its last client leaves.
@@ -20,10 +22,11 @@ import bisect
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NoReturn
 
 import attrs
 import trio
@@ -42,10 +45,14 @@ _log = logging.getLogger("asm_web")
 WINDOW_BYTES: Final = 32 * 1024 * 1024
 #: The most events one client write carries.
 MAX_WRITE: Final = 2000
-#: The longest pause between two batches of a feed (seconds).
-_MAX_PAUSE: Final = 0.5
-#: Clients a feed wakes at once; then every other task has a turn before the next group.
-_GROUP: Final = 50
+#: Clients a feed wakes at once (see :meth:`SessionFeed.fan_out`).
+_GROUP: Final = 10
+#: The scheduler rounds a woken client takes to write a batch: it wakes and takes it, then
+#: Hypercorn's send lock and the socket's send each pass a checkpoint; one more to spare.
+_WRITE_ROUNDS: Final = 4
+#: How many ticks a feed gives per heartbeat interval: a stream owes a heartbeat once more
+#: than that many went by since its last write, between 1 and 1.25 intervals after it.
+_TICKS_PER_HEARTBEAT: Final = 4
 
 Formatter = Callable[[Event], bytes]
 
@@ -103,6 +110,8 @@ class SessionFeed:
         self._size = 0
         self._bytes = 0
         self.closed = False
+        #: ticks so far (:meth:`tick`): the clock its streams' heartbeats go by
+        self.ticks = 0
         #: clients following the feed now (the first one counted by its start)
         self.clients = 0
         self._scope = trio.CancelScope()
@@ -148,22 +157,42 @@ class SessionFeed:
         self._waiting.unpark_all()
         self._woken.unpark_all()
 
+    def tick(self) -> None:
+        """Count a tick and wake every waiting client with nothing new: each sees whether
+        it owes its client a heartbeat (:meth:`owes_heartbeat`). (A client waits with no
+        timer of its own: a cancel scope per wait was a sixth of the cost of a write.)"""
+        self.ticks += 1
+        self._waiting.unpark_all()
+
+    def owes_heartbeat(self, written: int) -> bool:
+        """Whether a stream that last wrote at tick ``written`` (the :attr:`ticks` then)
+        has been quiet for a heartbeat interval: more than four ticks since."""
+        return self.ticks - written > _TICKS_PER_HEARTBEAT
+
     def _wake(self) -> None:
         self._waiting.repark_all(self._woken)
 
-    async def wait_past(self, cursor: int) -> None:
-        """Return once the feed has an event after ``cursor`` (or has closed)."""
-        while self.head <= cursor and not self.closed:
+    async def wait(self, cursor: int) -> None:
+        """Return once the feed has an event after ``cursor``, has closed, or ticks
+        (:meth:`tick`), whichever comes first."""
+        if self.head <= cursor and not self.closed:
             await self._waiting.park()
+        else:
+            await trio.lowlevel.checkpoint()
 
     async def fan_out(self, group: int) -> None:
-        """Wake the clients a batch found waiting, ``group`` at a time: between two
-        groups every other task (the runs, the store, other requests) gets its turn,
-        so a thousand clients' writes never stall the loop in one piece. Returns once
-        all are woken (and the last group has written, or is blocked writing)."""
+        """Wake the clients a batch found waiting, ``group`` at a time, and give each
+        group the scheduler rounds a write takes before waking the next: the run queue
+        holds about one group, so every other task (the runs, the store, other requests)
+        has a turn every few milliseconds however many clients there are, and writing
+        to a thousand clients may take most of the loop without stalling the runs.
+        (Woken all at once, a thousand clients made each step of a run wait behind all
+        of their writes.) A client blocked on a full socket is not runnable and holds
+        nothing up. Returns once all are woken and the last group had its rounds."""
         while self._woken:
             self._woken.unpark(count=group)
-            await trio.lowlevel.cancel_shielded_checkpoint()
+            for _ in range(_WRITE_ROUNDS):
+                await trio.lowlevel.cancel_shielded_checkpoint()
 
     def take(self, cursor: int, match: Callable[[Event], bool] | None = None) -> tuple[bytes, int]:
         """The messages of the window's events after ``cursor`` (only those ``match``
@@ -214,6 +243,7 @@ class Feeds:
         *,
         follow: Literal["manager", "store"],
         batch_seconds: float,
+        heartbeat_seconds: float,
         window: int = 10_000,
         format_event: Formatter = format_sse,
     ) -> None:
@@ -221,6 +251,7 @@ class Feeds:
         self._nursery = nursery
         self._follow = follow
         self._batch_seconds = batch_seconds
+        self._tick_seconds = heartbeat_seconds / _TICKS_PER_HEARTBEAT
         self._window = window
         self._format = format_event
         self._feeds: dict[str, SessionFeed] = {}
@@ -262,9 +293,14 @@ class Feeds:
                 feed.clients = 1  # the client that starts it: counted before any other can leave
                 self._started += 1
                 self._feeds[session_id] = feed
-                with feed._scope:
-                    task_status.started(feed)
-                    await self._forward(events, feed)
+                ticks = trio.CancelScope()
+                self._nursery.start_soon(self._tick, feed, ticks)
+                try:
+                    with feed._scope:
+                        task_status.started(feed)
+                        await self._forward(events, feed)
+                finally:
+                    ticks.cancel()
         except Exception as exc:
             if feed is None:
                 raise  # the first client's join() gets it
@@ -278,25 +314,31 @@ class Feeds:
                 if self._feeds.get(session_id) is feed:
                     del self._feeds[session_id]
 
-    async def _forward(self, events: AsyncIterator[Event], feed: SessionFeed) -> None:
+    async def _tick(self, feed: SessionFeed, scope: trio.CancelScope) -> None:
+        with scope:
+            while True:
+                await trio.sleep(self._tick_seconds)
+                feed.tick()
+
+    async def _forward(self, events: AsyncIterator[Event], feed: SessionFeed) -> NoReturn:
         iterator = events.__aiter__()
         take = getattr(events, "take_ready", None)
-        fan_out = 0.0
         while True:
             batch = [await iterator.__anext__()]
             if take is not None:
                 # One wake-up of the clients per batch: what comes meanwhile joins it. A batch
-                # waits sse_batch_seconds, or as long as the last fan-out took, whichever is
-                # longer: with many clients, writing to them takes at most about half the
-                # loop's time, and the runs and the rest of the server keep the other half.
-                pause = max(self._batch_seconds, fan_out)
-                if pause:
+                # gathers for sse_batch_seconds from its first event's stamp: an event that came
+                # while the last batch was being written (to many clients) goes out in the next
+                # with no further pause. (fan_out keeps the runs going meanwhile; a pause as long
+                # as the last fan-out, to leave the runs half the loop, cost one more fan-out's
+                # time of latency.)
+                age = time.time() - batch[0].at.timestamp()
+                pause = min(self._batch_seconds, self._batch_seconds - age)
+                if pause > 0:
                     await trio.sleep(pause)
                 batch += take()
-            started = trio.current_time()
             feed.publish(batch)
             await feed.fan_out(_GROUP)
-            fan_out = min(_MAX_PAUSE, trio.current_time() - started)
 
     def statistics(self) -> FeedStatistics:
         """The feeds open now with their clients, the feeds started and the store reads so far."""

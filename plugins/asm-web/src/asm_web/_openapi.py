@@ -269,7 +269,11 @@ def openapi_document(options: WebOptions | None = None) -> dict[str, Any]:
                         _query("created_after", {"type": "string", "format": "date-time"}, "created at or after"),
                         _query("created_before", {"type": "string", "format": "date-time"}, "created before"),
                         _query("limit", _LIMIT, "page size (default 50)"),
-                        _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                        _query(
+                            "cursor",
+                            {"type": "string"},
+                            "next_cursor of the previous page (a place in the list, not an offset)",
+                        ),
                     ],
                 ),
                 "post": _op(

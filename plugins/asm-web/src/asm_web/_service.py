@@ -57,6 +57,7 @@ class WebService:
             nursery,
             follow=options.follow,
             batch_seconds=options.sse_batch_seconds,
+            heartbeat_seconds=options.heartbeat_seconds,
             window=options.sse_window_events,
         )
         runtime.manager.add_event_listener(self._on_event)
