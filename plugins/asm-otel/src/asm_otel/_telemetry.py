@@ -100,10 +100,12 @@ def _version() -> str | None:
         return None
 
 
-def _ns(event: Event) -> int:
+def _ns(event: Event, run: _Run | None) -> int:
     # Spans of turns and tool calls start and end when the provider emitted their events,
-    # not when the store committed them (a batch later).
-    return int(event.at.timestamp() * 1e9)
+    # not when the store committed them (a batch later). An event's time is its millisecond,
+    # which may begin before the run's span did: a child never starts before its parent.
+    at = int(event.at.timestamp() * 1e9)
+    return at if run is None or at >= run.start_ns else run.start_ns
 
 
 def _json(value: Any) -> str:
@@ -438,7 +440,7 @@ class Telemetry:
     def _chat(self, state: _Run, event: Event) -> _Chat:
         chat = state.chat
         if chat is None:
-            start = _ns(event)
+            start = _ns(event, state)
             attributes: dict[str, AttributeValue] = {
                 "gen_ai.operation.name": "chat",
                 "gen_ai.provider.name": state.provider,
@@ -510,7 +512,7 @@ class Telemetry:
         data = event.data
         assert isinstance(data, TurnCompleted)
         self._chat(state, event)  # a turn with nothing before its end is still a turn
-        self._end_chat(state, _ns(event))
+        self._end_chat(state, _ns(event, state))
 
     def _end_chat(self, state: _Run, end_ns: int, *, error: str | None = None, finish: str | None = None) -> None:
         chat = state.chat
@@ -557,7 +559,7 @@ class Telemetry:
             return
         data = event.data
         assert isinstance(data, ToolCallStarted)
-        start = _ns(event)
+        start = _ns(event, state)
         attributes: dict[str, AttributeValue] = {
             "gen_ai.operation.name": "execute_tool",
             "gen_ai.tool.name": data.tool_name,
@@ -592,7 +594,7 @@ class Telemetry:
         tool = state.tools.pop(data.tool_call_id, None)
         if tool is None:
             return  # a call that never started (refused, or past max_turns): no span to end
-        end = _ns(event)
+        end = _ns(event, state)
         metric = self._metric_attributes(state, "execute_tool", None)
         if isinstance(data, ToolCallFailed):
             tool.span.set_attribute("error.type", "tool_call_failed")
@@ -657,7 +659,7 @@ class Telemetry:
             attributes = {"error.type": data.error_code}
         else:
             return  # the handler table routes only the types above here
-        span.add_event(f"asm.{event.type.value}", attributes, timestamp=_ns(event))
+        span.add_event(f"asm.{event.type.value}", attributes, timestamp=_ns(event, state))
 
     # -- metrics -----------------------------------------------------------------
 
