@@ -242,17 +242,18 @@ latencies show it).
 {table}
 
 The submit latency includes storing `run_queued`, the `pending -> running` save and storing
-`run_started` (the server starts the next queued run only once the previous one's `run_started`
-is stored, which is what makes the start order FIFO). The 2,000 runs are one session's, and each
+`run_started` (the server starts the next queued run only once the previous one's `run_started` is
+stored, which is what makes the start order FIFO). The 2,000 runs are one session's, and each
 starts with its continuation plan (`continuation = "auto"`, docs/continuity.md): the echo provider
-has no native resume, so the session's transcript is rebuilt from the store at every start, and
-the latency grows with the session (0.4 ms median over a session's first 20 runs, 1.2 ms over
-200, 10 ms over 2,000; 0.14 ms over 2,000 before continuity existed, 2026-11-25). Fan-out subscribers whose live buffer
-(1,000 events) overflows read the missed events back from the store, so none is lost and the run
-is never held back. A server costs about 0.3 ms of CPU per session over bare `run_once` (its own
-task group and dispatcher task, the `run_queued` event, the FIFO start hand-off); with 10,000
-sessions alive the heap holds over 500,000 stored events, and the garbage collector walking it
-accounts for much of the rest of the gap to single-run throughput (`core_overhead`)."""
+has no native resume, so the session's transcript is replayed, read through the manager's
+`TranscriptCache` from where the previous run ended (rebuilt from the whole log at every start, it
+took 10 ms median over 2,000 runs; 0.14 ms before continuity existed, 2026-11-25). Fan-out
+subscribers whose live buffer (1,000 events) overflows read the missed events back from the store,
+so none is lost and the run is never held back. A server costs about 0.3 ms of CPU per session over
+bare `run_once` (its own task group and dispatcher task, the `run_queued` event, the FIFO start
+hand-off); with 10,000 sessions alive the heap holds over 500,000 stored events, and the garbage
+collector walking it accounts for much of the rest of the gap to single-run throughput
+(`core_overhead`)."""
         write_section("concurrency", body)
 
 

@@ -7,10 +7,20 @@ from typing import Any
 import attrs
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import asm
-from asm import InMemorySessionStore, SessionManager
-from asm.continuity import INTERRUPTED, RESUME_PROMPT, Entry, Transcript, build_transcript, transcript
+from asm import AsmError, InMemorySessionStore, SessionManager
+from asm.continuity import (
+    INTERRUPTED,
+    RESUME_PROMPT,
+    Entry,
+    Folded,
+    Transcript,
+    TranscriptCache,
+    build_transcript,
+    transcript,
+)
 from asm.events import (
     MessageReceived,
     MessageSent,
@@ -262,3 +272,51 @@ def test_resume_is_a_runs_mode_not_one_a_caller_may_ask_for() -> None:
         check_continuation(RESUME)
     assert caught.value.code == "validation_error"
     assert RunInput.coerce("x").__class__(messages=(), continuation=RESUME).continuation == RESUME
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=cut_session_logs(), cuts=st.lists(st.integers(0, 60), max_size=6))
+async def test_a_transcript_read_through_a_cache_is_the_one_read_whole(
+    events: list[asm.Event], cuts: list[int]
+) -> None:
+    # The log grows in steps (a run's events land in several appends); after each, the
+    # transcript read from what the cache holds is exactly the one rebuilt from every event.
+    store = InMemorySessionStore()
+    cache = TranscriptCache(size=4)
+    done = 0
+    for cut in [*sorted(cuts), len(events)]:
+        if cut > done:
+            await store.append_events([attrs.evolve(e, seq=None) for e in events[done:cut]])
+            done = cut
+        assert await transcript(store, "ses", cache=cache) == await transcript(store, "ses")
+
+
+async def test_a_long_session_is_read_from_where_its_runs_had_ended() -> None:
+    store, sid = await session_of(*[[f"a{i}", MessageReceived(f"a{i}")] for i in range(3)])
+    cache = TranscriptCache()
+    whole = await transcript(store, sid, cache=cache)
+    folded = cache.get(sid)
+    assert folded is not None and folded.upto == whole.upto and folded.entries == whole.entries
+
+    class Counting(InMemorySessionStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.read: list[int] = []
+
+        async def read_events(self, session_id: str, **kwargs: Any) -> asm.Page:
+            self.read.append(kwargs.get("after", 0))
+            return await store.read_events(session_id, **kwargs)
+
+    counting = Counting()
+    assert await transcript(counting, sid, cache=cache) == whole
+    assert counting.read and min(counting.read) == whole.upto  # nothing before the fold is read again
+
+
+def test_a_transcript_cache_holds_its_size_of_sessions() -> None:
+    cache = TranscriptCache(size=2)
+    for sid in ("a", "b", "c"):
+        cache.put(sid, Folded(1, ()))
+    assert cache.get("a") is None and cache.get("b") is not None and cache.get("c") is not None
+    with pytest.raises(AsmError) as caught:
+        TranscriptCache(size=0)
+    assert caught.value.code == "validation_error"

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, Literal
 
@@ -56,7 +57,9 @@ __all__ = [
     "Continuation",
     "Entry",
     "Exchange",
+    "Folded",
     "Transcript",
+    "TranscriptCache",
     "build_transcript",
     "estimate_tokens",
     "exchanges",
@@ -111,12 +114,30 @@ class Transcript:
 class _Builder:
     """Folds a session's events, in seq order, into entries."""
 
-    def __init__(self) -> None:
-        self.entries: list[Entry] = []
-        self.dropped: list[str] = []
-        self.repaired: list[str] = []
+    def __init__(self, folded: Folded | None = None) -> None:
+        self.entries: list[Entry] = list(folded.entries) if folded is not None else []
+        self.dropped: list[str] = list(folded.dropped) if folded is not None else []
+        self.repaired: list[str] = list(folded.repaired) if folded is not None else []
         self._open: dict[str, Entry] = {}  # tool calls waiting for their result
         self._runs: dict[str, _Run] = {}
+
+    def fold(self, upto: int) -> Folded | None:
+        """What the events up to seq ``upto`` made, to go on from later, if nothing is
+        pending: every run ended, no call open, no text held back. ``None`` otherwise."""
+        if self._open or any(
+            (run_id and not run.ended) or run.streamed or run.thinking for run_id, run in self._runs.items()
+        ):
+            return None
+        return Folded(upto, tuple(self.entries), tuple(self.dropped), tuple(self.repaired))
+
+    def add_all(self, events: Iterable[Event], upto: int | None, last: int = 0) -> int:
+        """Add ``events`` (in seq order) up to seq ``upto``; the last seq added (else ``last``)."""
+        for event in events:
+            if upto is not None and event.seq is not None and event.seq > upto:
+                break
+            last = event.seq or last
+            self.add(event)
+        return last
 
     def add(self, event: Event) -> None:
         data, run_id = event.data, event.run_id
@@ -223,12 +244,13 @@ class _Builder:
                 attrs.evolve(e, partial=True) if e.run_id == run_id else e for e in self.entries[run.start :]
             ]
 
-    def finish(self) -> None:
-        """The log ends: a run still going (or cut by ``upto``) counts as partial."""
+    def finish(self, session_id: str, upto: int) -> Transcript:
+        """The log ends (at seq ``upto``): a run still going (or cut there) counts as partial."""
         for run_id, run in self._runs.items():
             if run_id and not run.ended:
                 self._end_run(run, run_id, completed=False)
         self._close_calls()
+        return Transcript(session_id, tuple(self.entries), upto, tuple(self.dropped), tuple(self.repaired))
 
 
 @attrs.define
@@ -240,43 +262,90 @@ class _Run:
     thinking: list[str] = attrs.field(factory=list)
 
 
+@attrs.frozen
+class Folded:
+    """A session's transcript as its events up to seq ``upto`` made it, every run in
+    them ended: where the next read of the session can go on from."""
+
+    upto: int
+    entries: tuple[Entry, ...]
+    dropped: tuple[str, ...] = ()
+    repaired: tuple[str, ...] = ()
+
+
+class TranscriptCache:
+    """The transcripts of the sessions a manager has continued, each as far as every run in
+    it had ended, so that the next run's is read from the events after that: a run's start
+    costs what the session gained since, not its whole length. A session's events before
+    that point do not change (compaction replaces only deltas the transcript never reads).
+    Holds ``size`` sessions, the least recently continued going first.
+
+    >>> cache = TranscriptCache(size=100)
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        if size < 1:
+            raise AsmError("validation_error", f"a transcript cache holds at least 1 session, not {size}")
+        self.size = size
+        self._folded: OrderedDict[str, Folded] = OrderedDict()
+
+    def get(self, session_id: str) -> Folded | None:
+        """The session's transcript as far as it was folded, if it is held."""
+        folded = self._folded.get(session_id)
+        if folded is not None:
+            self._folded.move_to_end(session_id)
+        return folded
+
+    def put(self, session_id: str, folded: Folded) -> None:
+        """Hold ``folded`` as the session's, dropping the least recently used past ``size``."""
+        self._folded[session_id] = folded
+        self._folded.move_to_end(session_id)
+        while len(self._folded) > self.size:
+            self._folded.popitem(last=False)
+
+
 def build_transcript(session_id: str, events: Iterable[Event], *, upto: int | None = None) -> Transcript:
     """The transcript of ``events`` (a session's, in seq order), up to seq ``upto``."""
     builder = _Builder()
-    last = 0
-    for event in events:
-        if upto is not None and event.seq is not None and event.seq > upto:
-            break
-        last = event.seq or last
-        builder.add(event)
-    builder.finish()
-    return Transcript(session_id, tuple(builder.entries), last, tuple(builder.dropped), tuple(builder.repaired))
+    last = builder.add_all(events, upto)
+    return builder.finish(session_id, last)
 
 
-async def transcript(store: SessionStore, session_id: str, *, upto: int | None = None) -> Transcript:
+async def transcript(
+    store: SessionStore, session_id: str, *, upto: int | None = None, cache: TranscriptCache | None = None
+) -> Transcript:
     """Rebuild the conversation of ``session_id`` from ``store`` (see the module docstring).
+    With a ``cache`` (and no ``upto``), only the events after what it holds of the session
+    are read, and what they make is held for the next call.
 
     >>> t = await transcript(store, session.id)  # doctest: +SKIP
     >>> [(e.role, e.content) for e in t.messages]  # doctest: +SKIP
     [('user', 'hello'), ('assistant', 'hi!')]
     """
+    cache = cache if upto is None else None
+    folded = cache.get(session_id) if cache is not None else None
+    start = folded.upto if folded is not None else 0
     # Streamed deltas are most of a log, and they stand in for an answer only in a run that
     # stored no message_received (see _Builder._end_run): everything else is read first, then
-    # the deltas of those runs alone.
+    # the deltas of those runs alone. (Every run before ``start`` had ended: its deltas are folded.)
     before = _before(upto)
-    events = await _read(store, session_id, before, _NOT_DELTAS)
+    events = await _read(store, session_id, before, _NOT_DELTAS, after=start)
     answered = {e.run_id for e in events if e.type is EventType.MESSAGE_RECEIVED}
     wanted = {e.run_id for e in events if e.run_id is not None and e.run_id not in answered}
     # The deltas after everything else (a run still streaming) are read too: ``upto`` is the last seq read.
-    deltas = await _read(store, session_id, before, _DELTAS, after=_seq(events[-1]) if events else 0)
+    deltas = await _read(store, session_id, before, _DELTAS, after=_seq(events[-1]) if events else start)
     if len(wanted) > _RUNS_READ_ALONE:  # many failed runs: one read of every delta
-        deltas += [e for e in await _read(store, session_id, before, _DELTAS) if e.run_id in wanted]
+        deltas += [e for e in await _read(store, session_id, before, _DELTAS, after=start) if e.run_id in wanted]
     else:
         for run_id in sorted(wanted):
-            deltas += await _read(store, session_id, before, _DELTAS, run_id=run_id)
+            deltas += await _read(store, session_id, before, _DELTAS, after=start, run_id=run_id)
     if deltas:
         events = sorted({_seq(e): e for e in [*events, *deltas]}.values(), key=_seq)
-    return build_transcript(session_id, events, upto=upto)
+    builder = _Builder(folded)
+    last = builder.add_all(events, upto, start)
+    if cache is not None and (refolded := builder.fold(last)) is not None:
+        cache.put(session_id, refolded)
+    return builder.finish(session_id, last)
 
 
 _DELTAS: Final = (EventType.MESSAGE_STREAMED,)
@@ -370,6 +439,7 @@ async def plan(
     native_resume: bool,
     budget: int | None,
     count: TokenCounter = estimate_tokens,
+    cache: TranscriptCache | None = None,
 ) -> Continuation:
     """Decide how ``run`` continues its session (see :data:`asm.model.CONTINUATION_MODES`).
 
@@ -380,7 +450,7 @@ async def plan(
     mode is :data:`asm.model.RESUME` goes on from its own cut attempt (:func:`resume`).
     """
     if mode == RESUME:
-        return await resume(store, run, budget=budget, count=count)
+        return await resume(store, run, budget=budget, count=count, cache=cache)
     check_continuation(mode)
     if mode == "none":
         return Continuation()
@@ -396,14 +466,19 @@ async def plan(
                 + "; use continuation='auto' or 'replay' to send the transcript instead",
                 details={"run_id": run.id, "last_run_id": last.id, "last_provider": last.provider},
             )
-    return await replay(store, run, budget=budget, count=count)
+    return await replay(store, run, budget=budget, count=count, cache=cache)
 
 
 async def replay(
-    store: SessionStore, run: Run, *, budget: int | None, count: TokenCounter = estimate_tokens
+    store: SessionStore,
+    run: Run,
+    *,
+    budget: int | None,
+    count: TokenCounter = estimate_tokens,
+    cache: TranscriptCache | None = None,
 ) -> Continuation:
-    """``run`` continues by replay: its session's transcript, cut to ``budget`` tokens."""
-    history = (await transcript(store, run.session_id)).entries
+    """``run`` continues by replay: its session's transcript (read through ``cache``), cut to ``budget`` tokens."""
+    history = (await transcript(store, run.session_id, cache=cache)).entries
     history = tuple(entry for entry in history if entry.run_id != run.id)
     history, truncated = fit(history, run.input, budget=budget, count=count)  # the input alone may be over
     return Continuation("replay", history=history, truncated=truncated) if history else Continuation()
@@ -418,7 +493,12 @@ RESUME_PROMPT: Final = (
 
 
 async def resume(
-    store: SessionStore, run: Run, *, budget: int | None, count: TokenCounter = estimate_tokens
+    store: SessionStore,
+    run: Run,
+    *,
+    budget: int | None,
+    count: TokenCounter = estimate_tokens,
+    cache: TranscriptCache | None = None,
 ) -> Continuation:
     """``run`` goes on from its own cut attempt (its worker was lost mid-run): the session's
     transcript *with* what the attempt had said and done (its prompt, its partial answer, its
@@ -426,9 +506,9 @@ async def resume(
     the run's messages, so the model continues rather than starts over. An attempt that got
     to nothing is a plain :func:`replay`.
     """
-    history = (await transcript(store, run.session_id)).entries
+    history = (await transcript(store, run.session_id, cache=cache)).entries
     if not any(entry.run_id == run.id for entry in history):
-        return await replay(store, run, budget=budget, count=count)
+        return await replay(store, run, budget=budget, count=count, cache=cache)
     messages = (Message("user", RESUME_PROMPT),)
     history, truncated = fit(history, attrs.evolve(run.input, messages=messages), budget=budget, count=count)
     return Continuation(RESUME, history=history, truncated=truncated, messages=messages)

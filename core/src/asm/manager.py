@@ -27,7 +27,7 @@ from asm._run_gate import RunGate
 from asm._trio import single_errors
 from asm._unicode import scrub
 from asm._write_queue import WriteQueue, new_event
-from asm.continuity import WINDOW_SHARE, Continuation, estimate_tokens, plan, replay
+from asm.continuity import WINDOW_SHARE, Continuation, TranscriptCache, estimate_tokens, plan, replay
 from asm.cost import Pricing
 from asm.errors import AsmError
 from asm.events import (
@@ -137,6 +137,9 @@ class SessionManager:
         self._on_event = on_event
         self.run_timeout = run_timeout
         self.event_buffer_size = event_buffer_size
+        #: sessions' transcripts as far as their runs had ended: a run continuing its session
+        #: replays what it gained since (asm.continuity.TranscriptCache), not its whole log
+        self._transcripts = TranscriptCache()
         self.error_text_max_bytes = error_text_max_bytes
         self.error_text_max_lines = error_text_max_lines
         self.pricing = pricing
@@ -566,6 +569,7 @@ class SessionManager:
             native_resume=_capabilities(provider).native_resume,
             budget=self._token_budget(model),
             count=self._token_counter(provider.name, model),
+            cache=self._transcripts,
         )
 
     def _token_budget(self, model: str | None) -> int | None:
@@ -601,7 +605,11 @@ class SessionManager:
                 raise
         model = gate.model
         replayed = await replay(
-            self.store, run, budget=self._token_budget(model), count=self._token_counter(provider.name, model)
+            self.store,
+            run,
+            budget=self._token_budget(model),
+            count=self._token_counter(provider.name, model),
+            cache=self._transcripts,
         )
         await gate.queue.put(
             ErrorRecovered(
