@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 import trio
@@ -23,6 +24,21 @@ def _most_at_once(intervals: list[tuple[float, float]]) -> int:
         running += step
         most = max(most, running)
     return most
+
+
+async def _submit_and_drain(
+    rt: asm.Runtime, stack: contextlib.AsyncExitStack, *, sessions: int, runs: int
+) -> list[Any]:
+    """``sessions`` session servers of ``rt`` (closed with ``stack``), each given ``runs`` runs
+    at once; returned once every run has ended."""
+    servers = [await stack.enter_async_context(asm.open_session_server(rt)) for _ in range(sessions)]
+    async with trio.open_nursery() as nursery:
+        for server in servers:
+            for i in range(runs):
+                nursery.start_soon(server.submit, f"run {i}")
+    for server in servers:
+        await server.drain(timeout=WAIT)
+    return servers
 
 
 async def test_max_concurrent_runs_of_a_session_across_workers(config: Config, workers: Callable[..., Worker]) -> None:
@@ -54,13 +70,7 @@ async def test_max_parallel_runs_holds_across_sessions_and_workers(
     workers(concurrency=2)
     workers(concurrency=2)
     async with asm.open_runtime(config_file=config.path) as rt, contextlib.AsyncExitStack() as stack:
-        servers = [await stack.enter_async_context(asm.open_session_server(rt)) for _ in range(3)]
-        async with trio.open_nursery() as nursery:
-            for server in servers:
-                for i in range(2):
-                    nursery.start_soon(server.submit, f"run {i}")
-        for server in servers:
-            await server.drain(timeout=WAIT)
+        servers = await _submit_and_drain(rt, stack, sessions=3, runs=2)
         runs = [run for server in servers for run in await rt.store.list_runs(server.session_id)]
         assert len(runs) == 6 and all(run.status is RunStatus.COMPLETED for run in runs)
         intervals = []
@@ -78,13 +88,7 @@ async def test_each_process_keeps_a_bounded_number_of_database_connections(
     config.write(chunks=3, delay=0.02)
     started = [workers(concurrency=8), workers(concurrency=8)]
     async with asm.open_runtime(config_file=config.path) as rt, contextlib.AsyncExitStack() as stack:
-        servers = [await stack.enter_async_context(asm.open_session_server(rt)) for _ in range(8)]
-        async with trio.open_nursery() as nursery:
-            for server in servers:
-                for i in range(4):
-                    nursery.start_soon(server.submit, f"run {i}")
-        for server in servers:
-            await server.drain(timeout=WAIT)
+        await _submit_and_drain(rt, stack, sessions=8, runs=4)
         with psycopg.connect(config.database.replace("postgresql+psycopg://", "postgresql://")) as conn:
             rows = conn.execute(
                 "SELECT application_name, count(*) FROM pg_stat_activity WHERE datname = current_database() "
