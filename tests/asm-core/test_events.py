@@ -75,6 +75,12 @@ def test_new_event_has_id_time_and_no_seq_until_stored() -> None:
     assert event.id.startswith("evt_") and len(event.id) == 36
     assert event.seq is None and event.at.tzinfo is not None
     assert event.with_seq(7).seq == 7 and event.with_seq(7).id == event.id
+    # Both are built field by field: still Events themselves, frozen, equal to the constructor's.
+    stored = event.with_seq(7)
+    assert type(event) is Event and type(stored) is Event
+    assert stored == Event(event.id, "ses_1", "run_1", event.data, event.at, 7, "echo", event.schema_version)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        stored.seq = 8  # type: ignore[misc]
 
 
 def test_malformed_event_json_names_the_event() -> None:

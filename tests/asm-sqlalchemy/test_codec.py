@@ -242,6 +242,30 @@ def test_reading_a_page_pauses_the_collector_and_restores_it() -> None:
         gc.enable()
 
 
+def test_a_page_read_is_left_out_of_the_young_collections_unless_the_application_froze_objects() -> None:
+    """What a read builds and hands on goes straight to the oldest generation (a young collection
+    would only walk it); an application's own frozen objects stay frozen."""
+    gc.collect()
+    young_collections = gc.get_count()[1]
+    with gc_paused(kept=True):
+        page = [Event.new(MessageStreamed(str(i)), session_id="s") for i in range(5_000)]
+    garbage = [[] for _ in range(300)]  # fewer than a young collection waits for, unless one is due
+    assert gc.get_count()[1] == young_collections
+    assert all(gc.is_tracked(event) for event in page[:10])  # a full collection still sees them
+    del page, garbage
+    gc.freeze()
+    try:
+        young_collections = gc.get_count()[1]
+        with gc_paused(kept=True):
+            page = [Event.new(MessageStreamed(str(i)), session_id="s") for i in range(5_000)]
+        garbage = [[] for _ in range(300)]
+        assert gc.get_count()[1] == young_collections + 1  # the page was left young
+        assert gc.get_freeze_count() > 0  # unfreezing would have emptied the permanent generation
+        del page, garbage
+    finally:
+        gc.unfreeze()
+
+
 # -- lean bodies (revision 0004): the columns hold the envelope, the body the rest ---------------
 
 
@@ -322,7 +346,8 @@ def test_a_lean_page_reads_as_its_rows_one_by_one(page: list[tuple[Event, str | 
 
 
 def test_a_page_of_streamed_deltas_is_read_without_the_slow_path() -> None:
-    """The common rows (flat payloads, times in UTC) never reach the converter."""
+    """The common rows (flat payloads, times in UTC) never reach the converter, and come out
+    as the very values the writer had."""
     events = [
         Event.new(MessageStreamed(f"d{i}", None), session_id="ses_p", run_id="run_p").with_seq(i + 1) for i in range(3)
     ]
@@ -331,6 +356,9 @@ def test_a_page_of_streamed_deltas_is_read_without_the_slow_path() -> None:
         for e, sqlite in zip(events, (True, False, "aware"), strict=True)
     ]
     slow: list[object] = []
-    assert decode_page("ses_p", rows, slow.append) == events  # type: ignore[arg-type]
+    decoded = decode_page("ses_p", rows, slow.append)  # type: ignore[arg-type]
+    assert decoded == events
     assert slow == []
+    # Built field by field, then made what they are: the classes themselves, not subclasses.
+    assert all(type(e) is Event and type(e.data) is MessageStreamed for e in decoded)
     assert all(json.loads(row[-1]) == {"data": {"delta": f"d{i}", "stream": None}} for i, row in enumerate(rows))

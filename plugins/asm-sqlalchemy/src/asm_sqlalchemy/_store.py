@@ -757,7 +757,7 @@ class SqlAlchemyStore:
             # The driver's own cursor: pages are long, and its plain tuples cost half of
             # what SQLAlchemy's rows do per event. Decoding happens here too, off the
             # event loop's thread.
-            with engine.connect() as conn, gc_paused():
+            with engine.connect() as conn, gc_paused(kept=True):
                 driver = _driver(conn)
                 if self.dialect == "sqlite":
                     rows = cast(sqlite3.Connection, driver).execute(sql, params).fetchall()
