@@ -10,6 +10,7 @@ import attrs
 import pytest
 import trio
 import trio.lowlevel
+import trio.testing
 
 import asm
 from asm import AsmError, Event, EventType, RunStatus, SessionManager, SessionStatus
@@ -103,6 +104,61 @@ async def test_a_store_that_overrides_append_events_gets_every_event_through_it(
     store = Counting()
     run = await SessionManager(store, provider=ScriptedProvider(["a", "b", "c"])).run_once("go")
     assert store.appended == await store.latest_seq(run.session_id)
+
+
+class CountingProvider:
+    """Streams ``n`` chunks, counting the emits that returned."""
+
+    name = "counting"
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.emitted = 0
+
+    def capabilities(self) -> asm.Capabilities:
+        return asm.Capabilities(streaming=True)
+
+    async def execute(self, run: RunInput, emit: Emit) -> RunResult:
+        for i in range(self.n):
+            await emit(MessageStreamed(f"{i} "))
+            self.emitted += 1
+        return RunResult(output="".join(f"{i} " for i in range(self.n)))
+
+
+class AnnouncingStore(InMemorySessionStore):
+    """Holds each owned append until every other task is blocked, saying first (or not) that it
+    has taken the batch; records how many chunks the provider emitted meanwhile."""
+
+    def __init__(self, provider: CountingProvider, *, announce: bool) -> None:
+        super().__init__()
+        self.provider = provider
+        self.announce = announce
+        self.emitted_meanwhile: list[int] = []
+
+    async def append_events(self, events: Sequence[Event]) -> list[Event]:
+        return await super().append_events(events)
+
+    async def append_owned_events(self, events: Sequence[Event], on_taken: Any = None) -> list[Event]:
+        before = self.provider.emitted
+        if self.announce:
+            on_taken()
+        await trio.testing.wait_all_tasks_blocked()
+        self.emitted_meanwhile.append(self.provider.emitted - before)
+        return await super().append_owned_events(events)
+
+
+@pytest.mark.parametrize("announce", [True, False])
+async def test_the_provider_streams_on_once_the_store_has_taken_a_batch(announce: bool) -> None:
+    # asm.ports.OwnedAppend's on_taken: a full queue lets its provider go on as soon as the store
+    # says it has taken the batch (a thread-based store: its rows are built), not when the append
+    # returns; a store that never says so holds the provider until then, and loses nothing.
+    provider = CountingProvider(40)
+    store = AnnouncingStore(provider, announce=announce)
+    run = await SessionManager(store, provider=provider, event_buffer_size=4).run_once("go")
+    assert run.output == "".join(f"{i} " for i in range(40))
+    assert store.emitted_meanwhile[0] == (4 if announce else 0)
+    streamed = [e for e in await all_events(store, run.session_id) if isinstance(e.data, MessageStreamed)]
+    assert [e.data.delta for e in streamed] == [f"{i} " for i in range(40)]
 
 
 async def test_a_slow_consumer_holds_the_provider_back_and_loses_nothing(store: InMemorySessionStore) -> None:

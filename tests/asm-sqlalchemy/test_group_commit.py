@@ -3,6 +3,8 @@ and consumers see an event only once it is committed."""
 
 from __future__ import annotations
 
+import threading
+
 import attrs
 import trio
 from asm_sqlalchemy import SqlAlchemyStore
@@ -79,3 +81,22 @@ async def test_owned_events_are_stored_as_the_very_objects_delivered(store: SqlA
     copy = attrs.evolve(fresh[0], seq=None)
     assert await store.append_owned_events([again, copy]) == [again, fresh[0]]
     assert again.seq == head + 4 and await store.latest_seq(run.session_id) == head + 4
+
+
+async def test_owned_events_are_announced_taken_on_the_event_loop_thread_before_they_commit(
+    store: SqlAlchemyStore,
+) -> None:
+    """``on_taken`` (asm.ports.OwnedAppend) comes once the rows are built, on the loop's thread,
+    before the append returns; an append of events already stored (its retry) still says it once."""
+    session = await SessionManager(store).start_session(agent_id="agent")
+    calls: list[tuple[int, int]] = []
+
+    def taken() -> None:
+        calls.append((threading.get_ident(), len(calls)))
+
+    fresh = [Event.new(MessageStreamed(f"x{i}"), session_id=session.id) for i in range(5)]
+    await store.append_owned_events(fresh, taken)
+    assert calls == [(threading.get_ident(), 0)]
+    again = Event.new(MessageStreamed("y"), session_id=session.id)
+    await store.append_owned_events([again, attrs.evolve(fresh[0], seq=None)], taken)  # an id stored: a retry
+    assert len(calls) == 2 and again.seq == fresh[-1].seq + 1  # type: ignore[operator]

@@ -9,7 +9,7 @@ the store has acknowledged it, and a run ends only after its queue is empty.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -22,7 +22,7 @@ from asm.ports import EventCallback, SessionStore
 if TYPE_CHECKING:
     from asm.manager import SessionManager
 
-Append = Callable[[Sequence[Event]], Coroutine[Any, Any, list[Event]]]
+Append = Callable[..., Coroutine[Any, Any, list[Event]]]
 
 
 class WriteQueue:
@@ -59,7 +59,7 @@ class WriteQueue:
         self.error: AsmError | None = None
         self.store_failed = False
         self._closed = False
-        self._append = _append_for(manager.store, owned=not manager._transforms)
+        self._append, self._takes_signal = _append_for(manager.store, owned=not manager._transforms)
         self._has_work = trio.Event()
         self._has_space = trio.Event()
         self._done = trio.Event()
@@ -134,16 +134,23 @@ class WriteQueue:
     async def _flush(self, *, deliver: bool = True) -> None:
         batch = self.buffer[:]
         self.buffer.clear()
-        self._has_space.set()
+        space = self._has_space
         with trio.CancelScope(shield=True):
             try:
-                stored = await self._append(batch)
+                if self._takes_signal:
+                    # The provider waits until the store has taken the batch (asm.ports.OwnedAppend).
+                    stored = await self._append(batch, space.set)
+                else:
+                    space.set()
+                    stored = await self._append(batch)
             except AsmError:
                 self.store_failed = True
                 raise
             except Exception as exc:
                 self.store_failed = True
                 raise AsmError("storage_write_failed", f"the store failed to append events: {exc!r}") from exc
+            finally:
+                space.set()
         if deliver:
             await self._manager._deliver(stored, self.on_event)
 
@@ -171,14 +178,14 @@ def _ascii_delta(data: EventData) -> bool:
     return isinstance(data, ThinkingStreamed) and data.delta.isascii()
 
 
-def _append_for(store: SessionStore, *, owned: bool) -> Append:
+def _append_for(store: SessionStore, *, owned: bool) -> tuple[Append, bool]:
     """The store's ``append_events``, or its ``append_owned_events`` (:class:`asm.ports.OwnedAppend`)
     for ``owned`` events (no transform hook may have kept a reference to one) when the class
     that defines it also defines the ``append_events`` in effect (not a subclass's override,
-    nor a wrapper around the instance's)."""
+    nor a wrapper around the instance's); and whether it is the latter (it takes ``on_taken``)."""
     append = store.append_events
     if owned:
         home = next((cls for cls in type(store).__mro__ if "append_owned_events" in vars(cls)), None)
         if home is not None and getattr(append, "__func__", None) is vars(home).get("append_events"):
-            return store.append_owned_events  # type: ignore[attr-defined,no-any-return]
-    return append
+            return store.append_owned_events, True  # type: ignore[attr-defined]
+    return append, False

@@ -272,9 +272,17 @@ class OwnedAppend(Protocol):
     manager uses it only when it is defined in the same class as the
     ``append_events`` in effect: a subclass that overrides ``append_events`` alone
     gets every event through its override.
+
+    ``on_taken``, when given, may be called (on the event loop's thread) once the store
+    has turned the events into what it sends to its database and only waits on it: the
+    write queue holds its provider back until then, or until the append returns, so a
+    store working in a thread is not kept from the interpreter by a provider streaming
+    into the queue meanwhile (on a 2-core machine, a fifth of a SQLite run's time).
     """
 
-    async def append_owned_events(self, events: Sequence[Event]) -> list[Event]:
+    async def append_owned_events(
+        self, events: Sequence[Event], on_taken: Callable[[], object] | None = None
+    ) -> list[Event]:
         """``append_events(events)``; the events may be sequenced in place."""
         ...
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 import attrs
+import trio
 
 from asm.errors import AsmError
 from asm.events import RUN_END_TYPES, Event, EventsCompacted, EventType
@@ -22,6 +23,7 @@ __all__ = [
     "MAX_SEQ",
     "Compaction",
     "CompactRange",
+    "PromptLimiter",
     "claim_refused",
     "compaction_batches",
     "fork_by_copy",
@@ -40,6 +42,37 @@ MAX_KEY_LENGTH: Final = 1024
 #: Longest segment: a file name on common filesystems holds 255 bytes, and a
 #: store may add a suffix of its own (a temporary name while writing).
 MAX_SEGMENT_LENGTH: Final = 200
+
+
+class PromptLimiter:
+    """A :class:`trio.CapacityLimiter` for ``trio.to_thread.run_sync(..., limiter=...)``
+    that takes a free thread without yielding first: the thread starts before any other
+    task runs (the call still checkpoints while it waits for the thread).
+
+    A plain ``CapacityLimiter`` yields on acquiring even when a token is free. A run's
+    write queue calls the store right after waking the run's provider (there is room
+    again), and the provider, running first, fills the queue before the commit's thread
+    even starts: appends and streaming then take turns instead of overlapping.
+
+    >>> async def main() -> int:
+    ...     return await trio.to_thread.run_sync(lambda: 42, limiter=PromptLimiter(4))
+    >>> trio.run(main)
+    42
+    """
+
+    def __init__(self, total_tokens: int) -> None:
+        self._limiter = trio.CapacityLimiter(total_tokens)
+
+    async def acquire_on_behalf_of(self, borrower: object) -> None:
+        """Take a token for ``borrower``: at once if one is free, else wait for one."""
+        try:
+            self._limiter.acquire_on_behalf_of_nowait(borrower)
+        except trio.WouldBlock:
+            await self._limiter.acquire_on_behalf_of(borrower)
+
+    def release_on_behalf_of(self, borrower: object) -> None:
+        """Give ``borrower``'s token back."""
+        self._limiter.release_on_behalf_of(borrower)
 
 
 def validate_artifact_key(key: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
 
 import attrs
@@ -164,12 +164,15 @@ class InMemorySessionStore:
         await trio.lowlevel.checkpoint()
         return stored
 
-    async def append_owned_events(self, events: Sequence[Event]) -> list[Event]:
+    async def append_owned_events(
+        self, events: Sequence[Event], on_taken: Callable[[], object] | None = None
+    ) -> list[Event]:
         """``append_events`` of events the caller gives up (:class:`asm.ports.OwnedAppend`):
         a run's write queue hands over the fresh events of one session (new ids; no
         transform hook kept one) and holds none of them after. Each is sequenced in place
         instead of copied, with no lookup of its id: the in-memory store's share of a
-        streamed run's cost per event."""
+        streamed run's cost per event. (``on_taken`` is not called: the append is done
+        as soon as it has taken them.)"""
         if not events:
             return []
         session_id = events[0].session_id

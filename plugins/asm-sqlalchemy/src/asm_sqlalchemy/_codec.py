@@ -282,6 +282,9 @@ def _flat_payloads() -> dict[str, _Flat]:
 
 _FLAT: Final = _flat_payloads()
 _BY_CLASS: Final = {PAYLOADS[EventType(name)]: spec for name, spec in _FLAT.items()}
+#: payload class -> its ``write``, for the flat payload types orjson writes as json does (no floats).
+_ORJSON_WRITERS: Final = {cls: spec.write for cls, spec in _BY_CLASS.items() if not spec.has_floats}
+_dumps: Final = orjson.dumps
 
 
 def _read_slowly(raw: Any, text: str) -> Event:
@@ -390,18 +393,15 @@ def column_at(value: str | datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=_UTC)
 
 
-def encode_event_body(event: Event, iso: str, *, in_column: bool | None = None) -> str:
+def encode_event_body(event: Event, iso: str, in_column: bool | None = None) -> str:
     """The lean body of ``event``: what its columns do not hold (``iso`` is
     ``event.at.isoformat()``; ``in_column`` is ``at_in_column(iso)``, if the caller knows it)."""
     if in_column is None:
         in_column = at_in_column(iso)
-    spec = _BY_CLASS.get(type(event.data))
-    if spec is not None and not spec.has_floats:
-        body: dict[str, Any] = (
-            {"data": spec.write(event.data)} if in_column else {"data": spec.write(event.data), "at": iso}
-        )
+    write = _ORJSON_WRITERS.get(type(event.data))
+    if write is not None:
         try:
-            return orjson.dumps(body).decode()
+            return _dumps({"data": write(event.data)} if in_column else {"data": write(event.data), "at": iso}).decode()
         except TypeError:  # a lone surrogate or an int over 64 bits: json writes those
             pass
     # json, as asm.serde writes: floats (NaN, 1e+16) and big integers read back as they were.

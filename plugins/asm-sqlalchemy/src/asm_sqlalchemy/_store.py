@@ -33,6 +33,7 @@ from asm.stores import (
     Compaction,
     CompactRange,
     LogRow,
+    PromptLimiter,
     claim_refused,
     compaction_batches,
     fork_by_copy,
@@ -138,6 +139,8 @@ class _Append:
     events: list[Event]
     #: the caller gave the events up (append_owned_events): they may be sequenced in place
     owned: bool = False
+    #: called on the event loop's thread once the events are encoded (asm.ports.OwnedAppend)
+    on_taken: Callable[[], object] | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
     taken: bool = False
     result: list[Event] | None = None
@@ -187,7 +190,7 @@ class SqlAlchemyStore:
         self._synchronous = synchronous.upper()
         self._create = create
         self._max_threads = max_threads
-        self._limiter = trio.CapacityLimiter(max_threads)
+        self._limiter = PromptLimiter(max_threads)
         self._engine: Engine | None = None
         #: Whether event bodies are written lean (the schema is at revision 0004 or later).
         self._lean = True
@@ -285,7 +288,8 @@ class SqlAlchemyStore:
             with database_errors(url, doing):
                 return fn()
 
-        return await trio.to_thread.run_sync(call, limiter=self._limiter)
+        # trio takes any CapacityLimiter-like object; its annotation names the class.
+        return await trio.to_thread.run_sync(call, limiter=cast(trio.CapacityLimiter, self._limiter))
 
     async def _run(self, fn: Callable[[Engine], T], doing: str) -> T:
         engine = await self._ready()
@@ -516,22 +520,36 @@ class SqlAlchemyStore:
         """
         return await self._append(events, owned=False)
 
-    async def append_owned_events(self, events: Sequence[Event]) -> list[Event]:
+    async def append_owned_events(
+        self, events: Sequence[Event], on_taken: Callable[[], object] | None = None
+    ) -> list[Event]:
         """``append_events`` of events the caller gives up (:class:`asm.ports.OwnedAppend`,
         a run's write queue): each is sequenced in place (``asm.events.sequence_in_place``)
-        once committed, instead of copied."""
-        return await self._append(events, owned=True)
+        once committed, instead of copied; ``on_taken`` is called once their rows are
+        built, while the database writes them."""
+        return await self._append(events, owned=True, on_taken=on_taken)
 
-    async def _append(self, events: Sequence[Event], *, owned: bool) -> list[Event]:
+    async def _append(
+        self, events: Sequence[Event], *, owned: bool, on_taken: Callable[[], object] | None = None
+    ) -> list[Event]:
         if not events:
             return []
         await self._ready()
-        request = _Append(list(events), owned)
+        request = _Append(list(events), owned, on_taken)
         self._pending.append(request)
         try:
-            async with self._commit_lock:
+            # Not ``async with``: when the lock is free, acquiring it yields to the other tasks,
+            # and a run's provider, woken by the flush that called here, would then fill
+            # the run's queue before this commit even starts (see PromptLimiter).
+            if not self._commit_lock.locked():
+                self._commit_lock.acquire_nowait()
+            else:
+                await self._commit_lock.acquire()
+            try:
                 if not request.taken:
                     await self._lead()
+            finally:
+                self._commit_lock.release()
         except BaseException:
             if not request.taken:
                 self._pending.remove(request)
@@ -557,10 +575,19 @@ class SqlAlchemyStore:
             batch.append(request)
             size += len(request.events)
         events = [event for request in batch for event in request.events]
+        signals = [request.on_taken for request in batch if request.on_taken is not None]
+        token = trio.lowlevel.current_trio_token()
+
+        def taken() -> None:  # in the writer thread
+            for signal in signals:
+                token.run_sync_soon(signal)
+
         try:
             with trio.CancelScope(shield=True):
                 owned = all(request.owned for request in batch)
-                stored = await self._run(lambda e: self._append_sync(e, events, owned), "appending events")
+                stored = await self._run(
+                    lambda e: self._append_sync(e, events, owned, taken if signals else None), "appending events"
+                )
         except BaseException as exc:
             for request in batch:
                 request.error = exc
@@ -583,7 +610,9 @@ class SqlAlchemyStore:
             if changed is not None:
                 changed.set()
 
-    def _append_sync(self, engine: Engine, events: list[Event], owned: bool = False) -> list[Event]:
+    def _append_sync(
+        self, engine: Engine, events: list[Event], owned: bool = False, taken: Callable[[], None] | None = None
+    ) -> list[Event]:
         # Event ids are fresh almost always, so the first attempt just inserts and lets the
         # unique index object; only then are the ids looked up, and the ones already
         # stored (an append retried, or the same event sent twice) come back as stored.
@@ -591,13 +620,23 @@ class SqlAlchemyStore:
         duplicate = (IntegrityError, engine.dialect.loaded_dbapi.IntegrityError)
         for attempt in range(3):
             try:
-                return self._append_once(engine, events, look_up=attempt > 0, owned=owned)
+                # (``taken`` once: a retry's rows are built again, while the caller already runs.)
+                return self._append_once(engine, events, look_up=attempt > 0, owned=owned, taken=taken)
             except duplicate:
                 if attempt == 2:
                     raise
+                taken = None
         raise AssertionError("unreachable")
 
-    def _append_once(self, engine: Engine, events: list[Event], *, look_up: bool, owned: bool = False) -> list[Event]:
+    def _append_once(
+        self,
+        engine: Engine,
+        events: list[Event],
+        *,
+        look_up: bool,
+        owned: bool = False,
+        taken: Callable[[], None] | None = None,
+    ) -> list[Event]:
         text_bytes = 0
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
             known: dict[str, Event] = {}
@@ -606,29 +645,39 @@ class SqlAlchemyStore:
                     known[row[2]] = decode_stored(row)
             fresh: list[Event] = []
             counts: dict[str, int] = {}
-            for event in events:
-                if event.id not in known:
-                    known[event.id] = event  # placeholder: a second copy in this batch is not fresh
-                    fresh.append(event)
+            # Owned events are the caller's no more: each is sequenced in place, saving the one copy
+            # per event, but only once its transaction has committed (an attempt that fails leaves
+            # them as they were). The lean body does not hold the seq; the whole one does.
+            in_place = owned and self._lean
+            if in_place and not look_up:  # fresh ids, each once (asm.ports.OwnedAppend): no lookups
+                fresh = events
+                for event in events:
                     counts[event.session_id] = counts.get(event.session_id, 0) + 1
+            else:
+                for event in events:
+                    if event.id not in known:
+                        known[event.id] = event  # placeholder: a second copy in this batch is not fresh
+                        fresh.append(event)
+                        counts[event.session_id] = counts.get(event.session_id, 0) + 1
             next_seq = self._reserve(conn, counts)
             sqlite = self.dialect == "sqlite"
             rows_out: list[tuple[Any, ...]] = []
             type_names = _TYPE_NAMES
             lean = self._lean
-            # Owned events are the caller's no more: each is sequenced in place, saving the one copy
-            # per event, but only once its transaction has committed (an attempt that fails leaves
-            # them as they were). The lean body does not hold the seq; the whole one does.
-            in_place = owned and lean
             seqs: list[int] = []
             last_at: datetime | None = None
             iso = at = ""
             in_column = False
-            with gc_paused():  # the batch's rows, bodies and copies all outlive the loop, in no cycle
+            with gc_paused(kept=True):  # the rows, bodies and copies outlive the loop, in no cycle
+                session: str | None = None
+                seq = 0
                 for event in fresh:
                     session_id = event.session_id
-                    seq = next_seq[session_id]
-                    next_seq[session_id] = seq + 1
+                    if session_id is not session:  # a batch is nearly always one session's
+                        if session is not None:
+                            next_seq[session] = seq
+                        session = session_id
+                        seq = next_seq[session_id]
                     if in_place:
                         stored = event
                         seqs.append(seq)
@@ -655,30 +704,42 @@ class SqlAlchemyStore:
                             at,
                             event.provider,
                             event.schema_version,
-                            encode_event_body(stored, iso, in_column=in_column)
-                            if lean
-                            else encode_event_json(stored, iso),
+                            encode_event_body(stored, iso, in_column) if lean else encode_event_json(stored, iso),
                         )
                     )
+                    seq += 1
+            # ``taken`` once what is left is the database's work, which lets go of the interpreter.
             if rows_out and sqlite:
                 text_bytes = sum([len(row[8]) for row in rows_out])
                 # Multi-row statements rather than executemany: each statement lets go of
                 # the GIL once instead of once per row, and while a run streams, the
                 # event loop's thread wants it back after every one of those.
-                for start in range(0, len(rows_out), _SQLITE_ROWS_PER_INSERT):
-                    chunk = rows_out[start : start + _SQLITE_ROWS_PER_INSERT]
-                    conn.exec_driver_sql(_sqlite_insert(len(chunk)), tuple(itertools.chain.from_iterable(chunk)))
+                statements = [
+                    (_sqlite_insert(len(chunk)), tuple(itertools.chain.from_iterable(chunk)))
+                    for chunk in (
+                        rows_out[start : start + _SQLITE_ROWS_PER_INSERT]
+                        for start in range(0, len(rows_out), _SQLITE_ROWS_PER_INSERT)
+                    )
+                ]
+                if taken is not None:
+                    taken()
+                for sql, params in statements:
+                    conn.exec_driver_sql(sql, params)
             elif rows_out:
+                if taken is not None:
+                    taken()
                 with _driver(conn).cursor() as cursor, cursor.copy(_COPY_PG) as copy:
                     for row in rows_out:
                         copy.write_row(row)
             if self.dialect == "postgresql":
                 with _driver(conn).cursor() as cursor:
                     cursor.execute(_NOTIFY_PG, (sorted(counts),))
+        self._wrote(text_bytes, len(fresh))
         if in_place:
             for event, seq in zip(fresh, seqs, strict=True):
                 sequence_in_place(event, seq)
-        self._wrote(text_bytes, len(fresh))
+            if fresh is events:
+                return list(events)
         return [known[event.id] for event in events]
 
     def _stored_rows(self, conn: Connection, ids: list[str]) -> list[Any]:
