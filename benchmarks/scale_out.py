@@ -130,6 +130,7 @@ def environment(args: argparse.Namespace, **celery: Any) -> Iterator[Path]:
                         "max_parallel_runs = 10000",
                         "[stores.sqlalchemy]",
                         f'url = "postgresql+psycopg://postgres@127.0.0.1:5432/{database}"',
+                        f"batch_delay = {args.batch_delay}",
                         "[providers.scripted]",
                         f"chunks = {chunks!r}",
                         f"delay = {args.latency}",
@@ -326,6 +327,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50)
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--concurrency", type=int, default=16, help="runs per worker process")
+    parser.add_argument(
+        "--batch-delay", type=float, default=0.005, help="the store's batch_delay (group commit wait), seconds"
+    )
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--prefork", default="1", help="worker counts to measure on the prefork pool too ('' for none)")
     parser.add_argument("--samples", type=int, default=100, help="submit-to-start samples")
@@ -374,7 +378,9 @@ def main() -> None:
             f"{args.runs:,} runs over {args.sessions} sessions (per-session FIFO, `max_concurrent_runs=1`), submitted "
             f"from one client; the `scripted` provider streams {args.events} chunks per run with "
             f"{args.latency * 1000:.0f} ms before each (I/O-bound runs); each `asm worker` runs "
-            f"{args.concurrency} runs at once (threads pool, one trio loop per process). Wall time from the first "
+            f"{args.concurrency} runs at once (threads pool, one trio loop per process), its store with "
+            f"`batch_delay = {args.batch_delay}` (docs/scaling.md: a commit waits that long for the other runs' "
+            "events, as PostgreSQL's `commit_delay` does). Wall time from the first "
             "submit to the last run ended; worker CPU is the workers' user + system time (start-up included) per "
             "run; memory the workers' resident set at the end; connections those to the database at the end "
             "(every worker's and the client's).",

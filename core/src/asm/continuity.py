@@ -331,12 +331,17 @@ async def transcript(
     before = _before(upto)
     events = await _read(store, session_id, before, _NOT_DELTAS, after=start)
     answered = {e.run_id for e in events if e.type is EventType.MESSAGE_RECEIVED}
-    wanted = {e.run_id for e in events if e.run_id is not None and e.run_id not in answered}
+    runs = {e.run_id for e in events if e.run_id is not None}
+    wanted = runs - answered
     # The deltas after everything else (a run still streaming) are read too: ``upto`` is the last seq read.
-    deltas = await _read(store, session_id, before, _DELTAS, after=_seq(events[-1]) if events else start)
-    if len(wanted) > _RUNS_READ_ALONE:  # many failed runs: one read of every delta
-        deltas += [e for e in await _read(store, session_id, before, _DELTAS, after=start) if e.run_id in wanted]
+    last = _seq(events[-1]) if events else start
+    if wanted == runs or len(wanted) > _RUNS_READ_ALONE:
+        # No run since ``start`` stored an answer (a provider that only streams), or many did
+        # not: one read of every delta since then.
+        every = await _read(store, session_id, before, _DELTAS, after=start)
+        deltas = [e for e in every if e.run_id in wanted or _seq(e) > last]
     else:
+        deltas = await _read(store, session_id, before, _DELTAS, after=last)
         for run_id in sorted(wanted):
             deltas += await _read(store, session_id, before, _DELTAS, after=start, run_id=run_id)
     if deltas:

@@ -18,10 +18,11 @@ and running; leaving the block cancels whatever is still queued or running
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
@@ -36,6 +37,9 @@ from asm.ports import EventCallback, Provider, SessionStore
 from asm.pubsub import Subscription, open_subscription, subscriber_count
 from asm.runtime import Runtime
 from asm.states import RunStatus, SessionStatus
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = ["ServerStatus", "SessionServer", "open_session_server", "resolve_session"]
 
@@ -409,12 +413,19 @@ async def resolve_session(
 SERVER_BACKENDS = "asm.server_backends"
 
 
+@functools.cache
+def _server_backends() -> dict[str, EntryPoint]:
+    """The installed server backends by name (entry points are read once: scanning them costs
+    more than opening a server, and an application may open one per session)."""
+    from importlib.metadata import entry_points
+
+    return {point.name: point for point in entry_points(group=SERVER_BACKENDS)}
+
+
 def server_backend(name: str) -> Callable[..., AbstractAsyncContextManager[Any]]:
     """The ``open_session_server`` of the server backend ``name`` (``[server] backend``),
     or ``invalid_config`` naming the installed ones."""
-    from importlib.metadata import entry_points
-
-    found = {point.name: point for point in entry_points(group=SERVER_BACKENDS)}
+    found = _server_backends()
     if name not in found:
         installed = ", ".join(["local", *sorted(found)])
         raise AsmError(
