@@ -22,11 +22,11 @@ append floor (SQLite), replay >= 60 % of the replay floor.
     python benchmarks/store_append.py [--events N] [--runs R] [--pg-dsn DSN] [--no-write]
     python benchmarks/store_append.py --replay-only [--compare-src DIR] [--events N]
 
-``--replay-only`` measures only replay against its raw cursor floor, each in a
-fresh process of its own (the same for every contender); ``--compare-src DIR``
+Then (or, with ``--replay-only``, alone) replay against its raw cursor floor, each
+replay in a fresh process of its own (the same for every contender); ``--compare-src DIR``
 adds the replay of another checkout of asm (its ``core/src`` and
 ``plugins/asm-sqlalchemy/src``) on the same log, interleaved, for an A/B of a
-change in one sitting. It writes its own section of docs/performance.md.
+change in one sitting. That part writes its own section of docs/performance.md.
 
 PostgreSQL is the server at 127.0.0.1:5432 (database ``test``); the benchmark
 works in a schema of its own and drops it afterwards. openai-agents comes from
@@ -794,6 +794,7 @@ def main() -> None:
     print(body)
     if not args.no_write:
         write_section("Durable event storage (asm-sqlalchemy)", body)
+    replay_only(args)  # replay against its floor again, each replay in a fresh process
 
 
 if __name__ == "__main__":
