@@ -17,7 +17,7 @@ from asm_sqlalchemy._codec import (
     encode_event_body,
     encode_event_json,
 )
-from asm_sqlalchemy._rows import gc_paused
+from asm_sqlalchemy._rows import gc_paused, keep_built
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -242,13 +242,14 @@ def test_reading_a_page_pauses_the_collector_and_restores_it() -> None:
         gc.enable()
 
 
-def test_a_page_read_is_left_out_of_the_young_collections_unless_the_application_froze_objects() -> None:
-    """What a read builds and hands on goes straight to the oldest generation (a young collection
-    would only walk it); an application's own frozen objects stay frozen."""
+def test_a_long_page_read_is_left_out_of_the_young_collections_unless_the_application_froze_objects() -> None:
+    """What a long read builds and hands on goes straight to the oldest generation (a young
+    collection would only walk it); an application's own frozen objects stay frozen."""
     gc.collect()
     young_collections = gc.get_count()[1]
-    with gc_paused(kept=True):
+    with gc_paused():
         page = [Event.new(MessageStreamed(str(i)), session_id="s") for i in range(5_000)]
+        keep_built()
     garbage = [[] for _ in range(300)]  # fewer than a young collection waits for, unless one is due
     assert gc.get_count()[1] == young_collections
     assert all(gc.is_tracked(event) for event in page[:10])  # a full collection still sees them
@@ -256,8 +257,9 @@ def test_a_page_read_is_left_out_of_the_young_collections_unless_the_application
     gc.freeze()
     try:
         young_collections = gc.get_count()[1]
-        with gc_paused(kept=True):
+        with gc_paused():
             page = [Event.new(MessageStreamed(str(i)), session_id="s") for i in range(5_000)]
+            keep_built()
         garbage = [[] for _ in range(300)]
         assert gc.get_count()[1] == young_collections + 1  # the page was left young
         assert gc.get_freeze_count() > 0  # unfreezing would have emptied the permanent generation

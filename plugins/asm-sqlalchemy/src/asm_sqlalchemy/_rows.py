@@ -7,7 +7,7 @@ import gc
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -16,12 +16,14 @@ from asm.serde import structure, unstructure
 from asm_sqlalchemy._codec import decode_page, decode_row
 
 __all__ = [
+    "KEPT_PAGE",
     "decode_events",
     "decode_log",
     "decode_run",
     "decode_session",
     "decode_stored",
     "gc_paused",
+    "keep_built",
     "naive_utc",
     "run_row",
     "run_usage_columns",
@@ -161,38 +163,48 @@ def decode_stored(row: Sequence[Any]) -> Event:
 
 
 @contextlib.contextmanager
-def gc_paused(*, kept: bool = False) -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many objects at once (as
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while reading a page of events (as
     Mercurial's ``nogc`` does for bulk loads).
 
     Every row, event and payload built then outlives the loop and none is part
     of a cycle, so the collections those allocations would trigger find
     nothing, yet on long pages they cost more than decoding itself. An
     application that turned the collector off keeps it off.
-
-    ``kept``: what was built is handed on (a page of events), so the first young
-    collection after the pause would still walk all of it, and a tenth of a replay
-    went there. It is moved to the oldest generation instead, with ``gc.freeze()``
-    then ``gc.unfreeze()`` (constant time), to be walked only by a full collection,
-    if it is still alive by then. Whatever else was young goes with it (garbage in a
-    cycle among it waits for that full collection). Not done when the application
-    froze objects itself (as a pre-fork server does): unfreezing would undo that.
-
-    >>> with gc_paused(kept=True):
-    ...     page = [object() for _ in range(10_000)]
-    >>> gc.get_count()[0] < 700
-    True
     """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        if kept and gc.get_freeze_count() == 0:
-            gc.freeze()
-            gc.unfreeze()
         if enabled:
             gc.enable()
+
+
+#: A page of at least this many events read is moved to the oldest generation (:func:`keep_built`).
+KEPT_PAGE: Final = 1_000
+
+
+def keep_built() -> None:
+    """Call at the end of a :func:`gc_paused` block that built a long page of events to hand on.
+
+    The first young collection after the pause would still walk all of it (a tenth of a
+    replay went there), and the next middle one again. It is moved to the oldest
+    generation instead, with ``gc.freeze()`` then ``gc.unfreeze()`` (constant time), to be
+    walked only by a full collection, if it is still alive by then. Whatever else was young
+    goes with it: garbage in a cycle among it waits for that full collection, so this is
+    for long pages only (replays), not for every small read. Not done when the application
+    froze objects itself (as a pre-fork server does): unfreezing would undo that.
+
+    >>> with gc_paused():
+    ...     page = [object() for _ in range(10_000)]
+    ...     keep_built()
+    >>> gc.get_count()[0] < 700
+    True
+    """
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
 
 
 def decode_events(rows: Iterable[Sequence[Any]]) -> tuple[Event, ...]:

@@ -53,12 +53,14 @@ from asm_sqlalchemy._codec import (
 from asm_sqlalchemy._engine import WRITE, create_store_engine, database_errors, mask_url, normalize_url
 from asm_sqlalchemy._migrations import ensure_schema, head_revision, lean_bodies
 from asm_sqlalchemy._rows import (
+    KEPT_PAGE,
     decode_events,
     decode_log,
     decode_run,
     decode_session,
     decode_stored,
     gc_paused,
+    keep_built,
     naive_utc,
     run_row,
     session_row,
@@ -668,7 +670,7 @@ class SqlAlchemyStore:
             last_at: datetime | None = None
             iso = at = ""
             in_column = False
-            with gc_paused(kept=True):  # the rows, bodies and copies outlive the loop, in no cycle
+            with gc_paused():  # the batch's rows, bodies and copies all outlive the loop, in no cycle
                 session: str | None = None
                 seq = 0
                 for event in fresh:
@@ -818,7 +820,7 @@ class SqlAlchemyStore:
             # The driver's own cursor: pages are long, and its plain tuples cost half of
             # what SQLAlchemy's rows do per event. Decoding happens here too, off the
             # event loop's thread.
-            with engine.connect() as conn, gc_paused(kept=True):
+            with engine.connect() as conn, gc_paused():
                 driver = _driver(conn)
                 if self.dialect == "sqlite":
                     rows = cast(sqlite3.Connection, driver).execute(sql, params).fetchall()
@@ -836,6 +838,8 @@ class SqlAlchemyStore:
                 # The rows go before the collector comes back: else its first collection,
                 # due at once, walks each of them as well as each event.
                 del rows
+                if len(events) >= KEPT_PAGE:
+                    keep_built()
                 return events, more
 
         events, more = await self._run(read, f"reading events of session {session_id}")
