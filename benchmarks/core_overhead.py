@@ -14,7 +14,9 @@ asm's so that a busy machine weighs on both alike:
 A cProfile of one run (``--profile-chunks``, 0 for none) says where asm's
 time per event goes. ``--compare-src DIR`` also times the asm whose sources are
 in DIR (another checkout's ``core/src``), in a child process, interleaved too:
-an A/B of two versions in one sitting.
+an A/B of two versions in one sitting; without it, ``--compare-rev REV`` (by
+default main on the day the hot-path issue was filed) does the same with
+``core/src`` of that git revision.
 
     python benchmarks/core_overhead.py [--chunks N] [--repeats R] [--profile-chunks N]
                                        [--compare-src DIR] [--no-write]
@@ -23,6 +25,7 @@ an A/B of two versions in one sitting.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import os
@@ -30,6 +33,7 @@ import pstats
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -50,6 +54,9 @@ from asm.providers.scripted import ScriptedProvider
 TARGET_EVENTS_PER_S = 150_000
 #: asm's time per event over the naive pipeline's, at most.
 TARGET_FLOOR_RATIO = 0.9
+#: main on the day the hot-path issue was filed, and asm's events per CPU second over its, at least.
+ISSUE_DAY_MAIN = "2fe7c0a"
+TARGET_SPEEDUP = 2.0
 #: The floor's batch: records buffered before they are handed on.
 FLOOR_BATCH = 1_000
 
@@ -195,6 +202,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--profile-chunks", type=int, default=20_000, help="chunks of the profiled run (0: none)")
     parser.add_argument("--compare-src", help="also time the asm whose sources are in this directory")
+    parser.add_argument(
+        "--compare-rev",
+        default=ISSUE_DAY_MAIN,
+        help="without --compare-src, also time core/src of this git revision ('' for none); by default main "
+        "on the day the hot-path issue was filed",
+    )
     parser.add_argument("--child-run", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/performance.md alone")
     args = parser.parse_args()
@@ -204,7 +217,26 @@ def main() -> None:
         print(asm.__file__, *time_asm([f"tok{i % 97} " for i in range(args.child_run)]))
         return
     chunks = [f"tok{i % 97} " for i in range(args.chunks)]
+    with contextlib.ExitStack() as stack:
+        args.from_rev = not args.compare_src and args.compare_rev
+        if args.from_rev:
+            args.compare_src = checkout(args.compare_rev, stack.enter_context(tempfile.TemporaryDirectory()))
+        measure(args, chunks)
 
+
+def checkout(rev: str, into: str) -> str | None:
+    """``core/src`` of git revision ``rev`` extracted under ``into`` (None, said why, if it cannot be)."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(root), "archive", rev, "core/src"], capture_output=True, check=False)
+    if archive.returncode != 0:
+        print(f"not comparing with {rev}: {archive.stderr.decode(errors='replace').strip()}", file=sys.stderr)
+        return None
+    subprocess.run(["tar", "-x", "-C", into], input=archive.stdout, check=True)
+    return str(Path(into) / "core" / "src")
+
+
+def measure(args: argparse.Namespace, chunks: list[str]) -> None:
+    """Time asm, the floor, the bare loop (and the compared sources), then report."""
     load_start = os.getloadavg()[0]
     times: dict[str, list[tuple[float, float]]] = {"asm": [], "floor": [], "bare": []}
     if args.compare_src:
@@ -230,11 +262,23 @@ def main() -> None:
     compared = ""
     if args.compare_src:
         labels = {"asm": labels["asm"], "other": "asm `run_once`, compared sources", **labels}
+        which = (
+            f"commit {args.compare_rev}"
+            + (", main on the day the hot-path issue was filed" if args.compare_rev == ISSUE_DAY_MAIN else "")
+            if args.from_rev
+            else args.compare_src
+        )
+        speedup = cpu["other"] / cpu["asm"]
         compared = (
-            f"The compared sources ({args.compare_src}, timed in a child process the same way): asm here takes "
-            f"**{cpu['asm'] / cpu['other']:.2f}x** their CPU time per event, i.e. does "
-            f"**{cpu['other'] / cpu['asm']:.2f}x** their events per CPU second (wall clock, medians: "
-            f"{median['other'] / median['asm']:.2f}x their events/s).\n\n"
+            f"The compared sources ({which}; timed in a child process the same way, interleaved): asm here takes "
+            f"**{cpu['asm'] / cpu['other']:.2f}x** their CPU time per event, i.e. does **{speedup:.2f}x** their "
+            f"events per CPU second (wall clock, medians: {median['other'] / median['asm']:.2f}x their events/s)"
+            + (
+                f"; target at least {TARGET_SPEEDUP}x: {'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}"
+                if which.startswith("commit")
+                else ""
+            )
+            + ".\n\n"
         )
     rows = "\n".join(
         f"| {labels[name]} | {best[name] * 1000:.1f} ms | {median[name] * 1000:.1f} ms "

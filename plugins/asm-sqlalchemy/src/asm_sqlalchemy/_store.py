@@ -651,8 +651,13 @@ class SqlAlchemyStore:
             # per event, but only once its transaction has committed (an attempt that fails leaves
             # them as they were). The lean body does not hold the seq; the whole one does.
             in_place = owned and self._lean
-            if in_place and not look_up:  # fresh ids, each once (asm.ports.OwnedAppend): no lookups
+            # The first attempt takes every id as new (the unique index objects otherwise): with no
+            # id twice in the batch (owned ones never are, asm.ports.OwnedAppend), every event is
+            # fresh and what comes back is each stored in order, so no lookup table is needed.
+            copies: list[Event] | None = None
+            if not look_up and (in_place or len({event.id for event in events}) == len(events)):
                 fresh = events
+                copies = None if in_place else []
                 for event in events:
                     counts[event.session_id] = counts.get(event.session_id, 0) + 1
             else:
@@ -683,6 +688,9 @@ class SqlAlchemyStore:
                     if in_place:
                         stored = event
                         seqs.append(seq)
+                    elif copies is not None:
+                        stored = event.with_seq(seq)
+                        copies.append(stored)
                     else:
                         stored = known[event.id] = event.with_seq(seq)
                     if event.at is not last_at:  # asm's events of one millisecond share their time
@@ -742,6 +750,8 @@ class SqlAlchemyStore:
                 sequence_in_place(event, seq)
             if fresh is events:
                 return list(events)
+        if copies is not None:
+            return copies
         return [known[event.id] for event in events]
 
     def _stored_rows(self, conn: Connection, ids: list[str]) -> list[Any]:
