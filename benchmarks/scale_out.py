@@ -391,7 +391,7 @@ def main() -> None:
             *rows,
             "",
             f"Target: {max(results)} workers >= 3x one worker's runs/s: "
-            f"{'met' if best >= 3 else 'missed'} ({best:.2f}x).",
+            f"{'met' if best >= 3 else 'missed'} ({best:.3f}x).",
             "",
             *(
                 [
