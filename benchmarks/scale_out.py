@@ -37,19 +37,18 @@ from asm.events import EventType
 NOTE = """\
 What bounds it: one worker of 16 slots could do at most 16 runs/s (a run is at least 50 x 20 ms);
 more workers add slots, and then the two cores run out. Everything shares them - RabbitMQ,
-PostgreSQL, the client, the workers - and a streamed run costs them, in effect, a transaction per
-event: its deltas come 20 ms apart, the store commits each before it is delivered (durable before
-delivery), with a NOTIFY for the followers. Profiled (cProfile on the thread clock, and CPU time
-per process): a worker spends about a third of its CPU in the store's appends, where each commit
-sends one seq reservation and one NOTIFY per session in the batch (about ten sessions a commit
-here); doing each in one statement cut the worker's CPU by a tenth to a fifth in two trials (an
-asm-sqlalchemy change, not made here). The ratio is of runs/s on one machine; with workers on
-cores (or machines) of their own it is bounded by the database's write rate instead
-(docs/scaling.md). Submit to start: the client's append, ledger insert and publish, the broker
-hop, the worker's claim (one transaction: lock, open rows, update), then execute_run's reads (run,
-session), the store's claim, and the continuation plan: the session's runs and transcript, which
-grow with the session (the scripted provider stores no message_received, so its deltas are read),
-hence the later samples' longer times."""
+PostgreSQL, the client, the workers. Per run at 4 workers (CPU time per process, /proc): the
+workers about 35 ms, PostgreSQL about 13 ms, the client about 11 ms (each submit: three writes,
+two reads and a publish), RabbitMQ under 1 ms: two cores hold 33-38 runs/s at that. A run's
+deltas come 20 ms apart and each is durable before it is delivered; the workers' store waits
+5 ms before each commit (`batch_delay`) so that a commit carries the events of several runs
+(without it each commit held about one). A run's start reads the session's transcript since its
+worker last saw the session (the runs of a session land on different workers), in two reads.
+The ratio is of runs/s on one machine; with workers on cores (or machines) of their own it is
+bounded by the database's write rate instead (docs/scaling.md). Submit to start: the client's
+append, ledger insert and publish, the broker hop, the worker's claim (one transaction: lock,
+open rows, update), then execute_run's reads (run, session), the store's claim, and the
+continuation plan."""
 
 ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
