@@ -250,7 +250,7 @@ def test_a_long_page_read_is_left_out_of_the_young_collections_unless_the_applic
     with gc_paused():
         page = [Event.new(MessageStreamed(str(i)), session_id="s") for i in range(5_000)]
         keep_built()
-    garbage = [[] for _ in range(300)]  # fewer than a young collection waits for, unless one is due
+    garbage = [[] for _ in range(100)]  # far fewer than a young collection waits for, unless one is due
     assert gc.get_count()[1] == young_collections
     assert all(gc.is_tracked(event) for event in page[:10])  # a full collection still sees them
     del page, garbage
@@ -260,8 +260,8 @@ def test_a_long_page_read_is_left_out_of_the_young_collections_unless_the_applic
         with gc_paused():
             page = [Event.new(MessageStreamed(str(i)), session_id="s") for i in range(5_000)]
             keep_built()
-        garbage = [[] for _ in range(300)]
-        assert gc.get_count()[1] == young_collections + 1  # the page was left young
+        garbage = [[] for _ in range(100)]
+        assert gc.get_count()[1] > young_collections  # the page was left young: a collection was due
         assert gc.get_freeze_count() > 0  # unfreezing would have emptied the permanent generation
         del page, garbage
     finally:
