@@ -298,16 +298,41 @@ def tree_rss(pids: list[int]) -> int:
     return total
 
 
+def postgres_cpu() -> float:
+    """CPU seconds used so far by the PostgreSQL server: its live processes, and the
+    backends that have exited (counted in the postmaster's children's time)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        if name == "postgres" or name.startswith("postgres:"):
+            # fields[11:15]: utime, stime, cutime, cstime (proc(5), counted from the state field)
+            total += sum(int(value) for value in fields[11:15])
+    return total / tick
+
+
 def phase(args: argparse.Namespace, count: int, pool: str = "threads") -> dict[str, float]:
-    """One throughput phase: its figures, the workers' CPU per run (from the benchmark's children's
-    rusage: their start-up included) and their resident memory at the end."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with environment(args) as config, workers(config, count, pool, args.concurrency) as processes:
-        result = trio.run(throughput, config, args)
-        result["rss_mb"] = tree_rss([process.pid for process in processes]) / 1e6
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    result["worker_cpu_ms"] = cpu * 1000 / args.runs
+    """One throughput phase: its figures, the CPU per run of the workers (from the benchmark's
+    children's rusage: their start-up included), of the client (this process) and of PostgreSQL,
+    and the workers' resident memory at the end."""
+    with environment(args) as config:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with workers(config, count, pool, args.concurrency) as processes:
+            client, database = resource.getrusage(resource.RUSAGE_SELF), postgres_cpu()
+            result = trio.run(throughput, config, args)
+            client_after, database_after = resource.getrusage(resource.RUSAGE_SELF), postgres_cpu()
+            result["rss_mb"] = tree_rss([process.pid for process in processes]) / 1e6
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = {
+        "worker_cpu_ms": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+        "client_cpu_ms": (client_after.ru_utime + client_after.ru_stime) - (client.ru_utime + client.ru_stime),
+        "postgres_cpu_ms": database_after - database,
+    }
+    result.update({key: seconds * 1000 / args.runs for key, seconds in used.items()})
     return result
 
 
@@ -353,8 +378,8 @@ def main() -> None:
     base = results[min(results)]["runs_per_s"]
     rows = [
         f"| {count} | {r['runs_per_s']:.1f} | {r['events_per_s']:,.0f} | {r['runs_per_s'] / base:.2f}x | "
-        f"{r['seconds']:.1f} s | {r['submit_s']:.1f} s | {r['worker_cpu_ms']:.0f} ms | {r['rss_mb']:.0f} MB | "
-        f"{r['connections']:.0f} |"
+        f"{r['seconds']:.1f} s | {r['submit_s']:.1f} s | {r['worker_cpu_ms']:.0f} / {r['client_cpu_ms']:.0f} / "
+        f"{r['postgres_cpu_ms']:.0f} ms | {r['rss_mb']:.0f} MB | {r['connections']:.0f} |"
         for count, r in sorted(results.items())
     ]
     pools = [
@@ -380,12 +405,12 @@ def main() -> None:
             f"{args.concurrency} runs at once (threads pool, one trio loop per process), its store with "
             f"`batch_delay = {args.batch_delay}` (docs/scaling.md: a commit waits that long for the other runs' "
             "events, as PostgreSQL's `commit_delay` does). Wall time from the first "
-            "submit to the last run ended; worker CPU is the workers' user + system time (start-up included) per "
-            "run; memory the workers' resident set at the end; connections those to the database at the end "
-            "(every worker's and the client's).",
+            "submit to the last run ended; CPU per run is user + system time of the workers (start-up included), "
+            "of the client and of PostgreSQL (all its processes); memory the workers' resident set at the end; "
+            "connections those to the database at the end (every worker's and the client's).",
             "",
-            "| workers | runs/s | events/s | vs 1 worker | wall time | submitting took | worker CPU per run "
-            "| worker memory | connections |",
+            "| workers | runs/s | events/s | vs 1 worker | wall time | submitting took "
+            "| CPU per run: workers / client / PostgreSQL | worker memory | connections |",
             "|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",

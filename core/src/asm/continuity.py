@@ -459,7 +459,9 @@ async def plan(
     check_continuation(mode)
     if mode == "none":
         return Continuation()
-    if mode != "replay":
+    # Only a provider that resumes its own conversations (or a run that must) needs the last
+    # run: reading it means decoding every run of the session.
+    if mode == "native" or (mode == "auto" and native_resume):
         last = await last_run(store, run)
         resume_id = last.result.resume_id if last is not None and last.result is not None else None
         if native_resume and last is not None and last.provider == run.provider and resume_id:

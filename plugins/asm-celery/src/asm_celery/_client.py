@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -21,7 +22,7 @@ from asm.pubsub import Subscription, open_subscription
 from asm.runtime import Runtime
 from asm.server import ServerStatus, resolve_session
 from asm_celery._app import TASK_NAME, make_app
-from asm_celery._ledger import Ledger
+from asm_celery._ledger import Ledger, LedgerRow
 from asm_celery._options import CeleryOptions, celery_options
 from asm_celery._store import ledger_for
 from asm_celery._worker import end_run
@@ -43,9 +44,7 @@ class CelerySessionServer:
         runtime: Runtime,
         session_id: str,
         *,
-        app: Celery,
-        ledger: Ledger,
-        options: CeleryOptions,
+        client: _Client,
         provider: str | None,
         max_concurrent_runs: int,
         max_queued_runs: int,
@@ -57,10 +56,11 @@ class CelerySessionServer:
         self.session_id = session_id
         self.max_concurrent_runs = max_concurrent_runs
         self.max_queued_runs = max_queued_runs
-        self.options = options
-        self.app = app
+        self.options = client.options
+        self.app = client.app
         self.limiter: ConcurrencyLimiter | None = None
-        self._ledger = ledger
+        self._client = client
+        self._ledger = client.ledger
         self._provider = provider
         self._run_timeout = run_timeout
         self._on_event = on_event
@@ -237,18 +237,25 @@ class CelerySessionServer:
 
     async def refresh(self) -> ServerStatus:
         """Read the session's queued and running runs from the ledger and the
-        outcomes of the runs submitted here from the store; the new :meth:`status`."""
-        rows = await self._ledger.open_rows(self.session_id)
-        self._queued = tuple(row.run_id for row in rows if row.state == "pending")
-        unended = [run_id for run_id, status in self._submitted.items() if status is None]
-        if unended:
-            for run in await self.runtime.store.list_runs(self.session_id):
-                if run.id in self._submitted and run.status.is_terminal:
-                    self._submitted[run.id] = run.status
-        # A run's worker marks it done in the ledger just after storing its end.
-        ended = {run_id for run_id, status in self._submitted.items() if status is not None}
-        self._running = tuple(row.run_id for row in rows if row.state == "running" and row.run_id not in ended)
+        outcomes of the runs submitted here from the store; the new :meth:`status`.
+        (The servers of one runtime are refreshed together, in one ledger read.)"""
+        await self._client.refresh()
         return self.status()
+
+    async def _take(self, rows: list[LedgerRow]) -> None:
+        """The session's open ledger rows, as read by the client's refresh."""
+        still_open = {row.run_id for row in rows}
+        # A run's worker marks it done in the ledger just after storing its end: only the runs
+        # that left the open rows since the last refresh can have ended.
+        for run_id, status in list(self._submitted.items()):
+            if status is None and run_id not in still_open:
+                with contextlib.suppress(AsmError):
+                    run = await self.runtime.store.get_run(run_id)
+                    if run.status.is_terminal:
+                        self._submitted[run_id] = run.status
+        ended = {run_id for run_id, status in self._submitted.items() if status is not None}
+        self._queued = tuple(row.run_id for row in rows if row.state == "pending")
+        self._running = tuple(row.run_id for row in rows if row.state == "running" and row.run_id not in ended)
 
     def subscribe(
         self,
@@ -325,9 +332,9 @@ class CelerySessionServer:
 
     async def _refresher(self) -> None:
         while True:
-            with contextlib.suppress(AsmError):
-                await self.refresh()
             await trio.sleep(self.options.poll_interval)
+            with contextlib.suppress(AsmError):
+                await self._client.refresh(unless_within=self.options.poll_interval)
 
     async def _close(self) -> None:
         """Leaving the block: the runs submitted here that have not ended are
@@ -387,24 +394,23 @@ async def open_session_server(
             "validation_error",
             "the celery server backend takes a provider name (each worker builds it from its config), not an object",
         )
-    async with _shared(target) as (options, ledger, app):
+    async with _shared(target) as client:
         manager = target.manager
         name = provider or target.config.provider
         session_id = await resolve_session(manager, session, provider=name, agent_id=agent_id, metadata=metadata)
         server = CelerySessionServer(
             target,
             session_id,
-            app=app,
-            ledger=ledger,
-            options=options,
+            client=client,
             provider=name,
             max_concurrent_runs=max_concurrent_runs,
             max_queued_runs=max_queued_runs,
             run_timeout=run_timeout,
             on_event=on_event,
         )
-        await server.refresh()
+        client.servers.add(server)
         try:
+            await server.refresh()
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(server._refresher)
                 try:
@@ -412,15 +418,36 @@ async def open_session_server(
                 finally:
                     nursery.cancel_scope.cancel()
         finally:
+            client.servers.discard(server)
             await server._close()
 
 
-@attrs.define
+@attrs.define(eq=False)
 class _Client:
+    """What the servers on one store share: the ledger (a connection pool), the Celery app
+    (a producer pool), and one refresh of their status for all of them."""
+
     options: CeleryOptions
     ledger: Ledger
     app: Celery
     users: int = 0
+    servers: set[CelerySessionServer] = attrs.field(factory=set)
+    refreshed_at: float = -math.inf
+    refreshing: trio.Lock = attrs.field(factory=trio.Lock)
+
+    async def refresh(self, *, unless_within: float = 0.0) -> None:
+        """Every server's session's open ledger rows in one read, handed to each server
+        (nothing when a refresh started less than ``unless_within`` seconds ago: each
+        server's refresher asks every ``poll_interval``, one of them does it)."""
+        async with self.refreshing:
+            started = trio.current_time()
+            if started - self.refreshed_at < unless_within:
+                return
+            servers = list(self.servers)
+            rows = await self.ledger.open_rows_of(server.session_id for server in servers)
+            self.refreshed_at = started
+            for server in servers:
+                await server._take(rows[server.session_id])
 
 
 #: One ledger (connection pool) and one Celery app (producer pool) per store, shared by its servers.
@@ -428,7 +455,7 @@ _CLIENTS: weakref.WeakKeyDictionary[object, _Client] = weakref.WeakKeyDictionary
 
 
 @contextlib.asynccontextmanager
-async def _shared(runtime: Runtime) -> AsyncIterator[tuple[CeleryOptions, Ledger, Celery]]:
+async def _shared(runtime: Runtime) -> AsyncIterator[_Client]:
     key = runtime.store
     client = _CLIENTS.get(key)
     if client is None:
@@ -437,7 +464,7 @@ async def _shared(runtime: Runtime) -> AsyncIterator[tuple[CeleryOptions, Ledger
         client = _CLIENTS[key] = _Client(options, ledger, make_app(options))
     client.users += 1
     try:
-        yield client.options, client.ledger, client.app
+        yield client
     finally:
         client.users -= 1
         if client.users == 0:

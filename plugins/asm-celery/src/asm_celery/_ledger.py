@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Final, Literal, TypeVar
 
@@ -256,13 +256,23 @@ class Ledger:
     async def open_rows(self, session_id: str) -> list[LedgerRow]:
         """The session's runs not yet done, in submit order."""
 
-        def rows(conn: Connection) -> list[LedgerRow]:
-            found = conn.exec_driver_sql(
-                f"{_SELECT} WHERE session_id = %(sid)s AND state <> 'done' ORDER BY queued_seq", {"sid": session_id}
-            )
-            return [_row(values) for values in found]
+        return (await self.open_rows_of([session_id]))[session_id]
 
-        return await self._call(rows, f"reading the runs of session {session_id}")
+    async def open_rows_of(self, session_ids: Iterable[str]) -> dict[str, list[LedgerRow]]:
+        """The runs not yet done of each of ``session_ids`` (one read), in submit order."""
+        wanted = list(dict.fromkeys(session_ids))
+
+        def rows(conn: Connection) -> dict[str, list[LedgerRow]]:
+            found = conn.exec_driver_sql(
+                f"{_SELECT} WHERE session_id = ANY(%(sids)s) AND state <> 'done' ORDER BY queued_seq",
+                {"sids": wanted},
+            )
+            by_session: dict[str, list[LedgerRow]] = {sid: [] for sid in wanted}
+            for values in found:
+                by_session[values.session_id].append(_row(values))
+            return by_session
+
+        return await self._call(rows, f"reading the runs of {len(wanted)} sessions")
 
     async def pending_count(self, session_id: str) -> int:
         """How many runs of the session wait for a worker."""
