@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -48,6 +48,23 @@ def pg_url() -> Iterator[str]:
     finally:
         with pg_admin() as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def drop_idle_connections() -> Callable[[str], int]:
+    """Terminate the idle PostgreSQL connections of an ``application_name`` (as a server
+    restart or an idle timeout would), not LISTEN ones; how many."""
+
+    def drop(application_name: str) -> int:
+        with pg_admin() as admin:
+            rows = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s "
+                "AND state = 'idle' AND query NOT ILIKE 'LISTEN%%'",
+                (application_name,),
+            ).fetchall()
+        return len(rows)
+
+    return drop
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

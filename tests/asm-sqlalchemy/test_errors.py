@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +237,31 @@ async def test_a_direct_save_of_text_that_is_not_unicode_is_a_validation_error(s
     with pytest.raises(AsmError) as caught:
         await store.append_events([event])
     assert caught.value.code == "validation_error"
+
+
+async def test_a_postgresql_connection_lost_while_idle_is_replaced_before_use(
+    pg_url: str, drop_idle_connections: Callable[[str], int]
+) -> None:
+    url = f"{pg_url}&application_name=asm_idle_test"
+    async with SqlAlchemyStore(url) as store:
+        await store.save_session(Session(id="ses_p", agent_id="a"))
+        assert drop_idle_connections("asm_idle_test") >= 1
+        await trio.sleep(1.1)  # idle in the pool for more than a second: checked before use
+        assert (await store.get_session("ses_p")).id == "ses_p"
+        stored = await store.append_events([Event.new(MessageStreamed("x"), session_id="ses_p")])
+        assert stored[0].seq == 1
+
+
+async def test_a_postgresql_connection_lost_while_in_steady_use_fails_one_call_and_the_next_reconnects(
+    pg_url: str, drop_idle_connections: Callable[[str], int]
+) -> None:
+    # Connections in steady use are not checked on every checkout (a round trip each): the call
+    # that meets a dead one gets a storage error, and the pool is renewed for the next.
+    url = f"{pg_url}&application_name=asm_busy_test"
+    async with SqlAlchemyStore(url) as store:
+        await store.save_session(Session(id="ses_q", agent_id="a"))
+        assert drop_idle_connections("asm_busy_test") >= 1
+        with pytest.raises(AsmError) as caught:
+            await store.get_session("ses_q")
+        assert caught.value.code == "storage_connection_failed", caught.value
+        assert (await store.get_session("ses_q")).id == "ses_q"

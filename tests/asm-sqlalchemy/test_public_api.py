@@ -18,6 +18,7 @@ def test_exported_names() -> None:
         "current",
         "default_sqlite_path",
         "head_revision",
+        "ping_idle_connections",
         "upgrade",
     ]
     for name in asm_sqlalchemy.__all__:

@@ -138,12 +138,11 @@ class CelerySessionServer:
         """The run once it has ended, wherever it ran (long-polls the store).
         ``run_not_found`` for a run of another session; ``timeout`` when
         ``timeout`` seconds pass first (the run goes on)."""
-        await self._own_run(run_id)
         store = self.runtime.store
         with trio.move_on_after(float("inf") if timeout is None else timeout):
+            after = await store.latest_seq(self.session_id)
+            run = await self._own_run(run_id)
             while True:
-                after = await store.latest_seq(self.session_id)
-                run = await store.get_run(run_id)
                 # Ended: its record is final first, then its end event is stored; both are in.
                 if run.status.is_terminal and await self._told_end(run_id):
                     return self._ended(run)
@@ -155,6 +154,8 @@ class CelerySessionServer:
                     after = page.cursor
                     if any(e.run_id == run_id and e.type in RUN_END_TYPES for e in page.events):
                         return self._ended(await store.get_run(run_id))
+                after = await store.latest_seq(self.session_id)
+                run = await store.get_run(run_id)
         raise AsmError(
             "timeout",
             f"run {run_id} did not end within {timeout:g}s; it goes on (wait again, or cancel it)",

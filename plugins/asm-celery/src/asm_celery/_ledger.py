@@ -23,6 +23,7 @@ from typing import Any, Final, Literal, TypeVar
 
 import attrs
 import trio
+from asm_sqlalchemy import ping_idle_connections
 from sqlalchemy import URL, Connection, Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -187,9 +188,9 @@ class Ledger:
             url,
             pool_size=connections,
             max_overflow=0,
-            pool_pre_ping=True,
             connect_args={"application_name": name[:63]},
         )
+        ping_idle_connections(self._engine)
         self._limiter = trio.CapacityLimiter(connections)
         self._ready = False
         self._lock = threading.Lock()

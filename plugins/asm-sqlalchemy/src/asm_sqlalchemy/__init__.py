@@ -26,6 +26,7 @@ from asm_sqlalchemy._plugin import asm_register_stores as asm_register_stores
 if TYPE_CHECKING:
     from asm_sqlalchemy._admin import current as current
     from asm_sqlalchemy._admin import upgrade as upgrade
+    from asm_sqlalchemy._engine import ping_idle_connections as ping_idle_connections
     from asm_sqlalchemy._factories import SqlAlchemyOptions as SqlAlchemyOptions
     from asm_sqlalchemy._factories import SqliteOptions as SqliteOptions
     from asm_sqlalchemy._factories import create_sqlalchemy_store as create_sqlalchemy_store
@@ -46,6 +47,7 @@ _LAZY = {
     "current": "_admin",
     "upgrade": "_admin",
     "head_revision": "_migrations",
+    "ping_idle_connections": "_engine",
     "SqlAlchemyStore": "_store",
     "StoreStatistics": "_store",
 }
@@ -66,5 +68,6 @@ __all__ = [
     "current",
     "default_sqlite_path",
     "head_revision",
+    "ping_idle_connections",
     "upgrade",
 ]
