@@ -97,5 +97,5 @@ async def test_each_process_keeps_a_bounded_number_of_database_connections(
     by_name = dict(rows)
     for worker in started:
         assert 1 <= by_name.get(worker.name, 0) <= 3  # the ledger's 2 and its LISTEN connection
-    assert by_name.get("asm-celery client", 0) <= 2
+    assert by_name.get("asm-celery client", 0) <= 3  # the same: wait listens for runs done
     assert sum(by_name.values()) <= 3 * 12 + 1  # three processes, and this one

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -138,24 +139,18 @@ class CelerySessionServer:
         """The run once it has ended, wherever it ran (long-polls the store).
         ``run_not_found`` for a run of another session; ``timeout`` when
         ``timeout`` seconds pass first (the run goes on)."""
-        store = self.runtime.store
         with trio.move_on_after(float("inf") if timeout is None else timeout):
-            after = await store.latest_seq(self.session_id)
-            run = await self._own_run(run_id)
             while True:
+                # Taken before the read, so that a run ending after it still wakes this task.
+                done = self._client.done_event(self.session_id)
+                run = await self._own_run(run_id)
                 # Ended: its record is final first, then its end event is stored; both are in.
                 if run.status.is_terminal and await self._told_end(run_id):
                     return self._ended(run)
-                # Then only the session's new events are read, until the run's end event is among them.
-                while True:
-                    page = await store.wait_for_events(self.session_id, after=after, timeout=self.options.lease_s)
-                    if not page.events:
-                        break  # nothing for a while: read the run again
-                    after = page.cursor
-                    if any(e.run_id == run_id and e.type in RUN_END_TYPES for e in page.events):
-                        return self._ended(await store.get_run(run_id))
-                after = await store.latest_seq(self.session_id)
-                run = await store.get_run(run_id)
+                # The ledger's notification that a run of the session is done (sent once its end
+                # is stored), or, should one be missed (the listener reconnecting), a while.
+                with trio.move_on_after(self.options.lease_s / 3):
+                    await done.wait()
         raise AsmError(
             "timeout",
             f"run {run_id} did not end within {timeout:g}s; it goes on (wait again, or cancel it)",
@@ -187,7 +182,9 @@ class CelerySessionServer:
             )
         if row.state == "pending" and await self._ledger.cancel_pending(run_id):
             with trio.CancelScope(shield=True):
-                return await self.manager.cancel_run(run_id, reason=reason or "cancelled while queued")
+                cancelled = await self.manager.cancel_run(run_id, reason=reason or "cancelled while queued")
+                await self._ledger.announce_done(self.session_id)
+                return cancelled
         if row.state != "done":
             await self._ledger.request_cancel(run_id, reason or "cancelled by the client")
         return await self.wait(run_id)
@@ -329,6 +326,7 @@ class CelerySessionServer:
                     stored = await self.runtime.store.get_run(run.id)
                     await end_run(self.runtime, stored, RunStatus.FAILED, RunFailed(error.code, error.message), info)
                     self._submitted[run.id] = RunStatus.FAILED
+                    await self._ledger.announce_done(self.session_id)
             raise error from None
 
     async def _refresher(self) -> None:
@@ -426,7 +424,8 @@ async def open_session_server(
 @attrs.define(eq=False)
 class _Client:
     """What the servers on one store share: the ledger (a connection pool), the Celery app
-    (a producer pool), and one refresh of their status for all of them."""
+    (a producer pool), one refresh of their status for all of them, and one thread that
+    listens for the ledger's notifications that runs are done (what ``wait`` waits for)."""
 
     options: CeleryOptions
     ledger: Ledger
@@ -435,6 +434,50 @@ class _Client:
     servers: set[CelerySessionServer] = attrs.field(factory=set)
     refreshed_at: float = -math.inf
     refreshing: trio.Lock = attrs.field(factory=trio.Lock)
+    done: dict[str, trio.Event] = attrs.field(factory=dict)
+    stop_listening: threading.Event = attrs.field(factory=threading.Event)
+    listener: threading.Thread | None = None
+
+    def done_event(self, session_id: str) -> trio.Event:
+        """Set when the ledger next says that a run of ``session_id`` is done."""
+        event = self.done.get(session_id)
+        if event is None:
+            event = self.done[session_id] = trio.Event()
+        return event
+
+    async def start_listening(self) -> None:
+        """Start the listener thread; return once it listens (or after a few seconds: until
+        it does, ``wait`` reads its run every ``lease_s / 3`` seconds)."""
+        token = trio.lowlevel.current_trio_token()
+        listening = threading.Event()
+
+        def deliver(payload: str) -> None:  # in the listener thread
+            kind, _, session_id = payload.partition(":")
+            if kind == "slot":
+                with contextlib.suppress(trio.RunFinishedError):
+                    token.run_sync_soon(self._session_done, session_id)
+
+        self.listener = threading.Thread(
+            target=self.ledger.listen,
+            args=(self.stop_listening, deliver, listening),
+            name="asm-celery-listen",
+            daemon=True,
+        )
+        self.listener.start()
+        await trio.to_thread.run_sync(listening.wait, 5.0)
+
+    def _session_done(self, session_id: str) -> None:
+        event = self.done.pop(session_id, None)
+        if event is not None:
+            event.set()
+
+    async def close(self) -> None:
+        """Stop the listener; release the producer and connection pools."""
+        self.stop_listening.set()
+        if self.listener is not None:
+            await trio.to_thread.run_sync(self.listener.join)
+        await trio.to_thread.run_sync(self.app.close)
+        await trio.to_thread.run_sync(self.ledger.close)
 
     async def refresh(self, *, unless_within: float = 0.0) -> None:
         """Every server's session's open ledger rows in one read, handed to each server
@@ -465,11 +508,12 @@ async def _shared(runtime: Runtime) -> AsyncIterator[_Client]:
         client = _CLIENTS[key] = _Client(options, ledger, make_app(options))
     client.users += 1
     try:
+        if client.listener is None:
+            await client.start_listening()
         yield client
     finally:
         client.users -= 1
         if client.users == 0:
             del _CLIENTS[key]
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(client.app.close)
-                await trio.to_thread.run_sync(client.ledger.close)
+                await client.close()

@@ -36,7 +36,8 @@ __all__ = ["Claim", "Ledger", "LedgerRow"]
 
 T = TypeVar("T")
 
-#: The NOTIFY channel: ``slot:<session_id>`` when a run ends, ``cancel:<run_id>`` for a cancel request.
+#: The NOTIFY channel: ``slot:<session_id>`` when a run of the session is done (ended, or cancelled
+#: while queued), ``cancel:<run_id>`` for a cancel request.
 CHANNEL: Final = "asm_celery"
 
 _LOCK_SCHEMA: Final = 0x61736D63  # "asmc"
@@ -299,6 +300,15 @@ class Ledger:
 
         return await self._call(cancel, f"cancelling run {run_id}")
 
+    async def announce_done(self, session_id: str) -> None:
+        """Tell every listener that a run of ``session_id`` is done (a queued run the
+        client cancelled, once the store has it ended; a worker's finish says it itself)."""
+
+        def announce(conn: Connection) -> None:
+            conn.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', 'slot:' || %(sid)s)", {"sid": session_id})
+
+        await self._call(announce, f"announcing the end of a run of session {session_id}")
+
     async def request_cancel(self, run_id: str, reason: str) -> bool:
         """Ask whichever worker runs ``run_id`` to cancel it (NOTIFY, and the flag its
         heartbeat reads); whether the run was running."""
@@ -410,9 +420,11 @@ class Ledger:
 
         return await self._call(beat, f"renewing the leases of worker {worker_id}")
 
-    def listen(self, stop: threading.Event, deliver: Callable[[str], None]) -> None:
+    def listen(
+        self, stop: threading.Event, deliver: Callable[[str], None], listening: threading.Event | None = None
+    ) -> None:
         """(Blocking, for a thread of its own.) LISTEN on the channel and hand each
-        payload to ``deliver`` until ``stop`` is set."""
+        payload to ``deliver`` until ``stop`` is set; ``listening`` is set once it listens."""
         import psycopg
 
         conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -420,6 +432,8 @@ class Ledger:
             try:
                 with psycopg.connect(conninfo, autocommit=True, application_name=self.name[:63]) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    if listening is not None:
+                        listening.set()
                     while not stop.is_set():
                         for notify in conn.notifies(timeout=0.5):
                             deliver(notify.payload)
