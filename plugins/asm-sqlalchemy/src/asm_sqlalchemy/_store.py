@@ -97,12 +97,13 @@ _RESERVE_SQL: Final = {
 
 #: PostgreSQL: every session's head of a commit advanced in one statement, in the lock order of
 #: every writer (the ids' code points, as Python sorts them: no deadlocks), and one NOTIFY statement.
+#: Also tells the sessions' waiters in other processes: a notification goes out at commit.
 _RESERVE_PG: Final = (
-    "INSERT INTO asm_event_heads (session_id, last_seq) SELECT s, c FROM unnest(%s::varchar[], %s::bigint[]) "
-    'AS t(s, c) ORDER BY s COLLATE "C" ON CONFLICT (session_id) DO UPDATE SET last_seq = '
-    "asm_event_heads.last_seq + excluded.last_seq RETURNING session_id, last_seq"
+    "WITH heads AS (INSERT INTO asm_event_heads (session_id, last_seq) SELECT s, c FROM "
+    'unnest(%s::varchar[], %s::bigint[]) AS t(s, c) ORDER BY s COLLATE "C" ON CONFLICT (session_id) '
+    "DO UPDATE SET last_seq = asm_event_heads.last_seq + excluded.last_seq RETURNING session_id, last_seq) "
+    "SELECT session_id, last_seq, pg_notify('asm_events', session_id) FROM heads"
 )
-_NOTIFY_PG: Final = "SELECT pg_notify('asm_events', s) FROM unnest(%s::varchar[]) AS s"
 
 _STORED_PG: Final = f"SELECT {ROW_COLUMNS} FROM asm_events WHERE id = ANY(%b::varchar[])"
 
@@ -741,9 +742,6 @@ class SqlAlchemyStore:
                 with _driver(conn).cursor() as cursor, cursor.copy(_COPY_PG) as copy:
                     for row in rows_out:
                         copy.write_row(row)
-            if self.dialect == "postgresql":
-                with _driver(conn).cursor() as cursor:
-                    cursor.execute(_NOTIFY_PG, (sorted(counts),))
         self._wrote(text_bytes, len(fresh))
         if in_place:
             for event, seq in zip(fresh, seqs, strict=True):
@@ -775,7 +773,7 @@ class SqlAlchemyStore:
             ids = sorted(counts)
             with _driver(conn).cursor() as cursor:
                 cursor.execute(_RESERVE_PG, (ids, [counts[i] for i in ids]))
-                return {session_id: last - counts[session_id] + 1 for session_id, last in cursor.fetchall()}
+                return {session_id: last - counts[session_id] + 1 for session_id, last, _ in cursor.fetchall()}
         # Plain SQL: building the same upsert with SQLAlchemy Core cost more than the rest
         # of a one-event append.
         sql = _RESERVE_SQL[self._mark]
