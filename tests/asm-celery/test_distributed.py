@@ -70,6 +70,26 @@ async def test_runs_over_four_workers_run_once_each_in_submit_order(
         assert status.completed == RUNS // SESSIONS and status.queued == () and status.running == ()
 
 
+async def test_sessions_take_turns_on_a_busy_worker(config: Config, workers: Callable[..., Worker]) -> None:
+    # One slot, two sessions: runs submitted A1, B1, A2, B2 start in that order. A session's
+    # next run waits at the back of the queue rather than taking the slot again at once (with
+    # A2 queued when A1 ends, A would otherwise go on before B had a turn).
+    config.write(chunks=4, delay=0.05)
+    workers(concurrency=1)
+    async with (
+        asm.open_runtime(config_file=config.path) as rt,
+        asm.open_session_server(rt) as a,
+        asm.open_session_server(rt) as b,
+    ):
+        order = [await server.submit(f"run {i}") for i in range(2) for server in (a, b)]
+        for server in (a, b):
+            await server.drain(timeout=WAIT)
+        runs = [await rt.store.get_run(run_id) for run_id in order]
+    assert all(run.status is RunStatus.COMPLETED for run in runs)
+    started = sorted(runs, key=lambda run: run.started_at or run.created_at)
+    assert [run.id for run in started] == order
+
+
 async def test_a_subscriber_follows_a_run_executing_in_a_worker(config: Config, workers: Callable[..., Worker]) -> None:
     config.write(chunks=20, delay=0.01)
     workers(concurrency=2)

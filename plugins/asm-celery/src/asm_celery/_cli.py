@@ -31,8 +31,13 @@ def register_task(app: Celery, host: WorkerHost) -> None:
             logging.getLogger("asm_celery").warning("task for run %s failed (%r); requeued", run_id, exc)
             raise self.retry(countdown=host.options.claim_wait, max_retries=None) from None
         if outcome == "requeue":
-            # Not its turn for a while: to the back of the queue, freeing this slot.
-            raise self.retry(countdown=0, max_retries=None)
+            # Its session's next turn (or, waiting for max_parallel_runs, not its turn for a while):
+            # a new message at the back of the queue, and this slot is free; should the broker not
+            # take it, this message goes back as it is.
+            try:
+                self.apply_async(args=[run_id], queue=host.options.queue, routing_key=host.options.queue)
+            except Exception as exc:  # noqa: BLE001 - whatever the broker client raised, keep the token
+                raise Reject(f"could not requeue the task for run {run_id}: {exc!r}", requeue=True) from None
         if outcome == "reject":
             raise Reject(f"worker {host.worker_id} is stopping", requeue=True)
 

@@ -94,11 +94,14 @@ _OPEN: Final = (
     "WHERE session_id = %(sid)s AND state <> 'done' ORDER BY queued_seq FOR UPDATE"
 )
 
-#: ``-> done`` if still this worker's attempt, telling waiting claimers that a slot freed.
+#: ``-> done`` if still this worker's attempt, telling waiting claimers that a slot freed;
+#: whether the session has runs waiting (the CTE's update is not visible to the subquery: the
+#: row was running, not pending, anyway).
 _FINISH: Final = (
     "WITH ended AS (UPDATE asm_celery_runs SET state = 'done', lease_expires_at = NULL "
     "WHERE run_id = %(id)s AND worker_id = %(worker)s AND attempt = %(attempt)s RETURNING session_id) "
-    f"SELECT pg_notify('{CHANNEL}', 'slot:' || session_id) FROM ended"
+    f"SELECT pg_notify('{CHANNEL}', 'slot:' || session_id), EXISTS (SELECT 1 FROM asm_celery_runs AS r "
+    "WHERE r.session_id = ended.session_id AND r.state = 'pending') FROM ended"
 )
 
 
@@ -324,13 +327,16 @@ class Ledger:
 
         return await self._call(request, f"requesting the cancel of run {run_id}")
 
-    async def finish(self, run_id: str, *, worker_id: str, attempt: int) -> None:
-        """``-> done`` if still ``worker_id``'s attempt ``attempt``; tell waiting claimers."""
+    async def finish(self, run_id: str, *, worker_id: str, attempt: int) -> bool:
+        """``-> done`` if still ``worker_id``'s attempt ``attempt``; tell waiting claimers.
+        Whether the session has runs waiting for a worker (``False`` when the attempt was
+        no longer this worker's: its new owner goes on with the session)."""
 
-        def finish(conn: Connection) -> None:
-            conn.exec_driver_sql(_FINISH, {"id": run_id, "worker": worker_id, "attempt": attempt})
+        def finish(conn: Connection) -> bool:
+            found = conn.exec_driver_sql(_FINISH, {"id": run_id, "worker": worker_id, "attempt": attempt}).first()
+            return bool(found is not None and found[1])
 
-        await self._call(finish, f"finishing run {run_id}")
+        return await self._call(finish, f"finishing run {run_id}")
 
     # -- the worker side --------------------------------------------------------
 
@@ -343,29 +349,22 @@ class Ledger:
         lease_s: float,
         max_parallel_runs: int | None,
         owner_state: Callable[[RunOwner], str],
-        finished: tuple[str, int] | None = None,
     ) -> Claim:
         """Make progress on the session of run ``token`` (the run whose task this
         worker holds): take over a run of it whose owner is dead or whose lease has
         expired, else claim its oldest pending run if the session has fewer than
         ``max_concurrent_runs`` running and (when set) fewer than ``max_parallel_runs``
         run everywhere. One transaction under the session's advisory lock (a global
-        one with ``max_parallel_runs``), so of several workers exactly one claims;
-        ``finished`` (``(run_id, attempt)``: a run of the same session this worker
-        just ended) is marked done in that same transaction, as :meth:`finish` would.
+        one with ``max_parallel_runs``), so of several workers exactly one claims.
 
         ``covered``: nothing to claim, and runs of the session are running under live
-        leases (their workers go on with the session); ``busy``: a run this token
+        leases (their workers put the session's token back in the queue when they end); ``busy``: a run this token
         carried runs on another host under a lease not yet expired; ``wait``: only
         ``max_parallel_runs`` stands in the way."""
         everywhere = max_parallel_runs is not None
 
         def claim(conn: Connection) -> Claim:
             found = conn.exec_driver_sql(_LOCK, {"id": token, "everywhere": everywhere}).first()
-            if finished is not None:
-                # Under the claim lock, like every claim that locks the session's rows: marked
-                # done before taking it, this row would be locked in the other order.
-                conn.exec_driver_sql(_FINISH, {"id": finished[0], "worker": worker_id, "attempt": finished[1]})
             if found is None:
                 return Claim("unknown")
             session_id = found[0]

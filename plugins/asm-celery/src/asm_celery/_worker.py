@@ -247,48 +247,35 @@ class WorkerHost:
 
     async def _handle(self, token: str) -> Outcome:
         """A task is a token for its run's session: claim what of that session may
-        start (its run, or whichever is next in line, or one a lost worker left),
-        execute it, and go on while the session has runs for this worker."""
+        start (its run, or whichever is next in line, or one a lost worker left) and
+        execute it. Then, if the session has more runs waiting, the token goes to the
+        back of the queue: the sessions take turns (a session with many runs queued
+        does not keep a slot while others wait)."""
         runtime, ledger = self._runtime, self._ledger
         assert runtime is not None and ledger is not None
         if self.draining:
             return "reject"
-        ran = False
-        # The run this task just ended: marked done in the ledger by the next claim's transaction.
-        finished: tuple[str, int] | None = None
+        claim = await self._next(token)
+        if isinstance(claim, str):
+            return claim
+        row = claim.row
+        assert row is not None
+        self._active[row.run_id] = row.attempt
         try:
-            while True:
-                claim = await self._next(token, finished)
-                finished = None
-                if isinstance(claim, str):
-                    return "ran" if ran and claim in ("done", "covered") else claim
-                row = claim.row
-                assert row is not None
-                self._active[row.run_id] = row.attempt
-                try:
-                    await self._execute(runtime, claim)
-                finally:
-                    del self._active[row.run_id]
-                    finished = (row.run_id, row.attempt)
-                ran = True
-                if self.stopping():
-                    # Stopping: the task goes back to the queue if its session still has runs to start.
-                    with trio.CancelScope(shield=True):
-                        await ledger.finish(row.run_id, worker_id=self.worker_id, attempt=row.attempt)
-                        finished = None
-                        rows = await ledger.open_rows(row.session_id)
-                    return "reject" if any(other.state == "pending" for other in rows) else "ran"
+            await self._execute(runtime, claim)
         finally:
-            if finished is not None:
-                # The next claim did not happen (it failed, or this task was cancelled): never
-                # leave an ended run "running" under this worker's lease.
-                with trio.CancelScope(shield=True):
-                    await ledger.finish(finished[0], worker_id=self.worker_id, attempt=finished[1])
+            del self._active[row.run_id]
+            # Never leave an ended run "running" under this worker's lease, cancelled or not.
+            with trio.CancelScope(shield=True):
+                more = await ledger.finish(row.run_id, worker_id=self.worker_id, attempt=row.attempt)
+        if not more:
+            return "ran"
+        # Stopping: back to the queue as it is, for another worker to take at once.
+        return "reject" if self.stopping() else "requeue"
 
-    async def _next(self, token: str, finished: tuple[str, int] | None = None) -> Claim | Outcome:
-        """The next claim for ``token``'s session (marking ``finished`` done in the same
-        transaction), waiting (bounded) while only ``max_parallel_runs`` or a live
-        lease on another host stands in the way."""
+    async def _next(self, token: str) -> Claim | Outcome:
+        """The next claim for ``token``'s session, waiting (bounded) while only
+        ``max_parallel_runs`` or a live lease on another host stands in the way."""
         runtime, ledger, options = self._runtime, self._ledger, self.options
         assert runtime is not None and ledger is not None
         deadline = trio.current_time() + options.claim_wait
@@ -301,9 +288,7 @@ class WorkerHost:
                 lease_s=options.lease_s,
                 max_parallel_runs=runtime.config.max_parallel_runs,
                 owner_state=worker_state,
-                finished=finished,
             )
-            finished = None
             if claim.outcome == "unknown":
                 try:
                     await runtime.store.get_run(token)
