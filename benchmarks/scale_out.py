@@ -36,19 +36,20 @@ from asm.events import EventType
 
 NOTE = """\
 What bounds it: one worker of 16 slots could do at most 16 runs/s (a run is at least 50 x 20 ms);
-more workers add slots, and then the two cores run out. Everything shares them - RabbitMQ,
-PostgreSQL, the client, the workers. Per run at 4 workers (CPU time per process, /proc): the
-workers about 35 ms, PostgreSQL about 13 ms, the client about 11 ms (each submit: three writes,
-two reads and a publish), RabbitMQ under 1 ms: two cores hold 33-38 runs/s at that. A run's
-deltas come 20 ms apart and each is durable before it is delivered; the workers' store waits
-5 ms before each commit (`batch_delay`) so that a commit carries the events of several runs
-(without it each commit held about one). A run's start reads the session's transcript since its
-worker last saw the session (the runs of a session land on different workers), in two reads.
-The ratio is of runs/s on one machine; with workers on cores (or machines) of their own it is
-bounded by the database's write rate instead (docs/scaling.md). Submit to start: the client's
-append, ledger insert and publish, the broker hop, the worker's claim (one transaction: lock,
-open rows, update), then execute_run's reads (run, session), the store's claim, and the
-continuation plan."""
+more workers add slots until the two cores run out. Everything shares them - RabbitMQ, PostgreSQL,
+the client, the workers: the table gives each one's CPU per run (RabbitMQ's is under 1 ms). The
+sessions take turns: after a run, its session's token goes to the back of the queue, so every
+slot stays busy to the end (when a worker went on with a session's runs in the same slot, the
+sessions past the first 64 started only once those had run all theirs, and four workers idled
+through the second half: 37-41 runs/s). A run's deltas come 20 ms apart and each is durable
+before it is delivered; the workers' store waits 5 ms before each commit (`batch_delay`) so that
+a commit carries the events of several runs. The client's `wait` sleeps until the ledger's NOTIFY
+says a run of its session is done, and pooled connections are pinged only after a second idle
+(pings were 25 of a run's 43 transactions). The ratio is of runs/s on one machine; with workers
+on cores (or machines) of their own it is bounded by the database's write rate instead
+(docs/scaling.md). Submit to start: the client's append, ledger insert and publish, the broker
+hop, the worker's claim (one transaction: lock, open rows, update), then execute_run's reads
+(run, session), the store's claim, and the continuation plan."""
 
 ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
