@@ -20,8 +20,8 @@ from asm.events import RUN_END_TYPES, EventType
 
 from .conftest import WAIT, Config, Worker, asm_command, wait_for_events
 
-SESSIONS = 10
-RUNS = 200
+SESSIONS = 20
+RUNS = 1000
 
 
 async def _events(rt: asm.Runtime, session_id: str) -> list[asm.Event]:
