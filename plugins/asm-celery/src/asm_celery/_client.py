@@ -37,8 +37,8 @@ class CelerySessionServer:
     (or by ``asm.open_session_server(runtime)`` with ``[server] backend = "celery"``).
 
     ``submit`` stores the run ``pending`` with ``run_queued``, records it in the
-    dispatch ledger, then publishes its task; ``wait`` long-polls the store;
-    ``cancel`` reaches a run queued or executing on any worker."""
+    dispatch ledger, then publishes its task; ``wait`` sleeps until the ledger says
+    that a run of the session is done; ``cancel`` reaches a run queued or executing on any worker."""
 
     def __init__(
         self,
@@ -136,7 +136,8 @@ class CelerySessionServer:
             return run.id
 
     async def wait(self, run_id: str, *, timeout: float | None = None) -> Run:
-        """The run once it has ended, wherever it ran (long-polls the store).
+        """The run once it has ended, wherever it ran (woken by the ledger's notification
+        that a run of the session is done; the run is read again every ``lease_s / 3`` too).
         ``run_not_found`` for a run of another session; ``timeout`` when
         ``timeout`` seconds pass first (the run goes on)."""
         with trio.move_on_after(float("inf") if timeout is None else timeout):

@@ -258,11 +258,6 @@ class Ledger:
 
         return await self._call(get, f"reading run {run_id}")
 
-    async def open_rows(self, session_id: str) -> list[LedgerRow]:
-        """The session's runs not yet done, in submit order."""
-
-        return (await self.open_rows_of([session_id]))[session_id]
-
     async def open_rows_of(self, session_ids: Iterable[str]) -> dict[str, list[LedgerRow]]:
         """The runs not yet done of each of ``session_ids`` (one read), in submit order."""
         wanted = list(dict.fromkeys(session_ids))
