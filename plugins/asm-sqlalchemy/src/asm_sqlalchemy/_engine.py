@@ -119,10 +119,11 @@ def create_store_engine(
 IDLE_PING_S: Final = 1.0
 
 
-def ping_idle_connections(engine: Engine, idle: float = IDLE_PING_S) -> None:
+def ping_idle_connections(engine: Engine, idle: float | None = None) -> None:
     """Check a pooled connection with a round trip before it is used only when it sat
-    in the pool for more than ``idle`` seconds; a dead one is replaced by a new
-    connection (SQLAlchemy's custom pessimistic disconnect handling).
+    in the pool for more than ``idle`` seconds (default :data:`IDLE_PING_S`); a dead
+    one is replaced by a new connection (SQLAlchemy's custom pessimistic disconnect
+    handling).
 
     A server restart or an idle timeout drops connections that sit idle; one in steady
     use is not pinged (``pool_pre_ping`` costs a round trip on every checkout: 25 of a
@@ -133,6 +134,8 @@ def ping_idle_connections(engine: Engine, idle: float = IDLE_PING_S) -> None:
         ping_idle_connections(engine)
     """
 
+    after = IDLE_PING_S if idle is None else idle
+
     @event.listens_for(engine, "checkin")
     def checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:  # noqa: ARG001
         record.info["idle_since"] = time.monotonic()
@@ -140,7 +143,7 @@ def ping_idle_connections(engine: Engine, idle: float = IDLE_PING_S) -> None:
     @event.listens_for(engine, "checkout")
     def checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:  # noqa: ARG001
         since = record.info.get("idle_since")
-        if since is None or time.monotonic() - since <= idle:
+        if since is None or time.monotonic() - since <= after:
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
