@@ -100,3 +100,28 @@ async def test_owned_events_are_announced_taken_on_the_event_loop_thread_before_
     again = Event.new(MessageStreamed("y"), session_id=session.id)
     await store.append_owned_events([again, attrs.evolve(fresh[0], seq=None)], taken)  # an id stored: a retry
     assert len(calls) == 2 and again.seq == fresh[-1].seq + 1  # type: ignore[operator]
+
+
+async def test_a_batch_of_one_run_and_a_mixed_batch_store_every_column_as_given(url: str) -> None:
+    """One run's events (one envelope: SQLite binds it once per statement, each row's seq
+    computed) and a batch mixing runs and providers read back exactly as appended, across
+    the statements a batch over 1,000 rows takes."""
+    async with SqlAlchemyStore(url, batch_max_events=10_000) as store:
+        one_run = [
+            Event.new(MessageStreamed(f"d{i}"), session_id="ses_cols", run_id="run_a", provider="p")
+            for i in range(2_500)
+        ]
+        envelopes = [("run_a", "p"), ("run_b", "p"), (None, "q"), ("run_a", None), (None, None)]
+        mixed = [
+            Event.new(MessageStreamed(f"m{i}"), session_id="ses_cols", run_id=run, provider=provider)
+            for i, (run, provider) in enumerate(envelopes * 300)
+        ]
+        other = [Event.new(MessageStreamed("o"), session_id="ses_cols_other", run_id="run_a", provider="p")]
+        stored = await store.append_events(one_run)
+        stored += await store.append_owned_events(mixed + other)
+        assert [e.seq for e in stored[: len(one_run) + len(mixed)]] == list(range(1, 4_001))
+        assert stored[-1].seq == 1
+        page = await store.read_events("ses_cols", limit=10_000)
+        assert page.events == tuple(stored[:-1])
+        assert [(e.run_id, e.provider) for e in page.events[2_500:2_505]] == envelopes
+        assert (await store.read_events("ses_cols_other")).events == (stored[-1],)

@@ -9,6 +9,7 @@ the others get their stored events back when that commit has landed.
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import json
@@ -81,8 +82,13 @@ _HEADS = cast(Table, EventHeadRow.__table__)
 _IN_CHUNK: Final = 900
 
 _COLUMNS = "session_id, seq, id, run_id, type, at, provider, schema_version, body"
-#: Rows per multi-row SQLite INSERT (9 parameters each; SQLite allows at least 32766 per statement).
+#: Rows per multi-row SQLite INSERT (at most 9 parameters each; SQLite allows at least 32766 per
+#: statement). Multi-row statements rather than executemany: each statement lets go of the GIL
+#: once instead of once per row, and while a run streams, the event loop's thread wants it back
+#: after every one of those.
 _SQLITE_ROWS_PER_INSERT: Final = 1000
+#: INSERT texts kept, by row count (one for 1,000 rows is some 60 KB).
+_SQL_CACHED: Final = 32
 #: PostgreSQL appends are a COPY: psycopg formats each row in C, where an INSERT over arrays
 #: built them in Python (about twice the cost per event).
 _COPY_PG: Final = f"COPY asm_events ({_COLUMNS}) FROM STDIN"
@@ -669,14 +675,19 @@ class SqlAlchemyStore:
                         counts[event.session_id] = counts.get(event.session_id, 0) + 1
             next_seq = self._reserve(conn, counts)
             sqlite = self.dialect == "sqlite"
-            rows_out: list[tuple[Any, ...]] = []
+            #: per event its id, type, at and body, one after the other: the rest of its row is its
+            #: envelope and seq (a flat list: a tuple per row would cost a garbage collection per batch)
+            cells: list[str] = []
             type_names = _TYPE_NAMES
             lean = self._lean
             seqs: list[int] = []
             last_at: datetime | None = None
             iso = at = ""
             in_column = False
-            with gc_paused():  # the batch's rows, bodies and copies all outlive the loop, in no cycle
+            first = fresh[0] if fresh else events[0]
+            # One session's, run's and provider's events (nearly every batch): one envelope.
+            shared = True
+            with gc_paused():  # the batch's bodies and copies all outlive the loop, in no cycle
                 session: str | None = None
                 seq = 0
                 for event in fresh:
@@ -684,11 +695,18 @@ class SqlAlchemyStore:
                     if session_id is not session:  # a batch is nearly always one session's
                         if session is not None:
                             next_seq[session] = seq
+                            shared = False
                         session = session_id
                         seq = next_seq[session_id]
+                    if shared and (
+                        event.run_id != first.run_id
+                        or event.provider != first.provider
+                        or event.schema_version != first.schema_version
+                    ):
+                        shared = False
+                    seqs.append(seq)
                     if in_place:
                         stored = event
-                        seqs.append(seq)
                     elif copies is not None:
                         stored = event.with_seq(seq)
                         copies.append(stored)
@@ -705,47 +723,34 @@ class SqlAlchemyStore:
                             if len(iso) == 32 and iso[26:] == "+00:00"
                             else _column_at(last_at)
                         )
-                    rows_out.append(
-                        (
-                            session_id,
-                            seq,
-                            event.id,
-                            event.run_id,
-                            type_names[event.data.type],
-                            at,
-                            event.provider,
-                            event.schema_version,
-                            encode_event_body(stored, iso, in_column) if lean else encode_event_json(stored, iso),
-                        )
+                    cells += (
+                        event.id,
+                        type_names[event.data.type],
+                        at,
+                        encode_event_body(stored, iso, in_column) if lean else encode_event_json(stored, iso),
                     )
                     seq += 1
             # ``taken`` once what is left is the database's work, which lets go of the interpreter.
-            if rows_out and sqlite:
-                text_bytes = sum([len(row[8]) for row in rows_out])
-                # Multi-row statements rather than executemany: each statement lets go of
-                # the GIL once instead of once per row, and while a run streams, the
-                # event loop's thread wants it back after every one of those.
-                statements = [
-                    (_sqlite_insert(len(chunk)), tuple(itertools.chain.from_iterable(chunk)))
-                    for chunk in (
-                        rows_out[start : start + _SQLITE_ROWS_PER_INSERT]
-                        for start in range(0, len(rows_out), _SQLITE_ROWS_PER_INSERT)
-                    )
-                ]
+            if cells and sqlite:
+                text_bytes = sum(map(len, cells[3::4]))
+                statements = (
+                    _sqlite_one_run(first, seqs[0], cells) if shared else _sqlite_rows(_full_rows(fresh, seqs, cells))
+                )
                 if taken is not None:
                     taken()
+                driver = _driver(conn)  # its own execute: SQLAlchemy's costs more than the rest of a statement
                 for sql, params in statements:
-                    conn.exec_driver_sql(sql, params)
-            elif rows_out:
+                    driver.execute(sql, params)
+            elif cells:
+                rows = _full_rows(fresh, seqs, cells)
                 if taken is not None:
                     taken()
                 with _driver(conn).cursor() as cursor, cursor.copy(_COPY_PG) as copy:
-                    for row in rows_out:
+                    for row in rows:
                         copy.write_row(row)
         self._wrote(text_bytes, len(fresh))
         if in_place:
-            for event, seq in zip(fresh, seqs, strict=True):
-                sequence_in_place(event, seq)
+            collections.deque(map(sequence_in_place, fresh, seqs), maxlen=0)
             if fresh is events:
                 return list(events)
         if copies is not None:
@@ -777,9 +782,10 @@ class SqlAlchemyStore:
         # Plain SQL: building the same upsert with SQLAlchemy Core cost more than the rest
         # of a one-event append.
         sql = _RESERVE_SQL[self._mark]
+        driver = _driver(conn)
         for session_id in sorted(counts):  # one lock order for every writer: no deadlocks
             count = counts[session_id]
-            last = conn.exec_driver_sql(sql, (session_id, count)).scalar_one()
+            (last,) = driver.execute(sql, (session_id, count)).fetchone()
             first[session_id] = last - count + 1
         return first
 
@@ -1260,9 +1266,50 @@ def _sqlite_text(value: datetime) -> str:
     return value.isoformat(sep=" ", timespec="microseconds")
 
 
-@functools.cache
+def _full_rows(events: list[Event], seqs: list[int], cells: list[str]) -> list[tuple[Any, ...]]:
+    """The events' rows, every column (``_COLUMNS``), from their cells (id, type, at, body each)."""
+    return [
+        (event.session_id, seq, ident, event.run_id, kind, at, event.provider, event.schema_version, body)
+        for event, seq, ident, kind, at, body in zip(
+            events, seqs, cells[0::4], cells[1::4], cells[2::4], cells[3::4], strict=True
+        )
+    ]
+
+
+def _sqlite_rows(rows: list[tuple[Any, ...]]) -> list[tuple[str, tuple[Any, ...]]]:
+    """The INSERT statements, with their parameters, that write ``rows`` (every column)."""
+    return [
+        (_sqlite_insert(len(chunk)), tuple(itertools.chain.from_iterable(chunk)))
+        for chunk in (rows[i : i + _SQLITE_ROWS_PER_INSERT] for i in range(0, len(rows), _SQLITE_ROWS_PER_INSERT))
+    ]
+
+
+def _sqlite_one_run(first: Event, seq: int, cells: list[str]) -> list[tuple[str, tuple[Any, ...]]]:
+    """The INSERT statements that write consecutive events of ``first``'s session, run and
+    provider from ``seq`` on, given their cells (id, type, at, body each): the envelope is
+    bound once per statement and each row's seq computed from the first, so a row binds 4
+    parameters instead of 9 (binding holds the GIL)."""
+    envelope = (first.session_id, first.run_id, first.provider, first.schema_version)
+    per = 4 * _SQLITE_ROWS_PER_INSERT
+    statements = []
+    for start in range(0, len(cells), per):
+        chunk = cells[start : start + per]
+        statements.append((_sqlite_insert_one_run(len(chunk) // 4), (*envelope, seq + start // 4, *chunk)))
+    return statements
+
+
+@functools.lru_cache(maxsize=_SQL_CACHED)
 def _sqlite_insert(rows: int) -> str:
     return f"INSERT INTO asm_events ({_COLUMNS}) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+
+
+@functools.lru_cache(maxsize=_SQL_CACHED)
+def _sqlite_insert_one_run(rows: int) -> str:
+    # ?1-?4: the envelope (session, run, provider, schema version); ?5: the first row's seq.
+    values = (
+        f"(?1, ?5 + {i}, ?{6 + 4 * i}, ?2, ?{7 + 4 * i}, ?{8 + 4 * i}, ?3, ?4, ?{9 + 4 * i})" for i in range(rows)
+    )
+    return f"INSERT INTO asm_events ({_COLUMNS}) VALUES " + ", ".join(values)
 
 
 def _driver(conn: Connection) -> Any:
