@@ -156,10 +156,36 @@ async def test_a_table_dropped_behind_the_stores_back_is_a_storage_error(url: st
     assert "asm_events" in read.value.message and "asm_events" in append.value.message
 
 
+async def test_an_append_that_fails_in_its_transaction_stores_none_of_it_and_the_next_one_writes(
+    sqlite_url: str,
+) -> None:
+    """SQLite appends keep a connection of their own (asm_sqlalchemy._store): a failure inside
+    the transaction rolls all of it back, the head included, and the next append goes on."""
+    async with SqlAlchemyStore(sqlite_url) as store:
+        await store.append_events([Event.new(MessageStreamed("a"), session_id="ses_f")])
+        path = sqlite_url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as side:  # fires on the second event of the next batch
+            side.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON asm_events WHEN NEW.body LIKE '%boom%' "
+                "BEGIN INSERT INTO no_such_table VALUES (1); END"
+            )
+        batch = [Event.new(MessageStreamed(text), session_id="ses_f") for text in ("b", "boom", "c")]
+        with pytest.raises(AsmError) as caught:
+            await store.append_events(batch)
+        assert caught.value.code == "storage_error" and "no_such_table" in caught.value.message
+        assert [e.data.delta for e in (await store.read_events("ses_f")).events] == ["a"]  # type: ignore[attr-defined]
+        with sqlite3.connect(path) as side:
+            side.execute("DROP TRIGGER refuse")
+        stored = await store.append_events(batch)
+        assert [e.seq for e in stored] == [2, 3, 4]
+        assert [e.data.delta for e in (await store.read_events("ses_f")).events] == ["a", "b", "boom", "c"]  # type: ignore[attr-defined]
+
+
 async def test_a_waiter_that_cannot_open_its_connection_gets_a_storage_error(tmp_path: Path) -> None:
     directory = tmp_path / "db"
     async with SqlAlchemyStore(f"sqlite:///{directory / 'asm.db'}") as store:
         await store.append_events([Event.new(MessageStreamed("x"), session_id="ses_w")])
+        await store.read_events("ses_w")  # a pooled connection for reads (appends keep one of their own)
         shutil.rmtree(directory)  # the store's open connections go on; a new one cannot open the file
         with pytest.raises(AsmError) as caught:
             await store.wait_for_events("ses_w", after=1, timeout=5)

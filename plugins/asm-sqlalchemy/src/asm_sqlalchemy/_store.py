@@ -10,13 +10,14 @@ the others get their stored events back when that commit has landed.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import itertools
 import json
 import os
 import socket
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar, cast
 
@@ -24,6 +25,7 @@ import attrs
 import trio
 from sqlalchemy import URL, Connection, Engine, Table, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import PoolProxiedConnection
 
 from asm import AsmError, ErrorInfo, Event, Page, ProviderError, Run, RunStatus, Session, SessionStatus
 from asm.events import EventType, RunFailed, SessionFailed, sequence_in_place
@@ -207,6 +209,8 @@ class SqlAlchemyStore:
         self._closed = False
         self._commit_lock = trio.Lock()
         self._pending: list[_Append] = []
+        #: the pooled connection SQLite appends use (see _writing), once there has been one
+        self._writer: PoolProxiedConnection | None = None
         self._changed: dict[str, trio.Event] = {}
         self._waker: Waker | None = None
         self._checkpointer: Checkpointer | None = None
@@ -283,6 +287,9 @@ class SqlAlchemyStore:
         engine, self._engine = self._engine, None
         waker, self._waker = self._waker, None
         checkpointer, self._checkpointer = self._checkpointer, None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await trio.to_thread.run_sync(writer.close)
         if waker is not None:
             await trio.to_thread.run_sync(waker.close)
         if checkpointer is not None:
@@ -637,6 +644,35 @@ class SqlAlchemyStore:
                 taken = None
         raise AssertionError("unreachable")
 
+    @contextlib.contextmanager
+    def _writing(self, engine: Engine) -> Iterator[Any]:
+        """An append's transaction, as the DBAPI connection it runs on (committed when the
+        block ends, rolled back if it raises). On SQLite that is one pooled connection the
+        store keeps for its appends until :meth:`aclose` (they are one at a time), with the
+        transaction begun and ended in SQL: SQLAlchemy's checkout, begin and commit around
+        it cost about as much as a streamed run's 1,000-event INSERT takes to bind."""
+        if self.dialect != "sqlite":
+            with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+                yield _driver(conn)
+            return
+        writer = self._writer
+        if writer is None:
+            writer = self._writer = engine.raw_connection()
+        driver = cast(sqlite3.Connection, writer.driver_connection)
+        driver.execute("BEGIN IMMEDIATE")
+        try:
+            yield driver
+            driver.execute("COMMIT")
+        except BaseException:
+            try:
+                driver.execute("ROLLBACK")
+            except sqlite3.Error:
+                if driver.in_transaction:  # neither committed nor rolled back: start afresh
+                    self._writer = None
+                    writer.invalidate()
+                    writer.close()
+            raise
+
     def _append_once(
         self,
         engine: Engine,
@@ -647,7 +683,7 @@ class SqlAlchemyStore:
         taken: Callable[[], None] | None = None,
     ) -> list[Event]:
         text_bytes = 0
-        with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+        with self._writing(engine) as conn:
             known: dict[str, Event] = {}
             if look_up:
                 for row in self._stored_rows(conn, list(dict.fromkeys(e.id for e in events))):
@@ -738,14 +774,13 @@ class SqlAlchemyStore:
                 )
                 if taken is not None:
                     taken()
-                driver = _driver(conn)  # its own execute: SQLAlchemy's costs more than the rest of a statement
                 for sql, params in statements:
-                    driver.execute(sql, params)
+                    conn.execute(sql, params)
             elif cells:
                 rows = _full_rows(fresh, seqs, cells)
                 if taken is not None:
                     taken()
-                with _driver(conn).cursor() as cursor, cursor.copy(_COPY_PG) as copy:
+                with conn.cursor() as cursor, cursor.copy(_COPY_PG) as copy:
                     for row in rows:
                         copy.write_row(row)
         self._wrote(text_bytes, len(fresh))
@@ -757,35 +792,34 @@ class SqlAlchemyStore:
             return copies
         return [known[event.id] for event in events]
 
-    def _stored_rows(self, conn: Connection, ids: list[str]) -> list[Any]:
+    def _stored_rows(self, conn: Any, ids: list[str]) -> list[Any]:
         """The rows (``ROW_COLUMNS``) of the events among ``ids`` that are already stored."""
         if self.dialect == "postgresql":
-            with _driver(conn).cursor() as cursor:
+            with conn.cursor() as cursor:
                 cursor.execute(_STORED_PG, (ids,), binary=True)
                 return list(cursor.fetchall())
         rows: list[Any] = []
         for start in range(0, len(ids), _IN_CHUNK):
             chunk = ids[start : start + _IN_CHUNK]
             sql = f"SELECT {ROW_COLUMNS} FROM asm_events WHERE id IN ({', '.join(['?'] * len(chunk))})"
-            rows += conn.exec_driver_sql(sql, tuple(chunk)).all()
+            rows += conn.execute(sql, tuple(chunk)).fetchall()
         return rows
 
-    def _reserve(self, conn: Connection, counts: dict[str, int]) -> dict[str, int]:
+    def _reserve(self, conn: Any, counts: dict[str, int]) -> dict[str, int]:
         """Advance each session's head by its count (locking the head row until
         commit); return the first seq to use per session."""
         first: dict[str, int] = {}
         if self.dialect == "postgresql":
             ids = sorted(counts)
-            with _driver(conn).cursor() as cursor:
+            with conn.cursor() as cursor:
                 cursor.execute(_RESERVE_PG, (ids, [counts[i] for i in ids]))
                 return {session_id: last - counts[session_id] + 1 for session_id, last, _ in cursor.fetchall()}
         # Plain SQL: building the same upsert with SQLAlchemy Core cost more than the rest
         # of a one-event append.
         sql = _RESERVE_SQL[self._mark]
-        driver = _driver(conn)
         for session_id in sorted(counts):  # one lock order for every writer: no deadlocks
             count = counts[session_id]
-            (last,) = driver.execute(sql, (session_id, count)).fetchone()
+            (last,) = conn.execute(sql, (session_id, count)).fetchone()
             first[session_id] = last - count + 1
         return first
 
