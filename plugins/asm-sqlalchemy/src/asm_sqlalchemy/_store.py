@@ -1339,11 +1339,12 @@ def _sqlite_insert(rows: int) -> str:
 
 @functools.lru_cache(maxsize=_SQL_CACHED)
 def _sqlite_insert_one_run(rows: int) -> str:
-    # ?1-?4: the envelope (session, run, provider, schema version); ?5: the first row's seq.
-    values = (
-        f"(?1, ?5 + {i}, ?{6 + 4 * i}, ?2, ?{7 + 4 * i}, ?{8 + 4 * i}, ?3, ?4, ?{9 + 4 * i})" for i in range(rows)
-    )
-    return f"INSERT INTO asm_events ({_COLUMNS}) VALUES " + ", ".join(values)
+    # ?1-?4: the envelope (session, run, provider, schema version); ?5: the first row's seq. A bare
+    # ? takes the number after the largest so far (6, 7, 8, 9, then 10...): the row's id, type,
+    # at and body. (Numbering each one, ?6 and on, makes SQLite's parser search its list of
+    # numbered parameters for each: a 1,000-row statement took 20 ms more to prepare.)
+    values = ", ".join([f"(?1, ?5 + {i}, ?, ?2, ?, ?, ?3, ?4, ?)" for i in range(rows)])
+    return f"INSERT INTO asm_events ({_COLUMNS}) VALUES {values}"
 
 
 def _driver(conn: Connection) -> Any:
