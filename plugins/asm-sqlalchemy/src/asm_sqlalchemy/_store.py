@@ -711,9 +711,11 @@ class SqlAlchemyStore:
                         counts[event.session_id] = counts.get(event.session_id, 0) + 1
             next_seq = self._reserve(conn, counts)
             sqlite = self.dialect == "sqlite"
-            #: per event its id, type, at and body, one after the other: the rest of its row is its
-            #: envelope and seq (a flat list: a tuple per row would cost a garbage collection per batch)
+            #: SQLite: per event its id, type, at and body, one after the other (the rest of its row
+            #: is its envelope and seq; a flat list, as a tuple per row would cost a garbage collection
+            #: per batch). PostgreSQL's COPY takes whole rows (``rows``).
             cells: list[str] = []
+            rows: list[tuple[Any, ...]] = []
             type_names = _TYPE_NAMES
             lean = self._lean
             seqs: list[int] = []
@@ -721,8 +723,8 @@ class SqlAlchemyStore:
             iso = at = ""
             in_column = False
             first = fresh[0] if fresh else events[0]
-            # One session's, run's and provider's events (nearly every batch): one envelope.
-            shared = True
+            # SQLite: one session's, run's and provider's events (nearly every batch), one envelope.
+            shared = sqlite
             with gc_paused():  # the batch's bodies and copies all outlive the loop, in no cycle
                 session: str | None = None
                 seq = 0
@@ -759,15 +761,26 @@ class SqlAlchemyStore:
                             if len(iso) == 32 and iso[26:] == "+00:00"
                             else _column_at(last_at)
                         )
-                    cells += (
-                        event.id,
-                        type_names[event.data.type],
-                        at,
-                        encode_event_body(stored, iso, in_column) if lean else encode_event_json(stored, iso),
-                    )
+                    body = encode_event_body(stored, iso, in_column) if lean else encode_event_json(stored, iso)
+                    if sqlite:
+                        cells += (event.id, type_names[event.data.type], at, body)
+                    else:
+                        rows.append(
+                            (
+                                session_id,
+                                seq,
+                                event.id,
+                                event.run_id,
+                                type_names[event.data.type],
+                                at,
+                                event.provider,
+                                event.schema_version,
+                                body,
+                            )
+                        )
                     seq += 1
             # ``taken`` once what is left is the database's work, which lets go of the interpreter.
-            if cells and sqlite:
+            if cells:
                 text_bytes = sum(map(len, cells[3::4]))
                 statements = (
                     _sqlite_one_run(first, seqs[0], cells) if shared else _sqlite_rows(_full_rows(fresh, seqs, cells))
@@ -776,8 +789,7 @@ class SqlAlchemyStore:
                     taken()
                 for sql, params in statements:
                     conn.execute(sql, params)
-            elif cells:
-                rows = _full_rows(fresh, seqs, cells)
+            elif rows:
                 if taken is not None:
                     taken()
                 with conn.cursor() as cursor, cursor.copy(_COPY_PG) as copy:
