@@ -89,7 +89,7 @@ _COLUMNS = "session_id, seq, id, run_id, type, at, provider, schema_version, bod
 #: once instead of once per row, and while a run streams, the event loop's thread wants it back
 #: after every one of those.
 _SQLITE_ROWS_PER_INSERT: Final = 1000
-#: INSERT texts kept, by row count (one for 1,000 rows is some 60 KB).
+#: INSERT texts kept, by row count (one for 1,000 rows is some 40 KB).
 _SQL_CACHED: Final = 32
 #: PostgreSQL appends are a COPY: psycopg formats each row in C, where an INSERT over arrays
 #: built them in Python (about twice the cost per event).
